@@ -1,0 +1,88 @@
+"""`probe-agent check`: run selected probes once, concurrently, through the same runner as the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from probe_agent.config import AgentConfig, ProbeConfig
+from probe_agent.errors import ConfigError
+from probe_agent.model import Result, Status
+from probe_agent.redact import Redactor
+from probe_agent.runner import ProbeHandle, run_probe
+
+STATUS_STYLE = {Status.OK: "green", Status.WARNING: "yellow", Status.CRITICAL: "bold red", Status.UNKNOWN: "magenta"}
+
+
+def select(config: AgentConfig, names: Sequence[str], tags: Sequence[str]) -> list[ProbeConfig]:
+    known = {p.name for p in config.probes}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ConfigError([f"--probe {n}: no probe with that name (known: {', '.join(sorted(known))})" for n in missing])
+    chosen = [
+        p for p in config.probes if (not names or p.name in names) and (not tags or set(tags) & set(p.tags))
+    ]
+    if not chosen:
+        raise ConfigError(["no probe matches the selection"])
+    return chosen
+
+
+async def run_once(config: AgentConfig, probes: list[ProbeConfig]) -> list[Result]:
+    redactor = Redactor(config.secrets)
+    handles = [ProbeHandle.build(p, redactor) for p in probes]
+    limit = asyncio.Semaphore(config.max_concurrency)
+
+    async def one(handle: ProbeHandle) -> Result:
+        async with limit:
+            return await run_probe(handle)
+
+    try:
+        return list(await asyncio.gather(*(one(h) for h in handles)))
+    finally:
+        await asyncio.gather(*(h.aclose() for h in handles))
+
+
+def worst(results: Sequence[Result]) -> Status:
+    return max((r.status for r in results), default=Status.UNKNOWN)
+
+
+def _latency(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def render_table(results: Sequence[Result], targets: dict[str, str], out: TextIO | None = None) -> None:
+    console = Console(file=out or sys.stdout, highlight=False, soft_wrap=False)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("PROBE", "TYPE", "STATUS", "LATENCY", "TARGET", "DETAIL"):
+        table.add_column(column, no_wrap=column != "DETAIL", overflow="fold")
+    for r in sorted(results, key=lambda r: (-r.status, r.probe)):
+        detail = f"{r.reason.value}: {r.message}" if r.reason else r.message
+        table.add_row(
+            r.probe,
+            r.type,
+            Text(r.status.name, style=STATUS_STYLE[r.status]),
+            _latency(r.duration),
+            targets.get(r.probe, ""),
+            detail,
+        )
+    console.print(table)
+    counts = {s: sum(1 for r in results if r.status is s) for s in Status}
+    summary = ", ".join(f"{n} {s.name}" for s, n in counts.items() if n)
+    overall = worst(results)
+    console.print(Text(f"\n{overall.name}: {summary}", style=STATUS_STYLE[overall]))
+
+
+def render_json(results: Sequence[Result], targets: dict[str, str], out: TextIO | None = None) -> None:
+    document = {
+        "status": worst(results).label,
+        "exit_code": int(worst(results)),
+        "probes": [{**r.to_dict(), "target": targets.get(r.probe, "")} for r in results],
+    }
+    (out or sys.stdout).write(json.dumps(document, indent=2) + "\n")

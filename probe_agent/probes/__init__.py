@@ -1,0 +1,18 @@
+"""Registry of probe types: YAML `type` -> Probe class.
+
+Adding a type: its module (config model + probe), one line here, its tests.
+The config loader finds the type's model through this map, so it never changes.
+"""
+
+from __future__ import annotations
+
+from probe_agent.probes.base import Probe
+from probe_agent.probes.http import HttpProbe
+from probe_agent.probes.tcp import TcpProbe
+
+REGISTRY: dict[str, type[Probe]] = {
+    "http": HttpProbe,
+    "tcp": TcpProbe,
+}
+
+__all__ = ["REGISTRY", "Probe"]

@@ -1,0 +1,322 @@
+"""HTTP probe: one request to a URL, typically a liveness or readiness endpoint.
+
+Success: a response arrives within the timeout, its status is in
+`expect_status` (default 200-399, as Kubernetes), the body (read up to
+`max_body_bytes`) matches `body_contains` / `body_regex`, and every
+`expect_json` path equals its value. Each run opens a fresh connection, so
+DNS, connect and TLS are measured the way `curl` sees them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+from pydantic import Field, field_validator
+
+from probe_agent import __version__, jsonpath
+from probe_agent.config import ProbeConfig
+from probe_agent.errors import ProbeError, Reason
+from probe_agent.model import Observation, ValueSpec
+from probe_agent.probes.base import Probe
+from probe_agent.tls import HandshakeClock, client_context, peer_cert_expiry
+
+USER_AGENT = f"probe-agent/{__version__}"
+_STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})(?:-(\d{3}))?$")
+
+
+def parse_status_ranges(value: Any) -> tuple[tuple[int, int], ...]:
+    items = value if isinstance(value, list) else [value]
+    ranges = []
+    for item in items:
+        match = _STATUS_RANGE.match(str(item).strip())
+        if not match:
+            raise ValueError(f"invalid status {item!r}: expected 200, '2xx' or '200-299'")
+        if match.group(1):
+            low = int(match.group(1)) * 100
+            ranges.append((low, low + 99))
+        else:
+            low = int(match.group(2))
+            ranges.append((low, int(match.group(3) or low)))
+    return tuple(ranges)
+
+
+def format_status_ranges(ranges: tuple[tuple[int, int], ...]) -> str:
+    return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
+
+
+class HttpConfig(ProbeConfig):
+    type: Literal["http"]
+    url: str  # http:// or https:// URL to request
+    method: str = "GET"
+    headers: dict[str, str] = {}  # sent as is; values of Authorization-like headers are redacted everywhere
+    body: str | None = None  # request body
+    expect_status: tuple[tuple[int, int], ...] = ((200, 399),)  # codes or ranges: [200, "2xx", "200-204"]
+    body_contains: str | None = None  # the body must contain this text
+    body_regex: str | None = None  # the body must match this regular expression
+    expect_json: dict[str, Any] = {}  # JSON path -> expected value, e.g. {"status": "ok"}
+    max_body_bytes: int = Field(1_048_576, ge=0)  # a larger body fails the probe
+    follow_redirects: bool = True
+    tls_verify: bool = True  # verify the server certificate and host name
+    ca_file: str | None = None  # CA bundle to verify against instead of the system one
+    cert_file: str | None = None  # client certificate (PEM) for mutual TLS
+    key_file: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return url
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, method: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]+", method):
+            raise ValueError(f"invalid HTTP method {method!r}")
+        return method.upper()
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> tuple[tuple[int, int], ...]:
+        return parse_status_ranges(value)
+
+    @field_validator("body_regex")
+    @classmethod
+    def _regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return pattern
+
+    @field_validator("expect_json")
+    @classmethod
+    def _json_paths(cls, paths: dict[str, Any]) -> dict[str, Any]:
+        for path in paths:
+            jsonpath.parse_path(path)
+        return paths
+
+    def target(self) -> str:
+        return self.url
+
+
+class RequestTimings:
+    """Filled by aiohttp trace callbacks during one run; sums over redirect hops."""
+
+    __slots__ = ("dns_start", "connect_start", "connect_end", "sent", "phases", "clock")
+
+    def __init__(self, clock: HandshakeClock):
+        self.dns_start = self.connect_start = self.connect_end = self.sent = 0.0
+        self.phases: dict[str, float] = {}
+        self.clock = clock
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + max(seconds, 0.0)
+
+
+async def _on_dns_start(_s: Any, ctx: Any, _p: Any) -> None:
+    if isinstance(t := ctx.trace_request_ctx, RequestTimings):
+        t.dns_start = time.perf_counter()
+
+
+async def _on_dns_end(_s: Any, ctx: Any, _p: Any) -> None:
+    if isinstance(t := ctx.trace_request_ctx, RequestTimings):
+        t.add("dns", time.perf_counter() - t.dns_start)
+
+
+async def _on_connect_start(_s: Any, ctx: Any, _p: Any) -> None:
+    if isinstance(t := ctx.trace_request_ctx, RequestTimings):
+        t.connect_start = time.perf_counter()
+        t.clock.started = t.clock.finished = None
+
+
+async def _on_connect_end(_s: Any, ctx: Any, _p: Any) -> None:
+    if isinstance(t := ctx.trace_request_ctx, RequestTimings):
+        now = time.perf_counter()
+        clock = t.clock
+        if clock.started is not None and clock.finished is not None:
+            t.add("connect", clock.started - t.connect_start)
+            t.add("tls", clock.finished - clock.started)
+        else:
+            t.add("connect", now - t.connect_start)
+        t.connect_end = now
+
+
+async def _on_headers_sent(_s: Any, ctx: Any, _p: Any) -> None:
+    if isinstance(t := ctx.trace_request_ctx, RequestTimings):
+        t.sent = time.perf_counter()
+
+
+async def _on_response(_s: Any, ctx: Any, _p: Any) -> None:
+    # Fires for each redirect hop and for the final response, once headers are in.
+    if isinstance(t := ctx.trace_request_ctx, RequestTimings) and t.sent:
+        t.add("first_byte", time.perf_counter() - t.sent)
+        t.sent = 0.0
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_dns_resolvehost_start.append(_on_dns_start)
+    trace.on_dns_resolvehost_end.append(_on_dns_end)
+    trace.on_connection_create_start.append(_on_connect_start)
+    trace.on_connection_create_end.append(_on_connect_end)
+    trace.on_request_headers_sent.append(_on_headers_sent)
+    trace.on_request_redirect.append(_on_response)
+    trace.on_request_end.append(_on_response)
+    return trace
+
+
+def translate_client_error(exc: BaseException) -> ProbeError | None:
+    """aiohttp's exceptions -> Reason. Shared with the synthetic probe."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return ProbeError(Reason.TLS, f"certificate verify failed: {exc.certificate_error.verify_message or exc.certificate_error}")
+    if isinstance(exc, aiohttp.ClientConnectorSSLError):
+        return ProbeError(Reason.TLS, f"TLS handshake failed: {getattr(exc.os_error, 'reason', None) or exc.os_error}")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return ProbeError(Reason.CONNECT, f"cannot resolve host {exc.host}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        detail = exc.os_error.strerror or type(exc.os_error).__name__
+        return ProbeError(Reason.CONNECT, f"cannot connect to {exc.host}:{exc.port}: {detail.lower()}")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return ProbeError(Reason.PROTOCOL, "server closed the connection without a complete response")
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return ProbeError(Reason.PROTOCOL, f"too many redirects (over {len(exc.history)})")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ProbeError(Reason.PROTOCOL, "response body was cut off or malformed")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return ProbeError(Reason.PROTOCOL, f"invalid HTTP response: {exc.message}")
+    if isinstance(exc, aiohttp.ClientOSError):
+        return ProbeError(Reason.CONNECT, exc.strerror or "connection error")
+    if isinstance(exc, aiohttp.ClientError):
+        return ProbeError(Reason.PROTOCOL, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Read at most `limit` bytes of body; more fails the probe instead of eating memory."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise ProbeError(Reason.PROTOCOL, f"response body of {declared} bytes exceeds max_body_bytes {limit}")
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise ProbeError(Reason.PROTOCOL, f"response body exceeds max_body_bytes {limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_body(body: bytes, contains: str | None, regex: str | None, expect_json: dict[str, Any]) -> None:
+    """The body expectations shared by http and synthetic probes."""
+    text = body.decode("utf-8", errors="replace") if (contains or regex) else ""
+    if contains is not None and contains not in text:
+        raise ProbeError(Reason.ASSERTION, f"body does not contain {contains!r}")
+    if regex is not None and not re.search(regex, text):
+        raise ProbeError(Reason.ASSERTION, f"body does not match /{regex}/")
+    if expect_json:
+        document = parse_json(body)
+        for path, expected in expect_json.items():
+            try:
+                actual = jsonpath.lookup(document, path)
+            except jsonpath.PathNotFound:
+                raise ProbeError(Reason.ASSERTION, f"JSON path {path} not found in body") from None
+            if actual != expected:
+                raise ProbeError(Reason.ASSERTION, f"JSON {path} is {json.dumps(actual)[:80]}, expected {json.dumps(expected)}")
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ProbeError(Reason.ASSERTION, "body is not valid JSON") from None
+
+
+def make_session(ssl_context: Any, cookies: bool = False) -> aiohttp.ClientSession:
+    # force_close: a fresh connection for every request, so connect and TLS are measured
+    # every run and a server that stopped accepting connections is noticed.
+    connector = aiohttp.TCPConnector(force_close=True, use_dns_cache=False, ssl=ssl_context, limit=0)
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.CookieJar(unsafe=True) if cookies else aiohttp.DummyCookieJar(),
+        trace_configs=[_trace_config()],
+        timeout=aiohttp.ClientTimeout(total=None),  # the runner owns the deadline
+        headers={"User-Agent": USER_AGENT},
+        auto_decompress=True,
+    )
+
+
+class HttpProbe(Probe[HttpConfig]):
+    config_model = HttpConfig
+    phase_metric = "probe_http_duration_seconds"
+    values = {
+        "status_code": ValueSpec("probe_http_status_code", "HTTP status code of the last response."),
+        "body_bytes": ValueSpec("probe_http_content_length_bytes", "Length of the response body in bytes."),
+        "redirects": ValueSpec("probe_http_redirects", "Number of redirects followed."),
+        "ssl_earliest_cert_expiry": ValueSpec(
+            "probe_ssl_earliest_cert_expiry", "Unix time at which the server certificate expires."
+        ),
+        "cert_expiry_days": ValueSpec(None, "Days until the server certificate expires (for thresholds)."),
+    }
+
+    def __init__(self, config: HttpConfig):
+        super().__init__(config)
+        self._tls = None
+        if urlsplit(config.url).scheme == "https" or config.follow_redirects:
+            self._tls = client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file)
+            self._tls.handshake_clock = HandshakeClock()  # type: ignore[attr-defined]
+        self._session: aiohttp.ClientSession | None = None
+
+    async def run(self, obs: Observation) -> None:
+        cfg = self.config
+        if self._session is None:
+            self._session = make_session(self._tls if self._tls is not None else False)
+        clock = self._tls.handshake_clock if self._tls is not None else HandshakeClock()  # type: ignore[attr-defined]
+        timings = RequestTimings(clock)
+        try:
+            async with self._session.request(
+                cfg.method,
+                cfg.url,
+                headers=cfg.headers,
+                data=cfg.body,
+                allow_redirects=cfg.follow_redirects,
+                trace_request_ctx=timings,
+            ) as response:
+                headers_at = time.perf_counter()
+                obs.values["status_code"] = response.status
+                obs.values["redirects"] = len(response.history)
+                ssl_object = response.connection.transport.get_extra_info("ssl_object") if response.connection else None
+                if (expiry := peer_cert_expiry(ssl_object)) is not None:
+                    obs.values["ssl_earliest_cert_expiry"] = expiry
+                    obs.values["cert_expiry_days"] = round((expiry - time.time()) / 86400, 3)
+                if len(response.history):
+                    obs.details["final_url"] = str(response.url)
+                body = await read_capped(response, cfg.max_body_bytes)
+                obs.values["body_bytes"] = len(body)
+                timings.add("transfer", time.perf_counter() - headers_at)
+        except ProbeError:
+            raise
+        except aiohttp.ClientError as exc:
+            raise translate_client_error(exc) from exc
+        finally:
+            for phase in ("dns", "connect", "tls", "first_byte", "transfer"):
+                if phase in timings.phases:
+                    obs.add_phase(phase, timings.phases[phase])
+
+        if not any(lo <= response.status <= hi for lo, hi in cfg.expect_status):
+            raise ProbeError(
+                Reason.ASSERTION,
+                f"status {response.status}, expected {format_status_ranges(cfg.expect_status)}",
+            )
+        check_body(body, cfg.body_contains, cfg.body_regex, cfg.expect_json)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

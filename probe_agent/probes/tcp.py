@@ -1,0 +1,121 @@
+"""TCP probe: connect to host:port, optionally over TLS, optionally send a line and expect an answer.
+
+Success: the connection is accepted within the timeout and, when `expect` or
+`expect_regex` is set, the bytes read before the peer closes or
+`max_read_bytes` is reached contain it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from probe_agent.config import ProbeConfig
+from probe_agent.errors import ProbeError, Reason
+from probe_agent.model import Observation, ValueSpec
+from probe_agent.probes.base import Probe
+from probe_agent.tls import HandshakeClock, client_context, peer_cert_expiry
+
+
+class TcpConfig(ProbeConfig):
+    type: Literal["tcp"]
+    host: str
+    port: int = Field(ge=1, le=65535)
+    send: str | None = None  # sent after connecting; use \n in YAML double quotes for a newline
+    expect: str | None = None  # the answer must contain this text
+    expect_regex: str | None = None  # the answer must match this regular expression
+    max_read_bytes: int = Field(65536, ge=1)  # stop reading after this many bytes
+    tls: bool = False
+    tls_verify: bool = True
+    ca_file: str | None = None
+    server_name: str | None = None  # SNI and the name to verify; defaults to host
+
+    @field_validator("expect_regex")
+    @classmethod
+    def _regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return pattern
+
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class TcpProbe(Probe[TcpConfig]):
+    config_model = TcpConfig
+    phase_metric = "probe_tcp_duration_seconds"
+    values = {
+        "ssl_earliest_cert_expiry": ValueSpec(
+            "probe_ssl_earliest_cert_expiry", "Unix time at which the server certificate expires."
+        ),
+        "cert_expiry_days": ValueSpec(None, "Days until the server certificate expires (for thresholds)."),
+    }
+
+    def __init__(self, config: TcpConfig):
+        super().__init__(config)
+        self._tls = None
+        if config.tls:
+            self._tls = client_context(config.tls_verify, config.ca_file)
+            self._tls.handshake_clock = HandshakeClock()  # type: ignore[attr-defined]
+
+    async def run(self, obs: Observation) -> None:
+        cfg = self.config
+        clock = HandshakeClock()
+        if self._tls is not None:
+            clock = self._tls.handshake_clock  # type: ignore[attr-defined]
+            clock.started = clock.finished = None
+        start = time.perf_counter()
+        reader, writer = await asyncio.open_connection(
+            cfg.host,
+            cfg.port,
+            ssl=self._tls,
+            server_hostname=(cfg.server_name or cfg.host) if self._tls else None,
+        )
+        connected = time.perf_counter()
+        try:
+            if clock.started is not None and clock.finished is not None:
+                obs.add_phase("connect", clock.started - start)
+                obs.add_phase("tls", clock.finished - clock.started)
+                expiry = peer_cert_expiry(writer.get_extra_info("ssl_object"))
+                if expiry is not None:
+                    obs.values["ssl_earliest_cert_expiry"] = expiry
+                    obs.values["cert_expiry_days"] = round((expiry - time.time()) / 86400, 3)
+            else:
+                obs.add_phase("connect", connected - start)
+            if cfg.send is not None:
+                writer.write(cfg.send.encode())
+                await writer.drain()
+            if cfg.expect is not None or cfg.expect_regex is not None:
+                await self._expect(reader, obs)
+                obs.add_phase("exchange", time.perf_counter() - connected)
+        finally:
+            writer.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), 1)
+            except (OSError, TimeoutError):
+                pass
+
+    async def _expect(self, reader: asyncio.StreamReader, obs: Observation) -> None:
+        cfg = self.config
+        received = b""
+        while len(received) < cfg.max_read_bytes:
+            chunk = await reader.read(cfg.max_read_bytes - len(received))
+            if not chunk:
+                break
+            received += chunk
+            text = received.decode("utf-8", errors="replace")
+            if (cfg.expect is None or cfg.expect in text) and (
+                cfg.expect_regex is None or re.search(cfg.expect_regex, text)
+            ):
+                return
+        wanted = repr(cfg.expect) if cfg.expect is not None else f"/{cfg.expect_regex}/"
+        shown = received[:60].decode("utf-8", errors="replace")
+        how = "peer closed the connection" if len(received) < cfg.max_read_bytes else f"read {len(received)} bytes"
+        raise ProbeError(Reason.ASSERTION, f"expected {wanted}, {how} after {shown!r}")

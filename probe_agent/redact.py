@@ -1,0 +1,78 @@
+"""Keep secrets out of everything the agent emits: metrics, /health, logs, `check` output.
+
+Two nets, both applied by `Redactor.redact`:
+1. Known secret strings gathered from the config at load time (password fields,
+   sensitive header values, URL passwords, ${VAR}s whose names look secret).
+2. Patterns, for secrets that reach us inside library error text we did not
+   write: `scheme://user:password@`, `password=...` in DSNs, bearer tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+MASK = "***"
+
+SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+_SENSITIVE_NAME = re.compile(r"pass|secret|token|key|auth|cred|cookie|session", re.IGNORECASE)
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)(?P<secret>[^@\s/]+)(?=@)")
+_KV_PASSWORD = re.compile(r"(?P<head>\b(?:password|passwd|pwd|token|secret)\s*[=:]\s*)(?P<secret>[^\s&;,'\"]+)", re.IGNORECASE)
+_BEARER = re.compile(r"(?P<head>\b(?:Bearer|Basic)\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,})")
+
+
+def is_sensitive_name(name: str) -> bool:
+    return name.lower() in SENSITIVE_HEADERS or bool(_SENSITIVE_NAME.search(name))
+
+
+def collect_secrets(models: Iterable[BaseModel]) -> set[str]:
+    found: set[str] = set()
+
+    def walk(value: Any, name: str = "") -> None:
+        if isinstance(value, SecretStr):
+            found.add(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for field_name in type(value).model_fields:
+                walk(getattr(value, field_name), field_name)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, str) and is_sensitive_name(str(key)):
+                    found.add(item)
+                    # "Bearer abc": the token alone may show up too
+                    found.update(part for part in item.split() if len(part) >= 8)
+                else:
+                    walk(item, str(key))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item, name)
+        elif isinstance(value, str):
+            for match in _URL_PASSWORD.finditer(value):
+                found.add(match.group("secret"))
+
+    for model in models:
+        walk(model)
+    # Very short strings would mask innocent text everywhere; they are still caught by the patterns.
+    return {s for s in found if len(s) >= 3}
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[str] = ()):
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        if not text:
+            return text
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+        text = _KV_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+        return _BEARER.sub(lambda m: m.group("head") + MASK, text)
+
+    def redact_mapping(self, mapping: dict[str, str]) -> dict[str, str]:
+        return {k: self.redact(v) for k, v in mapping.items()}

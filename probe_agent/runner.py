@@ -1,0 +1,102 @@
+"""run_probe(): the one code path from a probe to a Result, shared by the daemon and `check`.
+
+It owns the clock, the hard timeout, exception -> Reason mapping, thresholds
+and redaction, so no probe type does any of these itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from probe_agent.config import ProbeConfig
+from probe_agent.errors import ProbeError, Reason, classify_exception
+from probe_agent.model import Observation, Result, Status
+from probe_agent.probes import REGISTRY
+from probe_agent.probes.base import Probe
+from probe_agent.redact import Redactor
+
+MAX_MESSAGE_CHARS = 300
+
+
+@dataclass(slots=True)
+class ProbeHandle:
+    """A configured probe instance and what it needs to run."""
+
+    config: ProbeConfig
+    probe: Probe
+    redactor: Redactor
+
+    @classmethod
+    def build(cls, config: ProbeConfig, redactor: Redactor) -> ProbeHandle:
+        return cls(config, REGISTRY[config.type](config), redactor)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    async def aclose(self) -> None:
+        try:
+            await asyncio.wait_for(self.probe.aclose(), timeout=5)
+        except Exception:  # noqa: BLE001 - closing must not stop the agent
+            pass
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+async def run_probe(handle: ProbeHandle) -> Result:
+    config = handle.config
+    obs = Observation()
+    started_at = time.time()
+    start = time.perf_counter()
+    failure: ProbeError | None = None
+    try:
+        async with asyncio.timeout(config.timeout):
+            await handle.probe.run(obs)
+    except TimeoutError:
+        failure = ProbeError(Reason.TIMEOUT, f"no answer within {config.timeout:g}s")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure becomes data
+        failure = classify_exception(exc)
+    duration = time.perf_counter() - start
+
+    if failure is None:
+        status, reason, message = Status.OK, None, ""
+    else:
+        status = Status.UNKNOWN if failure.reason is Reason.INTERNAL else Status.CRITICAL
+        reason, message = failure.reason, failure.message
+
+    breaches = []
+    measured = {"duration": duration, **obs.values}
+    for key, threshold in config.thresholds.items():
+        value = measured.get(key)
+        if value is None:
+            continue
+        for level, limit in ((Status.CRITICAL, threshold.critical), (Status.WARNING, threshold.warning)):
+            if limit is not None and limit.breached_by(value):
+                breaches.append(f"{key} {value:g} {limit} ({level.label})")
+                if failure is None and level > status:
+                    status = level
+                break
+
+    if failure is None and breaches:
+        message = "; ".join(breaches)
+    redact = handle.redactor.redact
+    return Result(
+        probe=config.name,
+        type=config.type,
+        status=status,
+        reason=reason,
+        message=_shorten(redact(message)),
+        duration=duration,
+        started_at=started_at,
+        phases=dict(obs.phases),
+        values=dict(obs.values),
+        details={k: _shorten(redact(v)) for k, v in obs.details.items()},
+        breaches=tuple(breaches),
+    )

@@ -1,0 +1,119 @@
+"""Per-probe state built from Results, and the /health aggregate.
+
+`failure_threshold` / `success_threshold` follow Kubernetes: a probe is
+reported failing only after N consecutive failed runs, and healthy again
+after M consecutive successes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from probe_agent.config import ProbeConfig
+from probe_agent.model import Result, Status
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+HISTORY = 10
+
+
+class Health(enum.StrEnum):
+    PENDING = "pending"  # no run finished yet
+    OK = "ok"
+    FAILING = "failing"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    probe: str
+    old: Status | None
+    new: Status
+    result: Result
+
+
+@dataclass(slots=True)
+class ProbeState:
+    config: ProbeConfig
+    target: str  # redacted
+    last: Result | None = None
+    health: Health = Health.PENDING
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    results_by_status: collections.Counter[Status] = field(default_factory=collections.Counter)
+    failures_by_reason: collections.Counter[str] = field(default_factory=collections.Counter)
+    bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    duration_sum: float = 0.0
+    history: collections.deque[Result] = field(default_factory=lambda: collections.deque(maxlen=HISTORY))
+
+    def record(self, result: Result) -> Transition | None:
+        old = self.last.status if self.last else None
+        self.last = result
+        self.history.append(result)
+        self.results_by_status[result.status] += 1
+        if result.reason is not None:
+            self.failures_by_reason[result.reason.value] += 1
+        self.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, result.duration)] += 1
+        self.duration_sum += result.duration
+
+        if result.success:
+            self.consecutive_successes += 1
+            self.consecutive_failures = 0
+            if self.health is not Health.OK and (
+                self.health is Health.PENDING or self.consecutive_successes >= self.config.success_threshold
+            ):
+                self.health = Health.OK
+        else:
+            self.consecutive_failures += 1
+            self.consecutive_successes = 0
+            if self.consecutive_failures >= self.config.failure_threshold:
+                self.health = Health.FAILING
+        return Transition(self.config.name, old, result.status, result) if old != result.status else None
+
+    def to_dict(self) -> dict[str, Any]:
+        last = self.last
+        return {
+            "name": self.config.name,
+            "type": self.config.type,
+            "target": self.target,
+            "critical": self.config.critical,
+            "health": self.health.value,
+            "status": last.status.label if last else None,
+            "reason": last.reason.value if last and last.reason else None,
+            "message": last.message if last else "",
+            "duration_seconds": round(last.duration, 6) if last else None,
+            "last_run": last.started_at if last else None,
+            "consecutive_failures": self.consecutive_failures,
+            "values": last.values if last else {},
+        }
+
+
+class StateStore:
+    def __init__(self) -> None:
+        self.probes: dict[str, ProbeState] = {}
+
+    def sync(self, configs: list[ProbeConfig], targets: dict[str, str]) -> None:
+        """Keep the state of probes whose config did not change; drop the rest."""
+        fresh: dict[str, ProbeState] = {}
+        for config in configs:
+            old = self.probes.get(config.name)
+            fresh[config.name] = old if old is not None and old.config == config else ProbeState(config, targets[config.name])
+        self.probes = fresh
+
+    def record(self, result: Result) -> Transition | None:
+        state = self.probes.get(result.probe)
+        return state.record(result) if state is not None else None
+
+    def health(self) -> tuple[str, int, list[dict[str, Any]]]:
+        """Overall status, HTTP code, and per-probe view for /health."""
+        views = [state.to_dict() for state in self.probes.values()]
+        critical_failing = any(s.health is Health.FAILING and s.config.critical for s in self.probes.values())
+        degraded = any(
+            s.health is Health.FAILING or (s.last is not None and s.last.status is Status.WARNING)
+            for s in self.probes.values()
+        )
+        if critical_failing:
+            return "failing", 503, views
+        return ("degraded" if degraded else "ok"), 200, views
