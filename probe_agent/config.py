@@ -144,7 +144,7 @@ class ProbeConfig(BaseModel):
     def _timeout_below_interval(self) -> ProbeConfig:
         if self.timeout >= self.interval:
             raise ValueError(
-                f"timeout ({self.timeout:g}s) must be shorter than interval ({self.interval:g}s)"
+                f"timeout: {self.timeout:g}s must be shorter than interval ({self.interval:g}s)"
             )
         return self
 
@@ -198,7 +198,7 @@ def _expand(value: Any, env: Mapping[str, str], path: str, problems: list[str], 
     if isinstance(value, list):
         return [_expand(v, env, f"{path}[{i}]", problems, secrets) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _expand(v, env, f"{path}.{k}", problems, secrets) for k, v in value.items()}
+        return {k: _expand(v, env, f"{path}.{k}" if path else str(k), problems, secrets) for k, v in value.items()}
     return value
 
 
@@ -212,7 +212,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
             if "[" in str(item) and "(" in str(item):
                 continue
             parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(probe)"
+    return "".join(parts)
 
 
 def _pydantic_problems(prefix: str, exc: ValidationError) -> list[str]:
@@ -221,7 +221,9 @@ def _pydantic_problems(prefix: str, exc: ValidationError) -> list[str]:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
-        problems.append(f"{prefix}{_field_path(err['loc'])}: {msg}")
+        # A model-level rule names its field at the start of its message itself.
+        field = _field_path(err["loc"])
+        problems.append(f"{prefix}{field}: {msg}" if field else f"{prefix}{msg}")
     return problems
 
 
@@ -236,16 +238,16 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{source}: invalid YAML{where}: {problem}"]) from None
+        raise ConfigError([f"invalid YAML{where}: {problem}"]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError([f"{source}: expected a mapping with a 'probes' list at the top level"])
+        raise ConfigError(["expected a mapping with a 'probes' list at the top level"])
 
     problems: list[str] = []
     secrets: set[str] = set()
     raw_probes = raw.pop("probes", None) or []
-    top = _expand(raw, env, "(top level)", problems, secrets)
+    top = _expand(raw, env, "", problems, secrets)
     try:
         agent = AgentConfig.model_validate(top)
     except ValidationError as exc:
@@ -276,12 +278,19 @@ def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | N
             known = ", ".join(sorted(REGISTRY))
             problems.append(f"{label}: type: unknown probe type {probe_type!r} (known: {known})")
             continue
-        expanded = _expand(entry, env, label, problems, secrets)
-        merged = {**defaults, **expanded}
+        env_problems: list[str] = []
+        expanded = _expand(entry, env, "", env_problems, secrets)
+        if env_problems:
+            # The empty string left behind would only cause follow-on errors: report the cause alone.
+            problems.extend(f"{label}: {p}" for p in env_problems)
+            continue
         try:
-            probes.append(model.model_validate(merged))
+            probes.append(model.model_validate({**defaults, **expanded}))
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(f"{label}: ", exc))
+            found = _pydantic_problems(f"{label}: ", exc)
+            if not isinstance(name, str):
+                found = [p for p in found if not p.startswith(f"{label}: name:")]
+            problems.extend(found)
 
     for probe in probes:
         problems.extend(f"probe {probe.name!r}: {p}" for p in _threshold_problems(probe, REGISTRY))

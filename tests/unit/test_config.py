@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from probe_agent.config import load_config, parse_config, parse_duration
+from probe_agent.errors import ConfigError
+from probe_agent.probes import REGISTRY
+
+BAD = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_bad_config_names_probe_and_field(path: Path) -> None:
+    expected = [
+        line.removeprefix("# expect: ").replace("KNOWN_TYPES", ", ".join(sorted(REGISTRY)))
+        for line in path.read_text().splitlines()
+        if line.startswith("# expect: ")
+    ]
+    assert expected, "each bad config states the errors it must produce"
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems == expected
+
+
+def test_valid_config_applies_defaults_and_expands_env() -> None:
+    config = parse_config(
+        """
+defaults: {interval: 1m, timeout: 2s, failure_threshold: 3}
+probes:
+  - name: api
+    type: http
+    url: ${BASE:-http://127.0.0.1:1}/health
+    headers: {Authorization: "Bearer ${API_TOKEN}"}
+  - name: port
+    type: tcp
+    host: 127.0.0.1
+    port: "${PORT}"
+    interval: 500ms
+    timeout: 100ms
+""",
+        env={"API_TOKEN": "s3cr3t-token-value", "PORT": "5432"},
+    )
+    api, port = config.probes
+    assert (api.interval, api.timeout, api.failure_threshold) == (60.0, 2.0, 3)
+    assert api.url == "http://127.0.0.1:1/health"
+    assert port.port == 5432 and port.interval == 0.5 and port.timeout == 0.1
+    assert "s3cr3t-token-value" in config.secrets
+
+
+def test_dollar_dollar_escapes() -> None:
+    config = parse_config(
+        "probes: [{name: a, type: tcp, host: 127.0.0.1, port: 1, send: 'cost $$5'}]", env={}
+    )
+    assert config.probes[0].send == "cost $5"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            """
+probes:
+  - {name: a, type: tcp, host: 127.0.0.1}
+  - {name: b, type: http}
+  - {name: c, type: nope}
+""",
+            env={},
+        )
+    assert [p.split(":")[0] for p in info.value.problems] == ["probe 'a'", "probe 'b'", "probe 'c'"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("15s", 15), ("1m30s", 90), ("2h", 7200), (3, 3.0), ("1.5s", 1.5), ("250us", 0.00025)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5", "s", "-1s", "0s", "1x", "1s 2", True])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_bundled_probes_yaml_is_valid() -> None:
+    root = Path(__file__).parents[2]
+    config = load_config(root / "probes.yaml", env={"SHOP_URL": "http://127.0.0.1:8080"})
+    types = {p.type for p in config.probes}
+    assert types == set(REGISTRY), f"probes.yaml should show every probe type; missing {set(REGISTRY) - types}"
