@@ -8,13 +8,26 @@ import time
 
 
 class HandshakeClock:
-    """When the TLS handshake started and finished, for the tls phase."""
+    """When the last TLS handshake started and finished (the tls phase), and the peer's certificate."""
 
-    __slots__ = ("started", "finished")
+    __slots__ = ("started", "finished", "peer_cert")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.started: float | None = None
         self.finished: float | None = None
+        self.peer_cert: bytes | None = None
+
+    def cert_expiry(self) -> float | None:
+        """Unix time of the peer certificate's notAfter, if a handshake completed."""
+        if not self.peer_cert:
+            return None
+        try:
+            return cert_not_after(self.peer_cert)
+        except (IndexError, ValueError):
+            return None
 
 
 class _TimedSSLObject(ssl.SSLObject):
@@ -28,6 +41,8 @@ class _TimedSSLObject(ssl.SSLObject):
         super().do_handshake()
         if clock is not None:
             clock.finished = time.perf_counter()
+            # Read here, not from the response: aiohttp may release the connection before we look.
+            clock.peer_cert = self.getpeercert(binary_form=True)
 
 
 def client_context(
@@ -61,30 +76,14 @@ def _der_item(data: bytes, pos: int) -> tuple[int, int, int]:
 def cert_not_after(der: bytes) -> float:
     """Unix time of a DER certificate's notAfter. Works on unverified peers, where getpeercert() is empty."""
     _, cert, _ = _der_item(der, 0)  # Certificate
-    _, tbs, _ = _der_item(der, cert)  # TBSCertificate
-    pos = tbs
-    tag, _, end = _der_item(der, pos)
-    if tag == 0xA0:  # explicit version
-        pos = end
-        tag, _, end = _der_item(der, pos)
+    _, pos, _ = _der_item(der, cert)  # TBSCertificate
+    if der[pos] == 0xA0:  # explicit version
+        pos = _der_item(der, pos)[2]
     for _ in range(3):  # serialNumber, signature, issuer
-        pos = end
-        _, _, end = _der_item(der, pos)
-    _, validity, _ = _der_item(der, end)
-    _, _, not_before_end = _der_item(der, validity)
-    tag, start, stop = _der_item(der, not_before_end)
+        pos = _der_item(der, pos)[2]
+    _, validity, _ = _der_item(der, pos)
+    not_after = _der_item(der, validity)[2]
+    tag, start, stop = _der_item(der, not_after)
     text = der[start:stop].decode("ascii")
     fmt = "%y%m%d%H%M%SZ" if tag == 0x17 else "%Y%m%d%H%M%SZ"
     return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.timezone.utc).timestamp()
-
-
-def peer_cert_expiry(ssl_object: ssl.SSLObject | None) -> float | None:
-    if ssl_object is None:
-        return None
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der:
-        return None
-    try:
-        return cert_not_after(der)
-    except (IndexError, ValueError):
-        return None

@@ -10,6 +10,7 @@ DNS, connect and TLS are measured the way `curl` sees them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from typing import Any, Literal
@@ -23,7 +24,7 @@ from probe_agent.config import ProbeConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
-from probe_agent.tls import HandshakeClock, client_context, peer_cert_expiry
+from probe_agent.tls import HandshakeClock, client_context
 
 USER_AGENT = f"probe-agent/{__version__}"
 _STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})(?:-(\d{3}))?$")
@@ -110,10 +111,10 @@ class HttpConfig(ProbeConfig):
 class RequestTimings:
     """Filled by aiohttp trace callbacks during one run; sums over redirect hops."""
 
-    __slots__ = ("dns_start", "connect_start", "connect_end", "sent", "phases", "clock")
+    __slots__ = ("dns_start", "dns_in_connect", "connect_start", "sent", "phases", "clock")
 
     def __init__(self, clock: HandshakeClock):
-        self.dns_start = self.connect_start = self.connect_end = self.sent = 0.0
+        self.dns_start = self.dns_in_connect = self.connect_start = self.sent = 0.0
         self.phases: dict[str, float] = {}
         self.clock = clock
 
@@ -128,25 +129,27 @@ async def _on_dns_start(_s: Any, ctx: Any, _p: Any) -> None:
 
 async def _on_dns_end(_s: Any, ctx: Any, _p: Any) -> None:
     if isinstance(t := ctx.trace_request_ctx, RequestTimings):
-        t.add("dns", time.perf_counter() - t.dns_start)
+        seconds = time.perf_counter() - t.dns_start
+        t.add("dns", seconds)
+        t.dns_in_connect += seconds
 
 
 async def _on_connect_start(_s: Any, ctx: Any, _p: Any) -> None:
     if isinstance(t := ctx.trace_request_ctx, RequestTimings):
         t.connect_start = time.perf_counter()
-        t.clock.started = t.clock.finished = None
+        t.dns_in_connect = 0.0
+        t.clock.reset()
 
 
 async def _on_connect_end(_s: Any, ctx: Any, _p: Any) -> None:
     if isinstance(t := ctx.trace_request_ctx, RequestTimings):
-        now = time.perf_counter()
+        # aiohttp resolves the name inside connection creation: take DNS out of connect.
         clock = t.clock
         if clock.started is not None and clock.finished is not None:
-            t.add("connect", clock.started - t.connect_start)
+            t.add("connect", clock.started - t.connect_start - t.dns_in_connect)
             t.add("tls", clock.finished - clock.started)
         else:
-            t.add("connect", now - t.connect_start)
-        t.connect_end = now
+            t.add("connect", time.perf_counter() - t.connect_start - t.dns_in_connect)
 
 
 async def _on_headers_sent(_s: Any, ctx: Any, _p: Any) -> None:
@@ -182,7 +185,8 @@ def translate_client_error(exc: BaseException) -> ProbeError | None:
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return ProbeError(Reason.CONNECT, f"cannot resolve host {exc.host}")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        detail = exc.os_error.strerror or type(exc.os_error).__name__
+        err = exc.os_error
+        detail = os.strerror(err.errno) if err.errno else (err.strerror or type(err).__name__)
         return ProbeError(Reason.CONNECT, f"cannot connect to {exc.host}:{exc.port}: {detail.lower()}")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return ProbeError(Reason.PROTOCOL, "server closed the connection without a complete response")
@@ -193,7 +197,8 @@ def translate_client_error(exc: BaseException) -> ProbeError | None:
     if isinstance(exc, aiohttp.ClientResponseError):
         return ProbeError(Reason.PROTOCOL, f"invalid HTTP response: {exc.message}")
     if isinstance(exc, aiohttp.ClientOSError):
-        return ProbeError(Reason.CONNECT, exc.strerror or "connection error")
+        detail = os.strerror(exc.errno) if exc.errno else (exc.strerror or "connection error")
+        return ProbeError(Reason.CONNECT, detail.lower())
     if isinstance(exc, aiohttp.ClientError):
         return ProbeError(Reason.PROTOCOL, f"{type(exc).__name__}: {exc}")
     return None
@@ -291,8 +296,7 @@ class HttpProbe(Probe[HttpConfig]):
                 headers_at = time.perf_counter()
                 obs.values["status_code"] = response.status
                 obs.values["redirects"] = len(response.history)
-                ssl_object = response.connection.transport.get_extra_info("ssl_object") if response.connection else None
-                if (expiry := peer_cert_expiry(ssl_object)) is not None:
+                if (expiry := clock.cert_expiry()) is not None:
                     obs.values["ssl_earliest_cert_expiry"] = expiry
                     obs.values["cert_expiry_days"] = round((expiry - time.time()) / 86400, 3)
                 if len(response.history):

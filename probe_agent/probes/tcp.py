@@ -18,7 +18,7 @@ from probe_agent.config import ProbeConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
-from probe_agent.tls import HandshakeClock, client_context, peer_cert_expiry
+from probe_agent.tls import HandshakeClock, client_context
 
 
 class TcpConfig(ProbeConfig):
@@ -70,7 +70,7 @@ class TcpProbe(Probe[TcpConfig]):
         clock = HandshakeClock()
         if self._tls is not None:
             clock = self._tls.handshake_clock  # type: ignore[attr-defined]
-            clock.started = clock.finished = None
+            clock.reset()
         start = time.perf_counter()
         reader, writer = await asyncio.open_connection(
             cfg.host,
@@ -83,8 +83,7 @@ class TcpProbe(Probe[TcpConfig]):
             if clock.started is not None and clock.finished is not None:
                 obs.add_phase("connect", clock.started - start)
                 obs.add_phase("tls", clock.finished - clock.started)
-                expiry = peer_cert_expiry(writer.get_extra_info("ssl_object"))
-                if expiry is not None:
+                if (expiry := clock.cert_expiry()) is not None:
                     obs.values["ssl_earliest_cert_expiry"] = expiry
                     obs.values["cert_expiry_days"] = round((expiry - time.time()) / 86400, 3)
             else:

@@ -1,0 +1,225 @@
+"""HTTP probe against real aiohttp servers and hostile TCP peers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from probe_agent.errors import Reason
+from probe_agent.model import Status
+from tests.conftest import ProbeOnce, ServeApp
+from tests.helpers.certs import make_cert
+from tests.helpers.netfaults import HostileServer, free_port
+
+
+def shop_like_app() -> web.Application:
+    async def ready(_r: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "checks": {"db": {"status": "up"}}, "items": [1, 2]})
+
+    async def degraded(_r: web.Request) -> web.Response:
+        return web.json_response({"status": "degraded"}, status=503)
+
+    async def redirect(_r: web.Request) -> web.Response:
+        raise web.HTTPFound("/ready")
+
+    async def loop(_r: web.Request) -> web.Response:
+        raise web.HTTPFound("/loop")
+
+    async def big(_r: web.Request) -> web.Response:
+        return web.Response(body=b"z" * 200_000)
+
+    async def echo_auth(r: web.Request) -> web.Response:
+        return web.json_response({"auth": r.headers.get("Authorization"), "method": r.method, "body": await r.text()})
+
+    async def text(_r: web.Request) -> web.Response:
+        return web.Response(text="service version 1.2.3 healthy")
+
+    app = web.Application()
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/degraded", degraded)
+    app.router.add_get("/redirect", redirect)
+    app.router.add_get("/loop", loop)
+    app.router.add_get("/big", big)
+    app.router.add_route("*", "/echo", echo_auth)
+    app.router.add_get("/text", text)
+    return app
+
+
+async def test_readiness_json_ok_with_phases(probe_once: ProbeOnce, serve_app: ServeApp) -> None:
+    url = (await serve_app(shop_like_app())).replace("127.0.0.1", "localhost")
+    result = await probe_once(
+        {"type": "http", "url": f"{url}/ready", "expect_json": {"status": "ok", "checks.db.status": "up", "items[1]": 2}}
+    )
+    assert result.status is Status.OK, result.message
+    assert result.values["status_code"] == 200
+    assert {"dns", "connect", "first_byte", "transfer"} <= set(result.phases)
+    assert 0 < sum(result.phases.values()) <= result.duration
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"expect_json": {"status": "ready"}}, 'JSON status is "ok", expected "ready"'),
+        ({"expect_json": {"checks.cache": "up"}}, "JSON path checks.cache not found in body"),
+        ({"body_contains": "maintenance"}, "body does not contain 'maintenance'"),
+        ({"body_regex": "version [0-9]+\\.x"}, "body does not match /version [0-9]+\\.x/"),
+    ],
+)
+async def test_body_expectations_fail_with_assertion(
+    probe_once: ProbeOnce, serve_app: ServeApp, extra: dict[str, object], message: str
+) -> None:
+    url = await serve_app(shop_like_app())
+    path = "/text" if "body_contains" in extra or "body_regex" in extra else "/ready"
+    result = await probe_once({"type": "http", "url": url + path, **extra})
+    assert (result.status, result.reason, result.message) == (Status.CRITICAL, Reason.ASSERTION, message)
+
+
+async def test_body_regex_and_contains_pass(probe_once: ProbeOnce, serve_app: ServeApp) -> None:
+    url = await serve_app(shop_like_app())
+    result = await probe_once({"type": "http", "url": url + "/text", "body_contains": "healthy", "body_regex": r"version \d+\.\d+"})
+    assert result.status is Status.OK
+
+
+async def test_status_outside_expected(probe_once: ProbeOnce, serve_app: ServeApp) -> None:
+    url = await serve_app(shop_like_app())
+    result = await probe_once({"type": "http", "url": url + "/degraded"})
+    assert result.reason is Reason.ASSERTION
+    assert result.message == "status 503, expected 200-399"
+    assert result.values["status_code"] == 503  # the value survives the failure
+    result = await probe_once({"type": "http", "url": url + "/degraded", "expect_status": ["5xx"]})
+    assert result.status is Status.OK
+
+
+async def test_redirects_followed_or_not(probe_once: ProbeOnce, serve_app: ServeApp) -> None:
+    url = await serve_app(shop_like_app())
+    result = await probe_once({"type": "http", "url": url + "/redirect", "expect_json": {"status": "ok"}})
+    assert result.status is Status.OK and result.values["redirects"] == 1
+    result = await probe_once({"type": "http", "url": url + "/redirect", "follow_redirects": False, "expect_status": [200]})
+    assert result.message == "status 302, expected 200"
+    result = await probe_once({"type": "http", "url": url + "/loop"})
+    assert result.reason is Reason.PROTOCOL and result.message.startswith("too many redirects")
+
+
+async def test_method_headers_and_body_are_sent(probe_once: ProbeOnce, serve_app: ServeApp) -> None:
+    url = await serve_app(shop_like_app())
+    result = await probe_once(
+        {"type": "http", "url": url + "/echo", "method": "post", "body": "ping",
+         "headers": {"Authorization": "Bearer sekrit-token-1"},
+         "expect_json": {"auth": "Bearer sekrit-token-1", "method": "POST", "body": "ping"}}
+    )
+    assert result.status is Status.OK, result.message
+
+
+async def test_body_over_cap_fails(probe_once: ProbeOnce, serve_app: ServeApp) -> None:
+    url = await serve_app(shop_like_app())
+    result = await probe_once({"type": "http", "url": url + "/big", "max_body_bytes": 100_000})
+    assert (result.reason, result.message) == (
+        Reason.PROTOCOL, "response body of 200000 bytes exceeds max_body_bytes 100000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason", "message_start"),
+    [
+        ("blackhole", Reason.TIMEOUT, "no answer within 1s"),
+        ("drip", Reason.TIMEOUT, "no answer within 1s"),
+        ("reset", Reason.CONNECT, "connection reset by peer"),
+        ("huge", Reason.PROTOCOL, "response body exceeds max_body_bytes 1048576"),
+    ],
+)
+async def test_hostile_targets_fail_within_deadline(
+    probe_once: ProbeOnce, mode: str, reason: Reason, message_start: str
+) -> None:
+    async with HostileServer(mode) as server:
+        start = time.monotonic()
+        result = await probe_once({"type": "http", "url": f"http://127.0.0.1:{server.port}/", "timeout": "1s"})
+        elapsed = time.monotonic() - start
+    assert result.status is Status.CRITICAL
+    assert result.reason is reason, result.message
+    assert result.message.startswith(message_start), result.message
+    assert elapsed < 1.5
+
+
+async def test_refused_port(probe_once: ProbeOnce) -> None:
+    port = free_port()
+    result = await probe_once({"type": "http", "url": f"http://127.0.0.1:{port}/health"})
+    assert result.reason is Reason.CONNECT
+    assert result.message == f"cannot connect to 127.0.0.1:{port}: connection refused"
+
+
+async def test_unresolvable_host(probe_once: ProbeOnce, monkeypatch: pytest.MonkeyPatch) -> None:
+    # This machine's DNS server is not on loopback and tests must not leave it,
+    # so the resolver answers NXDOMAIN here as a real one would for .invalid.
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+
+    async def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if host == "shop.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return await real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    result = await probe_once({"type": "http", "url": "http://shop.invalid/health"})
+    assert (result.reason, result.message) == (Reason.CONNECT, "cannot resolve host shop.invalid")
+
+
+def server_tls(tmp_path: Path, expired: bool = False, client_ca: Path | None = None) -> tuple[ssl.SSLContext, Path]:
+    cert = make_cert(tmp_path, "server", days_valid=20, expired=expired)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert.cert, cert.key)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
+    return context, cert.cert
+
+
+async def test_self_signed_cert_fails_verification(probe_once: ProbeOnce, serve_app: ServeApp, tmp_path: Path) -> None:
+    context, _ = server_tls(tmp_path)
+    url = await serve_app(shop_like_app(), context)
+    result = await probe_once({"type": "http", "url": url + "/ready"})
+    assert result.reason is Reason.TLS
+    assert "self-signed certificate" in result.message
+
+
+async def test_trusted_cert_reports_expiry_and_tls_phase(probe_once: ProbeOnce, serve_app: ServeApp, tmp_path: Path) -> None:
+    context, ca = server_tls(tmp_path)
+    url = await serve_app(shop_like_app(), context)
+    result = await probe_once(
+        {"type": "http", "url": url + "/ready", "ca_file": str(ca),
+         "thresholds": {"cert_expiry_days": {"warning": "< 30", "critical": "< 7"}}}
+    )
+    assert result.status is Status.WARNING, result.message
+    assert 19.9 < result.values["cert_expiry_days"] <= 20
+    assert result.values["ssl_earliest_cert_expiry"] == pytest.approx(time.time() + 20 * 86400, abs=3700)
+    assert result.phases["tls"] > 0 and result.phases["connect"] > 0
+
+
+async def test_expired_cert(probe_once: ProbeOnce, serve_app: ServeApp, tmp_path: Path) -> None:
+    context, ca = server_tls(tmp_path, expired=True)
+    url = await serve_app(shop_like_app(), context)
+    result = await probe_once({"type": "http", "url": url + "/ready", "ca_file": str(ca)})
+    assert result.reason is Reason.TLS and "certificate has expired" in result.message
+    # With verification off the probe passes, and the expiry still shows the problem.
+    result = await probe_once(
+        {"type": "http", "url": url + "/ready", "tls_verify": False, "thresholds": {"cert_expiry_days": {"critical": "< 7"}}}
+    )
+    assert result.status is Status.CRITICAL and result.reason is None
+    assert result.values["cert_expiry_days"] < 0
+
+
+async def test_client_certificate(probe_once: ProbeOnce, serve_app: ServeApp, tmp_path: Path) -> None:
+    client = make_cert(tmp_path, "client")
+    context, ca = server_tls(tmp_path, client_ca=client.cert)
+    url = await serve_app(shop_like_app(), context)
+    result = await probe_once(
+        {"type": "http", "url": url + "/ready", "ca_file": str(ca), "cert_file": str(client.cert), "key_file": str(client.key)}
+    )
+    assert result.status is Status.OK, result.message
+    result = await probe_once({"type": "http", "url": url + "/ready", "ca_file": str(ca)})
+    assert result.status is Status.CRITICAL and result.reason in (Reason.TLS, Reason.PROTOCOL, Reason.CONNECT)

@@ -1,0 +1,37 @@
+from probe_agent.config import parse_config
+from probe_agent.redact import MASK, Redactor
+
+
+def test_config_secrets_are_collected_and_masked() -> None:
+    config = parse_config(
+        """
+probes:
+  - name: api
+    type: http
+    url: http://user:url-pass-123@127.0.0.1:1/
+    headers: {Authorization: "Bearer tok-abcdef-123456", X-Trace: visible-value}
+  - name: other
+    type: http
+    url: http://127.0.0.1:1/${PATH_PART}
+    headers: {X-Api-Key: "${SERVICE_TOKEN}"}
+""",
+        env={"SERVICE_TOKEN": "env-token-999", "PATH_PART": "health"},
+    )
+    redactor = Redactor(config.secrets)
+    text = "GET http://user:url-pass-123@127.0.0.1:1/ Bearer tok-abcdef-123456 env-token-999 visible-value health"
+    out = redactor.redact(text)
+    for secret in ("url-pass-123", "tok-abcdef-123456", "env-token-999"):
+        assert secret not in out
+    assert "visible-value" in out and "health" in out
+
+
+def test_patterns_catch_secrets_not_in_config() -> None:
+    redactor = Redactor()
+    assert redactor.redact("postgres://app:hunter2@db:5432/x") == f"postgres://app:{MASK}@db:5432/x"
+    assert redactor.redact("host=db password=hunter2 user=app") == f"host=db password={MASK} user=app"
+    assert redactor.redact("Authorization: Bearer abcdefgh12345678") == f"Authorization: Bearer {MASK}"
+    assert redactor.redact("nothing secret here") == "nothing secret here"
+
+
+def test_longest_secret_masked_first() -> None:
+    assert Redactor(["abc123", "abc123xyz"]).redact("key=abc123xyz") == f"key={MASK}"

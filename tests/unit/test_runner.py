@@ -1,0 +1,99 @@
+"""run_probe() semantics: timeout, exception mapping, thresholds, values surviving failure, redaction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from probe_agent.config import parse_config
+from probe_agent.errors import ProbeError, Reason
+from probe_agent.model import Observation, Status
+from probe_agent.redact import Redactor
+from probe_agent.runner import ProbeHandle, run_probe
+
+
+class ScriptedProbe:
+    """Stands in for a probe type so the runner's own rules can be checked one by one."""
+
+    def __init__(self, values: dict[str, float] | None = None, error: BaseException | None = None, sleep: float = 0):
+        self._values, self._error, self._sleep = values or {}, error, sleep
+
+    async def run(self, obs: Observation) -> None:
+        obs.values.update(self._values)
+        obs.add_phase("work", 0.001)
+        if self._sleep:
+            await asyncio.sleep(self._sleep)
+        if self._error is not None:
+            raise self._error
+
+    async def aclose(self) -> None:
+        pass
+
+
+def handle(probe: ScriptedProbe, thresholds: str = "{}", timeout: str = "1s", secrets: tuple[str, ...] = ()) -> ProbeHandle:
+    config = parse_config(
+        f"probes: [{{name: p, type: tcp, host: 127.0.0.1, port: 1, timeout: {timeout}, thresholds: {thresholds}}}]",
+        env={},
+    )
+    return ProbeHandle(config.probes[0], probe, Redactor(secrets))  # type: ignore[arg-type]
+
+
+async def test_ok() -> None:
+    result = await run_probe(handle(ScriptedProbe()))
+    assert result.status is Status.OK and result.success and result.reason is None
+    assert result.phases == {"work": 0.001}
+
+
+async def test_timeout_is_enforced_by_the_runner() -> None:
+    start = time.monotonic()
+    result = await run_probe(handle(ScriptedProbe(sleep=30), timeout="200ms"))
+    assert time.monotonic() - start < 1.0
+    assert result.status is Status.CRITICAL and result.reason is Reason.TIMEOUT
+    assert result.message == "no answer within 0.2s"
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "status"),
+    [
+        (ProbeError(Reason.AUTH, "password authentication failed"), Reason.AUTH, Status.CRITICAL),
+        (ConnectionRefusedError(), Reason.CONNECT, Status.CRITICAL),
+        (ConnectionResetError(), Reason.CONNECT, Status.CRITICAL),
+        (asyncio.IncompleteReadError(b"", 4), Reason.PROTOCOL, Status.CRITICAL),
+        (KeyError("bug"), Reason.INTERNAL, Status.UNKNOWN),
+    ],
+)
+async def test_exceptions_become_reasons(error: BaseException, reason: Reason, status: Status) -> None:
+    result = await run_probe(handle(ScriptedProbe(error=error)))
+    assert (result.reason, result.status, result.success) == (reason, status, False)
+
+
+async def test_value_thresholds_warning_and_critical() -> None:
+    h = handle(ScriptedProbe(values={"cert_expiry_days": 5}), thresholds="{cert_expiry_days: {warning: '< 30', critical: '< 7'}}")
+    result = await run_probe(h)
+    assert result.status is Status.CRITICAL and result.success is False
+    assert result.reason is None and result.message == "cert_expiry_days 5 < 7 (critical)"
+    h = handle(ScriptedProbe(values={"cert_expiry_days": 20}), thresholds="{cert_expiry_days: {warning: '< 30', critical: '< 7'}}")
+    result = await run_probe(h)
+    assert result.status is Status.WARNING and result.success is True
+
+
+async def test_duration_threshold() -> None:
+    result = await run_probe(handle(ScriptedProbe(sleep=0.06), thresholds="{duration: {warning: 50ms}}"))
+    assert result.status is Status.WARNING
+    assert result.message.startswith("duration 0.06")
+
+
+async def test_values_survive_failure() -> None:
+    h = handle(ScriptedProbe(values={"cert_expiry_days": 2}, error=ProbeError(Reason.ASSERTION, "bad body")))
+    result = await run_probe(h)
+    assert result.values == {"cert_expiry_days": 2}
+    assert result.reason is Reason.ASSERTION and result.message == "bad body"
+
+
+async def test_messages_are_redacted_and_short() -> None:
+    error = ProbeError(Reason.AUTH, "login as app with hunter2-secret failed " + "x" * 1000)
+    result = await run_probe(handle(ScriptedProbe(error=error), secrets=("hunter2-secret",)))
+    assert "hunter2-secret" not in result.message
+    assert len(result.message) <= 300

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from probe_agent.config import parse_config
+from probe_agent.errors import Reason
+from probe_agent.model import Result, Status
+from probe_agent.state import Health, StateStore
+
+
+def result(name: str, status: Status) -> Result:
+    reason = None if status in (Status.OK, Status.WARNING) else Reason.CONNECT
+    return Result(name, "tcp", status, reason, "", 0.01, 0.0, {}, {}, {})
+
+
+def store(yaml: str) -> StateStore:
+    s = StateStore()
+    config = parse_config(yaml, env={})
+    s.sync(config.probes, {p.name: "t" for p in config.probes})
+    return s
+
+
+def test_failure_and_success_thresholds_follow_kubernetes() -> None:
+    s = store("probes: [{name: a, type: tcp, host: h, port: 1, failure_threshold: 3, success_threshold: 2, critical: true}]")
+    s.record(result("a", Status.OK))
+    assert s.probes["a"].health is Health.OK
+    for expected in (Health.OK, Health.OK, Health.FAILING):
+        s.record(result("a", Status.CRITICAL))
+        assert s.probes["a"].health is expected
+    assert s.health()[:2] == ("failing", 503)
+    s.record(result("a", Status.OK))
+    assert s.probes["a"].health is Health.FAILING
+    s.record(result("a", Status.OK))
+    assert s.probes["a"].health is Health.OK
+    assert s.health()[:2] == ("ok", 200)
+
+
+def test_non_critical_failure_is_degraded_not_503() -> None:
+    s = store("probes: [{name: a, type: tcp, host: h, port: 1}, {name: b, type: tcp, host: h, port: 1, critical: true}]")
+    s.record(result("a", Status.CRITICAL))
+    s.record(result("b", Status.OK))
+    assert s.health()[:2] == ("degraded", 200)
+
+
+def test_transitions_only_on_status_change() -> None:
+    s = store("probes: [{name: a, type: tcp, host: h, port: 1}]")
+    changes = [s.record(result("a", st)) for st in (Status.OK, Status.OK, Status.CRITICAL, Status.CRITICAL, Status.OK)]
+    assert [(t.old, t.new) if t else None for t in changes] == [
+        (None, Status.OK), None, (Status.OK, Status.CRITICAL), None, (Status.CRITICAL, Status.OK)
+    ]
+
+
+def test_sync_keeps_unchanged_and_drops_removed() -> None:
+    s = store("probes: [{name: a, type: tcp, host: h, port: 1}, {name: b, type: tcp, host: h, port: 1}]")
+    s.record(result("a", Status.OK))
+    config = parse_config("probes: [{name: a, type: tcp, host: h, port: 1}, {name: c, type: tcp, host: h, port: 2}]", env={})
+    s.sync(config.probes, {"a": "t", "c": "t"})
+    assert set(s.probes) == {"a", "c"}
+    assert s.probes["a"].last is not None
