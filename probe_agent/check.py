@@ -60,18 +60,16 @@ def _latency(seconds: float) -> str:
 def render_table(results: Sequence[Result], targets: dict[str, str], out: TextIO | None = None) -> None:
     console = Console(file=out or sys.stdout, highlight=False, soft_wrap=False)
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("PROBE", "TYPE", "STATUS", "LATENCY", "TARGET", "DETAIL"):
-        table.add_column(column, no_wrap=column != "DETAIL", overflow="fold")
+    # On a narrow terminal the target gives way: the detail is what on-call reads.
+    show_target = console.width >= 120
+    columns = ("PROBE", "TYPE", "STATUS", "LATENCY", "TARGET") if show_target else ("PROBE", "TYPE", "STATUS", "LATENCY")
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    table.add_column("DETAIL", overflow="fold")
     for r in sorted(results, key=lambda r: (-r.status, r.probe)):
         detail = f"{r.reason.value}: {r.message}" if r.reason else r.message
-        table.add_row(
-            r.probe,
-            r.type,
-            Text(r.status.name, style=STATUS_STYLE[r.status]),
-            _latency(r.duration),
-            targets.get(r.probe, ""),
-            detail,
-        )
+        cells = [r.probe, r.type, Text(r.status.name, style=STATUS_STYLE[r.status]), _latency(r.duration)]
+        table.add_row(*cells, *([targets.get(r.probe, "")] if show_target else []), detail)
     console.print(table)
     counts = {s: sum(1 for r in results if r.status is s) for s in Status}
     summary = ", ".join(f"{n} {s.name}" for s, n in counts.items() if n)

@@ -37,7 +37,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|s|m|h|d)")
 _DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def parse_duration(value: Any) -> float:
+def parse_duration(value: Any, allow_zero: bool = False) -> float:
     """'500ms', '15s', '1m30s' or a number of seconds -> seconds."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 500ms, 15s or 1m")
@@ -55,7 +55,7 @@ def parse_duration(value: Any) -> float:
             raise ValueError(f"invalid duration {value!r}: expected a duration such as 500ms, 15s or 1m")
     else:
         raise ValueError("expected a duration such as 500ms, 15s or 1m")
-    if not math.isfinite(seconds) or seconds <= 0:
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"duration must be positive, got {value!r}")
     return seconds
 
@@ -89,7 +89,7 @@ class Limit(BaseModel):
             bound = float(text)
         except ValueError:
             try:
-                bound = parse_duration(text)
+                bound = parse_duration(text, allow_zero=True)
             except ValueError:
                 raise ValueError(
                     f"invalid threshold {data!r}: expected a number or a comparison such as '> 100', '< 7' or '> 500ms'"

@@ -1,0 +1,102 @@
+"""`probe-agent check` and `validate` as an on-call engineer runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.netfaults import free_port
+from tests.helpers.processes import demo_shop
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[str]:
+    with demo_shop() as url:
+        yield url
+
+
+@pytest.fixture
+def config(tmp_path: Path, shop: str) -> Path:
+    path = tmp_path / "probes.yaml"
+    path.write_text(f"""
+probes:
+  - {{name: live, type: http, url: "{shop}/health/liveness", tags: [shop]}}
+  - {{name: ready, type: http, url: "{shop}/health/readiness", tags: [shop], expect_json: {{status: ok}}}}
+  - {{name: slowish, type: http, url: "{shop}/health/liveness", tags: [slow], thresholds: {{duration: {{warning: "> 0s"}}}}}}
+  - {{name: db-port, type: tcp, host: 127.0.0.1, port: {free_port()}, tags: [db]}}
+""")
+    return path
+
+
+def check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "probe_agent", "check", *args], capture_output=True, text=True, timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_exit_code_is_the_worst_status(config: Path) -> None:
+    assert check("-c", str(config), "--tag", "shop").returncode == 0
+    assert check("-c", str(config), "--tag", "slow").returncode == 1
+    assert check("-c", str(config)).returncode == 2
+
+
+def test_table_shows_what_on_call_needs(config: Path) -> None:
+    out = check("-c", str(config))
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["PROBE", "TYPE", "STATUS", "LATENCY", "TARGET", "DETAIL"]
+    # worst first, so the problem is at the top
+    assert lines[1].split()[:3] == ["db-port", "tcp", "CRITICAL"]
+    assert "connect: connection refused" in lines[1]
+    assert lines[2].split()[:3] == ["slowish", "http", "WARNING"]
+    assert "duration" in lines[2] and "(warning)" in lines[2]
+    assert lines[-1] == "CRITICAL: 2 OK, 1 WARNING, 1 CRITICAL"
+
+
+def test_probe_selection(config: Path) -> None:
+    out = check("-c", str(config), "--probe", "live", "--probe", "ready", "--format", "json")
+    document = json.loads(out.stdout)
+    assert out.returncode == 0 and document["status"] == "ok" and document["exit_code"] == 0
+    assert sorted(p["probe"] for p in document["probes"]) == ["live", "ready"]
+    live = next(p for p in document["probes"] if p["probe"] == "live")
+    assert live["values"]["status_code"] == 200 and live["success"] is True and live["target"].endswith("/health/liveness")
+
+
+def test_unknown_probe_or_bad_config_is_unknown(config: Path, tmp_path: Path) -> None:
+    out = check("-c", str(config), "--probe", "nope")
+    assert out.returncode == 3 and "--probe nope: no probe with that name" in out.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("probes: [{name: a, type: http}]")
+    out = check("-c", str(bad))
+    assert out.returncode == 3 and "probe 'a': url: Field required" in out.stderr
+    out = check("-c", str(tmp_path / "missing.yaml"))
+    assert out.returncode == 3 and "cannot read config" in out.stderr
+
+
+def test_validate(config: Path, tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "probe_agent", "validate", "-c"]
+    ok = subprocess.run([*run, str(config)], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("ok, 4 probes")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("probes:\n  - {name: a, type: http, url: 'http://x/', bogus: 1}\n  - {name: a, type: tcp, host: h, port: 0}\n")
+    out = subprocess.run([*run, str(bad)], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        f"{bad}: 3 problems:",
+        "  - probe 'a': bogus: unknown field",
+        "  - probe 'a': name: duplicate name (also probes[0])",
+        "  - probe 'a': port: Input should be greater than or equal to 1",
+    ]
+
+
+def test_config_from_environment_variable(config: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "probe_agent", "validate"], capture_output=True, text=True,
+        env={"PROBE_AGENT_CONFIG": str(config), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr
