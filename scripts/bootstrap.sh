@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install what probe-agent needs on a fresh Debian machine, idempotently: skip what is there.
+#   scripts/bootstrap.sh          Python venv with probe-agent (enough for `probe-agent demo`)
+#   scripts/bootstrap.sh --test   also the test dependencies and the real servers the tests use,
+#                                 and start the shared ones (PostgreSQL, MariaDB, Redis, NATS)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+apt_packages=()
+need() { command -v "$1" >/dev/null 2>&1 || apt_packages+=("$2"); }
+
+need python3 python3
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
+if [ "$want_test" = 1 ]; then
+  need promtool prometheus
+  need redis-server redis-server
+  need nats-server nats-server
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  log "installing Debian packages: ${apt_packages[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+extras=""
+[ "$want_test" = 1 ] && extras="[test]"
+stamp=".venv/.installed${extras}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  log "installing probe-agent${extras} into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}"
+  touch "$stamp"
+fi
+
+if [ "$want_test" = 1 ]; then
+  scripts/services.sh
+fi
