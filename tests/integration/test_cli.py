@@ -100,3 +100,34 @@ def test_config_from_environment_variable(config: Path) -> None:
         env={"PROBE_AGENT_CONFIG": str(config), "PATH": "/usr/bin:/bin"},
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_demo_command_serves_the_shop_and_probes_it() -> None:
+    import signal
+    import time
+    import urllib.request
+
+    agent_port, shop_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probe_agent", "demo", "--listen", f"127.0.0.1:{agent_port}",
+         "--shop-listen", f"127.0.0.1:{shop_port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline, health = time.monotonic() + 20, {}
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{agent_port}/health", timeout=2) as resp:
+                    health = json.load(resp)
+                if health["probes"] and all(p["status"] == "ok" for p in health["probes"]):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert health.get("status") == "ok", health
+        assert {p["type"] for p in health["probes"]} >= {"http", "tcp"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert f"http://127.0.0.1:{agent_port}/metrics" in out

@@ -1,0 +1,103 @@
+"""Scheduler: fixed rate, stable spread offsets, no overlap, global concurrency limit, skipped ticks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from probe_agent.config import parse_config
+from probe_agent.metrics import AgentMetrics
+from probe_agent.model import Observation, Result
+from probe_agent.redact import Redactor
+from probe_agent.runner import ProbeHandle
+from probe_agent.scheduler import Scheduler, stable_fraction
+from probe_agent.state import StateStore
+
+
+class RecordingProbe:
+    running = 0
+    most_at_once = 0
+
+    def __init__(self, work: float):
+        self.work = work
+        self.starts: list[float] = []
+        self.overlaps = 0
+        self._busy = False
+
+    async def run(self, obs: Observation) -> None:
+        if self._busy:
+            self.overlaps += 1
+        self._busy = True
+        RecordingProbe.running += 1
+        RecordingProbe.most_at_once = max(RecordingProbe.most_at_once, RecordingProbe.running)
+        self.starts.append(time.monotonic())
+        try:
+            await asyncio.sleep(self.work)
+        finally:
+            RecordingProbe.running -= 1
+            self._busy = False
+
+    async def aclose(self) -> None:
+        pass
+
+
+def handles(names: list[str], interval: str, timeout: str, work: float) -> list[ProbeHandle]:
+    probes = ", ".join(
+        f"{{name: {n}, type: tcp, host: h, port: 1, interval: {interval}, timeout: {timeout}}}" for n in names
+    )
+    config = parse_config(f"probes: [{probes}]", env={})
+    return [ProbeHandle(c, RecordingProbe(work), Redactor()) for c in config.probes]  # type: ignore[arg-type]
+
+
+async def run_for(hs: list[ProbeHandle], seconds: float, concurrency: int = 64) -> tuple[AgentMetrics, list[Result]]:
+    results: list[Result] = []
+    metrics = AgentMetrics(StateStore())
+    scheduler = Scheduler(metrics, results.append, concurrency)
+    scheduler.start(hs)
+    await asyncio.sleep(seconds)
+    await scheduler.stop(grace=1)
+    return metrics, results
+
+
+def test_offsets_are_stable_and_spread() -> None:
+    fractions = [stable_fraction(f"probe-{i}") for i in range(1000)]
+    assert fractions == [stable_fraction(f"probe-{i}") for i in range(1000)]
+    # spread: every tenth of the interval gets a fair share of 1000 probes
+    deciles = [sum(1 for f in fractions if i / 10 <= f < (i + 1) / 10) for i in range(10)]
+    assert min(deciles) > 60, deciles
+
+
+async def test_fixed_rate() -> None:
+    (h,) = handles(["steady"], "200ms", "100ms", work=0.05)
+    await run_for([h], 1.5)
+    starts = h.probe.starts  # type: ignore[attr-defined]
+    gaps = [b - a for a, b in zip(starts[1:], starts[2:])]  # the first gap is the startup spread
+    assert len(gaps) >= 4
+    # fixed rate: the 50 ms of work does not push the next start back
+    assert all(abs(g - 0.2) < 0.05 for g in gaps), gaps
+
+
+async def test_concurrency_limit_and_no_overlap() -> None:
+    RecordingProbe.running = RecordingProbe.most_at_once = 0
+    hs = handles([f"p{i}" for i in range(6)], "300ms", "250ms", work=0.2)
+    metrics, results = await run_for(hs, 1.5, concurrency=2)
+    assert RecordingProbe.most_at_once == 2
+    assert all(h.probe.overlaps == 0 for h in hs)  # type: ignore[attr-defined]
+    # six probes of 200 ms through two slots cannot all keep a 300 ms rate: ticks are skipped, not queued
+    assert metrics.registry.get_sample_value("probe_agent_skipped_runs_total") > 0
+    assert metrics.registry.get_sample_value("probe_agent_scheduler_lag_seconds_count") == len(results)
+
+
+async def test_stop_cancels_runs_after_grace() -> None:
+    # a name whose startup offset is small, so the first run starts at once
+    name = next(f"slow-{i}" for i in range(1000) if stable_fraction(f"slow-{i}") < 0.02)
+    (h,) = handles([name], "60s", "30s", work=20)
+    metrics = AgentMetrics(StateStore())
+    scheduler = Scheduler(metrics, lambda r: None, 4)
+    scheduler.start([h])
+    await asyncio.sleep(0.3)
+    assert h.probe.starts  # type: ignore[attr-defined]
+    start = time.monotonic()
+    await scheduler.stop(grace=0.3)
+    assert time.monotonic() - start < 1.0
+    assert not scheduler.alive()
