@@ -21,7 +21,7 @@ SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie",
 _SENSITIVE_NAME = re.compile(r"pass|secret|token|key|auth|cred|cookie|session", re.IGNORECASE)
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)(?P<secret>[^@\s/]+)(?=@)")
-_KV_PASSWORD = re.compile(r"(?P<head>\b(?:password|passwd|pwd|token|secret)\s*[=:]\s*)(?P<secret>[^\s&;,'\"]+)", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(?P<head>\b(?:password|passwd|pwd|token|secret)\s*=\s*)(?P<secret>[^\s&;,'\"]+)", re.IGNORECASE)
 _BEARER = re.compile(r"(?P<head>\b(?:Bearer|Basic)\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,})")
 
 

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from probe_agent.probes.base import Probe
 from probe_agent.probes.http import HttpProbe
+from probe_agent.probes.mysql import MysqlProbe
+from probe_agent.probes.neo4j import Neo4jProbe
+from probe_agent.probes.postgres import PostgresProbe
+from probe_agent.probes.redis import RedisProbe
 from probe_agent.probes.tcp import TcpProbe
 
 REGISTRY: dict[str, type[Probe]] = {
     "http": HttpProbe,
     "tcp": TcpProbe,
+    "postgres": PostgresProbe,
+    "mysql": MysqlProbe,
+    "redis": RedisProbe,
+    "neo4j": Neo4jProbe,
 }
 
 __all__ = ["REGISTRY", "Probe"]

@@ -1,0 +1,90 @@
+"""Pieces the datastore probes share: connection options, password files, and the pool: true slot."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import Field, SecretStr, model_validator
+
+from probe_agent.config import ProbeConfig
+
+T = TypeVar("T")
+
+
+class DatastoreConfig(ProbeConfig):
+    """Options common to datastore probes. `password` and a password inside `dsn` are redacted everywhere."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)  # 0: the type's default port
+    user: str | None = None
+    password: SecretStr | None = None
+    password_file: str | None = None  # read once at load; its content is treated as the password
+    # pool: false (default) opens and closes a connection every run, so "too many connections"
+    # or a changed password shows up as it would for a new client. pool: true keeps one
+    # connection between runs and replaces it after any failure.
+    pool: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_password_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("password_file"):
+            if data.get("password"):
+                raise ValueError("password_file: set either password or password_file, not both")
+            try:
+                secret = Path(data["password_file"]).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"password_file: cannot read {data['password_file']}: {exc.strerror}") from None
+            data = {**data, "password": secret}
+        return data
+
+    def secret_password(self) -> str | None:
+        return self.password.get_secret_value() if self.password is not None else None
+
+
+class ConnectionSlot(Generic[T]):
+    """Hands out a connection for one run.
+
+    Without pooling: a new connection each run, closed after it. With pooling: the
+    same connection while it works; a failed run throws it away, so the next run
+    reconnects by itself after a server restart.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[T]],
+        close: Callable[[T], Awaitable[None]],
+        abort: Callable[[T], None],
+        keep: bool,
+    ):
+        self._connect, self._close, self._abort, self._keep = connect, close, abort, keep
+        self._held: T | None = None
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[tuple[T, bool]]:
+        """Yields (connection, fresh) where fresh says whether this run had to connect."""
+        conn, fresh = self._held, False
+        self._held = None
+        if conn is None:
+            conn, fresh = await self._connect(), True
+        try:
+            yield conn, fresh
+        except BaseException:
+            # Failed or cancelled mid-use: the connection's state is unknown; never reuse it.
+            # abort() is synchronous so it also works while the run is being cancelled.
+            self._abort(conn)
+            raise
+        if self._keep:
+            self._held = conn
+        else:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._close(conn), 2)
+
+    async def aclose(self) -> None:
+        if self._held is not None:
+            conn, self._held = self._held, None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._close(conn), 2)

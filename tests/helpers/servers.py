@@ -1,0 +1,138 @@
+"""Private server instances for tests that stop, restart, fill or break a server.
+
+Each runs on a free loopback port in a temporary directory, never touching the
+shared servers. PostgreSQL refuses to run as root, so it runs as `postgres`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.helpers.netfaults import free_port
+from tests.helpers.processes import wait_port
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise FileNotFoundError(f"PostgreSQL's {name} not found (Debian package postgresql)")
+    return found[-1]
+
+
+class PrivatePostgres:
+    """Password auth (scram-sha-256) on TCP; superuser `postgres` with `password`."""
+
+    def __init__(self, password: str = "pg-Priv4te-pw", max_connections: int = 20):
+        self.password = password
+        self.max_connections = max_connections
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="probe-agent-pg-"))
+        shutil.chown(self.dir, "postgres", "postgres")
+        pwfile = self.dir / "pw"
+        pwfile.write_text(password)
+        shutil.chown(pwfile, "postgres", "postgres")
+        self.data = self.dir / "data"
+        self._as_postgres(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth-host=scram-sha-256",
+                          "--auth-local=trust", f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync")
+
+    def _as_postgres(self, *cmd: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=60)
+
+    def start(self) -> PrivatePostgres:
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir} "
+                   f"-c fsync=off -c max_connections={self.max_connections} -c superuser_reserved_connections=1")
+        self._as_postgres(_pg_bin("pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.dir / "log"), "-o", options, "start")
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", _pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                        "-w", "stop"], capture_output=True, timeout=60)
+        wait_port(self.port, up=False)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateMariaDB:
+    """Root over the socket; TCP user `probe` with `password`."""
+
+    def __init__(self, password: str = "my-Priv4te-pw", max_connections: int = 20):
+        self.password = password
+        self.max_connections = max_connections
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="probe-agent-my-"))
+        self.data = self.dir / "data"
+        self.proc: subprocess.Popen[bytes] | None = None
+        subprocess.run(["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={self.data}",
+                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                       check=True, capture_output=True, timeout=120)
+        self._initialised = False
+
+    def start(self) -> PrivateMariaDB:
+        self.proc = subprocess.Popen(
+            ["mariadbd", "--no-defaults", "--user=root", f"--datadir={self.data}", "--bind-address=127.0.0.1",
+             f"--port={self.port}", f"--socket={self.dir / 'sock'}", f"--max-connections={self.max_connections}",
+             "--skip-log-bin", "--innodb-buffer-pool-size=16M", f"--log-error={self.dir / 'err.log'}",
+             f"--pid-file={self.dir / 'pid'}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port, timeout=60)
+        if not self._initialised:
+            self.sql(f"CREATE USER 'probe'@'%' IDENTIFIED BY '{self.password}'; "
+                     "GRANT ALL ON *.* TO 'probe'@'%'; CREATE DATABASE app;")
+            self._initialised = True
+        return self
+
+    def sql(self, statements: str) -> None:
+        subprocess.run(["mariadb", "--no-defaults", "-uroot", f"--socket={self.dir / 'sock'}", "-e", statements],
+                       check=True, capture_output=True, timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(30)
+            self.proc = None
+        wait_port(self.port, up=False)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateRedis:
+    def __init__(self, password: str | None = "rd-Priv4te-pw"):
+        self.password = password
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="probe-agent-redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PrivateRedis:
+        args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+                "--dir", str(self.dir)]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+        wait_port(self.port, up=False)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def have(binary: str) -> bool:
+    return shutil.which(binary) is not None or os.path.exists(f"/usr/sbin/{binary}")
