@@ -53,6 +53,8 @@ class ConnectionSlot(Generic[T]):
     reconnects by itself after a server restart.
     """
 
+    CLOSE_TIMEOUT = 2.0
+
     def __init__(
         self,
         connect: Callable[[], Awaitable[T]],
@@ -62,6 +64,7 @@ class ConnectionSlot(Generic[T]):
     ):
         self._connect, self._close, self._abort, self._keep = connect, close, abort, keep
         self._held: T | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[tuple[T, bool]]:
@@ -73,18 +76,30 @@ class ConnectionSlot(Generic[T]):
         try:
             yield conn, fresh
         except BaseException:
-            # Failed or cancelled mid-use: the connection's state is unknown; never reuse it.
-            # abort() is synchronous so it also works while the run is being cancelled.
-            self._abort(conn)
+            self.discard(conn)
             raise
         if self._keep:
             self._held = conn
         else:
+            await self._close_bounded(conn)
+
+    def discard(self, conn: T) -> None:
+        """Close a connection whose state is unknown, in the background: a failed or cancelled
+        run must not wait on a server that stopped answering, and the connection is never reused."""
+        task = asyncio.get_running_loop().create_task(self._close_bounded(conn))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_bounded(self, conn: T) -> None:
+        try:
+            await asyncio.wait_for(self._close(conn), self.CLOSE_TIMEOUT)
+        except Exception:  # noqa: BLE001 - a polite close failed: cut the connection instead
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._close(conn), 2)
+                self._abort(conn)
 
     async def aclose(self) -> None:
         if self._held is not None:
             conn, self._held = self._held, None
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._close(conn), 2)
+            await self._close_bounded(conn)
+        if self._closing:
+            await asyncio.wait(set(self._closing), timeout=self.CLOSE_TIMEOUT + 1)

@@ -78,7 +78,8 @@ class Neo4jProbe(Probe[Neo4jConfig]):
 
     def __init__(self, config: Neo4jConfig):
         super().__init__(config)
-        self._slot = ConnectionSlot(self._connect, self._close, lambda d: None, config.pool)
+        # The driver has no synchronous abort; a close that hangs is left to the driver's own timeouts.
+        self._slot = ConnectionSlot(self._connect, self._close, lambda driver: None, config.pool)
 
     async def _connect(self) -> neo4j.AsyncDriver:
         cfg = self.config
@@ -95,7 +96,7 @@ class Neo4jProbe(Probe[Neo4jConfig]):
         try:
             await driver.verify_connectivity()
         except BaseException:
-            await _close_quietly(driver)
+            self._slot.discard(driver)
             raise
         return driver
 
@@ -133,9 +134,3 @@ class Neo4jProbe(Probe[Neo4jConfig]):
     async def aclose(self) -> None:
         await self._slot.aclose()
 
-
-async def _close_quietly(driver: neo4j.AsyncDriver) -> None:
-    try:
-        await driver.close()
-    except Exception:  # noqa: BLE001 - already failing; the first error is the one to report
-        pass

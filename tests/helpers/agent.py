@@ -106,3 +106,29 @@ class AgentProcess:
             except ValueError:
                 pass
         return entries
+
+
+def all_outputs(config: Path, env: dict[str, str] | None = None, settle: Any = None) -> dict[str, str]:
+    """Everything a secret could leak into: /metrics, /health and logs of a running agent
+    (debug level), and `check` output as table and JSON. `settle(agent)` says when to read."""
+    agent = AgentProcess(config, env=env, args=["--log-level", "debug"]).start()
+    try:
+        agent.wait_for(lambda: settle(agent) if settle else all(p["status"] for p in agent.health()[1]["probes"]),
+                       what="results to settle")
+        outputs = {"metrics": agent.get("/metrics")[1], "health": agent.get("/health")[1]}
+    finally:
+        agent.stop()
+    outputs["logs"] = agent.logs()
+    for fmt in ("table", "json"):
+        out = subprocess.run(
+            [sys.executable, "-m", "probe_agent", "check", "-c", str(config), "--format", fmt, "--log-level", "debug"],
+            capture_output=True, text=True, timeout=60, env={**agent.env, "COLUMNS": "200"},
+        )
+        outputs[f"check {fmt}"] = out.stdout + out.stderr
+    return outputs
+
+
+def assert_no_secret(outputs: dict[str, str], secrets: dict[str, str]) -> None:
+    for where, text in outputs.items():
+        for name, secret in secrets.items():
+            assert secret not in text, f"{name} leaked into {where}"

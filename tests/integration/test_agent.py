@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.agent import AgentProcess
+from tests.helpers.agent import AgentProcess, all_outputs, assert_no_secret
 from tests.helpers.netfaults import free_port
 from tests.helpers.processes import demo_shop, http_json
 
@@ -241,22 +241,8 @@ probes:
     interval: 1s
     timeout: 500ms
 """)
-    env = {"API_TOKEN": secrets["ENV_TOKEN"]}
-    agent = AgentProcess(config, env=env, args=["--log-level", "debug"]).start()
-    try:
-        agent.wait_for(lambda: all(p["status"] == "critical" for p in agent.health()[1]["probes"]), what="all failing")
-        outputs = {"metrics": agent.get("/metrics")[1], "health": agent.get("/health")[1]}
-    finally:
-        agent.stop()
-    outputs["logs"] = agent.logs()
-    for fmt in ("table", "json"):
-        out = subprocess.run(
-            [sys.executable, "-m", "probe_agent", "check", "-c", str(config), "--format", fmt, "--log-level", "debug"],
-            capture_output=True, text=True, timeout=30, env={**agent.env},
-        )
-        assert out.returncode == 2
-        outputs[f"check {fmt}"] = out.stdout + out.stderr
+    outputs = all_outputs(config, env={"API_TOKEN": secrets["ENV_TOKEN"]},
+                          settle=lambda a: all(p["status"] == "critical" for p in a.health()[1]["probes"]))
     assert "127.0.0.1" in outputs["health"] and "with-auth-header" in outputs["check table"]
-    for where, text in outputs.items():
-        for name, secret in secrets.items():
-            assert secret not in text, f"{name} leaked into {where}"
+    assert "with-auth-header" in outputs["metrics"] and '"probe status changed"' in outputs["logs"]
+    assert_no_secret(outputs, secrets)

@@ -140,3 +140,29 @@ async def test_stopped_server_then_pool_recovers_after_restart(kind: tuple[Kind,
         assert after[-1].status is Status.OK, [r.message for r in after]
     finally:
         await handle.aclose()
+
+
+def test_passwords_never_leak(tmp_path: Any, request: pytest.FixtureRequest) -> None:
+    from tests.helpers.agent import all_outputs, assert_no_secret
+
+    pg, my, rd = (request.getfixturevalue(k.fixture) for k in KINDS)
+    secrets = {"PG_WRONG": "pg-Wr0ng-Secret", "MY_WRONG": "my-Wr0ng-Secret", "RD_WRONG": "rd-Wr0ng-Secret",
+               "PG_RIGHT": pg.password, "MY_RIGHT": my.password, "RD_RIGHT": rd.password}
+    config = tmp_path / "probes.yaml"
+    config.write_text(f"""
+defaults: {{interval: 1s, timeout: 900ms}}
+probes:
+  - {{name: pg-wrong, type: postgres, dsn: "postgresql://postgres:${{PG_WRONG}}@127.0.0.1:{pg.port}/postgres"}}
+  - {{name: pg-right, type: postgres, port: {pg.port}, user: postgres, password: "${{PG_RIGHT}}"}}
+  - {{name: my-wrong, type: mysql, port: {my.port}, user: probe, password: "{secrets['MY_WRONG']}"}}
+  - {{name: my-right, type: mysql, port: {my.port}, user: probe, password: "${{MY_RIGHT}}"}}
+  - {{name: rd-wrong, type: redis, port: {rd.port}, password: "${{RD_WRONG}}"}}
+  - {{name: rd-right, type: redis, port: {rd.port}, password: "${{RD_RIGHT}}", pool: true}}
+""")
+    env = {k: v for k, v in secrets.items() if k != "MY_WRONG"}
+    outputs = all_outputs(config, env=env)
+    health = outputs["health"]
+    for name in ("pg-wrong", "my-wrong", "rd-wrong"):
+        assert name in health and "authentication failed" in outputs["check table"]
+    assert outputs["check json"].count('"status": "ok"') == 3
+    assert_no_secret(outputs, secrets)
