@@ -60,13 +60,26 @@ def collect_secrets(models: Iterable[BaseModel]) -> set[str]:
 
 
 class Redactor:
+    CACHE_SIZE = 4096
+
     def __init__(self, secrets: Iterable[str] = ()):
         # Longest first, so a secret that contains another is masked whole.
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # Probes report the same details and messages run after run: remember the answers.
+        self._cache: dict[str, str] = {}
 
     def redact(self, text: str) -> str:
         if not text:
             return text
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        if len(self._cache) >= self.CACHE_SIZE:
+            self._cache.clear()
+        redacted = self._cache[text] = self._redact(text)
+        return redacted
+
+    def _redact(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)

@@ -44,6 +44,8 @@ class ProbeHandle:
 
 
 def _shorten(text: str) -> str:
+    if len(text) <= MAX_MESSAGE_CHARS and "\n" not in text and "  " not in text:
+        return text
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
 
@@ -72,9 +74,8 @@ async def run_probe(handle: ProbeHandle) -> Result:
         reason, message = failure.reason, failure.message
 
     breaches = []
-    measured = {"duration": duration, **obs.values}
     for key, threshold in config.thresholds.items():
-        value = measured.get(key)
+        value = duration if key == "duration" else obs.values.get(key)
         if value is None:
             continue
         for level, limit in ((Status.CRITICAL, threshold.critical), (Status.WARNING, threshold.warning)):
@@ -95,8 +96,8 @@ async def run_probe(handle: ProbeHandle) -> Result:
         message=_shorten(redact(message)),
         duration=duration,
         started_at=started_at,
-        phases=dict(obs.phases),
-        values=dict(obs.values),
+        phases=obs.phases,  # the observation is not used again: no copies
+        values=obs.values,
         details={k: _shorten(redact(v)) for k, v in obs.details.items()},
         breaches=tuple(breaches),
     )

@@ -120,8 +120,7 @@ class PostgresProbe(Probe[PostgresConfig]):
             kwargs.update(host=cfg.host, port=cfg.port or 5432, user=cfg.user or "postgres", database=cfg.database)
         if cfg.password is not None:
             kwargs["password"] = cfg.secret_password()
-        # No statement cache: a probe runs one statement, and a cache is per connection anyway.
-        return await asyncpg.connect(statement_cache_size=0, **kwargs)
+        return await asyncpg.connect(**kwargs)
 
     @staticmethod
     async def _close(conn: asyncpg.Connection) -> None:
