@@ -34,6 +34,8 @@ class Observation:
     phases: dict[str, float] = field(default_factory=dict)
     values: dict[str, float] = field(default_factory=dict)
     details: dict[str, str] = field(default_factory=dict)
+    # Things worth a WARNING that are not a measured value (a slow step in a flow).
+    warnings: list[str] = field(default_factory=list)
 
     def add_phase(self, name: str, seconds: float) -> None:
         self.phases[name] = self.phases.get(name, 0.0) + max(seconds, 0.0)

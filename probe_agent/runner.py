@@ -85,8 +85,10 @@ async def run_probe(handle: ProbeHandle) -> Result:
                     status = level
                 break
 
-    if failure is None and breaches:
-        message = "; ".join(breaches)
+    if failure is None and obs.warnings and status < Status.WARNING:
+        status = Status.WARNING
+    if failure is None and (breaches or obs.warnings):
+        message = "; ".join([*obs.warnings, *breaches])
     redact = handle.redactor.redact
     return Result(
         probe=config.name,

@@ -12,6 +12,7 @@ from probe_agent.probes.mysql import MysqlProbe
 from probe_agent.probes.neo4j import Neo4jProbe
 from probe_agent.probes.postgres import PostgresProbe
 from probe_agent.probes.redis import RedisProbe
+from probe_agent.probes.synthetic import SyntheticProbe
 from probe_agent.probes.tcp import TcpProbe
 
 REGISTRY: dict[str, type[Probe]] = {
@@ -21,6 +22,7 @@ REGISTRY: dict[str, type[Probe]] = {
     "mysql": MysqlProbe,
     "redis": RedisProbe,
     "neo4j": Neo4jProbe,
+    "synthetic": SyntheticProbe,
 }
 
 __all__ = ["REGISTRY", "Probe"]

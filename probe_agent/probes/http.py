@@ -243,10 +243,10 @@ def parse_json(body: bytes) -> Any:
         raise ProbeError(Reason.ASSERTION, "body is not valid JSON") from None
 
 
-def make_session(ssl_context: Any, cookies: bool = False) -> aiohttp.ClientSession:
-    # force_close: a fresh connection for every request, so connect and TLS are measured
+def make_session(ssl_context: Any, cookies: bool = False, fresh_connections: bool = True) -> aiohttp.ClientSession:
+    # fresh_connections: a new connection for every request, so connect and TLS are measured
     # every run and a server that stopped accepting connections is noticed.
-    connector = aiohttp.TCPConnector(force_close=True, use_dns_cache=False, ssl=ssl_context, limit=0)
+    connector = aiohttp.TCPConnector(force_close=fresh_connections, use_dns_cache=False, ssl=ssl_context, limit=0)
     return aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.CookieJar(unsafe=True) if cookies else aiohttp.DummyCookieJar(),
