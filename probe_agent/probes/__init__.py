@@ -9,6 +9,8 @@ from __future__ import annotations
 from probe_agent.probes.base import Probe
 from probe_agent.probes.http import HttpProbe
 from probe_agent.probes.mysql import MysqlProbe
+from probe_agent.probes.nats import NatsProbe
+from probe_agent.probes.nats_jetstream import NatsJetstreamProbe
 from probe_agent.probes.neo4j import Neo4jProbe
 from probe_agent.probes.postgres import PostgresProbe
 from probe_agent.probes.redis import RedisProbe
@@ -22,6 +24,8 @@ REGISTRY: dict[str, type[Probe]] = {
     "mysql": MysqlProbe,
     "redis": RedisProbe,
     "neo4j": Neo4jProbe,
+    "nats": NatsProbe,
+    "nats_jetstream": NatsJetstreamProbe,
     "synthetic": SyntheticProbe,
 }
 

@@ -136,3 +136,42 @@ class PrivateRedis:
 
 def have(binary: str) -> bool:
     return shutil.which(binary) is not None or os.path.exists(f"/usr/sbin/{binary}")
+
+
+class PrivateNats:
+    """nats-server with JetStream and a monitoring port; optional user/password auth."""
+
+    def __init__(self, user: str | None = None, password: str | None = None):
+        self.user, self.password = user, password
+        self.port, self.monitor_port = free_port(), free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="probe-agent-nats-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://127.0.0.1:{self.monitor_port}"
+
+    def start(self) -> PrivateNats:
+        args = ["nats-server", "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port),
+                "-js", "-sd", str(self.dir / "js")]
+        if self.user:
+            args += ["--user", self.user, "--pass", self.password or ""]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        wait_port(self.monitor_port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+        wait_port(self.port, up=False)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers.servers import PrivateMariaDB, PrivatePostgres, PrivateRedis, have
+from tests.helpers.servers import PrivateMariaDB, PrivateNats, PrivatePostgres, PrivateRedis, have
 
 
 def _listening(port: int) -> bool:
@@ -60,5 +60,23 @@ def private_redis() -> Iterator[PrivateRedis]:
     if not have("redis-server"):
         pytest.skip("redis-server not installed")
     server = PrivateRedis().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def private_nats() -> Iterator[PrivateNats]:
+    if not have("nats-server"):
+        pytest.skip("nats-server not installed")
+    server = PrivateNats().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def private_nats_auth() -> Iterator[PrivateNats]:
+    if not have("nats-server"):
+        pytest.skip("nats-server not installed")
+    server = PrivateNats(user="probe", password="nats-Priv4te-pw").start()
     yield server
     server.cleanup()
