@@ -124,7 +124,7 @@ class SyntheticConfig(ProbeConfig):
     marker: dict[str, str] = DEFAULT_MARKER  # headers on every request; {} turns it off
     steps: list[Step] = Field(min_length=1)
     cleanup: list[Step] = []  # always run, also after a failed step
-    cleanup_timeout: Duration = 5.0  # reserved out of timeout for cleanup
+    cleanup_timeout: Duration | None = None  # reserved out of timeout for cleanup; default timeout/3, at most 5s
     max_body_bytes: int = Field(1_048_576, ge=0)
     tls_verify: bool = True
     ca_file: str | None = None
@@ -150,8 +150,8 @@ class SyntheticConfig(ProbeConfig):
 
     @model_validator(mode="after")
     def _checks(self) -> SyntheticConfig:
-        if self.cleanup and self.cleanup_timeout >= self.timeout:
-            raise ValueError(f"cleanup_timeout: {self.cleanup_timeout:g}s must be shorter than timeout ({self.timeout:g}s)")
+        if self.cleanup and self.cleanup_budget >= self.timeout:
+            raise ValueError(f"cleanup_timeout: {self.cleanup_budget:g}s must be shorter than timeout ({self.timeout:g}s)")
         names = [s.name for s in [*self.steps, *self.cleanup]]
         if duplicates := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"steps: duplicate step names {duplicates}")
@@ -172,6 +172,12 @@ class SyntheticConfig(ProbeConfig):
             _check_variables(step, extracted, f"cleanup[{index}]")
             extracted |= set(step.extract)
         return self
+
+    @property
+    def cleanup_budget(self) -> float:
+        if self.cleanup_timeout is not None:
+            return self.cleanup_timeout
+        return min(5.0, self.timeout / 3)
 
     def target(self) -> str:
         return self.base_url or (self.steps[0].url or "")
@@ -344,15 +350,15 @@ class SyntheticProbe(Probe[SyntheticConfig]):
             failure: BaseException | None = None
             current = cfg.steps[0]
             try:
-                async with asyncio.timeout(cfg.timeout - cfg.cleanup_timeout if cfg.cleanup else None):
+                async with asyncio.timeout(cfg.timeout - cfg.cleanup_budget if cfg.cleanup else None):
                     for step in cfg.steps:
                         current = step
                         await flow.run_step(step)
                         obs.values["steps_passed"] += 1
             except TimeoutError:
-                budget = cfg.timeout - cfg.cleanup_timeout
+                budget = cfg.timeout - cfg.cleanup_budget
                 failure = flow.fail(current, Reason.TIMEOUT,
-                                    f"no answer within the flow's {budget:g}s ({cfg.cleanup_timeout:g}s kept for cleanup)")
+                                    f"no answer within the flow's {budget:g}s ({cfg.cleanup_budget:g}s kept for cleanup)")
             except Exception as exc:  # noqa: BLE001 - reported after cleanup
                 failure = exc
             if cfg.cleanup:
@@ -363,7 +369,7 @@ class SyntheticProbe(Probe[SyntheticConfig]):
     async def _cleanup(self, flow: FlowRun, obs: Observation) -> None:
         problems: list[str] = []
         try:
-            async with asyncio.timeout(self.config.cleanup_timeout):
+            async with asyncio.timeout(self.config.cleanup_budget):
                 for step in self.config.cleanup:
                     missing = sorted((set(step.requires) | _step_templates(step)) - set(flow.variables))
                     if missing:
@@ -374,7 +380,7 @@ class SyntheticProbe(Probe[SyntheticConfig]):
                     except ProbeError as exc:
                         problems.append(exc.message)
         except TimeoutError:
-            problems.append(f"cleanup did not finish within {self.config.cleanup_timeout:g}s")
+            problems.append(f"cleanup did not finish within {self.config.cleanup_budget:g}s")
         obs.values["cleanup_failures"] = len(problems)
         if problems:
             obs.details["cleanup"] = "; ".join(problems)

@@ -39,16 +39,25 @@ def test_every_probe_type_has_a_service() -> None:
         assert SERVICE_FOR_TYPE[probe_type] in SERVICES
 
 
+def endpoints(probe) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    """Every (host, port) a probe talks to, whatever its type calls the fields."""
+    urls = [getattr(probe, f, None) for f in ("url", "uri", "base_url", "monitor_url")] + list(getattr(probe, "servers", []))
+    found = [(urlsplit(u).hostname, urlsplit(u).port) for u in urls if u]
+    if getattr(probe, "host", None) and getattr(probe, "port", None):
+        found.append((probe.host, probe.port))
+    return found
+
+
 def test_agent_probes_every_service_by_name_and_port() -> None:
     probes = agent_probes()
-    assert {p.type for p in probes} >= {t for t in REGISTRY if t in ("http", "tcp", "postgres", "mysql", "redis", "neo4j")}
+    assert {p.type for p in probes} == set(REGISTRY), "the compose agent should run every probe type"
     probed = set()
     for probe in probes:
-        url = getattr(probe, "url", None) or getattr(probe, "uri", None)
-        host, port = (urlsplit(url).hostname, urlsplit(url).port) if url else (probe.host, probe.port)
-        assert host in SERVICES, f"probe {probe.name} targets {host}, which is not a compose service"
-        assert port in container_ports(SERVICES[host]), f"probe {probe.name}: port {port} is not published by {host}"
-        probed.add(host)
+        assert endpoints(probe), f"probe {probe.name}: no endpoint found"
+        for host, port in endpoints(probe):
+            assert host in SERVICES, f"probe {probe.name} targets {host}, which is not a compose service"
+            assert port in container_ports(SERVICES[host]), f"probe {probe.name}: port {port} is not published by {host}"
+            probed.add(host)
     assert probed == set(SERVICES) - {"agent"}
 
 
