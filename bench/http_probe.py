@@ -10,7 +10,6 @@ The figure that matters is the ratio; absolute times depend on the machine.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from probe_agent import __version__
-from probe_agent.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, AgentConfig, load_config, resolve_config_path
+from probe_agent.config import (
+    CONFIG_ENV_VAR,
+    DEFAULT_CONFIG_PATH,
+    AgentConfig,
+    load_config,
+    resolve_config_path,
+)
 from probe_agent.errors import ConfigError
 from probe_agent.logs import setup_logging
 from probe_agent.model import Status

@@ -229,7 +229,9 @@ def _pydantic_problems(prefix: str, exc: ValidationError) -> list[str]:
 
 def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | None = None) -> AgentConfig:
     """Parse and validate a probes.yaml text. Raises ConfigError listing every problem."""
-    from probe_agent.probes import REGISTRY  # the registry imports config models: import late
+    from probe_agent.probes import (
+        REGISTRY,  # the registry imports config models: import late
+    )
 
     env = os.environ if env is None else env
     try:

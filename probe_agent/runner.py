@@ -63,8 +63,10 @@ async def run_probe(handle: ProbeHandle) -> Result:
         failure = ProbeError(Reason.TIMEOUT, f"no answer within {config.timeout:g}s")
     except asyncio.CancelledError:
         raise
+    except ProbeError as exc:
+        failure = exc
     except Exception as exc:  # noqa: BLE001 - every failure becomes data
-        failure = classify_exception(exc)
+        failure = handle.probe.translate(exc) or classify_exception(exc)
     duration = time.perf_counter() - start
 
     if failure is None:

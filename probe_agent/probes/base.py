@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import ClassVar, Generic, TypeVar
 
 from probe_agent.config import ProbeConfig
+from probe_agent.errors import ProbeError
 from probe_agent.model import Observation, ValueSpec
 
 C = TypeVar("C", bound=ProbeConfig)
@@ -32,3 +33,11 @@ class Probe(Generic[C]):
 
     async def aclose(self) -> None:
         """Release what the probe keeps between runs (sessions, pools)."""
+
+    @staticmethod
+    def translate(exc: BaseException) -> ProbeError | None:
+        """Map this type's library exceptions to a Reason and message; None leaves it to the generic mapping.
+
+        The runner calls it for every exception that is not already a ProbeError, so a
+        probe's run() lets library errors propagate instead of catching them itself."""
+        return None

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import Field, SecretStr, model_validator
 
 from probe_agent.config import ProbeConfig
+from probe_agent.errors import ProbeError, Reason
+from probe_agent.model import Observation
 
 T = TypeVar("T")
 
@@ -45,6 +48,38 @@ class DatastoreConfig(ProbeConfig):
         return self.password.get_secret_value() if self.password is not None else None
 
 
+class QueryConfig(DatastoreConfig):
+    """A datastore probe that runs one query and may check the first value it returns."""
+
+    default_query: ClassVar[str] = "SELECT 1"
+
+    database: str | None = None
+    query: str = ""  # default: default_query
+    expect: Any = None  # the first value of the first row must equal this; 1 for the default query
+
+    @model_validator(mode="before")
+    @classmethod
+    def _query_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        data.setdefault("query", cls.default_query)
+        if "expect" not in data and data["query"] == cls.default_query:
+            data["expect"] = 1
+        # The "too many connections" runbook warns at 80% unless the probe says otherwise.
+        if "connections" in (data.get("measure") or []):
+            thresholds = dict(data.get("thresholds") or {})
+            thresholds.setdefault("connections_used_ratio", {"warning": "> 0.8"})
+            data["thresholds"] = thresholds
+        return data
+
+    def check_expected(self, has_row: bool, first: Any) -> None:
+        # Compared as text: drivers differ on int / Decimal / str for the same answer.
+        if self.expect is not None and (not has_row or str(first) != str(self.expect)):
+            got = "no rows" if not has_row else repr(first)
+            raise ProbeError(Reason.ASSERTION, f"unexpected result: got {got}, expected {self.expect!r}")
+
+
 class ConnectionSlot(Generic[T]):
     """Hands out a connection for one run.
 
@@ -67,14 +102,16 @@ class ConnectionSlot(Generic[T]):
         self._closing: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[tuple[T, bool]]:
-        """Yields (connection, fresh) where fresh says whether this run had to connect."""
-        conn, fresh = self._held, False
+    async def connection(self, obs: Observation) -> AsyncIterator[T]:
+        """A connection for this run; the time to open one, when needed, is the `connect` phase."""
+        conn = self._held
         self._held = None
         if conn is None:
-            conn, fresh = await self._connect(), True
+            start = time.perf_counter()
+            conn = await self._connect()
+            obs.add_phase("connect", time.perf_counter() - start)
         try:
-            yield conn, fresh
+            yield conn
         except BaseException:
             self.discard(conn)
             raise

@@ -259,6 +259,7 @@ def make_session(ssl_context: Any, cookies: bool = False, fresh_connections: boo
 
 class HttpProbe(Probe[HttpConfig]):
     config_model = HttpConfig
+    translate = staticmethod(translate_client_error)
     phase_metric = "probe_http_duration_seconds"
     values = {
         "status_code": ValueSpec("probe_http_status_code", "HTTP status code of the last response."),
@@ -304,10 +305,6 @@ class HttpProbe(Probe[HttpConfig]):
                 body = await read_capped(response, cfg.max_body_bytes)
                 obs.values["body_bytes"] = len(body)
                 timings.add("transfer", time.perf_counter() - headers_at)
-        except ProbeError:
-            raise
-        except aiohttp.ClientError as exc:
-            raise translate_client_error(exc) from exc
         finally:
             for phase in ("dns", "connect", "tls", "first_byte", "transfer"):
                 if phase in timings.phases:

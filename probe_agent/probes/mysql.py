@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import ssl
 import time
-from typing import Any, Literal
+from typing import Literal
 
 import aiomysql
 import pymysql
-from pydantic import model_validator
 
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
-from probe_agent.probes.common import ConnectionSlot, DatastoreConfig
-from probe_agent.probes.postgres import DEFAULT_QUERY
+from probe_agent.probes.common import ConnectionSlot, QueryConfig
 from probe_agent.tls import client_context
 
 # MySQL client/server error numbers an operator will search for.
@@ -30,29 +28,12 @@ TOO_MANY_CONNECTIONS = {1040, 1203}
 CONNECTION_ERRORS = {2002, 2003, 2005, 2006, 2013, 2055}
 
 
-class MysqlConfig(DatastoreConfig):
+class MysqlConfig(QueryConfig):
     type: Literal["mysql"]
-    database: str | None = None
-    query: str = DEFAULT_QUERY
-    expect: Any = None  # first column of the first row must equal this; default 1 for SELECT 1
     measure: list[Literal["connections", "replication_lag"]] = []
     tls: bool = False
     tls_verify: bool = True
     ca_file: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        if "expect" not in data and data.get("query", DEFAULT_QUERY) == DEFAULT_QUERY:
-            data["expect"] = 1
-        if "connections" in (data.get("measure") or []):
-            thresholds = dict(data.get("thresholds") or {})
-            thresholds.setdefault("connections_used_ratio", {"warning": "> 0.8"})
-            data["thresholds"] = thresholds
-        return data
 
     def target(self) -> str:
         return f"mysql://{self.host}:{self.port or 3306}/{self.database or ''}"
@@ -78,6 +59,7 @@ def translate(exc: BaseException) -> ProbeError | None:
 
 class MysqlProbe(Probe[MysqlConfig]):
     config_model = MysqlConfig
+    translate = staticmethod(translate)
     phase_metric = "probe_mysql_duration_seconds"
     values = {
         "connections": ValueSpec("probe_mysql_threads_connected", "Threads_connected: client connections open."),
@@ -117,30 +99,16 @@ class MysqlProbe(Probe[MysqlConfig]):
 
     async def run(self, obs: Observation) -> None:
         cfg = self.config
-        start = time.perf_counter()
-        try:
-            async with self._slot.connection() as (conn, fresh):
-                connected = time.perf_counter()
-                if fresh:
-                    obs.add_phase("connect", connected - start)
-                obs.details["server_version"] = conn.get_server_info()
-                async with conn.cursor() as cursor:
-                    await cursor.execute(cfg.query)
-                    row = await cursor.fetchone()
-                    obs.add_phase("query", time.perf_counter() - connected)
-                    for item in cfg.measure:
-                        await self._measure(cursor, item, obs)
-        except ProbeError:
-            raise
-        except Exception as exc:
-            if (translated := translate(exc)) is not None:
-                raise translated from exc
-            raise
-        if cfg.expect is not None:
-            actual = row[0] if row else None
-            if not row or str(actual) != str(cfg.expect):
-                got = "no rows" if not row else repr(actual)
-                raise ProbeError(Reason.ASSERTION, f"unexpected result: got {got}, expected {cfg.expect!r}")
+        async with self._slot.connection(obs) as conn:
+            obs.details["server_version"] = conn.get_server_info()
+            start = time.perf_counter()
+            async with conn.cursor() as cursor:
+                await cursor.execute(cfg.query)
+                row = await cursor.fetchone()
+                obs.add_phase("query", time.perf_counter() - start)
+                for item in cfg.measure:
+                    await self._measure(cursor, item, obs)
+        cfg.check_expected(bool(row), row[0] if row else None)
 
     @staticmethod
     async def _measure(cursor: aiomysql.Cursor, item: str, obs: Observation) -> None:

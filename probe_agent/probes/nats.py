@@ -27,7 +27,12 @@ from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
 from probe_agent.probes.common import ConnectionSlot
-from probe_agent.probes.http import make_session, parse_json, read_capped, translate_client_error
+from probe_agent.probes.http import (
+    make_session,
+    parse_json,
+    read_capped,
+    translate_client_error,
+)
 from probe_agent.tls import client_context
 
 _UPTIME_PART = re.compile(r"(\d+)([ywdhms])")
@@ -175,6 +180,7 @@ VARZ_VALUES = {
 
 class NatsProbe(Probe[NatsConfig]):
     config_model = NatsConfig
+    translate = staticmethod(translate_nats)
     phase_metric = "probe_nats_duration_seconds"
     values = {
         **{name: ValueSpec(metric, help_text) for name, (_f, metric, help_text, _s) in VARZ_VALUES.items()},
@@ -210,20 +216,10 @@ class NatsProbe(Probe[NatsConfig]):
 
     async def _round_trip(self, obs: Observation) -> None:
         assert self._client is not None
-        start = time.perf_counter()
-        try:
-            async with self._client.connection() as (client, fresh):
-                connected = time.perf_counter()
-                if fresh:
-                    obs.add_phase("client_connect", connected - start)
-                await client.flush(timeout=max(self.config.timeout, 0.1))
-                obs.add_phase("client_round_trip", time.perf_counter() - connected)
-        except ProbeError:
-            raise
-        except Exception as exc:
-            if (translated := translate_nats(exc)) is not None:
-                raise translated from exc
-            raise
+        async with self._client.connection(obs) as client:
+            start = time.perf_counter()
+            await client.flush(timeout=max(self.config.timeout, 0.1))
+            obs.add_phase("round_trip", time.perf_counter() - start)
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -62,6 +62,7 @@ class NatsJetstreamConfig(NatsClientConfig):
 
 class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
     config_model = NatsJetstreamConfig
+    translate = staticmethod(translate_nats)
     phase_metric = "probe_nats_jetstream_duration_seconds"
     values = {
         "depth": ValueSpec(
@@ -90,25 +91,18 @@ class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
     async def _read_client(self, obs: Observation) -> None:
         cfg = self.config
         assert self._client is not None
-        try:
-            async with self._client.connection() as (client, _fresh):
-                js = client.jetstream(timeout=cfg.timeout)
-                try:
-                    stream = await js.stream_info(cfg.stream)
-                    obs.values["stream_messages"] = float(stream.state.messages)
-                    if cfg.consumer is None:
-                        obs.values["depth"] = float(stream.state.messages)
-                        return
-                    consumer = await js.consumer_info(cfg.stream, cfg.consumer)
-                except jserr.NotFoundError as exc:
-                    raise self._not_found(exc.err_code) from exc
-                self._record_consumer(obs, consumer.num_pending, consumer.num_ack_pending, consumer.num_redelivered)
-        except ProbeError:
-            raise
-        except Exception as exc:
-            if (translated := translate_nats(exc)) is not None:
-                raise translated from exc
-            raise
+        async with self._client.connection(obs) as client:
+            js = client.jetstream(timeout=cfg.timeout)
+            try:
+                stream = await js.stream_info(cfg.stream)
+                obs.values["stream_messages"] = float(stream.state.messages)
+                if cfg.consumer is None:
+                    obs.values["depth"] = float(stream.state.messages)
+                    return
+                consumer = await js.consumer_info(cfg.stream, cfg.consumer)
+            except jserr.NotFoundError as exc:
+                raise self._not_found(exc.err_code) from exc
+            self._record_consumer(obs, consumer.num_pending, consumer.num_ack_pending, consumer.num_redelivered)
 
     async def _read_monitor(self, obs: Observation) -> None:
         cfg = self.config

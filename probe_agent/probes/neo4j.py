@@ -9,27 +9,24 @@ first value of the first record equals it. The server's agent string
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
 import neo4j
 import neo4j.exceptions as nexc
-from pydantic import field_validator, model_validator
+from pydantic import field_validator
 
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation
 from probe_agent.probes.base import Probe
-from probe_agent.probes.common import ConnectionSlot, DatastoreConfig
-
-DEFAULT_QUERY = "RETURN 1"
+from probe_agent.probes.common import ConnectionSlot, QueryConfig
 
 
-class Neo4jConfig(DatastoreConfig):
+class Neo4jConfig(QueryConfig):
+    default_query: ClassVar[str] = "RETURN 1"
+
     type: Literal["neo4j"]
     uri: str  # bolt://host:7687, neo4j://host:7687 (routing), or the +s / +ssc TLS variants
-    database: str | None = None  # default: the server's default database
-    query: str = DEFAULT_QUERY
-    expect: Any = None  # first value of the first record must equal this; default 1 for RETURN 1
 
     @field_validator("uri")
     @classmethod
@@ -38,13 +35,6 @@ class Neo4jConfig(DatastoreConfig):
         if parts.scheme not in ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc") or not parts.hostname:
             raise ValueError("must be a bolt:// or neo4j:// URI with a host (optionally +s or +ssc)")
         return uri
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "expect" not in data and data.get("query", DEFAULT_QUERY) == DEFAULT_QUERY:
-            data = {**data, "expect": 1}
-        return data
 
     def target(self) -> str:
         return self.uri
@@ -73,6 +63,7 @@ def translate(exc: BaseException) -> ProbeError | None:
 
 class Neo4jProbe(Probe[Neo4jConfig]):
     config_model = Neo4jConfig
+    translate = staticmethod(translate)
     phase_metric = "probe_neo4j_duration_seconds"
     values = {}
 
@@ -106,30 +97,16 @@ class Neo4jProbe(Probe[Neo4jConfig]):
 
     async def run(self, obs: Observation) -> None:
         cfg = self.config
-        start = time.perf_counter()
-        try:
-            async with self._slot.connection() as (driver, fresh):
-                connected = time.perf_counter()
-                if fresh:
-                    obs.add_phase("connect", connected - start)
-                async with driver.session(database=cfg.database) as session:
-                    result = await session.run(cfg.query)
-                    record = await result.single(strict=False)
-                    summary = await result.consume()
-                obs.add_phase("query", time.perf_counter() - connected)
-                if summary.server.agent:
-                    obs.details["server_agent"] = summary.server.agent
-        except ProbeError:
-            raise
-        except Exception as exc:
-            if (translated := translate(exc)) is not None:
-                raise translated from exc
-            raise
-        if cfg.expect is not None:
-            actual = record[0] if record is not None and len(record) else None
-            if record is None or str(actual) != str(cfg.expect):
-                got = "no records" if record is None else repr(actual)
-                raise ProbeError(Reason.ASSERTION, f"unexpected result: got {got}, expected {cfg.expect!r}")
+        async with self._slot.connection(obs) as driver:
+            start = time.perf_counter()
+            async with driver.session(database=cfg.database) as session:
+                result = await session.run(cfg.query)
+                record = await result.single(strict=False)
+                summary = await result.consume()
+            obs.add_phase("query", time.perf_counter() - start)
+            if summary.server.agent:
+                obs.details["server_agent"] = summary.server.agent
+        cfg.check_expected(record is not None, record[0] if record is not None and len(record) else None)
 
     async def aclose(self) -> None:
         await self._slot.aclose()

@@ -14,15 +14,12 @@ import time
 from typing import Any, Literal
 
 import asyncpg
-from pydantic import model_validator
 
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
-from probe_agent.probes.common import ConnectionSlot, DatastoreConfig
+from probe_agent.probes.common import ConnectionSlot, QueryConfig
 from probe_agent.tls import client_context
-
-DEFAULT_QUERY = "SELECT 1"
 
 MEASURES = {
     "connections": (
@@ -37,30 +34,12 @@ MEASURES = {
 }
 
 
-class PostgresConfig(DatastoreConfig):
+class PostgresConfig(QueryConfig):
     type: Literal["postgres"]
     dsn: str | None = None  # postgresql://user:password@host:port/db?sslmode=... instead of the fields
-    database: str | None = None
-    query: str = DEFAULT_QUERY
-    expect: Any = None  # first column of the first row must equal this; default 1 for SELECT 1
     measure: list[Literal["connections", "recovery", "replication_lag"]] = []
     sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
     ca_file: str | None = None  # CA to verify the server against (verify-ca / verify-full)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        if "expect" not in data and data.get("query", DEFAULT_QUERY) == DEFAULT_QUERY:
-            data["expect"] = 1
-        # The "too many connections" runbook warns at 80% unless the probe says otherwise.
-        if "connections" in (data.get("measure") or []):
-            thresholds = dict(data.get("thresholds") or {})
-            thresholds.setdefault("connections_used_ratio", {"warning": "> 0.8"})
-            data["thresholds"] = thresholds
-        return data
 
     def target(self) -> str:
         if self.dsn:
@@ -68,7 +47,7 @@ class PostgresConfig(DatastoreConfig):
         return f"postgresql://{self.host}:{self.port or 5432}/{self.database or ''}"
 
 
-def translate(exc: BaseException, cfg: PostgresConfig) -> ProbeError | None:
+def translate(exc: BaseException) -> ProbeError | None:
     """asyncpg's exceptions -> Reason, with the SQLSTATE an operator can look up."""
     if isinstance(exc, (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
         return ProbeError(Reason.AUTH, f"authentication failed (SQLSTATE {exc.sqlstate}): {exc}")
@@ -89,6 +68,7 @@ def translate(exc: BaseException, cfg: PostgresConfig) -> ProbeError | None:
 
 class PostgresProbe(Probe[PostgresConfig]):
     config_model = PostgresConfig
+    translate = staticmethod(translate)
     phase_metric = "probe_postgres_duration_seconds"
     values = {
         "connections": ValueSpec("probe_postgres_connections", "Client connections open on the server."),
@@ -128,28 +108,14 @@ class PostgresProbe(Probe[PostgresConfig]):
 
     async def run(self, obs: Observation) -> None:
         cfg = self.config
-        start = time.perf_counter()
-        try:
-            async with self._slot.connection() as (conn, fresh):
-                connected = time.perf_counter()
-                if fresh:
-                    obs.add_phase("connect", connected - start)
-                obs.details["server_version"] = conn.get_settings().server_version.split()[0]
-                row = await conn.fetchrow(cfg.query)
-                obs.add_phase("query", time.perf_counter() - connected)
-                for item in cfg.measure:
-                    await self._measure(conn, item, obs)
-        except ProbeError:
-            raise
-        except Exception as exc:
-            if (translated := translate(exc, cfg)) is not None:
-                raise translated from exc
-            raise
-        if cfg.expect is not None:
-            actual = row[0] if row is not None and len(row) else None
-            if row is None or str(actual) != str(cfg.expect):
-                got = "no rows" if row is None else repr(actual)
-                raise ProbeError(Reason.ASSERTION, f"unexpected result: got {got}, expected {cfg.expect!r}")
+        async with self._slot.connection(obs) as conn:
+            obs.details["server_version"] = conn.get_settings().server_version.split()[0]
+            start = time.perf_counter()
+            row = await conn.fetchrow(cfg.query)
+            obs.add_phase("query", time.perf_counter() - start)
+            for item in cfg.measure:
+                await self._measure(conn, item, obs)
+        cfg.check_expected(row is not None, row[0] if row is not None and len(row) else None)
 
     @staticmethod
     async def _measure(conn: asyncpg.Connection, item: str, obs: Observation) -> None:

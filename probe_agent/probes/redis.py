@@ -57,6 +57,7 @@ def translate(exc: BaseException) -> ProbeError | None:
 
 class RedisProbe(Probe[RedisConfig]):
     config_model = RedisConfig
+    translate = staticmethod(translate)
     phase_metric = "probe_redis_duration_seconds"
     values = {
         "connected_clients": ValueSpec("probe_redis_connected_clients", "INFO connected_clients."),
@@ -103,24 +104,14 @@ class RedisProbe(Probe[RedisConfig]):
             writer.transport.abort()
 
     async def run(self, obs: Observation) -> None:
-        start = time.perf_counter()
-        try:
-            async with self._slot.connection() as (client, fresh):
-                connected = time.perf_counter()
-                if fresh:
-                    obs.add_phase("connect", connected - start)
-                answer = await client.execute_command("PING")
-                obs.add_phase("ping", time.perf_counter() - connected)
-                if answer not in (True, b"PONG", "PONG"):
-                    raise ProbeError(Reason.ASSERTION, f"PING answered {answer!r}, expected PONG")
-                if self.config.measure:
-                    self._measure(await client.info(), obs)
-        except ProbeError:
-            raise
-        except Exception as exc:
-            if (translated := translate(exc)) is not None:
-                raise translated from exc
-            raise
+        async with self._slot.connection(obs) as client:
+            start = time.perf_counter()
+            answer = await client.execute_command("PING")
+            obs.add_phase("ping", time.perf_counter() - start)
+            if answer not in (True, b"PONG", "PONG"):
+                raise ProbeError(Reason.ASSERTION, f"PING answered {answer!r}, expected PONG")
+            if self.config.measure:
+                self._measure(await client.info(), obs)
 
     def _measure(self, info: dict[str, object], obs: Observation) -> None:
         measure = self.config.measure

@@ -7,7 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers.servers import PrivateMariaDB, PrivateNats, PrivatePostgres, PrivateRedis, have
+from tests.helpers.servers import (
+    PrivateMariaDB,
+    PrivateNats,
+    PrivatePostgres,
+    PrivateRedis,
+    have,
+)
 
 
 def _listening(port: int) -> bool:

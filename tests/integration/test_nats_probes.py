@@ -60,7 +60,7 @@ async def test_varz_values_and_connections_threshold(probe_once: ProbeOnce, priv
                  "out_messages", "in_bytes", "out_bytes", "uptime_seconds", "total_connections"):
         assert name in quiet.values, name
     assert quiet.values["memory_bytes"] > 1_000_000
-    assert {"monitor", "client_connect", "client_round_trip"} <= set(quiet.phases)
+    assert {"monitor", "connect", "round_trip"} <= set(quiet.phases)
     clients = [await nats.connect(private_nats.url) for _ in range(8)]
     try:
         busy = await probe_once(probe)

@@ -10,11 +10,12 @@ import pytest
 from probe_agent.config import parse_config
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, Status
+from probe_agent.probes.base import Probe
 from probe_agent.redact import Redactor
 from probe_agent.runner import ProbeHandle, run_probe
 
 
-class ScriptedProbe:
+class ScriptedProbe(Probe):
     """Stands in for a probe type so the runner's own rules can be checked one by one."""
 
     def __init__(self, values: dict[str, float] | None = None, error: BaseException | None = None, sleep: float = 0):

@@ -8,13 +8,14 @@ import time
 from probe_agent.config import parse_config
 from probe_agent.metrics import AgentMetrics
 from probe_agent.model import Observation, Result
+from probe_agent.probes.base import Probe
 from probe_agent.redact import Redactor
 from probe_agent.runner import ProbeHandle
 from probe_agent.scheduler import Scheduler, stable_fraction
 from probe_agent.state import StateStore
 
 
-class RecordingProbe:
+class RecordingProbe(Probe):
     running = 0
     most_at_once = 0
 
