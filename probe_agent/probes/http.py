@@ -13,14 +13,14 @@ import json
 import os
 import re
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from probe_agent import __version__, jsonpath
-from probe_agent.config import ProbeConfig
+from probe_agent.config import HttpUrl, ProbeConfig, Regex
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
@@ -50,59 +50,40 @@ def format_status_ranges(ranges: tuple[tuple[int, int], ...]) -> str:
     return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
 
 
+def _check_method(method: str) -> str:
+    if not re.fullmatch(r"[A-Za-z]+", method):
+        raise ValueError(f"invalid HTTP method {method!r}")
+    return method.upper()
+
+
+def _check_json_paths(paths: dict[str, Any]) -> dict[str, Any]:
+    for path in paths:
+        jsonpath.parse_path(path)
+    return paths
+
+
+# Field types shared with the synthetic probe's steps.
+HttpMethod = Annotated[str, AfterValidator(_check_method)]
+StatusRanges = Annotated[tuple[tuple[int, int], ...], BeforeValidator(parse_status_ranges)]
+JsonExpectations = Annotated[dict[str, Any], AfterValidator(_check_json_paths)]
+
+
 class HttpConfig(ProbeConfig):
     type: Literal["http"]
-    url: str  # http:// or https:// URL to request
-    method: str = "GET"
+    url: HttpUrl  # http:// or https:// URL to request
+    method: HttpMethod = "GET"
     headers: dict[str, str] = {}  # sent as is; values of Authorization-like headers are redacted everywhere
     body: str | None = None  # request body
-    expect_status: tuple[tuple[int, int], ...] = ((200, 399),)  # codes or ranges: [200, "2xx", "200-204"]
+    expect_status: StatusRanges = ((200, 399),)  # codes or ranges: [200, "2xx", "200-204"]
     body_contains: str | None = None  # the body must contain this text
-    body_regex: str | None = None  # the body must match this regular expression
-    expect_json: dict[str, Any] = {}  # JSON path -> expected value, e.g. {"status": "ok"}
+    body_regex: Regex | None = None  # the body must match this regular expression
+    expect_json: JsonExpectations = {}  # JSON path -> expected value, e.g. {"status": "ok"}
     max_body_bytes: int = Field(1_048_576, ge=0)  # a larger body fails the probe
     follow_redirects: bool = True
     tls_verify: bool = True  # verify the server certificate and host name
     ca_file: str | None = None  # CA bundle to verify against instead of the system one
     cert_file: str | None = None  # client certificate (PEM) for mutual TLS
     key_file: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        return url
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, method: str) -> str:
-        if not re.fullmatch(r"[A-Za-z]+", method):
-            raise ValueError(f"invalid HTTP method {method!r}")
-        return method.upper()
-
-    @field_validator("expect_status", mode="before")
-    @classmethod
-    def _status(cls, value: Any) -> tuple[tuple[int, int], ...]:
-        return parse_status_ranges(value)
-
-    @field_validator("body_regex")
-    @classmethod
-    def _regex(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
-        return pattern
-
-    @field_validator("expect_json")
-    @classmethod
-    def _json_paths(cls, paths: dict[str, Any]) -> dict[str, Any]:
-        for path in paths:
-            jsonpath.parse_path(path)
-        return paths
 
     def target(self) -> str:
         return self.url

@@ -22,7 +22,7 @@ import nats.errors as nerr
 import nats.js.errors as jserr
 from pydantic import SecretStr, field_validator
 
-from probe_agent.config import ProbeConfig
+from probe_agent.config import HttpUrl, ProbeConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
@@ -149,15 +149,8 @@ def parse_uptime(text: str) -> float:
 
 class NatsConfig(NatsClientConfig):
     type: Literal["nats"]
-    monitor_url: str  # http://host:8222
+    monitor_url: HttpUrl  # http://host:8222
     jetstream: bool = False  # also require JetStream to be enabled and healthy (/healthz?js-enabled-only=true)
-
-    @field_validator("monitor_url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://nats:8222")
-        return url
 
     def target(self) -> str:
         return self.monitor_url

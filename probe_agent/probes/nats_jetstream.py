@@ -18,6 +18,7 @@ import aiohttp
 import nats.js.errors as jserr
 from pydantic import model_validator
 
+from probe_agent.config import HttpUrl
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
@@ -34,7 +35,7 @@ class NatsJetstreamConfig(NatsClientConfig):
     stream: str  # the stream holding the DLQ or the work
     consumer: str | None = None  # durable consumer whose backlog to read
     source: Literal["client", "monitor"] = "client"  # client protocol (servers) or /jsz (monitor_url)
-    monitor_url: str | None = None  # http://host:8222, for source: monitor
+    monitor_url: HttpUrl | None = None  # http://host:8222, for source: monitor
     account: str | None = None  # with source: monitor, the account to look in (default: any)
     dlq: bool = True  # a dead-letter queue: warn on depth > 0 unless thresholds say otherwise
 

@@ -19,22 +19,24 @@ import secrets
 import time
 import uuid
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from probe_agent import jsonpath
-from probe_agent.config import Duration, ProbeConfig, Threshold
+from probe_agent.config import Duration, HttpUrl, ProbeConfig, Regex, Threshold
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
 from probe_agent.probes.http import (
+    HttpMethod,
+    JsonExpectations,
+    StatusRanges,
     check_body,
     format_status_ranges,
     make_session,
     parse_json,
-    parse_status_ranges,
     read_capped,
     translate_client_error,
 )
@@ -51,7 +53,7 @@ class Extract(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     json_path: str | None = Field(None, alias="json")  # JSON path in the response body
-    regex: str | None = None  # first group (or the whole match) in the body
+    regex: Regex | None = None  # first group (or the whole match) in the body
     header: str | None = None  # response header
     cookie: str | None = None  # cookie set by the response
     bearer: bool = False  # send `Authorization: Bearer <value>` on every later request
@@ -68,18 +70,13 @@ class Extract(BaseModel):
             raise ValueError("give exactly one of json, regex, header, cookie")
         if self.json_path is not None:
             jsonpath.parse_path(self.json_path)
-        if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
         return self
 
 
 class Step(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-    method: str = "GET"
+    method: HttpMethod = "GET"
     path: str | None = None  # joined to the flow's base_url
     url: str | None = None  # a full URL instead of path
     headers: dict[str, str] = {}
@@ -87,26 +84,14 @@ class Step(BaseModel):
     json_body: Any = Field(None, alias="json")  # JSON request body
     form: dict[str, str] | None = None  # form-encoded request body
     body: str | None = None  # raw request body
-    expect_status: tuple[tuple[int, int], ...] = ((200, 399),)
+    expect_status: StatusRanges = ((200, 399),)
     body_contains: str | None = None
-    body_regex: str | None = None
-    expect_json: dict[str, Any] = {}  # JSON path -> expected value (templates allowed)
+    body_regex: Regex | None = None
+    expect_json: JsonExpectations = {}  # JSON path -> expected value (templates allowed)
     extract: dict[str, Extract] = {}  # variable name -> where to find it
     requires: list[str] = []  # skip this step unless these variables are set (for cleanup)
     thresholds: dict[Literal["duration"], Threshold] = {}  # this step's latency limits
     timeout: Duration | None = None  # this step alone; the flow's deadline applies anyway
-
-    @field_validator("expect_status", mode="before")
-    @classmethod
-    def _status(cls, value: Any) -> tuple[tuple[int, int], ...]:
-        return parse_status_ranges(value)
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, method: str) -> str:
-        if not re.fullmatch(r"[A-Za-z]+", method):
-            raise ValueError(f"invalid HTTP method {method!r}")
-        return method.upper()
 
     @model_validator(mode="after")
     def _target_and_body(self) -> Step:
@@ -119,7 +104,7 @@ class Step(BaseModel):
 
 class SyntheticConfig(ProbeConfig):
     type: Literal["synthetic"]
-    base_url: str | None = None  # steps' paths are joined to it
+    base_url: HttpUrl | None = None  # steps' paths are joined to it
     variables: dict[str, str] = {}  # fixed variables, e.g. a password from ${VAR}
     marker: dict[str, str] = DEFAULT_MARKER  # headers on every request; {} turns it off
     steps: list[Step] = Field(min_length=1)
@@ -128,15 +113,6 @@ class SyntheticConfig(ProbeConfig):
     max_body_bytes: int = Field(1_048_576, ge=0)
     tls_verify: bool = True
     ca_file: str | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _base(cls, url: str | None) -> str | None:
-        if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError("must be an http:// or https:// URL with a host")
-        return url
 
     @model_validator(mode="before")
     @classmethod

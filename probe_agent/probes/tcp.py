@@ -12,9 +12,9 @@ import re
 import time
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from probe_agent.config import ProbeConfig
+from probe_agent.config import ProbeConfig, Regex
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
@@ -27,22 +27,12 @@ class TcpConfig(ProbeConfig):
     port: int = Field(ge=1, le=65535)
     send: str | None = None  # sent after connecting; use \n in YAML double quotes for a newline
     expect: str | None = None  # the answer must contain this text
-    expect_regex: str | None = None  # the answer must match this regular expression
+    expect_regex: Regex | None = None  # the answer must match this regular expression
     max_read_bytes: int = Field(65536, ge=1)  # stop reading after this many bytes
     tls: bool = False
     tls_verify: bool = True
     ca_file: str | None = None
     server_name: str | None = None  # SNI and the name to verify; defaults to host
-
-    @field_validator("expect_regex")
-    @classmethod
-    def _regex(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
-        return pattern
 
     def target(self) -> str:
         return f"{self.host}:{self.port}"

@@ -60,39 +60,18 @@ class PrivatePostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class PrivateMariaDB:
-    """Root over the socket; TCP user `probe` with `password`."""
+class ProcessServer:
+    """A server we run as a child process; stop() kills it (as a crash would) and waits on its port."""
 
-    def __init__(self, password: str = "my-Priv4te-pw", max_connections: int = 20):
-        self.password = password
-        self.max_connections = max_connections
+    def __init__(self, prefix: str):
         self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="probe-agent-my-"))
-        self.data = self.dir / "data"
+        self.dir = Path(tempfile.mkdtemp(prefix=f"probe-agent-{prefix}-"))
         self.proc: subprocess.Popen[bytes] | None = None
-        subprocess.run(["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={self.data}",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"],
-                       check=True, capture_output=True, timeout=120)
-        self._initialised = False
 
-    def start(self) -> PrivateMariaDB:
-        self.proc = subprocess.Popen(
-            ["mariadbd", "--no-defaults", "--user=root", f"--datadir={self.data}", "--bind-address=127.0.0.1",
-             f"--port={self.port}", f"--socket={self.dir / 'sock'}", f"--max-connections={self.max_connections}",
-             "--skip-log-bin", "--innodb-buffer-pool-size=16M", f"--log-error={self.dir / 'err.log'}",
-             f"--pid-file={self.dir / 'pid'}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port, timeout=60)
-        if not self._initialised:
-            self.sql(f"CREATE USER 'probe'@'%' IDENTIFIED BY '{self.password}'; "
-                     "GRANT ALL ON *.* TO 'probe'@'%'; CREATE DATABASE app;")
-            self._initialised = True
-        return self
-
-    def sql(self, statements: str) -> None:
-        subprocess.run(["mariadb", "--no-defaults", "-uroot", f"--socket={self.dir / 'sock'}", "-e", statements],
-                       check=True, capture_output=True, timeout=30)
+    def spawn(self, args: list[str], *ports: int) -> None:
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for port in ports or (self.port,):
+            wait_port(port, timeout=60)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -106,46 +85,62 @@ class PrivateMariaDB:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class PrivateRedis:
-    def __init__(self, password: str | None = "rd-Priv4te-pw"):
+class PrivateMariaDB(ProcessServer):
+    """Root over the socket; TCP user `probe` with `password`."""
+
+    def __init__(self, password: str = "my-Priv4te-pw", max_connections: int = 20):
+        super().__init__("my")
         self.password = password
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="probe-agent-redis-"))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.max_connections = max_connections
+        self.data = self.dir / "data"
+        subprocess.run(["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={self.data}",
+                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                       check=True, capture_output=True, timeout=120)
+        self._initialised = False
+
+    def start(self) -> PrivateMariaDB:
+        self.spawn(
+            ["mariadbd", "--no-defaults", "--user=root", f"--datadir={self.data}", "--bind-address=127.0.0.1",
+             f"--port={self.port}", f"--socket={self.dir / 'sock'}", f"--max-connections={self.max_connections}",
+             "--skip-log-bin", "--innodb-buffer-pool-size=16M", f"--log-error={self.dir / 'err.log'}",
+             f"--pid-file={self.dir / 'pid'}"]
+        )
+        if not self._initialised:
+            self.sql(f"CREATE USER 'probe'@'%' IDENTIFIED BY '{self.password}'; "
+                     "GRANT ALL ON *.* TO 'probe'@'%'; CREATE DATABASE app;")
+            self._initialised = True
+        return self
+
+    def sql(self, statements: str) -> None:
+        subprocess.run(["mariadb", "--no-defaults", "-uroot", f"--socket={self.dir / 'sock'}", "-e", statements],
+                       check=True, capture_output=True, timeout=30)
+
+
+class PrivateRedis(ProcessServer):
+    def __init__(self, password: str | None = "rd-Priv4te-pw"):
+        super().__init__("redis")
+        self.password = password
 
     def start(self) -> PrivateRedis:
         args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
                 "--dir", str(self.dir)]
         if self.password:
             args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
+        self.spawn(args)
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-        wait_port(self.port, up=False)
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def have(binary: str) -> bool:
     return shutil.which(binary) is not None or os.path.exists(f"/usr/sbin/{binary}")
 
 
-class PrivateNats:
+class PrivateNats(ProcessServer):
     """nats-server with JetStream and a monitoring port; optional user/password auth."""
 
     def __init__(self, user: str | None = None, password: str | None = None):
+        super().__init__("nats")
         self.user, self.password = user, password
-        self.port, self.monitor_port = free_port(), free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="probe-agent-nats-"))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.monitor_port = free_port()
 
     @property
     def url(self) -> str:
@@ -160,18 +155,5 @@ class PrivateNats:
                 "-js", "-sd", str(self.dir / "js")]
         if self.user:
             args += ["--user", self.user, "--pass", self.password or ""]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-        wait_port(self.monitor_port)
+        self.spawn(args, self.port, self.monitor_port)
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-        wait_port(self.port, up=False)
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -14,10 +14,8 @@ from probe_agent.config import parse_config
 from probe_agent.demo import bundled_config_text
 from probe_agent.demo.shop import STATE_KEY, Fault, ShopState, make_shop
 from probe_agent.errors import ConfigError, Reason
-from probe_agent.model import Result, Status
-from probe_agent.redact import Redactor
-from probe_agent.runner import ProbeHandle, run_probe
-from tests.conftest import ServeApp
+from probe_agent.model import Status
+from tests.conftest import ProbeOnce, ServeApp
 from tests.helpers.agent import all_outputs, assert_no_secret
 from tests.helpers.processes import demo_shop
 
@@ -36,17 +34,13 @@ def bundled_flow(name: str, url: str, **changes: Any) -> dict[str, Any]:
     return {**flow, "base_url": url, **changes}
 
 
-async def run_flow(definition: dict[str, Any], env: dict[str, str] | None = None) -> Result:
-    config = parse_config(yaml.safe_dump({"probes": [definition]}), env=env or {})
-    handle = ProbeHandle.build(config.probes[0], Redactor(config.secrets))
-    try:
-        return await run_probe(handle)
-    finally:
-        await handle.aclose()
+@pytest.fixture
+def run_flow(probe_once: ProbeOnce) -> ProbeOnce:
+    return probe_once
 
 
 @pytest.mark.parametrize("name", ["signup-flow", "checkout-flow"])
-async def test_bundled_flows_pass_and_clean_up(shop: tuple[str, ShopState], name: str) -> None:
+async def test_bundled_flows_pass_and_clean_up(run_flow: ProbeOnce, shop: tuple[str, ShopState], name: str) -> None:
     url, state = shop
     result = await run_flow(bundled_flow(name, url))
     assert result.status is Status.OK, result.message
@@ -58,7 +52,7 @@ async def test_bundled_flows_pass_and_clean_up(shop: tuple[str, ShopState], name
     assert steps[-1] == "delete-account" and steps[0] == "signup"
 
 
-async def test_each_run_uses_fresh_data(shop: tuple[str, ShopState]) -> None:
+async def test_each_run_uses_fresh_data(run_flow: ProbeOnce, shop: tuple[str, ShopState]) -> None:
     url, state = shop
     flow = bundled_flow("signup-flow", url, cleanup=[])  # keep the users to compare them
     first, second = await run_flow(flow), await run_flow(flow)
@@ -75,7 +69,7 @@ async def test_each_run_uses_fresh_data(shop: tuple[str, ShopState]) -> None:
     ],
 )
 async def test_fault_fails_at_the_right_step_and_cleanup_runs(
-    shop: tuple[str, ShopState], fault: Fault, step: str, message: str
+    run_flow: ProbeOnce, shop: tuple[str, ShopState], fault: Fault, step: str, message: str
 ) -> None:
     url, state = shop
     state.faults["order" if step == "verify-order" else step] = fault
@@ -86,7 +80,7 @@ async def test_fault_fails_at_the_right_step_and_cleanup_runs(
         assert result.details["cleanup cancel-order"] == "skipped: order_id not set"
 
 
-async def test_slow_step_warns_then_fails(shop: tuple[str, ShopState]) -> None:
+async def test_slow_step_warns_then_fails(run_flow: ProbeOnce, shop: tuple[str, ShopState]) -> None:
     url, state = shop
     state.faults["login"] = Fault("slow", delay=0.3)
     result = await run_flow(bundled_flow("signup-flow", url))
@@ -100,7 +94,7 @@ async def test_slow_step_warns_then_fails(shop: tuple[str, ShopState]) -> None:
     assert state.users == {}
 
 
-async def test_hung_step_ends_in_time_and_cleanup_still_runs(shop: tuple[str, ShopState]) -> None:
+async def test_hung_step_ends_in_time_and_cleanup_still_runs(run_flow: ProbeOnce, shop: tuple[str, ShopState]) -> None:
     url, state = shop
     state.faults["checkout"] = Fault("slow", delay=60)
     start = time.monotonic()
@@ -112,7 +106,7 @@ async def test_hung_step_ends_in_time_and_cleanup_still_runs(shop: tuple[str, Sh
     assert state.users == {} and result.values["cleanup_failures"] == 0
 
 
-async def test_cleanup_failure_is_reported_apart(shop: tuple[str, ShopState]) -> None:
+async def test_cleanup_failure_is_reported_apart(run_flow: ProbeOnce, shop: tuple[str, ShopState]) -> None:
     url, state = shop
     state.faults["delete_account"] = Fault("error")
     result = await run_flow(bundled_flow("signup-flow", url))
@@ -126,7 +120,7 @@ async def test_cleanup_failure_is_reported_apart(shop: tuple[str, ShopState]) ->
     assert result.details["cleanup"] == "step 'delete-account': status 500, expected 204"
 
 
-async def test_tokens_and_passwords_are_redacted(shop: tuple[str, ShopState]) -> None:
+async def test_tokens_and_passwords_are_redacted(run_flow: ProbeOnce, shop: tuple[str, ShopState]) -> None:
     url, state = shop
     flow = bundled_flow("signup-flow", url)
     flow["steps"][1]["expect_json"] = {"token": "not-the-token"}  # the failure message would show the token
@@ -139,7 +133,7 @@ async def test_tokens_and_passwords_are_redacted(shop: tuple[str, ShopState]) ->
     assert not any(token in text for token in issued)
 
 
-async def test_marker_header_can_be_turned_off(shop: tuple[str, ShopState]) -> None:
+async def test_marker_header_can_be_turned_off(run_flow: ProbeOnce, shop: tuple[str, ShopState]) -> None:
     url, state = shop
     result = await run_flow(bundled_flow("signup-flow", url, marker={}))
     assert result.status is Status.OK
