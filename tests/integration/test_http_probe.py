@@ -223,3 +223,33 @@ async def test_client_certificate(probe_once: ProbeOnce, serve_app: ServeApp, tm
     assert result.status is Status.OK, result.message
     result = await probe_once({"type": "http", "url": url + "/ready", "ca_file": str(ca)})
     assert result.status is Status.CRITICAL and result.reason in (Reason.TLS, Reason.PROTOCOL, Reason.CONNECT)
+
+
+def test_tls_phase_and_expiry_under_uvloop(tmp_path: Path) -> None:
+    """The daemon runs on uvloop, whose TLS layer is its own: timing and expiry must work there too."""
+    uvloop = pytest.importorskip("uvloop")
+    from aiohttp import web as aioweb
+
+    from probe_agent.config import parse_config
+    from probe_agent.redact import Redactor
+    from probe_agent.runner import ProbeHandle, run_probe
+
+    async def scenario() -> tuple[str, object]:
+        context, ca = server_tls(tmp_path)
+        runner = aioweb.AppRunner(shop_like_app())
+        await runner.setup()
+        await aioweb.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+        port = runner.addresses[0][1]
+        config = parse_config(f"probes: [{{name: a, type: http, url: 'https://127.0.0.1:{port}/ready', ca_file: '{ca}'}}]",
+                              env={})
+        handle = ProbeHandle.build(config.probes[0], Redactor())
+        try:
+            return type(asyncio.get_running_loop()).__module__, await run_probe(handle)
+        finally:
+            await handle.aclose()
+            await runner.cleanup()
+
+    loop_module, result = uvloop.run(scenario())
+    assert loop_module.startswith("uvloop")
+    assert result.status is Status.OK, result.message  # type: ignore[attr-defined]
+    assert result.phases["tls"] > 0 and 19.9 < result.values["cert_expiry_days"] <= 20  # type: ignore[attr-defined]
