@@ -1,32 +1,45 @@
-"""Registry of probe types: YAML `type` -> Probe class.
+"""Registry of probe types: YAML `type` -> Probe class, in module probe_agent.probes.<type>.
 
 Adding a type: its module (config model + probe), one line here, its tests.
 The config loader finds the type's model through this map, so it never changes.
+
+A type's module is imported the first time a config uses the type: each brings
+its client library (asyncpg, neo4j, nats-py...), and an agent that only runs
+HTTP probes as a sidecar should not pay their memory.
 """
 
 from __future__ import annotations
 
-from probe_agent.probes.base import Probe
-from probe_agent.probes.http import HttpProbe
-from probe_agent.probes.mysql import MysqlProbe
-from probe_agent.probes.nats import NatsProbe
-from probe_agent.probes.nats_jetstream import NatsJetstreamProbe
-from probe_agent.probes.neo4j import Neo4jProbe
-from probe_agent.probes.postgres import PostgresProbe
-from probe_agent.probes.redis import RedisProbe
-from probe_agent.probes.synthetic import SyntheticProbe
-from probe_agent.probes.tcp import TcpProbe
+import importlib
+from collections.abc import Iterator, Mapping
 
-REGISTRY: dict[str, type[Probe]] = {
-    "http": HttpProbe,
-    "tcp": TcpProbe,
-    "postgres": PostgresProbe,
-    "mysql": MysqlProbe,
-    "redis": RedisProbe,
-    "neo4j": Neo4jProbe,
-    "nats": NatsProbe,
-    "nats_jetstream": NatsJetstreamProbe,
-    "synthetic": SyntheticProbe,
+from probe_agent.probes.base import Probe
+
+PROBE_CLASSES = {
+    "http": "HttpProbe",
+    "tcp": "TcpProbe",
+    "postgres": "PostgresProbe",
+    "mysql": "MysqlProbe",
+    "redis": "RedisProbe",
+    "neo4j": "Neo4jProbe",
+    "nats": "NatsProbe",
+    "nats_jetstream": "NatsJetstreamProbe",
+    "synthetic": "SyntheticProbe",
 }
+
+
+class _Registry(Mapping[str, type[Probe]]):
+    def __getitem__(self, name: str) -> type[Probe]:
+        class_name = PROBE_CLASSES[name]  # KeyError for an unknown type, as a dict would
+        return getattr(importlib.import_module(f"{__name__}.{name}"), class_name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(PROBE_CLASSES)
+
+    def __len__(self) -> int:
+        return len(PROBE_CLASSES)
+
+
+REGISTRY: Mapping[str, type[Probe]] = _Registry()
 
 __all__ = ["REGISTRY", "Probe"]
