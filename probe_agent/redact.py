@@ -86,6 +86,3 @@ class Redactor:
         text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
         text = _KV_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
         return _BEARER.sub(lambda m: m.group("head") + MASK, text)
-
-    def redact_mapping(self, mapping: dict[str, str]) -> dict[str, str]:
-        return {k: self.redact(v) for k, v in mapping.items()}
