@@ -1,0 +1,39 @@
+"""deploy/kubernetes/sidecar.yaml: the embedded probes file is valid and the wiring matches the agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from probe_agent.agent import Agent
+from probe_agent.config import parse_config
+from probe_agent.server import make_app
+
+DOCS = list(yaml.safe_load_all((Path(__file__).parents[2] / "deploy" / "kubernetes" / "sidecar.yaml").read_text()))
+CONFIGMAP = next(d for d in DOCS if d["kind"] == "ConfigMap")
+DEPLOYMENT = next(d for d in DOCS if d["kind"] == "Deployment")
+AGENT = next(c for c in DEPLOYMENT["spec"]["template"]["spec"]["containers"] if c["name"] == "probe-agent")
+
+
+def test_embedded_probes_file_is_valid_with_the_env_the_pod_sets() -> None:
+    env = {e["name"]: "x" for e in AGENT["env"]}
+    config = parse_config(CONFIGMAP["data"]["probes.yaml"], env=env)
+    assert {p.type for p in config.probes} == {"http", "postgres", "redis"}
+    # passwords come from Kubernetes Secrets through the environment, never from the manifest
+    text = CONFIGMAP["data"]["probes.yaml"]
+    assert text.count("password:") == text.count('password: "${') == 2
+
+
+def test_agent_wiring_matches_its_endpoints() -> None:
+    app = make_app(Agent(parse_config("probes: []", env={})))
+    paths = {route.resource.canonical for route in app.router.routes() if route.resource is not None}
+    assert {"/health/live", "/metrics"} <= paths
+    port = AGENT["ports"][0]["containerPort"]
+    assert AGENT["args"][-1] == f"0.0.0.0:{port}"
+    assert AGENT["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    annotations = DEPLOYMENT["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port) and annotations["prometheus.io/path"] == "/metrics"
+    mount = AGENT["volumeMounts"][0]["mountPath"]
+    assert AGENT["args"][2] == f"{mount}/probes.yaml"
+    assert "readinessProbe" not in AGENT  # see the comment at the top of the manifest
