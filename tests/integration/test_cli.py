@@ -131,3 +131,18 @@ def test_demo_command_serves_the_shop_and_probes_it() -> None:
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{agent_port}/metrics" in out
+
+
+def test_run_refuses_a_taken_address(tmp_path: Path) -> None:
+    import socket
+
+    config = tmp_path / "probes.yaml"
+    config.write_text("probes: []\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "probe_agent", "run", "-c", str(config), "--listen", f"127.0.0.1:{port}"],
+                             capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
