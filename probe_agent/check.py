@@ -34,8 +34,7 @@ def select(config: AgentConfig, names: Sequence[str], tags: Sequence[str]) -> li
     return chosen
 
 
-async def run_once(config: AgentConfig, probes: list[ProbeConfig]) -> list[Result]:
-    redactor = Redactor(config.secrets)
+async def run_once(config: AgentConfig, probes: list[ProbeConfig], redactor: Redactor) -> list[Result]:
     handles = [ProbeHandle.build(p, redactor) for p in probes]
     limit = asyncio.Semaphore(config.max_concurrency)
 

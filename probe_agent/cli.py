@@ -72,7 +72,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from probe_agent.check import render_json, render_table, run_once, select
+    from probe_agent.check import render_json, render_table, run_once, select, worst
 
     path = resolve_config_path(args.config)
     try:
@@ -81,12 +81,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print_problems(exc.problems, path)
         return int(Status.UNKNOWN)
-    setup_logging("text", args.log_level, Redactor(config.secrets))
-    results = run_async(run_once(config, probes))
     redactor = Redactor(config.secrets)
+    setup_logging("text", args.log_level, redactor)
+    results = run_async(run_once(config, probes, redactor))
     targets = {p.name: redactor.redact(p.target()) for p in probes}
     (render_json if args.format == "json" else render_table)(results, targets)
-    return int(max(r.status for r in results))
+    return int(worst(results))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
