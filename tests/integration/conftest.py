@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -40,12 +41,12 @@ def need_shared(kind: str) -> int:
     return port
 
 
-@pytest.fixture(scope="session")
-def private_postgres() -> Iterator[PrivatePostgres]:
-    if not have("runuser"):
-        pytest.skip("runuser not available")
+def _private(binary: str, package: str, make: Callable[[], Any]) -> Iterator[Any]:
+    """Start a private server for the session; a missing binary skips (and so fails CI)."""
+    if not have(binary):
+        pytest.skip(f"{binary} not installed (Debian package {package})")
     try:
-        server = PrivatePostgres().start()
+        server = make().start()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
     yield server
@@ -53,36 +54,25 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 
 @pytest.fixture(scope="session")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    yield from _private("runuser", "util-linux", PrivatePostgres)
+
+
+@pytest.fixture(scope="session")
 def private_mariadb() -> Iterator[PrivateMariaDB]:
-    if not have("mariadbd"):
-        pytest.skip("mariadbd not installed (Debian package mariadb-server)")
-    server = PrivateMariaDB().start()
-    yield server
-    server.cleanup()
+    yield from _private("mariadbd", "mariadb-server", PrivateMariaDB)
 
 
 @pytest.fixture(scope="session")
 def private_redis() -> Iterator[PrivateRedis]:
-    if not have("redis-server"):
-        pytest.skip("redis-server not installed")
-    server = PrivateRedis().start()
-    yield server
-    server.cleanup()
+    yield from _private("redis-server", "redis-server", PrivateRedis)
 
 
 @pytest.fixture(scope="session")
 def private_nats() -> Iterator[PrivateNats]:
-    if not have("nats-server"):
-        pytest.skip("nats-server not installed")
-    server = PrivateNats().start()
-    yield server
-    server.cleanup()
+    yield from _private("nats-server", "nats-server", PrivateNats)
 
 
 @pytest.fixture(scope="session")
 def private_nats_auth() -> Iterator[PrivateNats]:
-    if not have("nats-server"):
-        pytest.skip("nats-server not installed")
-    server = PrivateNats(user="probe", password="nats-Priv4te-pw").start()
-    yield server
-    server.cleanup()
+    yield from _private("nats-server", "nats-server", lambda: PrivateNats(user="probe", password="nats-Priv4te-pw"))
