@@ -9,6 +9,7 @@ for many times the timeout).
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Literal
 
@@ -45,6 +46,9 @@ def translate(exc: BaseException) -> ProbeError | None:
         return ProbeError(Reason.TIMEOUT, "timed out")
     if isinstance(exc, rexc.ConnectionError):
         text = str(exc)
+        if "[SSL" in text:  # redis-py folds the ssl error into its message
+            verify = re.search(r"certificate verify failed: ([^(]+)", text)
+            return ProbeError(Reason.TLS, f"TLS: {verify.group(1).strip() if verify else text}")
         if "refused" in text.lower() or isinstance(exc.__cause__, ConnectionRefusedError):
             return ProbeError(Reason.CONNECT, "connection refused")
         return ProbeError(Reason.CONNECT, text.split(". ")[0] or "connection error")

@@ -27,8 +27,9 @@ def _pg_bin(name: str) -> str:
 class PrivatePostgres:
     """Password auth (scram-sha-256) on TCP; superuser `postgres` with `password`."""
 
-    def __init__(self, password: str = "pg-Priv4te-pw", max_connections: int = 20):
+    def __init__(self, password: str = "pg-Priv4te-pw", max_connections: int = 20, tls: tuple[Path, Path] | None = None):
         self.password = password
+        self.tls = tls  # (certificate, key): serve TLS with them
         self.max_connections = max_connections
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="probe-agent-pg-"))
@@ -39,6 +40,12 @@ class PrivatePostgres:
         self.data = self.dir / "data"
         self._as_postgres(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth-host=scram-sha-256",
                           "--auth-local=trust", f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync")
+        if tls is not None:
+            for source, name in zip(tls, ("server.crt", "server.key")):
+                target = self.dir / name
+                shutil.copy(source, target)
+                shutil.chown(target, "postgres", "postgres")
+                target.chmod(0o600)  # PostgreSQL refuses a key others can read
 
     def _as_postgres(self, *cmd: str) -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=60)
@@ -46,6 +53,8 @@ class PrivatePostgres:
     def start(self) -> PrivatePostgres:
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir} "
                    f"-c fsync=off -c max_connections={self.max_connections} -c superuser_reserved_connections=1")
+        if self.tls is not None:
+            options += f" -c ssl=on -c ssl_cert_file={self.dir / 'server.crt'} -c ssl_key_file={self.dir / 'server.key'}"
         self._as_postgres(_pg_bin("pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.dir / "log"), "-o", options, "start")
         wait_port(self.port)
         return self
@@ -117,15 +126,20 @@ class PrivateMariaDB(ProcessServer):
 
 
 class PrivateRedis(ProcessServer):
-    def __init__(self, password: str | None = "rd-Priv4te-pw"):
+    def __init__(self, password: str | None = "rd-Priv4te-pw", tls: tuple[Path, Path] | None = None):
         super().__init__("redis")
         self.password = password
+        self.tls = tls  # (certificate, key): TLS only, on `port`
 
     def start(self) -> PrivateRedis:
         args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
                 "--dir", str(self.dir)]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls is not None:
+            args[args.index("--port") + 1] = "0"
+            args += ["--tls-port", str(self.port), "--tls-cert-file", str(self.tls[0]), "--tls-key-file", str(self.tls[1]),
+                     "--tls-auth-clients", "no"]
         self.spawn(args)
         return self
 

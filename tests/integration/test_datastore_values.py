@@ -104,3 +104,38 @@ async def test_password_file_and_dsn(probe_once: ProbeOnce, private_postgres: Pr
                             "dsn": f"postgresql://postgres:${{PGPW}}@127.0.0.1:{private_postgres.port}/postgres"},
                            env={"PGPW": private_postgres.password})
     assert dsn.status is Status.OK, dsn.message
+
+
+async def test_postgres_tls_modes(probe_once: ProbeOnce, tmp_path: Path) -> None:
+    from tests.helpers.certs import make_cert
+
+    cert = make_cert(tmp_path, "pg", days_valid=30)
+    server = PrivatePostgres(tls=(cert.cert, cert.key)).start()
+    try:
+        base = {"type": "postgres", "host": "localhost", "port": server.port, "user": "postgres", "password": server.password}
+        required = await probe_once({**base, "sslmode": "require"})
+        assert required.status is Status.OK, required.message
+        verified = await probe_once({**base, "sslmode": "verify-full", "ca_file": str(cert.cert)})
+        assert verified.status is Status.OK, verified.message
+        untrusted = await probe_once({**base, "sslmode": "verify-full"})
+        assert untrusted.reason is Reason.TLS and "self-signed certificate" in untrusted.message, untrusted.message
+    finally:
+        server.cleanup()
+
+
+async def test_redis_tls(probe_once: ProbeOnce, tmp_path: Path) -> None:
+    from tests.helpers.certs import make_cert
+    from tests.helpers.servers import PrivateRedis
+
+    cert = make_cert(tmp_path, "redis")
+    server = PrivateRedis(password=None, tls=(cert.cert, cert.key)).start()
+    try:
+        base = {"type": "redis", "host": "localhost", "port": server.port, "tls": True}
+        trusted = await probe_once({**base, "ca_file": str(cert.cert)})
+        assert trusted.status is Status.OK, trusted.message
+        untrusted = await probe_once(base)
+        assert (untrusted.reason, untrusted.message) == (Reason.TLS, "TLS: self-signed certificate")
+        plain = await probe_once({**base, "tls": False, "timeout": "1s"})
+        assert plain.status is Status.CRITICAL  # a plain client never gets PONG from a TLS port
+    finally:
+        server.cleanup()
