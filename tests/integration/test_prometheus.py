@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -41,8 +42,12 @@ def test_prometheus_scrapes_probe_success(tmp_path: Path) -> None:
             query = urllib.parse.urlencode({"query": 'probe_success{job="probe-agent",probe="shop"}'})
             deadline, series = time.monotonic() + 30, []
             while time.monotonic() < deadline and not series:
-                with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/query?{query}", timeout=5) as resp:
-                    series = json.load(resp)["data"]["result"]
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/query?{query}", timeout=5) as resp:
+                        series = json.load(resp)["data"]["result"]
+                except urllib.error.HTTPError as exc:
+                    # the port opens before the storage is ready: 503 until then
+                    assert exc.code == 503, exc
                 time.sleep(0.5)
             assert series, "Prometheus never saw probe_success"
             assert series[0]["metric"]["type"] == "http" and series[0]["value"][1] == "1"
