@@ -29,9 +29,16 @@ PROBE_CLASSES = {
 
 
 class _Registry(Mapping[str, type[Probe]]):
+    def __init__(self) -> None:
+        # /metrics looks a type up for every probe on every scrape: import once, then a dict hit.
+        self._loaded: dict[str, type[Probe]] = {}
+
     def __getitem__(self, name: str) -> type[Probe]:
-        class_name = PROBE_CLASSES[name]  # KeyError for an unknown type, as a dict would
-        return getattr(importlib.import_module(f"{__name__}.{name}"), class_name)
+        cls = self._loaded.get(name)
+        if cls is None:
+            class_name = PROBE_CLASSES[name]  # KeyError for an unknown type, as a dict would
+            cls = self._loaded[name] = getattr(importlib.import_module(f"{__name__}.{name}"), class_name)
+        return cls
 
     def __iter__(self) -> Iterator[str]:
         return iter(PROBE_CLASSES)
