@@ -24,7 +24,7 @@ from probe_agent.config import HttpUrl, ProbeConfig, Regex
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
-from probe_agent.tls import HandshakeClock, client_context
+from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock, client_context
 
 USER_AGENT = f"probe-agent/{__version__}"
 _STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})(?:-(\d{3}))?$")
@@ -256,15 +256,16 @@ class HttpProbe(Probe[HttpConfig]):
         super().__init__(config)
         self._tls = None
         if urlsplit(config.url).scheme == "https" or config.follow_redirects:
+            # Shared with every probe of the same TLS setting (a redirect may lead to https).
             self._tls = client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file)
-            self._tls.handshake_clock = HandshakeClock()  # type: ignore[attr-defined]
         self._session: aiohttp.ClientSession | None = None
 
     async def run(self, obs: Observation) -> None:
         cfg = self.config
         if self._session is None:
             self._session = make_session(self._tls if self._tls is not None else False)
-        clock = self._tls.handshake_clock if self._tls is not None else HandshakeClock()  # type: ignore[attr-defined]
+        clock = HandshakeClock()
+        HANDSHAKE_CLOCK.set(clock)  # this run's connections copy it; the next run sets its own
         timings = RequestTimings(clock)
         try:
             async with self._session.request(

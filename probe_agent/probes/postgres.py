@@ -86,9 +86,7 @@ class PostgresProbe(Probe[PostgresConfig]):
         super().__init__(config)
         self._ssl: ssl.SSLContext | str | None = config.sslmode
         if config.ca_file or config.sslmode in ("verify-ca", "verify-full"):
-            context = client_context(ca_file=config.ca_file)
-            context.check_hostname = config.sslmode == "verify-full"
-            self._ssl = context
+            self._ssl = client_context(ca_file=config.ca_file, check_hostname=config.sslmode == "verify-full")
         self._slot = ConnectionSlot(self._connect, self._close, lambda c: c.terminate(), config.pool)
 
     async def _connect(self) -> asyncpg.Connection:

@@ -18,7 +18,7 @@ from probe_agent.config import ProbeConfig, Regex
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probes.base import Probe
-from probe_agent.tls import HandshakeClock, client_context
+from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock, client_context
 
 
 class TcpConfig(ProbeConfig):
@@ -53,14 +53,11 @@ class TcpProbe(Probe[TcpConfig]):
         self._tls = None
         if config.tls:
             self._tls = client_context(config.tls_verify, config.ca_file)
-            self._tls.handshake_clock = HandshakeClock()  # type: ignore[attr-defined]
 
     async def run(self, obs: Observation) -> None:
         cfg = self.config
         clock = HandshakeClock()
-        if self._tls is not None:
-            clock = self._tls.handshake_clock  # type: ignore[attr-defined]
-            clock.reset()
+        HANDSHAKE_CLOCK.set(clock)
         start = time.perf_counter()
         reader, writer = await asyncio.open_connection(
             cfg.host,

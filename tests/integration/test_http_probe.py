@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from aiohttp import web
 
 from probe_agent.errors import Reason
@@ -253,3 +254,37 @@ def test_tls_phase_and_expiry_under_uvloop(tmp_path: Path) -> None:
     assert loop_module.startswith("uvloop")
     assert result.status is Status.OK, result.message  # type: ignore[attr-defined]
     assert result.phases["tls"] > 0 and 19.9 < result.values["cert_expiry_days"] <= 20  # type: ignore[attr-defined]
+
+
+async def test_probes_share_one_tls_context_per_setting(tmp_path: Path) -> None:
+    """A TLS context costs ~30 ms of CPU and ~0.85 MB: 200 probes of one setting build it once."""
+    from probe_agent.config import parse_config
+    from probe_agent.probes.http import HttpProbe
+
+    _, ca = server_tls(tmp_path)
+    probes = [{"name": f"p{i}", "type": "http", "url": f"https://127.0.0.1:{1000 + i}/"} for i in range(200)]
+    probes += [{"name": f"ca{i}", "type": "http", "url": f"https://127.0.0.1:{2000 + i}/", "ca_file": str(ca)} for i in range(3)]
+    probes += [{"name": "plain", "type": "http", "url": "http://127.0.0.1:1/", "follow_redirects": False}]
+    config = parse_config(yaml.safe_dump({"probes": probes}), env={})
+    built = [HttpProbe(c) for c in config.probes]
+    contexts = [p._tls for p in built]
+    assert len({id(c) for c in contexts[:200]}) == 1
+    assert len({id(c) for c in contexts[200:203]}) == 1 and contexts[200] is not contexts[0]
+    assert contexts[203] is None  # plain HTTP without redirects needs none
+
+
+async def test_shared_context_keeps_each_runs_own_handshake(probe_once: ProbeOnce, serve_app: ServeApp, tmp_path: Path) -> None:
+    """Two probes on one shared context, at once, against certificates of different lifetimes."""
+    short, long = make_cert(tmp_path, "short", days_valid=5), make_cert(tmp_path, "long", days_valid=90)
+    urls = []
+    for cert in (short, long):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert.cert, cert.key)
+        urls.append(await serve_app(shop_like_app(), context))
+    results = await asyncio.gather(
+        *(probe_once({"type": "http", "url": url + "/ready", "tls_verify": False}) for url in urls * 5)
+    )
+    for i, result in enumerate(results):
+        days = 5 if i % 2 == 0 else 90
+        assert days - 0.1 < result.values["cert_expiry_days"] <= days, (i, result.values)
+        assert result.phases["tls"] > 0
