@@ -1,26 +1,54 @@
-"""The daemon: config -> probe handles -> scheduler -> state, with reload and graceful stop."""
+"""The daemon: config -> probe handles -> scheduler -> state, with reload and graceful stop.
+
+Two rules shape it:
+- The event loop is the agent's clock, so nothing slow runs on it: reading,
+  parsing and validating the probes file and building probe handles (TLS
+  contexts, files) happen in a worker thread; what must touch the loop is done
+  in batches.
+- The agent cannot be silenced. A reload is built completely before it
+  replaces anything; any failure, expected or not, leaves the running probes
+  untouched and says so (400, a log line, reload_successful 0). A reload
+  touches only the probes that changed: the others keep their schedule,
+  state and runs in flight. A watchdog marks results that stopped coming as
+  stale and turns /health/live 503 when the scheduler stops making progress.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from probe_agent.config import AgentConfig, load_config
 from probe_agent.errors import ConfigError
 from probe_agent.logs import RedactingFilter
+from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.metrics import AgentMetrics
 from probe_agent.model import Result, Status
 from probe_agent.redact import Redactor
-from probe_agent.runner import ProbeHandle
+from probe_agent.runner import ProbeHandle, build_handles
 from probe_agent.scheduler import Scheduler
-from probe_agent.state import StateStore
+from probe_agent.state import ProbeState, StateStore
+from probe_agent.yamlload import MAX_CONFIG_BYTES
 
 log = logging.getLogger("probe_agent")
 
-LOOP_TICK = 0.5
-LIVENESS_STALL = 10.0  # /health/live fails when the loop has not ticked for this long
+LIVENESS_STALL = 10.0  # /health/live fails when the loop monitor or watchdog has not run for this long
+WATCH_EVERY = 1.0  # the watchdog's period: staleness and scheduler progress
+BATCH = 500  # loop-side work (scheduling probes, scanning states) yields to the loop after this many
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A config built and ready to swap in."""
+
+    config: AgentConfig
+    redactor: Redactor
+    start: list[ProbeHandle]  # new and changed probes
+    stop: list[str]  # removed and changed probes
+    states: dict[str, ProbeState]
 
 
 class Agent:
@@ -31,94 +59,177 @@ class Agent:
         *,
         grace: float = 10.0,
         log_filter: RedactingFilter | None = None,
+        max_config_bytes: int = MAX_CONFIG_BYTES,
+        allow_empty: bool = False,
     ):
         self.config = config
         self.config_path = config_path
         self.grace = grace
+        self.max_config_bytes = max_config_bytes
+        self.allow_empty = allow_empty
         self.store = StateStore()
         self.metrics = AgentMetrics(self.store)
         self.redactor = Redactor(config.secrets)
+        self.monitor = LoopMonitor(on_sample=self.metrics.observe_loop_lag)
         self._log_filter = log_filter
-        self._handles: list[ProbeHandle] = []
         self._scheduler: Scheduler | None = None
-        self._heartbeat = time.monotonic()
-        self._ticker: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._watch_beat = time.monotonic()
+        self._stuck: list[str] = []
+        self._closing: set[asyncio.Task[None]] = set()
+        self.started = False  # the store holds the config's probes (until then /health says starting)
 
     async def start(self) -> None:
-        self._ticker = asyncio.create_task(self._tick(), name="loop-lag")
-        self._apply(self.config)
+        self.monitor.start()
+        self._scheduler = Scheduler(
+            self.metrics,
+            self._record,
+            self.config.max_concurrency,
+            per_target=self.config.max_concurrency_per_target,
+            monitor=self.monitor,
+            lag_tolerance=self.config.loop_lag_tolerance,
+        )
+        async with self._reload_lock:  # a reload asked for while starting waits for the start
+            # Every probe shows as pending at once; building its handle (TLS, files) comes next.
+            self.store.probes = await asyncio.to_thread(self._plan_states, self.config)
+            self.started = True
+            plan = await asyncio.to_thread(self._build, self.config, {})
+            await self._apply(plan)
+        self._watchdog = asyncio.create_task(self._watch(), name="watchdog")
         self.metrics.reload_success.set(1)
         self.metrics.reload_timestamp.set(time.time())
-        log.info("agent started", extra={"probes": len(self._handles)})
+        log.info("agent started", extra={"probes": len(self.store.probes)})
 
-    def _apply(self, config: AgentConfig) -> None:
-        self.config = config
-        self.redactor = Redactor(config.secrets)
+    # --- building and swapping in a config ---------------------------------
+
+    def _plan_states(self, config: AgentConfig) -> dict[str, ProbeState]:
+        redactor = Redactor(config.secrets)
+        return self.store.plan(config.probes, {c.name: redactor.redact(c.target()) for c in config.probes})
+
+    def _build(self, config: AgentConfig, running: dict[str, ProbeHandle]) -> _Plan:
+        """Everything the new config needs, built off the loop. Raises ConfigError."""
+        redactor = Redactor(config.secrets)
+        unchanged = {c.name for c in config.probes if c.name in running and running[c.name].config == c}
+        handles = build_handles([c for c in config.probes if c.name not in unchanged], redactor)
+        return _Plan(config, redactor, handles, [n for n in running if n not in unchanged], self._plan_states(config))
+
+    async def _apply(self, plan: _Plan) -> None:
+        scheduler = self._scheduler
+        assert scheduler is not None
+        for name in plan.stop:
+            old = scheduler.remove(name)
+            if old is not None:
+                task = asyncio.create_task(old.aclose(), name=f"close:{name}")
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+        self.config = plan.config
+        self.redactor = plan.redactor
         if self._log_filter is not None:
-            self._log_filter.redactor = self.redactor
-        self._handles = [ProbeHandle.build(c, self.redactor) for c in config.probes]
-        self.store.sync(config.probes, {c.name: self.redactor.redact(c.target()) for c in config.probes})
-        self.metrics.probes.set(len(self._handles))
-        self._scheduler = Scheduler(self.metrics, self._record, config.max_concurrency)
-        self._scheduler.start(self._handles)
-
-    def _record(self, result: Result) -> None:
-        transition = self.store.record(result)
-        if transition is None:
-            return
-        level = logging.INFO if result.status is Status.OK else logging.WARNING
-        log.log(
-            level,
-            "probe status changed",
-            extra={
-                "probe": result.probe,
-                "type": result.type,
-                "from": transition.old.label if transition.old is not None else None,
-                "to": result.status.label,
-                "reason": result.reason.value if result.reason else None,
-                "detail": result.message,
-                "duration_seconds": round(result.duration, 4),
-            },
-        )
+            self._log_filter.redactor = plan.redactor
+        self.store.probes = plan.states
+        for i, handle in enumerate(plan.start, 1):
+            scheduler.add(handle)
+            if i % BATCH == 0:
+                await asyncio.sleep(0)
+        self.metrics.probes.set(len(plan.states))
 
     async def reload(self) -> list[str]:
-        """Load the config file again. On errors keep running the old config and return the problems."""
+        """Load the config file again. On any problem keep the running probes untouched and return the problems."""
         async with self._reload_lock:
             if self.config_path is None:
                 return ["the agent was started without a config file; nothing to reload"]
             try:
-                config = load_config(self.config_path)
+                config = await asyncio.to_thread(
+                    load_config, self.config_path, max_bytes=self.max_config_bytes, allow_empty=self.allow_empty
+                )
+                assert self._scheduler is not None
+                plan = await asyncio.to_thread(self._build, config, self._scheduler.handles())
             except ConfigError as exc:
-                self.metrics.reload_success.set(0)
-                log.error("config reload rejected; keeping the running config", extra={"problems": exc.problems})
-                return exc.problems
-            await self._stop_probes()
-            self._apply(config)
+                return self._rejected([self.redactor.redact(p) for p in exc.problems])
+            except Exception as exc:  # noqa: BLE001 - an unexpected failure is a failed reload, never a stopped agent
+                log.exception("config reload failed unexpectedly; keeping the running config")
+                return self._rejected([self.redactor.redact(f"internal error while building the config: {type(exc).__name__}: {exc}")])
+            await self._apply(plan)
             self.metrics.reload_success.set(1)
             self.metrics.reload_timestamp.set(time.time())
-            log.info("config reloaded", extra={"probes": len(self._handles)})
+            log.info(
+                "config reloaded",
+                extra={"probes": len(plan.states), "started": len(plan.start), "stopped": len(plan.stop)},
+            )
             return []
 
-    async def _stop_probes(self) -> None:
-        if self._scheduler is not None:
-            await self._scheduler.stop(self.grace)
-        await asyncio.gather(*(h.aclose() for h in self._handles))
+    def _rejected(self, problems: list[str]) -> list[str]:
+        self.metrics.reload_success.set(0)
+        log.error("config reload rejected; keeping the running config", extra={"problems": problems})
+        return problems
 
-    async def stop(self) -> None:
-        await self._stop_probes()
-        if self._ticker is not None:
-            self._ticker.cancel()
-        log.info("agent stopped")
+    # --- results ------------------------------------------------------------
+
+    def _record(self, result: Result) -> None:
+        if result.distorted:
+            self.metrics.distorted_runs.inc()
+        transition = self.store.record(result)
+        if transition is None:
+            return
+        level = logging.INFO if result.status is Status.OK else logging.WARNING
+        extra: dict[str, object] = {
+            "probe": result.probe,
+            "type": result.type,
+            "from": transition.old.label if transition.old is not None else None,
+            "to": result.status.label,
+            "reason": result.reason.value if result.reason else None,
+            "detail": result.message,
+            "duration_seconds": round(result.duration, 4),
+        }
+        if result.distorted:
+            extra["distorted"] = result.details["distorted"]
+        log.log(level, "probe status changed", extra=extra)
+
+    # --- liveness -------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            now = time.monotonic()
+            pending = stale = 0
+            for i, state in enumerate(list(self.store.probes.values()), 1):
+                if state.last is None:
+                    pending += 1
+                elif state.is_stale(now):
+                    stale += 1
+                    if not state.stale:
+                        state.stale = True
+                        state.version += 1
+                        log.warning(
+                            "probe result is stale: no run has finished for %.0fs",
+                            now - state.finished,
+                            extra={"probe": state.config.name, "type": state.config.type},
+                        )
+                if i % BATCH == 0:
+                    await asyncio.sleep(0)
+            self.metrics.pending_probes.set(pending)
+            self.metrics.stale_probes.set(stale)
+            self._stuck = self._scheduler.stuck() if self._scheduler is not None else []
+            self._watch_beat = time.monotonic()
 
     def alive(self) -> bool:
-        fresh = time.monotonic() - self._heartbeat < LIVENESS_STALL
-        return fresh and self._scheduler is not None and self._scheduler.alive()
+        now = time.monotonic()
+        return (
+            now - self.monitor.heartbeat < LIVENESS_STALL
+            and now - self._watch_beat < LIVENESS_STALL
+            and not self._stuck
+            and self._scheduler is not None
+            and self._scheduler.alive()
+        )
 
-    async def _tick(self) -> None:
-        # A prober whose event loop is late reports false latency: measure how late.
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(LOOP_TICK)
-            self._heartbeat = time.monotonic()
-            self.metrics.observe_loop_lag(max(self._heartbeat - before - LOOP_TICK, 0.0))
+    async def stop(self) -> None:
+        if self._scheduler is not None:
+            await self._scheduler.stop(self.grace)
+            await asyncio.gather(*(h.aclose() for h in self._scheduler.handles().values()))
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=5)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self.monitor.stop()
+        log.info("agent stopped")

@@ -14,8 +14,8 @@ from rich.text import Text
 
 from probe_agent.config import AgentConfig, ProbeConfig
 from probe_agent.errors import ConfigError
+from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.model import Result, Status
-from probe_agent.redact import Redactor
 from probe_agent.runner import ProbeHandle, run_probe
 
 STATUS_STYLE = {Status.OK: "green", Status.WARNING: "yellow", Status.CRITICAL: "bold red", Status.UNKNOWN: "magenta"}
@@ -34,17 +34,19 @@ def select(config: AgentConfig, names: Sequence[str], tags: Sequence[str]) -> li
     return chosen
 
 
-async def run_once(config: AgentConfig, probes: list[ProbeConfig], redactor: Redactor) -> list[Result]:
-    handles = [ProbeHandle.build(p, redactor) for p in probes]
+async def run_once(config: AgentConfig, handles: list[ProbeHandle]) -> list[Result]:
     limit = asyncio.Semaphore(config.max_concurrency)
+    monitor = LoopMonitor()  # `check` marks runs measured on a late loop too
+    monitor.start()
 
     async def one(handle: ProbeHandle) -> Result:
         async with limit:
-            return await run_probe(handle)
+            return await run_probe(handle, monitor, config.loop_lag_tolerance)
 
     try:
         return list(await asyncio.gather(*(one(h) for h in handles)))
     finally:
+        monitor.stop()
         await asyncio.gather(*(h.aclose() for h in handles))
 
 
@@ -67,6 +69,8 @@ def render_table(results: Sequence[Result], targets: dict[str, str], out: TextIO
     table.add_column("DETAIL", overflow="fold")
     for r in sorted(results, key=lambda r: (-r.status, r.probe)):
         detail = f"{r.reason.value}: {r.message}" if r.reason else r.message
+        if r.distorted:
+            detail = f"{detail} [DISTORTED: agent loop late {r.loop_lag * 1000:.0f} ms]".lstrip()
         cells = [r.probe, r.type, Text(r.status.name, style=STATUS_STYLE[r.status]), _latency(r.duration)]
         table.add_row(*cells, *([targets.get(r.probe, "")] if show_target else []), detail)
     console.print(table)

@@ -24,6 +24,7 @@ from probe_agent.errors import ConfigError
 from probe_agent.logs import setup_logging
 from probe_agent.model import Status
 from probe_agent.redact import Redactor
+from probe_agent.yamlload import MAX_CONFIG_BYTES
 
 log = logging.getLogger("probe_agent")
 
@@ -60,12 +61,20 @@ def print_problems(problems: Sequence[str], source: Path | str) -> None:
 # --- commands ----------------------------------------------------------------
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def load_args_config(args: argparse.Namespace) -> tuple[Path, AgentConfig]:
     path = resolve_config_path(args.config)
+    return path, load_config(path, max_bytes=args.max_config_bytes, allow_empty=args.allow_empty)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from probe_agent.runner import build_handles
+
     try:
-        config = load_config(path)
+        path, config = load_args_config(args)
+        # The same build steps as run and check (TLS contexts, files), without connecting.
+        build_handles(config.probes, Redactor(config.secrets))
     except ConfigError as exc:
-        print_problems(exc.problems, path)
+        print_problems(exc.problems, resolve_config_path(args.config))
         return 1
     print(f"{path}: ok, {len(config.probes)} probes")
     return 0
@@ -74,30 +83,36 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from probe_agent.check import render_json, render_table, run_once, select, worst
 
-    path = resolve_config_path(args.config)
+    from probe_agent.runner import build_handles
+
     try:
-        config = load_config(path)
+        path, config = load_args_config(args)
         probes = select(config, args.probe or [], args.tag or [])
+        redactor = Redactor(config.secrets)
+        handles = build_handles(probes, redactor)
     except ConfigError as exc:
-        print_problems(exc.problems, path)
+        print_problems(exc.problems, resolve_config_path(args.config))
         return int(Status.UNKNOWN)
-    redactor = Redactor(config.secrets)
     setup_logging("text", args.log_level, redactor)
-    results = run_async(run_once(config, probes, redactor))
+    results = run_async(run_once(config, handles))
     targets = {p.name: redactor.redact(p.target()) for p in probes}
     (render_json if args.format == "json" else render_table)(results, targets)
     return int(worst(results))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    path = resolve_config_path(args.config)
     try:
-        config = load_config(path)
+        path, config = load_args_config(args)
     except ConfigError as exc:
-        print_problems(exc.problems, path)
+        print_problems(exc.problems, resolve_config_path(args.config))
         return 1
     host, port = args.listen
-    return run_async(serve(config, path, host, port, args.log_format, args.log_level, args.grace))
+    return run_async(
+        serve(
+            config, path, host, port, args.log_format, args.log_level, args.grace,
+            max_config_bytes=args.max_config_bytes, allow_empty=args.allow_empty,
+        )
+    )
 
 
 async def serve(
@@ -109,12 +124,17 @@ async def serve(
     log_level: str,
     grace: float,
     extra_cleanup: Any = None,
+    *,
+    max_config_bytes: int = MAX_CONFIG_BYTES,
+    allow_empty: bool = False,
 ) -> int:
     from probe_agent.agent import Agent
     from probe_agent.server import start_server
 
     log_filter = setup_logging(log_format, log_level, Redactor(config.secrets))
-    agent = Agent(config, path, grace=grace, log_filter=log_filter)
+    agent = Agent(
+        config, path, grace=grace, log_filter=log_filter, max_config_bytes=max_config_bytes, allow_empty=allow_empty
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reloads: set[asyncio.Task[list[str]]] = set()
@@ -132,7 +152,13 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
-    await agent.start()
+    try:
+        await agent.start()
+    except ConfigError as exc:
+        print_problems(exc.problems, path or "config")
+        await agent.stop()
+        await runner.cleanup()
+        return 1
     log.info("listening", extra={"address": f"{host}:{port}", "config": str(path) if path else "(embedded)"})
     await stop.wait()
     log.info("stopping: draining probe runs in flight", extra={"grace_seconds": grace})
@@ -168,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "-c", "--config", help=f"probes file (default: ${CONFIG_ENV_VAR} or ./{DEFAULT_CONFIG_PATH})"
         )
+        p.add_argument(
+            "--max-config-bytes", type=int, default=MAX_CONFIG_BYTES, metavar="N",
+            help=f"refuse a probes file larger than this (default {MAX_CONFIG_BYTES:,})",
+        )
+        p.add_argument("--allow-empty", action="store_true", help="accept a probes file with no probes")
 
     def with_logging(p: argparse.ArgumentParser, default_format: str) -> None:
         p.add_argument("--log-format", choices=("json", "text"), default=default_format)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,6 +27,7 @@ from pydantic import (
 )
 
 from probe_agent.errors import ConfigError
+from probe_agent.yamlload import MAX_CONFIG_BYTES, decode, load_yaml, read_config_bytes
 
 DEFAULT_CONFIG_PATH = "probes.yaml"
 CONFIG_ENV_VAR = "PROBE_AGENT_CONFIG"
@@ -63,6 +63,22 @@ def parse_duration(value: Any, allow_zero: bool = False) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+MAX_INTERVAL = 86400.0  # a probe that runs less than daily is not monitoring anything
+MAX_TIMEOUT = 3600.0
+
+
+def _at_most(limit: float, text: str) -> AfterValidator:
+    def check(seconds: float) -> float:
+        if seconds > limit:
+            raise ValueError(f"at most {text}, got {seconds:g}s")
+        return seconds
+
+    return AfterValidator(check)
+
+
+Interval = Annotated[Duration, _at_most(MAX_INTERVAL, "1d")]
+Timeout = Annotated[Duration, _at_most(MAX_TIMEOUT, "1h")]
 
 
 def _check_regex(pattern: str) -> str:
@@ -142,8 +158,8 @@ class ProbeConfig(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
     type: str
-    interval: Duration = 30.0  # how often the daemon runs it
-    timeout: Duration = 10.0  # hard deadline for one run; must be shorter than interval
+    interval: Interval = 30.0  # how often the daemon runs it; at most 1d
+    timeout: Timeout = 10.0  # hard deadline for one run; shorter than interval, at most 1h
     critical: bool = False  # a failure makes /health answer 503
     labels: dict[str, str] = {}  # extra Prometheus labels on this probe's series
     tags: list[str] = []  # for `check --tag`
@@ -173,11 +189,19 @@ class ProbeConfig(BaseModel):
         """What the probe talks to, for probe_info and humans. Redacted by the caller."""
         return ""
 
+    def target_key(self) -> str:
+        """The host:port this probe loads, for per-target fairness (never shown anywhere)."""
+        target = self.target().split()[0] if self.target() else ""
+        if "://" in target:
+            netloc = urlsplit(target).netloc.rpartition("@")[2]
+            return netloc.lower() or target
+        return target.lower()
+
 
 class Defaults(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    interval: Duration = 30.0
-    timeout: Duration = 10.0
+    interval: Interval = 30.0
+    timeout: Timeout = 10.0
     failure_threshold: int = Field(1, ge=1)
     success_threshold: int = Field(1, ge=1)
 
@@ -186,6 +210,9 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     defaults: Defaults = Defaults()
     max_concurrency: int = Field(64, ge=1)  # probe runs in flight at once, all probes together
+    max_concurrency_per_target: int = Field(8, ge=1)  # runs in flight against one host:port
+    # A run during which the event loop was later than this is marked distorted.
+    loop_lag_tolerance: Duration = 0.01
     probes: list[ProbeConfig] = []
     # Strings that must never leave the agent (passwords, tokens); filled by the loader.
     secrets: frozenset[str] = frozenset()
@@ -248,26 +275,26 @@ def _pydantic_problems(prefix: str, exc: ValidationError) -> list[str]:
     return problems
 
 
-def parse_config(text: str, source: str = "<config>", env: Mapping[str, str] | None = None) -> AgentConfig:
-    """Parse and validate a probes.yaml text. Raises ConfigError listing every problem."""
+def parse_config(
+    text: str, source: str = "<config>", env: Mapping[str, str] | None = None, *, allow_empty: bool = False
+) -> AgentConfig:
+    """Parse and validate a probes.yaml text. Raises ConfigError listing every problem.
+
+    Top-level keys starting with `x-` are ignored: they hold YAML anchors, as in compose files."""
     from probe_agent.probes import (
         REGISTRY,  # the registry imports config models: import late
     )
 
     env = os.environ if env is None else env
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"invalid YAML{where}: {problem}"]) from None
+    raw = load_yaml(text)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(["expected a mapping with a 'probes' list at the top level"])
-
+    raw = {k: v for k, v in raw.items() if not (isinstance(k, str) and k.startswith("x-"))}
     problems: list[str] = []
+    if not raw.get("probes") and not allow_empty:
+        problems.append("no probes configured: add probes under 'probes:' (or pass --allow-empty to run with none)")
     secrets: set[str] = set()
     raw_probes = raw.pop("probes", None) or []
     top = _expand(raw, env, "", problems, secrets)
@@ -339,10 +366,13 @@ def resolve_config_path(path: str | None) -> Path:
     return Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> AgentConfig:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read config: {exc.strerror or exc}"]) from None
-    return parse_config(text, str(path), env)
+def load_config(
+    path: str | Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    max_bytes: int = MAX_CONFIG_BYTES,
+    allow_empty: bool = False,
+) -> AgentConfig:
+    """Read, parse and validate a probes file. Blocking: the daemon calls it in a worker thread."""
+    text = decode(read_config_bytes(str(path), max_bytes))
+    return parse_config(text, str(path), env, allow_empty=allow_empty)

@@ -50,7 +50,9 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD)
+        extras = " ".join(
+            f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD and v is not None and v != ""
+        )
         line = f"{record.levelname.lower()}: {record.getMessage()}" + (f" {extras}" if extras else "")
         return line + (f"\n{record.exc_text}" if record.exc_text else "")
 

@@ -143,7 +143,31 @@ class AgentMetrics:
             "probe_agent_event_loop_lag_max_seconds", "Largest event loop lag seen since the last scrape.", registry=r
         )
         self.skipped_runs = Counter(
-            "probe_agent_skipped_runs", "Planned runs skipped because the previous run or the concurrency limit held them up.", registry=r
+            "probe_agent_skipped_runs",
+            "Planned runs skipped, by cause: overrun (the previous run ended after the tick), target (the"
+            " target's slots were held by slow runs until the next tick), concurrency (all slots were).",
+            ["cause"],
+            registry=r,
+        )
+        self.delayed_runs = Counter(
+            "probe_agent_delayed_runs",
+            "Runs that waited for a slot more than a tenth of their interval, by what they waited for.",
+            ["cause"],
+            registry=r,
+        )
+        for cause in ("overrun", "target", "concurrency"):
+            self.skipped_runs.labels(cause)
+        for cause in ("target", "concurrency"):
+            self.delayed_runs.labels(cause)
+        self.distorted_runs = Counter(
+            "probe_agent_distorted_runs",
+            "Runs measured while the agent's event loop was late by more than the tolerance: their timings"
+            " may include the agent's own delay.",
+            registry=r,
+        )
+        self.pending_probes = Gauge("probe_agent_pending_probes", "Probes with no completed run yet.", registry=r)
+        self.stale_probes = Gauge(
+            "probe_agent_stale_probes", "Probes whose last result is older than about twice their interval.", registry=r
         )
         self.in_flight = Gauge("probe_agent_runs_in_flight", "Probe runs in progress.", registry=r)
         self.probes = Gauge("probe_agent_probes", "Probes configured.", registry=r)

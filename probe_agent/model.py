@@ -62,6 +62,8 @@ class Result:
     values: dict[str, float]
     details: dict[str, str]
     breaches: tuple[str, ...] = ()  # threshold breaches, e.g. "dlq_depth 150 > 100"
+    loop_lag: float = 0.0  # the largest event-loop lag seen during the run, seconds
+    distorted: bool = False  # loop_lag exceeded the tolerance: timings may be the agent's, not the target's
 
     @property
     def success(self) -> bool:
@@ -82,4 +84,6 @@ class Result:
             "values": self.values,
             "details": self.details,
             "breaches": list(self.breaches),
+            "loop_lag_seconds": round(self.loop_lag, 6),
+            "distorted": self.distorted,
         }

@@ -11,13 +11,16 @@ import time
 from dataclasses import dataclass
 
 from probe_agent.config import ProbeConfig
-from probe_agent.errors import ProbeError, Reason, classify_exception
+from probe_agent.errors import ConfigError, ProbeError, Reason, classify_exception
+from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.model import Observation, Result, Status
 from probe_agent.probes import REGISTRY
 from probe_agent.probes.base import Probe
 from probe_agent.redact import Redactor
+from probe_agent.tls import TlsFileError
 
 MAX_MESSAGE_CHARS = 300
+DEFAULT_LAG_TOLERANCE = 0.01  # a run during which the loop was later than this is marked distorted
 
 
 @dataclass(slots=True)
@@ -43,6 +46,24 @@ class ProbeHandle:
             pass
 
 
+def build_handles(configs: list[ProbeConfig], redactor: Redactor) -> list[ProbeHandle]:
+    """Everything a probe needs before its first run (TLS contexts, files it reads), or ConfigError.
+
+    Blocking (a TLS context loads files): the daemon calls it in a worker thread. `validate`,
+    `check` and every reload go through it, so a config that validates also builds."""
+    handles, problems = [], []
+    for config in configs:
+        try:
+            handles.append(ProbeHandle.build(config, redactor))
+        except TlsFileError as exc:
+            problems.append(f"probe {config.name!r}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - any failure to build is a problem with this probe
+            problems.append(f"probe {config.name!r}: cannot be set up: {type(exc).__name__}: {exc}")
+    if problems:
+        raise ConfigError([redactor.redact(p) for p in problems])
+    return handles
+
+
 def _shorten(text: str) -> str:
     if len(text) <= MAX_MESSAGE_CHARS and "\n" not in text and "  " not in text:
         return text
@@ -50,10 +71,13 @@ def _shorten(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
-async def run_probe(handle: ProbeHandle) -> Result:
+async def run_probe(
+    handle: ProbeHandle, monitor: LoopMonitor | None = None, lag_tolerance: float = DEFAULT_LAG_TOLERANCE
+) -> Result:
     config = handle.config
     obs = Observation()
     started_at = time.time()
+    started_mono = time.monotonic()
     start = time.perf_counter()
     failure: ProbeError | None = None
     try:
@@ -68,6 +92,7 @@ async def run_probe(handle: ProbeHandle) -> Result:
     except Exception as exc:  # noqa: BLE001 - every failure becomes data
         failure = handle.probe.translate(exc) or classify_exception(exc)
     duration = time.perf_counter() - start
+    loop_lag = monitor.lag_during(started_mono) if monitor is not None else 0.0
 
     if failure is None:
         status, reason, message = Status.OK, None, ""
@@ -92,6 +117,11 @@ async def run_probe(handle: ProbeHandle) -> Result:
     if failure is None and (breaches or obs.warnings):
         message = "; ".join([*obs.warnings, *breaches])
     redact = handle.redactor.redact
+    details = {k: _shorten(redact(v)) for k, v in obs.details.items()}
+    distorted = loop_lag > lag_tolerance
+    if distorted:
+        # The agent, not the target, may have added up to this much to the timings.
+        details["distorted"] = f"event loop late by {loop_lag * 1000:.0f} ms during this run; timings may be inflated"
     return Result(
         probe=config.name,
         type=config.type,
@@ -102,6 +132,24 @@ async def run_probe(handle: ProbeHandle) -> Result:
         started_at=started_at,
         phases=obs.phases,  # the observation is not used again: no copies
         values=obs.values,
-        details={k: _shorten(redact(v)) for k, v in obs.details.items()},
+        details=details,
         breaches=tuple(breaches),
+        loop_lag=loop_lag,
+        distorted=distorted,
+    )
+
+
+def not_run(handle: ProbeHandle, status: Status, reason: Reason, message: str, started_at: float, waited: float) -> Result:
+    """The result of a tick the scheduler had to skip: a probe that cannot run is not ok."""
+    return Result(
+        probe=handle.name,
+        type=handle.config.type,
+        status=status,
+        reason=reason,
+        message=handle.redactor.redact(message),
+        duration=waited,
+        started_at=started_at,
+        phases={},
+        values={},
+        details={},
     )

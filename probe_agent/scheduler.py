@@ -1,11 +1,23 @@
-"""Runs probes on their intervals.
+"""Runs probes on their intervals, fairly.
 
 Fixed rate: run k of a probe is planned at origin + offset + k * interval,
 where the offset is a stable fraction of the interval taken from the probe's
 name, so a thousand probes do not fire at once and a restart keeps the same
 phase. A run that ends late skips the ticks it missed (never queues them),
-so one probe never runs twice at once. The first run comes within
-STARTUP_SPREAD seconds so /health is not pending for a whole interval.
+so one probe never runs twice at once. The first run of a probe comes within
+STARTUP_SPREAD seconds of it being added, so /health is not pending for a
+whole interval.
+
+Probes come and go one by one (`add`, `remove`): a reload touches only the
+probes that changed, and the others keep their schedule and runs in flight.
+
+Fairness: a hung target must cost its own probes, not everyone's.
+- Runs against one target (host:port) share `per_target` slots, so 200 probes
+  of one black-holed host hold at most that many.
+- A probe whose last run timed out is a suspect: it runs from a small pool of
+  its own, so many hung hosts cannot take the slots healthy probes need.
+- A run waits for slots at most until its next tick; then the tick is
+  skipped and counted with its cause (`target`, `concurrency`), never queued.
 """
 
 from __future__ import annotations
@@ -16,40 +28,121 @@ import math
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from probe_agent.errors import Reason
+from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.metrics import AgentMetrics
-from probe_agent.model import Result
-from probe_agent.runner import ProbeHandle, run_probe
+from probe_agent.model import Result, Status
+from probe_agent.runner import DEFAULT_LAG_TOLERANCE, ProbeHandle, not_run, run_probe
 
 log = logging.getLogger("probe_agent.scheduler")
 
 STARTUP_SPREAD = 5.0
+DEFAULT_PER_TARGET = 8
+# A run that waited for a slot longer than this share of its interval is counted as delayed.
+DELAYED_SHARE = 0.1
+# A probe whose loop has not moved on for interval + timeout + this is stuck (liveness fails).
+STUCK_MARGIN = 30.0
 
 
 def stable_fraction(name: str) -> float:
     return zlib.crc32(name.encode()) / 2**32
 
 
+@dataclass(slots=True, eq=False)
+class _Scheduled:
+    handle: ProbeHandle
+    target: str
+    added: float
+    due: float = 0.0  # monotonic time the loop next means to start a run (or skip one)
+    suspect: bool = False  # the last run timed out
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class _Skip(Exception):
+    def __init__(self, cause: str):
+        self.cause = cause
+
+
 class Scheduler:
-    def __init__(self, metrics: AgentMetrics, on_result: Callable[[Result], None], max_concurrency: int):
+    def __init__(
+        self,
+        metrics: AgentMetrics,
+        on_result: Callable[[Result], None],
+        max_concurrency: int,
+        *,
+        per_target: int = DEFAULT_PER_TARGET,
+        monitor: LoopMonitor | None = None,
+        lag_tolerance: float = DEFAULT_LAG_TOLERANCE,
+    ):
         self._metrics = metrics
         self._on_result = on_result
-        self._limit = asyncio.Semaphore(max_concurrency)
+        self._origin = time.monotonic()
+        self._slots = asyncio.Semaphore(max_concurrency)
+        # Suspects get a pool of their own, a quarter of the size: enough to notice a recovery.
+        self._suspect_slots = asyncio.Semaphore(max(1, max_concurrency // 4))
+        self._per_target = per_target
+        self._target_slots: dict[str, asyncio.Semaphore] = {}
+        self._target_users: dict[str, int] = {}
+        self._monitor = monitor
+        self._lag_tolerance = lag_tolerance
         self._stopping = asyncio.Event()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._probes: dict[str, _Scheduled] = {}
+
+    # --- membership -------------------------------------------------------
+
+    def add(self, handle: ProbeHandle) -> None:
+        if handle.name in self._probes:
+            raise ValueError(f"probe {handle.name!r} is already scheduled")
+        target = handle.config.target_key()
+        self._target_users[target] = self._target_users.get(target, 0) + 1
+        if target not in self._target_slots:
+            self._target_slots[target] = asyncio.Semaphore(self._per_target)
+        entry = _Scheduled(handle, target, time.monotonic())
+        entry.task = asyncio.create_task(self._loop(entry), name=f"probe:{handle.name}")
+        self._probes[handle.name] = entry
 
     def start(self, handles: list[ProbeHandle]) -> None:
-        origin = time.monotonic()
         for handle in handles:
-            self._tasks[handle.name] = asyncio.create_task(self._loop(handle, origin), name=f"probe:{handle.name}")
+            self.add(handle)
+
+    def remove(self, name: str) -> ProbeHandle | None:
+        """Stop the probe now (a run in flight is cancelled: its result is moot); return its handle to close."""
+        entry = self._probes.pop(name, None)
+        if entry is None:
+            return None
+        if entry.task is not None:
+            entry.task.cancel()
+        self._target_users[entry.target] -= 1
+        if not self._target_users[entry.target]:
+            del self._target_users[entry.target]
+            del self._target_slots[entry.target]
+        return entry.handle
+
+    def handles(self) -> dict[str, ProbeHandle]:
+        return {name: entry.handle for name, entry in self._probes.items()}
+
+    # --- health of the scheduler itself -------------------------------------
 
     def alive(self) -> bool:
-        return not self._stopping.is_set() and all(not t.done() for t in self._tasks.values())
+        return not self._stopping.is_set() and all(
+            e.task is not None and not e.task.done() for e in self._probes.values()
+        )
+
+    def stuck(self, now: float | None = None) -> list[str]:
+        """Probes whose loop has not moved on for far longer than its schedule allows."""
+        now = time.monotonic() if now is None else now
+        return [
+            name
+            for name, e in self._probes.items()
+            if e.due and now - e.due > e.handle.config.interval + e.handle.config.timeout + STUCK_MARGIN
+        ]
 
     async def stop(self, grace: float) -> None:
         """Stop planning runs; let runs in flight finish within `grace` seconds, then cancel them."""
         self._stopping.set()
-        tasks = list(self._tasks.values())
+        tasks = [e.task for e in self._probes.values() if e.task is not None]
         if not tasks:
             return
         _, pending = await asyncio.wait(tasks, timeout=grace)
@@ -59,12 +152,16 @@ class Scheduler:
             log.warning("cancelled %d probe runs still in flight after %.1fs", len(pending), grace)
             await asyncio.wait(pending, timeout=5)
 
-    async def _loop(self, handle: ProbeHandle, origin: float) -> None:
+    # --- one probe's loop ----------------------------------------------------
+
+    async def _loop(self, entry: _Scheduled) -> None:
+        handle = entry.handle
         interval = handle.config.interval
         fraction = stable_fraction(handle.name)
         offset = fraction * interval
-        planned = origin + fraction * min(interval, STARTUP_SPREAD)
+        planned = entry.added + fraction * min(interval, STARTUP_SPREAD)
         while True:
+            entry.due = planned
             delay = planned - time.monotonic()
             if delay > 0:
                 try:
@@ -74,20 +171,81 @@ class Scheduler:
                     pass
             if self._stopping.is_set():
                 return
-            async with self._limit:
-                self._metrics.scheduler_lag.observe(max(time.monotonic() - planned, 0.0))
-                self._metrics.in_flight.inc()
-                try:
-                    result = await run_probe(handle)
-                finally:
-                    self._metrics.in_flight.dec()
+            following = self._next_tick(time.monotonic(), offset, interval)
+            asked_at, asked = time.time(), time.monotonic()
+            try:
+                result = await self._run_when_slots_free(entry, planned, following)
+            except _Skip as skip:
+                self._metrics.skipped_runs.labels(skip.cause).inc()
+                result = self._skipped(entry, skip.cause, asked_at, time.monotonic() - asked)
+            entry.suspect = result.reason is Reason.TIMEOUT
             try:
                 self._on_result(result)
             except Exception:  # a bug in reporting must not stop this probe's schedule
                 log.exception("recording the result of probe %s failed", handle.name)
             # Next tick on the grid strictly after now; ticks in between are skipped, not queued.
-            ticks_done = math.floor((time.monotonic() - origin - offset) / interval)
-            following = origin + offset + (ticks_done + 1) * interval
-            if following - planned > interval * 1.5:
-                self._metrics.skipped_runs.inc(round((following - planned) / interval) - 1)
+            following = self._next_tick(time.monotonic(), offset, interval)
+            missed = round((following - planned) / interval) - 1
+            if missed > 0:
+                self._metrics.skipped_runs.labels("overrun").inc(missed)
             planned = following
+
+    def _skipped(self, entry: _Scheduled, cause: str, asked_at: float, waited: float) -> Result:
+        # A tick that cannot run still says something: not "pending", not the last result.
+        if cause == "target":
+            return not_run(
+                entry.handle, Status.CRITICAL, Reason.TIMEOUT,
+                f"not run: the target's {self._per_target} slots (max_concurrency_per_target) stayed busy"
+                f" with runs that did not finish for {waited:.1f}s",
+                asked_at, waited,
+            )
+        return not_run(
+            entry.handle, Status.UNKNOWN, Reason.INTERNAL,
+            f"not run: the agent had all its slots (max_concurrency) busy for {waited:.1f}s",
+            asked_at, waited,
+        )
+
+    def _next_tick(self, now: float, offset: float, interval: float) -> float:
+        ticks_done = math.floor((now - self._origin - offset) / interval)
+        return self._origin + offset + (ticks_done + 1) * interval
+
+    async def _run_when_slots_free(self, entry: _Scheduled, planned: float, give_up_at: float) -> Result:
+        """Take this target's slot, then a pool slot, waiting at most until the next tick."""
+        target_slot = self._target_slots[entry.target]
+        pool = self._suspect_slots if entry.suspect else self._slots
+        asked = time.monotonic()
+        async with _acquired(target_slot, give_up_at, "target"):
+            got_target = time.monotonic()
+            async with _acquired(pool, give_up_at, "concurrency"):
+                now = time.monotonic()
+                if now - asked > DELAYED_SHARE * entry.handle.config.interval:
+                    cause = "target" if got_target - asked >= now - got_target else "concurrency"
+                    self._metrics.delayed_runs.labels(cause).inc()
+                self._metrics.scheduler_lag.observe(max(now - planned, 0.0))
+                self._metrics.in_flight.inc()
+                try:
+                    return await run_probe(entry.handle, self._monitor, self._lag_tolerance)
+                finally:
+                    self._metrics.in_flight.dec()
+
+
+class _acquired:  # noqa: N801 - used as a context manager, named like one
+    """Hold a semaphore, or raise _Skip(cause) if it is not free by the deadline."""
+
+    __slots__ = ("semaphore", "deadline", "cause")
+
+    def __init__(self, semaphore: asyncio.Semaphore, deadline: float, cause: str):
+        self.semaphore, self.deadline, self.cause = semaphore, deadline, cause
+
+    async def __aenter__(self) -> None:
+        if not self.semaphore.locked():
+            await self.semaphore.acquire()  # free: no timer needed (the common case)
+            return
+        try:
+            async with asyncio.timeout_at(asyncio.get_running_loop().time() + self.deadline - time.monotonic()):
+                await self.semaphore.acquire()
+        except TimeoutError:
+            raise _Skip(self.cause) from None
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.semaphore.release()

@@ -17,15 +17,25 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+STARTING = {"status": "starting", "probes": []}
+
+
 async def health(request: web.Request) -> web.Response:
+    if not request.app[AGENT_KEY].started:
+        return web.json_response(STARTING, status=503)
     status, code, probes = request.app[AGENT_KEY].store.health()
     return web.json_response({"status": status, "probes": probes}, status=code)
 
 
 async def ready(request: web.Request) -> web.Response:
-    status, code, probes = request.app[AGENT_KEY].store.health()
-    failing = [p["name"] for p in probes if p["health"] == "failing"]
-    return web.json_response({"status": status, "failing": failing}, status=code)
+    if not request.app[AGENT_KEY].started:
+        return web.json_response(STARTING, status=503)
+    store = request.app[AGENT_KEY].store
+    status, code = store.overall()
+    body: dict[str, object] = {"status": status}
+    for health in ("failing", "stale", "pending"):
+        body[health] = [s.config.name for s in list(store.probes.values()) if s.effective_health() == health]
+    return web.json_response(body, status=code)
 
 
 async def live(request: web.Request) -> web.Response:

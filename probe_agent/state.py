@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import collections
 import enum
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +19,19 @@ from probe_agent.model import Result, Status
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 HISTORY = 10
+STALE_MARGIN = 5.0
 
 
 class Health(enum.StrEnum):
-    PENDING = "pending"  # no run finished yet
+    PENDING = "pending"  # no run finished yet: not known to be ok
     OK = "ok"
     FAILING = "failing"
+    STALE = "stale"  # the last result is too old to vouch for anything
+
+
+def stale_after(config: ProbeConfig) -> float:
+    """Seconds after its last run ended that a probe's result stops counting: about two intervals."""
+    return max(2 * config.interval, config.interval + config.timeout + STALE_MARGIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +55,16 @@ class ProbeState:
     bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
     history: collections.deque[Result] = field(default_factory=lambda: collections.deque(maxlen=HISTORY))
+    finished: float = 0.0  # monotonic time the last run ended
+    stale: bool = False  # set by the agent's watchdog, so a change can be logged once
+    version: int = 0  # bumped on every change, for caches of what is derived from the state
 
     def record(self, result: Result) -> Transition | None:
         old = self.last.status if self.last else None
         self.last = result
+        self.finished = time.monotonic()
+        self.stale = False
+        self.version += 1
         self.history.append(result)
         self.results_by_status[result.status] += 1
         if result.reason is not None:
@@ -72,6 +86,14 @@ class ProbeState:
                 self.health = Health.FAILING
         return Transition(self.config.name, old, result.status, result) if old != result.status else None
 
+    def is_stale(self, now: float) -> bool:
+        return self.last is not None and now - self.finished > stale_after(self.config)
+
+    def effective_health(self) -> Health:
+        if self.last is None:
+            return Health.PENDING
+        return Health.STALE if self.stale else self.health
+
     def to_dict(self) -> dict[str, Any]:
         last = self.last
         return {
@@ -79,7 +101,7 @@ class ProbeState:
             "type": self.config.type,
             "target": self.target,
             "critical": self.config.critical,
-            "health": self.health.value,
+            "health": self.effective_health().value,
             "status": last.status.label if last else None,
             "reason": last.reason.value if last and last.reason else None,
             "message": last.message if last else "",
@@ -87,6 +109,7 @@ class ProbeState:
             "last_run": last.started_at if last else None,
             "consecutive_failures": self.consecutive_failures,
             "values": last.values if last else {},
+            "distorted": last.distorted if last else False,
         }
 
 
@@ -94,26 +117,50 @@ class StateStore:
     def __init__(self) -> None:
         self.probes: dict[str, ProbeState] = {}
 
-    def sync(self, configs: list[ProbeConfig], targets: dict[str, str]) -> None:
-        """Keep the state of probes whose config did not change; drop the rest."""
+    def plan(self, configs: list[ProbeConfig], targets: dict[str, str]) -> dict[str, ProbeState]:
+        """The states for a new config: kept where the probe did not change, fresh elsewhere.
+
+        Pure (reads, never writes, the current states): a reload builds it in a worker thread
+        and swaps it in with `self.probes = ...` only once everything else is built."""
+        current = self.probes
         fresh: dict[str, ProbeState] = {}
         for config in configs:
-            old = self.probes.get(config.name)
+            old = current.get(config.name)
             fresh[config.name] = old if old is not None and old.config == config else ProbeState(config, targets[config.name])
-        self.probes = fresh
+        return fresh
+
+    def sync(self, configs: list[ProbeConfig], targets: dict[str, str]) -> None:
+        self.probes = self.plan(configs, targets)
 
     def record(self, result: Result) -> Transition | None:
         state = self.probes.get(result.probe)
         return state.record(result) if state is not None else None
 
     def health(self) -> tuple[str, int, list[dict[str, Any]]]:
-        """Overall status, HTTP code, and per-probe view for /health."""
-        views = [state.to_dict() for state in self.probes.values()]
-        critical_failing = any(s.health is Health.FAILING and s.config.critical for s in self.probes.values())
-        degraded = any(
-            s.health is Health.FAILING or (s.last is not None and s.last.status is Status.WARNING)
-            for s in self.probes.values()
-        )
-        if critical_failing:
-            return "failing", 503, views
-        return ("degraded" if degraded else "ok"), 200, views
+        """Overall status, HTTP code, and per-probe view for /health.
+
+        503 while a critical probe is failing, stale (its results stopped coming) or
+        pending (no run finished yet: nothing vouches for it)."""
+        views = [state.to_dict() for state in list(self.probes.values())]
+        status, code = self.overall()
+        return status, code, views
+
+    def overall(self) -> tuple[str, int]:
+        critical_bad = critical_pending = degraded = pending = False
+        for s in list(self.probes.values()):
+            health = s.effective_health()
+            if health in (Health.FAILING, Health.STALE):
+                degraded = True
+                critical_bad = critical_bad or s.config.critical
+            elif health is Health.PENDING:
+                pending = True
+                critical_pending = critical_pending or s.config.critical
+            elif s.last is not None and s.last.status is Status.WARNING:
+                degraded = True
+        if critical_bad:
+            return "failing", 503
+        if critical_pending:
+            return "pending", 503
+        if degraded:
+            return "degraded", 200
+        return ("pending" if pending else "ok"), 200

@@ -12,8 +12,10 @@ from __future__ import annotations
 import ssl
 import time
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import asyncpg
+from pydantic import field_validator
 
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
@@ -40,6 +42,21 @@ class PostgresConfig(QueryConfig):
     measure: list[Literal["connections", "recovery", "replication_lag"]] = []
     sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
     ca_file: str | None = None  # CA to verify the server against (verify-ca / verify-full)
+
+    @field_validator("dsn")
+    @classmethod
+    def _parse_dsn(cls, dsn: str | None) -> str | None:
+        # asyncpg would only complain at the first run; an operator wants it at validate.
+        if dsn is None:
+            return None
+        parts = urlsplit(dsn)
+        if parts.scheme not in ("postgres", "postgresql") or not (parts.netloc or parts.query):
+            raise ValueError("expected postgresql://[user[:password]@]host[:port]/database[?sslmode=...]")
+        for host in parts.netloc.rpartition("@")[2].split(","):  # libpq allows host1:port1,host2:port2
+            port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host.rpartition("]")[2] else ""
+            if port and not (port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError(f"port {port} is out of range")
+        return dsn
 
     def target(self) -> str:
         if self.dsn:

@@ -177,3 +177,18 @@ class FaultProxy:
                 sent += len(chunk)
         except (OSError, asyncio.CancelledError):
             pass
+
+
+class BlackHole:
+    """A listener that accepts and never answers, on its own thread so it serves while tests block."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(512)  # backlog: connections complete in the kernel and then hang
+        self.port = self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()

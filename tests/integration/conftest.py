@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.netfaults import BlackHole
 from tests.helpers.servers import (
     PrivateMariaDB,
     PrivateNats,
@@ -76,3 +77,10 @@ def private_nats() -> Iterator[PrivateNats]:
 @pytest.fixture(scope="session")
 def private_nats_auth() -> Iterator[PrivateNats]:
     yield from _private("nats-server", "nats-server", lambda: PrivateNats(user="probe", password="nats-Priv4te-pw"))
+
+
+@pytest.fixture
+def blackhole() -> Iterator[BlackHole]:
+    hole = BlackHole()
+    yield hole
+    hole.close()

@@ -142,7 +142,8 @@ def test_run_refuses_a_taken_address(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        out = subprocess.run([sys.executable, "-m", "probe_agent", "run", "-c", str(config), "--listen", f"127.0.0.1:{port}"],
+        out = subprocess.run([sys.executable, "-m", "probe_agent", "run", "-c", str(config), "--allow-empty",
+                              "--listen", f"127.0.0.1:{port}"],
                              capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr

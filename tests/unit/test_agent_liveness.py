@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from probe_agent.agent import Agent
 from probe_agent.config import parse_config
+from probe_agent.model import Observation
+from probe_agent.probes.base import Probe
 from probe_agent.server import make_app
 
 
@@ -20,11 +23,78 @@ async def test_live_turns_503_when_a_probe_loop_dies() -> None:
     try:
         assert (await client.get("/health/live")).status == 200
         # a scheduler loop that ends (a bug, a cancelled task) means probes silently stopped
-        task = next(iter(agent._scheduler._tasks.values()))  # type: ignore[union-attr]
+        task = next(iter(agent._scheduler._probes.values())).task  # type: ignore[union-attr]
         task.cancel()
         await asyncio.sleep(0)
         response = await client.get("/health/live")
         assert response.status == 503 and (await response.json()) == {"status": "stalled"}
     finally:
         await client.close()
+        await agent.stop()
+
+
+async def test_results_that_stop_coming_turn_stale_and_fail_a_critical_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    import probe_agent.agent as agent_module
+    import probe_agent.state as state_module
+
+    monkeypatch.setattr(state_module, "STALE_MARGIN", 0.2)
+    monkeypatch.setattr(agent_module, "WATCH_EVERY", 0.1)
+    config = parse_config(
+        "probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 300ms, timeout: 100ms, critical: true}]", env={}
+    )
+    agent = Agent(config, grace=1)
+    await agent.start()
+    client = TestClient(TestServer(make_app(agent), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        while agent.store.probes["a"].last is None:
+            await asyncio.sleep(0.05)
+        # the probe's loop dies: its last result must not keep vouching for it
+        agent._scheduler._probes["a"].task.cancel()  # type: ignore[union-attr]
+        await asyncio.sleep(1.0)  # stale after max(2 x 0.3, 0.3 + 0.1 + 0.2) = 0.6 s
+        response = await client.get("/health")
+        body = await response.json()
+        assert response.status == 503 and body["status"] == "failing"
+        assert body["probes"][0]["health"] == "stale"
+        assert agent.metrics.registry.get_sample_value("probe_agent_stale_probes") == 1
+        ready = await (await client.get("/health/ready")).json()
+        assert ready["stale"] == ["a"]
+    finally:
+        await client.close()
+        await agent.stop()
+
+
+class Stubborn(Probe):
+    """A probe that ignores cancellation: its loop never moves on (a bug a library could have)."""
+
+    def __init__(self) -> None:
+        self.released = False
+
+    async def run(self, obs: Observation) -> None:
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                if self.released:
+                    raise
+
+
+async def test_live_turns_503_when_the_scheduler_stops_making_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    import probe_agent.agent as agent_module
+    import probe_agent.scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "STUCK_MARGIN", 0.3)
+    monkeypatch.setattr(agent_module, "WATCH_EVERY", 0.1)
+    config = parse_config("probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 200ms, timeout: 100ms}]", env={})
+    agent = Agent(config, grace=0.2)
+    await agent.start()
+    stubborn = Stubborn()
+    agent._scheduler._probes["a"].handle.probe = stubborn  # type: ignore[union-attr]
+    try:
+        assert agent.alive()
+        await asyncio.sleep(1.5)  # stuck after interval + timeout + 0.3 s
+        assert not agent.alive()
+        assert agent._scheduler is not None and not agent._scheduler._probes["a"].task.done()  # type: ignore[union-attr]
+    finally:
+        stubborn.released = True
         await agent.stop()

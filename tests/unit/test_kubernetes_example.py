@@ -26,7 +26,7 @@ def test_embedded_probes_file_is_valid_with_the_env_the_pod_sets() -> None:
 
 
 def test_agent_wiring_matches_its_endpoints() -> None:
-    app = make_app(Agent(parse_config("probes: []", env={})))
+    app = make_app(Agent(parse_config("probes: []", env={}, allow_empty=True)))
     paths = {route.resource.canonical for route in app.router.routes() if route.resource is not None}
     assert {"/health/live", "/metrics"} <= paths
     port = AGENT["ports"][0]["containerPort"]
