@@ -23,6 +23,7 @@ from pathlib import Path
 
 from probe_agent.config import AgentConfig, load_config
 from probe_agent.errors import ConfigError
+from probe_agent.exposition import ProbeExposition
 from probe_agent.logs import RedactingFilter
 from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.metrics import AgentMetrics
@@ -68,7 +69,8 @@ class Agent:
         self.max_config_bytes = max_config_bytes
         self.allow_empty = allow_empty
         self.store = StateStore()
-        self.metrics = AgentMetrics(self.store)
+        self.metrics = AgentMetrics()
+        self.exposition = ProbeExposition()
         self.redactor = Redactor(config.secrets)
         self.monitor = LoopMonitor(on_sample=self.metrics.observe_loop_lag)
         self._log_filter = log_filter
@@ -92,7 +94,7 @@ class Agent:
         )
         async with self._reload_lock:  # a reload asked for while starting waits for the start
             # Every probe shows as pending at once; building its handle (TLS, files) comes next.
-            self.store.probes = await asyncio.to_thread(self._plan_states, self.config)
+            self.store.probes = await asyncio.to_thread(self.store.plan_config, self.config)
             self.started = True
             plan = await asyncio.to_thread(self._build, self.config, {})
             await self._apply(plan)
@@ -103,16 +105,12 @@ class Agent:
 
     # --- building and swapping in a config ---------------------------------
 
-    def _plan_states(self, config: AgentConfig) -> dict[str, ProbeState]:
-        redactor = Redactor(config.secrets)
-        return self.store.plan(config.probes, {c.name: redactor.redact(c.target()) for c in config.probes})
-
     def _build(self, config: AgentConfig, running: dict[str, ProbeHandle]) -> _Plan:
         """Everything the new config needs, built off the loop. Raises ConfigError."""
         redactor = Redactor(config.secrets)
         unchanged = {c.name for c in config.probes if c.name in running and running[c.name].config == c}
         handles = build_handles([c for c in config.probes if c.name not in unchanged], redactor)
-        return _Plan(config, redactor, handles, [n for n in running if n not in unchanged], self._plan_states(config))
+        return _Plan(config, redactor, handles, [n for n in running if n not in unchanged], self.store.plan_config(config))
 
     async def _apply(self, plan: _Plan) -> None:
         scheduler = self._scheduler

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import asyncio
+import gzip
+import json
+
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from probe_agent.agent import Agent
+from probe_agent.exposition import GZIP_LEVEL
 
 AGENT_KEY = web.AppKey("agent", Agent)
 
 
+def _wants_gzip(request: web.Request) -> bool:
+    return "gzip" in request.headers.get("Accept-Encoding", "").lower()
+
+
 async def metrics(request: web.Request) -> web.Response:
+    # The loop only copies the list of states; rendering and gzip run in a worker thread.
     agent = request.app[AGENT_KEY]
     agent.metrics.scraped()
-    body = generate_latest(agent.metrics.registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    compress = _wants_gzip(request)
+    body = await agent.exposition.scrape(list(agent.store.probes.values()), agent.metrics.registry, compress)
+    headers = {"Content-Type": CONTENT_TYPE_LATEST}
+    if compress:
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=body, headers=headers)
 
 
 STARTING = {"status": "starting", "probes": []}
@@ -23,18 +37,35 @@ STARTING = {"status": "starting", "probes": []}
 async def health(request: web.Request) -> web.Response:
     if not request.app[AGENT_KEY].started:
         return web.json_response(STARTING, status=503)
-    status, code, probes = request.app[AGENT_KEY].store.health()
-    return web.json_response({"status": status, "probes": probes}, status=code)
+    # 3 MB of JSON at 10,000 probes: built and encoded in a worker thread.
+    store, compress = request.app[AGENT_KEY].store, _wants_gzip(request)
+
+    def work() -> tuple[bytes, int]:
+        status, code, probes = store.health()
+        body = json.dumps({"status": status, "probes": probes}).encode()
+        return (gzip.compress(body, GZIP_LEVEL) if compress else body), code
+
+    body, code = await asyncio.to_thread(work)
+    headers = {"Content-Type": "application/json"}
+    if compress:
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=body, status=code, headers=headers)
 
 
 async def ready(request: web.Request) -> web.Response:
     if not request.app[AGENT_KEY].started:
         return web.json_response(STARTING, status=503)
     store = request.app[AGENT_KEY].store
-    status, code = store.overall()
-    body: dict[str, object] = {"status": status}
-    for health in ("failing", "stale", "pending"):
-        body[health] = [s.config.name for s in list(store.probes.values()) if s.effective_health() == health]
+
+    def work() -> tuple[dict[str, object], int]:
+        status, code = store.overall()
+        body: dict[str, object] = {"status": status}
+        states = list(store.probes.values())
+        for health in ("failing", "stale", "pending"):
+            body[health] = [s.config.name for s in states if s.effective_health() == health]
+        return body, code
+
+    body, code = await asyncio.to_thread(work)
     return web.json_response(body, status=code)
 
 

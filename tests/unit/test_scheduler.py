@@ -52,7 +52,7 @@ def handles(names: list[str], interval: str, timeout: str, work: float) -> list[
 
 async def run_for(hs: list[ProbeHandle], seconds: float, concurrency: int = 64) -> tuple[AgentMetrics, list[Result]]:
     results: list[Result] = []
-    metrics = AgentMetrics(StateStore())
+    metrics = AgentMetrics()
     scheduler = Scheduler(metrics, results.append, concurrency)
     scheduler.start(hs)
     await asyncio.sleep(seconds)
@@ -98,7 +98,7 @@ async def test_stop_cancels_runs_after_grace() -> None:
     # a name whose startup offset is small, so the first run starts at once
     name = next(f"slow-{i}" for i in range(1000) if stable_fraction(f"slow-{i}") < 0.02)
     (h,) = handles([name], "60s", "30s", work=20)
-    metrics = AgentMetrics(StateStore())
+    metrics = AgentMetrics()
     scheduler = Scheduler(metrics, lambda r: None, 4)
     scheduler.start([h])
     await asyncio.sleep(0.3)
