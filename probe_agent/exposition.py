@@ -44,7 +44,9 @@ CORE_FAMILIES: dict[str, tuple[str, str]] = {
 }
 _BUCKET_LABELS = [*(floatToGoString(b) for b in DURATION_BUCKETS), "+Inf"]
 
-Pieces = list[tuple[str, str]]  # (family, its lines for one probe)
+# family -> its lines for one probe. A dict of str to bytes is not tracked by the garbage collector,
+# so 10,000 cached probes add nothing to the full collections that hold the loop.
+Pieces = dict[str, bytes]
 
 
 def _escape(value: str) -> str:
@@ -99,47 +101,50 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
                 continue
             families.setdefault(spec.metric, ("gauge", spec.help))
             add(spec.metric, spec.metric, plain, value)
-    return [(family, "".join(text)) for family, text in lines.items()]
+    return {family: "".join(text).encode() for family, text in lines.items()}
 
 
 class ProbeExposition:
     def __init__(self) -> None:
-        # probe name -> (the state rendered, its version then, the pieces)
-        self._cache: dict[str, tuple[ProbeState, int, Pieces]] = {}
+        # probe name -> (serial of the state rendered, its version then); and -> the pieces
+        self._rendered: dict[str, tuple[int, int]] = {}
+        self._pieces: dict[str, Pieces] = {}
         self._families: dict[str, tuple[str, str]] = dict(CORE_FAMILIES)
         self._lock = asyncio.Lock()  # two scrapes at once would render the same probes twice
         self.rendered_last_scrape = 0  # probes re-rendered by the last scrape (cache misses)
 
-    def render(self, states: Iterable[ProbeState]) -> str:
-        """The probe families as text. Blocking: run it in a worker thread."""
-        by_family: dict[str, list[str]] = {name: [] for name in self._families}
-        fresh: dict[str, tuple[ProbeState, int, Pieces]] = {}
+    def render(self, states: Iterable[ProbeState], head: bytes = b"") -> bytes:
+        """`head`, then the probe families as text. Blocking: run it in a worker thread."""
+        by_family: dict[str, list[bytes]] = {name: [] for name in self._families}
+        rendered: dict[str, tuple[int, int]] = {}
+        pieces: dict[str, Pieces] = {}
         misses = 0
         for state in states:
-            name, version = state.config.name, state.version
-            cached = self._cache.get(name)
-            if cached is None or cached[0] is not state or cached[1] != version:
-                cached = (state, version, render_probe(state, self._families))
+            name, key = state.config.name, (state.serial, state.version)
+            probe_pieces = self._pieces.get(name)
+            if probe_pieces is None or self._rendered.get(name) != key:
+                probe_pieces = render_probe(state, self._families)
                 misses += 1
-            fresh[name] = cached
-            for family, text in cached[2]:
+            rendered[name], pieces[name] = key, probe_pieces
+            for family, text in probe_pieces.items():
                 by_family.setdefault(family, []).append(text)
-        self._cache = fresh  # probes gone from the config leave the cache with it
+        # Probes gone from the config leave the cache with it.
+        self._rendered, self._pieces = rendered, pieces
         self.rendered_last_scrape = misses
-        out: list[str] = []
+        out: list[bytes] = [head]
         for family, texts in by_family.items():
             if not texts:
                 continue
             kind, help_text = self._families[family]
-            out.append(f"# HELP {family} {_escape_help(help_text)}\n# TYPE {family} {kind}\n")
+            out.append(f"# HELP {family} {_escape_help(help_text)}\n# TYPE {family} {kind}\n".encode())
             out.extend(texts)
-        return "".join(out)
+        return b"".join(out)
 
     async def scrape(self, states: list[ProbeState], agent_registry: CollectorRegistry, compress: bool) -> bytes:
         """The agent's own metrics and the probe families, gzipped if asked; all off the loop."""
 
         def work() -> bytes:
-            body = generate_latest(agent_registry) + self.render(states).encode()
+            body = self.render(states, head=generate_latest(agent_registry))
             return gzip.compress(body, GZIP_LEVEL) if compress else body
 
         async with self._lock:

@@ -19,7 +19,7 @@ def _wants_gzip(request: web.Request) -> bool:
     return "gzip" in request.headers.get("Accept-Encoding", "").lower()
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.StreamResponse:
     # The loop only copies the list of states; rendering and gzip run in a worker thread.
     agent = request.app[AGENT_KEY]
     agent.metrics.scraped()
@@ -28,13 +28,31 @@ async def metrics(request: web.Request) -> web.Response:
     headers = {"Content-Type": CONTENT_TYPE_LATEST}
     if compress:
         headers["Content-Encoding"] = "gzip"
-    return web.Response(body=body, headers=headers)
+    return await _send(request, body, headers)
+
+
+WRITE_CHUNK = 1 << 20
+
+
+async def _send(request: web.Request, body: bytes, headers: dict[str, str], status: int = 200) -> web.StreamResponse:
+    """Small bodies in one go; a large one (20 MB of uncompressed metrics) a megabyte at a time,
+    so that copying it into the socket's buffer never holds the loop for long."""
+    if len(body) <= WRITE_CHUNK:
+        return web.Response(body=body, status=status, headers=headers)
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = len(body)
+    await response.prepare(request)
+    view = memoryview(body)
+    for start in range(0, len(body), WRITE_CHUNK):
+        await response.write(view[start : start + WRITE_CHUNK])
+    await response.write_eof()
+    return response
 
 
 STARTING = {"status": "starting", "probes": []}
 
 
-async def health(request: web.Request) -> web.Response:
+async def health(request: web.Request) -> web.StreamResponse:
     if not request.app[AGENT_KEY].started:
         return web.json_response(STARTING, status=503)
     # 3 MB of JSON at 10,000 probes: built and encoded in a worker thread.
@@ -42,14 +60,19 @@ async def health(request: web.Request) -> web.Response:
 
     def work() -> tuple[bytes, int]:
         status, code, probes = store.health()
-        body = json.dumps({"status": status, "probes": probes}).encode()
+        # One dumps per probe: a single call on 3 MB would hold the GIL, and so the loop, for ~50 ms.
+        body = b"".join([
+            f'{{"status": {json.dumps(status)}, "probes": ['.encode(),
+            b", ".join([json.dumps(p).encode() for p in probes]),
+            b"]}",
+        ])
         return (gzip.compress(body, GZIP_LEVEL) if compress else body), code
 
     body, code = await asyncio.to_thread(work)
     headers = {"Content-Type": "application/json"}
     if compress:
         headers["Content-Encoding"] = "gzip"
-    return web.Response(body=body, status=code, headers=headers)
+    return await _send(request, body, headers, code)
 
 
 async def ready(request: web.Request) -> web.Response:

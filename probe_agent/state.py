@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import collections
 import enum
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from probe_agent.redact import Redactor
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 HISTORY = 10
 STALE_MARGIN = 5.0
+_serials = itertools.count()
 
 
 class Health(enum.StrEnum):
@@ -59,6 +61,7 @@ class ProbeState:
     finished: float = 0.0  # monotonic time the last run ended
     stale: bool = False  # set by the agent's watchdog, so a change can be logged once
     version: int = 0  # bumped on every change, for caches of what is derived from the state
+    serial: int = field(default_factory=lambda: next(_serials))  # tells a state from the one it replaced
 
     def record(self, result: Result) -> Transition | None:
         old = self.last.status if self.last else None

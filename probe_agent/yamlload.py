@@ -6,7 +6,10 @@ duplicated keys silently and raises tracebacks on undecodable bytes. Here:
 
 1. the size is capped before reading the rest (`max_bytes`);
 2. bytes must be UTF-8; the first bad byte is named with its offset and line;
-3. one pass over the parser's events bounds nesting without recursion;
+3. nodes are composed from the parser's events in one loop of our own, with
+   no recursion, bounding nesting as they come (libyaml's own composer runs
+   in C for the whole document without letting another thread in: a reload
+   in a worker thread would stall the event loop for as long);
 4. the composed node graph is walked once (memoised, so aliases cost nothing
    to count) to bound the expanded size and to reject duplicate keys, naming
    both lines;
@@ -58,16 +61,12 @@ def decode(data: bytes) -> str:
 
 def load_yaml(text: str) -> Any:
     """Parse one YAML document within the bounds above. Raises ConfigError."""
-    try:
-        _check_depth(text)
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise ConfigError([_describe(exc)]) from None
-    if node is None:
-        return None
-    _check_graph(node)
     loader = yaml.SafeLoader("")
     try:
+        node = _compose(text, loader)
+        if node is None:
+            return None
+        _check_graph(node)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError([_describe(exc)]) from None
@@ -82,20 +81,73 @@ def _describe(exc: yaml.YAMLError) -> str:
     return f"invalid YAML{where}: {problem}"
 
 
-def _check_depth(text: str) -> None:
-    depth = 0
+def _compose(text: str, resolver: yaml.SafeLoader) -> yaml.Node | None:
+    """Events -> one document's node graph, iteratively, nesting bounded by MAX_DEPTH."""
+    anchors: dict[str, yaml.Node] = {}
+    stack: list[yaml.Node] = []  # open collections; a mapping's pending key is kept in `keys`
+    keys: list[yaml.Node | None] = []
+    root: yaml.Node | None = None
+    documents = 0
+
+    def attach(node: yaml.Node) -> None:
+        nonlocal root
+        if not stack:
+            root = node
+            return
+        parent = stack[-1]
+        if isinstance(parent, yaml.SequenceNode):
+            parent.value.append(node)
+        elif keys[-1] is None:
+            keys[-1] = node
+        else:
+            parent.value.append((keys[-1], node))
+            keys[-1] = None
+
     for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, _OPEN):
-            depth += 1
-            if depth > MAX_DEPTH:
+        if isinstance(event, yaml.ScalarEvent):
+            tag = event.tag if event.tag not in (None, "!") else resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+            node: yaml.Node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+        elif isinstance(event, _OPEN):
+            if len(stack) >= MAX_DEPTH:
                 raise ConfigError([f"line {event.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels"])
+            if isinstance(event, yaml.SequenceStartEvent):
+                tag = event.tag if event.tag not in (None, "!") else resolver.resolve(yaml.SequenceNode, None, event.implicit)
+                node = yaml.SequenceNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
+            else:
+                tag = event.tag if event.tag not in (None, "!") else resolver.resolve(yaml.MappingNode, None, event.implicit)
+                node = yaml.MappingNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
+            if event.anchor is not None:
+                anchors[event.anchor] = node
+            attach(node)
+            stack.append(node)
+            keys.append(None)
+            continue
         elif isinstance(event, _CLOSE):
-            depth -= 1
+            stack.pop().end_mark = event.end_mark
+            keys.pop()
+            continue
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in anchors:
+                raise ConfigError([f"line {event.start_mark.line + 1}: alias *{event.anchor} names no anchor"])
+            attach(anchors[event.anchor])
+            continue
+        elif isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise ConfigError([f"line {event.start_mark.line + 1}: more than one YAML document in the file"])
+            continue
+        else:  # stream and document ends
+            continue
+        if event.anchor is not None:
+            anchors[event.anchor] = node
+        attach(node)
+    return root
 
 
 def _check_graph(root: yaml.Node) -> None:
     """Expanded size (aliases counted as often as they are used) and duplicate keys, without recursion."""
     written: set[int] = set()
+    open_nodes: set[int] = set()  # collections whose children are still being counted
     size: dict[int, int] = {}  # node id -> nodes in its expansion
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -109,12 +161,16 @@ def _check_graph(root: yaml.Node) -> None:
             continue
         children = _children(node)
         if not children_done:
+            if key in open_nodes:
+                raise ConfigError([f"line {node.start_mark.line + 1}: an alias refers to a collection that contains it"])
             if isinstance(node, yaml.MappingNode):
                 _check_duplicate_keys(node)
             written.add(key)
+            open_nodes.add(key)
             stack.append((node, True))
             stack.extend((child, False) for child in children if id(child) not in size)
             continue
+        open_nodes.discard(key)
         total = 1 + sum(size[id(child)] for child in children)
         if total > MAX_ALIAS_EXPANSION + len(written):
             raise ConfigError(

@@ -25,6 +25,8 @@ BILLION_LAUGHS = "\n".join(
 
 CASES: dict[str, tuple[bytes, str]] = {
     "billion_laughs": (BILLION_LAUGHS.encode(), "aliases expand to more than"),
+    "recursive_alias": (b"a: &a [1, *a]\nprobes: *a\n", "line 1: an alias refers to a collection that contains it"),
+    "two_documents": (b"probes: []\n---\nprobes: []\n", "line 2: more than one YAML document in the file"),
     "deep_nesting": (b"probes: " + b"[" * 5000 + b"]" * 5000, "nested deeper than 64 levels"),
     "deep_block_nesting": (
         b"probes:\n" + b"".join(b"  " * i + b"- \n" for i in range(200)),

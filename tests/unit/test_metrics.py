@@ -28,7 +28,7 @@ def setup() -> tuple[StateStore, ProbeExposition]:
 
 
 def samples(store: StateStore, exposition: ProbeExposition) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = exposition.render(list(store.probes.values()))
+    text = exposition.render(list(store.probes.values())).decode()
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(text)
@@ -59,7 +59,7 @@ def test_probe_series_from_results() -> None:
     assert get(found, "probe_http_status_code", web) == 200
     assert get(found, "probe_last_run_timestamp_seconds", port) == 1700000001.0
     assert get(found, "probe_info", {**web, "target": "http://u:***@127.0.0.1:1/"}) == 1
-    text = exposition.render(list(store.probes.values()))
+    text = exposition.render(list(store.probes.values())).decode()
     assert "cert_expiry_days" not in text  # declared as threshold-only
     assert "pw-secret" not in text
 
@@ -83,7 +83,7 @@ def test_removed_probe_disappears() -> None:
     store.record(Result("port", "tcp", Status.OK, None, "", 0.001, 1.0, {}, {}, {}))
     assert get(samples(store, exposition), "probe_success", {"probe": "port", "type": "tcp"}) == 1
     store.sync([], {})
-    assert 'probe="port"' not in exposition.render(list(store.probes.values()))
+    assert b'probe="port"' not in exposition.render(list(store.probes.values()))
 
 
 async def test_scrape_gzips_when_asked() -> None:

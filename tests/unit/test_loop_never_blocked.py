@@ -1,0 +1,164 @@
+"""The event loop is the agent's clock: the agent's own work (scrapes, /health, reloads) must not hold it,
+and a run measured while it was held anyway says so."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from probe_agent.agent import Agent
+from probe_agent.config import parse_config
+from probe_agent.loopmonitor import LoopMonitor
+from probe_agent.model import Result, Status
+from probe_agent.redact import Redactor
+from probe_agent.runner import ProbeHandle, run_probe
+from probe_agent.server import make_app
+
+N = 10_000
+# The goal is 20 ms; the tests allow for a noisy 2-core machine. Inline work at this size took seconds.
+STALL_LIMIT = 0.05
+
+
+def many_probes(n: int, port: int = 1) -> str:
+    return "probes:\n" + "".join(
+        f'  - {{name: p{i}, type: http, url: "http://127.0.0.1:{port}/health/{i}", interval: 1d, timeout: 2s}}\n'
+        for i in range(n)
+    )
+
+
+@pytest.fixture(scope="module")
+def big_config_text() -> str:
+    return many_probes(N)
+
+
+async def test_scrapes_and_health_at_10000_probes_do_not_hold_the_loop(big_config_text: str) -> None:
+    config = parse_config(big_config_text, env={})
+    agent = Agent(config)
+    agent.store.probes = agent.store.plan_config(config)
+    agent.started = True
+    for i, name in enumerate(agent.store.probes):
+        agent.store.record(Result(
+            name, "http", Status.OK, None, "", 0.012, 1.7e9 + i,
+            {"dns": 0.001, "connect": 0.002, "first_byte": 0.008, "transfer": 0.001},
+            {"status_code": 200, "body_bytes": 1234, "redirects": 0}, {},
+        ))
+    monitor = LoopMonitor(tick=0.005)
+    monitor.start()
+    server = TestServer(make_app(agent), host="127.0.0.1")
+    await server.start_server()
+
+    def fetch(path: str, gzipped: bool = False) -> tuple[int, bytes]:
+        # The client runs in a thread: only the agent's own work may show on the loop.
+        request = urllib.request.Request(str(server.make_url(path)), headers={"Accept-Encoding": "gzip"} if gzipped else {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                body = response.read()
+                return response.status, gzip.decompress(body) if gzipped else body
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    try:
+        await asyncio.sleep(0.05)
+        stalls = {}
+        for path, gzipped, check in [
+            ("/metrics", True, lambda body: body.count(b"probe_success{") == N),  # renders every probe
+            ("/metrics", False, lambda body: body.count(b"probe_success{") == N),  # from the cache
+            ("/health", False, lambda body: body.count(b'"name": "p') == N),
+            ("/health/ready", False, lambda body: b'"status": "ok"' in body),
+        ]:
+            started = time.monotonic()
+            code, body = await asyncio.to_thread(fetch, path, gzipped)
+            stalls[path] = max(stalls.get(path, 0.0), monitor.lag_during(started))
+            assert code == 200 and check(body), path
+        worst = max(stalls.values())
+        assert worst < STALL_LIMIT, f"the loop stalled while serving a 10,000-probe agent: {stalls}"
+    finally:
+        await server.close()
+        monitor.stop()
+
+
+async def test_a_reload_to_10000_probes_does_not_hold_the_loop(tmp_path: Path, big_config_text: str) -> None:
+    path = tmp_path / "probes.yaml"
+    path.write_text(many_probes(1))
+    agent = Agent(parse_config(path.read_text(), env={}), path, grace=0.5)
+    await agent.start()
+    monitor = LoopMonitor(tick=0.005)
+    monitor.start()
+    try:
+        path.write_text(big_config_text)
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        assert await agent.reload() == []
+        stall = monitor.lag_during(started)
+        assert len(agent.store.probes) == N
+        assert stall < STALL_LIMIT, f"the loop stalled {stall * 1000:.0f} ms during a reload to {N} probes"
+    finally:
+        monitor.stop()
+        await agent.stop()
+
+
+async def slow_server(delay: float) -> tuple[web.AppRunner, str]:
+    async def answer(_request: web.Request) -> web.Response:
+        await asyncio.sleep(delay)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/"
+
+
+async def test_a_run_measured_on_a_late_loop_is_marked_distorted() -> None:
+    runner, url = await slow_server(0.05)
+    config = parse_config(f"probes: [{{name: a, type: http, url: '{url}', interval: 10s, timeout: 2s}}]", env={})
+    handle = ProbeHandle.build(config.probes[0], Redactor())
+    monitor = LoopMonitor()
+    monitor.start()
+    try:
+        await asyncio.sleep(0.05)
+        calm = await run_probe(handle, monitor, lag_tolerance=0.01)
+        assert not calm.distorted and "distorted" not in calm.details
+        # The agent's own work holds the loop for 80 ms while the target answers in 50.
+        asyncio.get_running_loop().call_later(0.01, time.sleep, 0.08)
+        busy = await run_probe(handle, monitor, lag_tolerance=0.01)
+        assert busy.status is Status.OK
+        assert busy.distorted and busy.loop_lag >= 0.07
+        assert "event loop late by" in busy.details["distorted"]
+        assert busy.to_dict()["distorted"] is True
+    finally:
+        monitor.stop()
+        await handle.aclose()
+        await runner.cleanup()
+
+
+async def test_the_daemon_counts_distorted_runs() -> None:
+    runner, url = await slow_server(0.05)
+    config = parse_config(
+        f"loop_lag_tolerance: 10ms\nprobes: [{{name: a, type: http, url: '{url}', interval: 300ms, timeout: 200ms}}]",
+        env={},
+    )
+    agent = Agent(config, grace=0.5)
+    await agent.start()
+    try:
+        # hold the loop for 60 ms every 100 ms: every run overlaps a stall
+        stop = time.monotonic() + 7
+        while time.monotonic() < stop and not agent.metrics.registry.get_sample_value("probe_agent_distorted_runs_total"):
+            await asyncio.sleep(0.04)
+            time.sleep(0.06)
+        assert agent.metrics.registry.get_sample_value("probe_agent_distorted_runs_total") >= 1
+        last = agent.store.probes["a"].last
+        assert last is not None and last.distorted
+    finally:
+        await agent.stop()
+        await runner.cleanup()
