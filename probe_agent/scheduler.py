@@ -166,8 +166,16 @@ class Scheduler:
         handle = entry.handle
         interval = handle.config.interval
         fraction = stable_fraction(handle.name)
-        offset = fraction * interval
+        grid = self._origin + fraction * interval  # tick k is planned at grid + k * interval
+
+        def tick_after(now: float, tick: int) -> int:
+            # Counted in whole ticks, never by comparing floats: a timer may fire a little early
+            # (uvloop's have millisecond resolution), and a quick run must not then serve its
+            # tick twice.
+            return max(tick + 1, math.floor((now - grid) / interval) + 1)
+
         planned = entry.added + fraction * min(interval, STARTUP_SPREAD)
+        tick = math.ceil((planned - grid) / interval)  # the grid tick the first run stands for
         while True:
             entry.due = planned
             delay = planned - time.monotonic()
@@ -178,10 +186,11 @@ class Scheduler:
             if self._stopping.is_set():
                 return
             entry.busy = True
-            following = self._next_tick(time.monotonic(), offset, interval)
+            next_tick = tick_after(time.monotonic(), tick)  # waiting for slots gives up when it comes
             asked_at, asked = time.time(), time.monotonic()
             try:
-                result = await self._run_when_slots_free(entry, planned, following)
+                result = await self._run_when_slots_free(entry, planned, grid + next_tick * interval)
+                next_tick = tick_after(time.monotonic(), tick)
             except _Skip as skip:
                 self._metrics.skipped_runs.labels(skip.cause).inc()
                 result = self._skipped(entry, skip.cause, asked_at, time.monotonic() - asked)
@@ -190,12 +199,11 @@ class Scheduler:
                 self._on_result(result)
             except Exception:  # a bug in reporting must not stop this probe's schedule
                 log.exception("recording the result of probe %s failed", handle.name)
-            # Next tick on the grid strictly after now; ticks in between are skipped, not queued.
-            following = self._next_tick(time.monotonic(), offset, interval)
-            missed = round((following - planned) / interval) - 1
-            if missed > 0:
-                self._metrics.skipped_runs.labels("overrun").inc(missed)
-            planned = following
+            # The next tick after now; ticks in between are skipped, not queued.
+            if next_tick - tick > 1:
+                self._metrics.skipped_runs.labels("overrun").inc(next_tick - tick - 1)
+            tick = next_tick
+            planned = grid + tick * interval
             entry.busy = False
 
     def _skipped(self, entry: _Scheduled, cause: str, asked_at: float, waited: float) -> Result:
@@ -212,10 +220,6 @@ class Scheduler:
             f"not run: the agent had all its slots (max_concurrency) busy for {waited:.1f}s",
             asked_at, waited,
         )
-
-    def _next_tick(self, now: float, offset: float, interval: float) -> float:
-        ticks_done = math.floor((now - self._origin - offset) / interval)
-        return self._origin + offset + (ticks_done + 1) * interval
 
     async def _run_when_slots_free(self, entry: _Scheduled, planned: float, give_up_at: float) -> Result:
         """Take this target's slot, then a pool slot, waiting at most until the next tick."""

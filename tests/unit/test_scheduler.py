@@ -107,3 +107,19 @@ async def test_stop_cancels_runs_after_grace() -> None:
     await scheduler.stop(grace=0.3)
     assert time.monotonic() - start < 1.0
     assert not scheduler.alive()
+
+
+def test_a_timer_that_fires_early_never_runs_a_tick_twice() -> None:
+    """uvloop's timers have millisecond resolution and may wake a probe just before its planned
+    time; a run that fast must still not be followed by a second run for the same tick."""
+    uvloop = __import__("pytest").importorskip("uvloop")
+
+    async def scenario() -> list[float]:
+        (h,) = handles(["quick"], "20ms", "10ms", work=0.0)
+        await run_for([h], 2.0)
+        return h.probe.starts  # type: ignore[attr-defined, no-any-return]
+
+    starts = uvloop.run(scenario())
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert len(starts) <= 2.0 / 0.02 + 2, len(starts)
+    assert min(gaps) > 0.01, sorted(gaps)[:5]
