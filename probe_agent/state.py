@@ -62,6 +62,7 @@ class ProbeState:
     stale: bool = False  # set by the agent's watchdog, so a change can be logged once
     version: int = 0  # bumped on every change, for caches of what is derived from the state
     serial: int = field(default_factory=lambda: next(_serials))  # tells a state from the one it replaced
+    exposition_labels: object = None  # the /metrics label text, made once (probe_agent.exposition)
 
     def record(self, result: Result) -> Transition | None:
         old = self.last.status if self.last else None
@@ -146,30 +147,52 @@ class StateStore:
         return state.record(result) if state is not None else None
 
     def health(self) -> tuple[str, int, list[dict[str, Any]]]:
-        """Overall status, HTTP code, and per-probe view for /health.
-
-        503 while a critical probe is failing, stale (its results stopped coming) or
-        pending (no run finished yet: nothing vouches for it)."""
-        views = [state.to_dict() for state in list(self.probes.values())]
-        status, code = self.overall()
-        return status, code, views
+        """Overall status, HTTP code, and per-probe view for /health (all at once; for tests and `check`)."""
+        tally = Tally()
+        views = []
+        for state in list(self.probes.values()):
+            tally.add(state)
+            views.append(state.to_dict())
+        return *tally.overall(), views
 
     def overall(self) -> tuple[str, int]:
-        critical_bad = critical_pending = degraded = pending = False
-        for s in list(self.probes.values()):
-            health = s.effective_health()
-            if health in (Health.FAILING, Health.STALE):
-                degraded = True
-                critical_bad = critical_bad or s.config.critical
-            elif health is Health.PENDING:
-                pending = True
-                critical_pending = critical_pending or s.config.critical
-            elif s.last is not None and s.last.status is Status.WARNING:
-                degraded = True
-        if critical_bad:
+        tally = Tally()
+        for state in list(self.probes.values()):
+            tally.add(state)
+        return tally.overall()
+
+
+class Tally:
+    """The /health verdict, built one probe at a time (the server yields to the loop between batches).
+
+    503 while a critical probe is failing, stale (its results stopped coming) or pending (no run
+    finished yet: nothing vouches for it). 200 otherwise: degraded if any probe fails or warns,
+    pending while any probe has not run yet, else ok."""
+
+    __slots__ = ("critical_bad", "critical_pending", "degraded", "pending", "by_health")
+
+    def __init__(self) -> None:
+        self.critical_bad = self.critical_pending = self.degraded = self.pending = False
+        self.by_health: dict[Health, list[str]] = {h: [] for h in Health}
+
+    def add(self, state: ProbeState) -> Health:
+        health = state.effective_health()
+        self.by_health[health].append(state.config.name)
+        if health in (Health.FAILING, Health.STALE):
+            self.degraded = True
+            self.critical_bad = self.critical_bad or state.config.critical
+        elif health is Health.PENDING:
+            self.pending = True
+            self.critical_pending = self.critical_pending or state.config.critical
+        elif state.last is not None and state.last.status is Status.WARNING:
+            self.degraded = True
+        return health
+
+    def overall(self) -> tuple[str, int]:
+        if self.critical_bad:
             return "failing", 503
-        if critical_pending:
+        if self.critical_pending:
             return "pending", 503
-        if degraded:
+        if self.degraded:
             return "degraded", 200
-        return ("pending" if pending else "ok"), 200
+        return ("pending" if self.pending else "ok"), 200
