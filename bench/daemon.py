@@ -92,7 +92,7 @@ class AgentUnderTest:
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "probe_agent", "run", "-c", str(config), "--listen", f"127.0.0.1:{self.port}",
-             "--log-level", "error", "--max-config-bytes", str(64 << 20)],
+             "--log-level", os.environ.get("BENCH_LOG_LEVEL", "error"), "--max-config-bytes", str(64 << 20)],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
 

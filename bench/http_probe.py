@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import compare, new_loop, reproduce_line  # noqa: E402
 from probe_agent.config import parse_config  # noqa: E402
 from probe_agent.model import Status  # noqa: E402
+from probe_agent.probes import close_shared  # noqa: E402
 from probe_agent.redact import Redactor  # noqa: E402
 from probe_agent.runner import ProbeHandle, run_probe  # noqa: E402
 from tests.helpers.processes import demo_shop  # noqa: E402
@@ -49,6 +50,7 @@ async def main(args: argparse.Namespace, url: str) -> float:
     finally:
         await session.close()
         await handle.aclose()
+        await close_shared()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from probe_agent.logs import RedactingFilter
 from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.metrics import AgentMetrics
 from probe_agent.model import Result, Status
+from probe_agent.probes import close_shared
 from probe_agent.redact import Redactor
 from probe_agent.runner import ProbeHandle, build_handles
 from probe_agent.scheduler import Scheduler
@@ -238,6 +239,7 @@ class Agent:
             await asyncio.gather(*(h.aclose() for h in self._scheduler.handles().values()))
         if self._closing:
             await asyncio.wait(self._closing, timeout=5)
+        await close_shared()
         if self._watchdog is not None:
             self._watchdog.cancel()
         self.monitor.stop()

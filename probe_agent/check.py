@@ -16,6 +16,7 @@ from probe_agent.config import AgentConfig, ProbeConfig
 from probe_agent.errors import ConfigError
 from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.model import Result, Status
+from probe_agent.probes import close_shared
 from probe_agent.runner import ProbeHandle, run_probe
 
 STATUS_STYLE = {Status.OK: "green", Status.WARNING: "yellow", Status.CRITICAL: "bold red", Status.UNKNOWN: "magenta"}
@@ -48,6 +49,7 @@ async def run_once(config: AgentConfig, handles: list[ProbeHandle]) -> list[Resu
     finally:
         monitor.stop()
         await asyncio.gather(*(h.aclose() for h in handles))
+        await close_shared()
 
 
 def worst(results: Sequence[Result]) -> Status:

@@ -20,7 +20,6 @@ from probe_agent.model import Result, Status
 from probe_agent.redact import Redactor
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-HISTORY = 10
 STALE_MARGIN = 5.0
 _serials = itertools.count()
 
@@ -57,7 +56,6 @@ class ProbeState:
     failures_by_reason: collections.Counter[str] = field(default_factory=collections.Counter)
     bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
-    history: collections.deque[Result] = field(default_factory=lambda: collections.deque(maxlen=HISTORY))
     finished: float = 0.0  # monotonic time the last run ended
     stale: bool = False  # set by the agent's watchdog, so a change can be logged once
     version: int = 0  # bumped on every change, for caches of what is derived from the state
@@ -70,7 +68,6 @@ class ProbeState:
         self.finished = time.monotonic()
         self.stale = False
         self.version += 1
-        self.history.append(result)
         self.results_by_status[result.status] += 1
         if result.reason is not None:
             self.failures_by_reason[result.reason.value] += 1

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from probe_agent.config import parse_config
 from probe_agent.model import Result
+from probe_agent.probes import close_shared
 from probe_agent.redact import Redactor
 from probe_agent.runner import ProbeHandle, run_probe
 
@@ -58,6 +59,7 @@ def probe_once() -> ProbeOnce:
             return await run_probe(handle)
         finally:
             await handle.aclose()
+            await close_shared()
 
     return run
 

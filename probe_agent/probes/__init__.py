@@ -46,7 +46,19 @@ class _Registry(Mapping[str, type[Probe]]):
     def __len__(self) -> int:
         return len(PROBE_CLASSES)
 
+    def loaded(self) -> list[type[Probe]]:
+        """The probe classes imported so far (only they can hold anything)."""
+        return list(self._loaded.values())
 
-REGISTRY: Mapping[str, type[Probe]] = _Registry()
 
-__all__ = ["REGISTRY", "Probe"]
+REGISTRY = _Registry()
+
+
+async def close_shared() -> None:
+    """Close what probe types share on the running loop (the http probes' session): at the end
+    of the daemon, of `check`, of a test."""
+    for cls in REGISTRY.loaded():
+        await cls.aclose_shared()
+
+
+__all__ = ["REGISTRY", "Probe", "close_shared"]

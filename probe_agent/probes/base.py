@@ -34,6 +34,10 @@ class Probe(Generic[C]):
     async def aclose(self) -> None:
         """Release what the probe keeps between runs (sessions, pools)."""
 
+    @classmethod
+    async def aclose_shared(cls) -> None:
+        """Release what all probes of this type share on the running loop (see close_shared)."""
+
     @staticmethod
     def translate(exc: BaseException) -> ProbeError | None:
         """Map this type's library exceptions to a Reason and message; None leaves it to the generic mapping.

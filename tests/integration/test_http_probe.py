@@ -232,6 +232,7 @@ def test_tls_phase_and_expiry_under_uvloop(tmp_path: Path) -> None:
     from aiohttp import web as aioweb
 
     from probe_agent.config import parse_config
+    from probe_agent.probes import close_shared
     from probe_agent.redact import Redactor
     from probe_agent.runner import ProbeHandle, run_probe
 
@@ -248,6 +249,7 @@ def test_tls_phase_and_expiry_under_uvloop(tmp_path: Path) -> None:
             return type(asyncio.get_running_loop()).__module__, await run_probe(handle)
         finally:
             await handle.aclose()
+            await close_shared()
             await runner.cleanup()
 
     loop_module, result = uvloop.run(scenario())

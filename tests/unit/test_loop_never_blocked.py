@@ -18,6 +18,7 @@ from probe_agent.agent import Agent
 from probe_agent.config import no_cyclic_gc, parse_config
 from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.model import Result, Status
+from probe_agent.probes import close_shared
 from probe_agent.redact import Redactor
 from probe_agent.runner import ProbeHandle, run_probe
 from probe_agent.server import make_app
@@ -140,6 +141,7 @@ async def test_a_run_measured_on_a_late_loop_is_marked_distorted() -> None:
     finally:
         monitor.stop()
         await handle.aclose()
+        await close_shared()
         await runner.cleanup()
 
 
