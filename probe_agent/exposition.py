@@ -67,59 +67,55 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-class LabelSet:
-    """A probe's label pairs, sorted and escaped once per config: a line costs one concatenation.
+# A probe's label pairs, sorted and escaped once per config: (names, `name="value"` texts, the
+# whole `{...}`). A plain tuple of strings only, which the garbage collector stops tracking:
+# 10,000 of them add nothing to the full collections that hold the loop.
+LabelSet = tuple[tuple[str, ...], tuple[str, ...], str]
 
-    `with_label(name)` is the text before and after where `name="value"` goes, by sorted order.
-    Only strings and tuples of strings are kept: nothing the garbage collector has to walk."""
 
-    __slots__ = ("names", "texts", "plain", "_before", "_after")
+def make_label_set(labels: dict[str, str]) -> LabelSet:
+    names = tuple(sorted(labels))
+    texts = tuple(f'{k}="{_escape(labels[k])}"' for k in names)
+    return names, texts, "{" + ",".join(texts) + "}"
 
-    def __init__(self, labels: dict[str, str]):
-        self.names = tuple(sorted(labels))
-        self.texts = tuple(f'{k}="{_escape(labels[k])}"' for k in self.names)
-        self.plain = "{" + ",".join(self.texts) + "}"
-        self._before: dict[str, str] = {}
-        self._after: dict[str, str] = {}
 
-    def with_label(self, name: str) -> tuple[str, str]:
-        before = self._before.get(name)
-        if before is None:
-            pairs = list(zip(self.names, self.texts))
-            before = self._before[name] = "{" + "".join(t + "," for k, t in pairs if k < name) + f'{name}="'
-            self._after[name] = '"' + "".join("," + t for k, t in pairs if k > name) + "}"
-        return before, self._after[name]
+def with_label(labels: LabelSet, name: str) -> tuple[str, str]:
+    """The text before and after where `name="value"` goes, by sorted order."""
+    names, texts, _ = labels
+    before = "".join(t + "," for k, t in zip(names, texts) if k < name)
+    after = "".join("," + t for k, t in zip(names, texts) if k > name)
+    return "{" + before + f'{name}="', '"' + after + "}"
 
 
 def label_set(state: ProbeState) -> LabelSet:
     # One per probe config, kept on its state (a new config gets a new state).
     found = state.exposition_labels
-    if not isinstance(found, LabelSet):
+    if found is None:
         cfg = state.config
-        found = state.exposition_labels = LabelSet({"probe": cfg.name, "type": cfg.type, **cfg.labels})
-    return found
+        found = state.exposition_labels = make_label_set({"probe": cfg.name, "type": cfg.type, **cfg.labels})
+    return found  # type: ignore[return-value]
 
 
 def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pieces:
     """All lines of one probe, by family; adds the families of its type's values to `families`."""
     cfg = state.config
     labels = label_set(state)
-    plain = labels.plain
+    plain = labels[2]
     lines: dict[str, list[str]] = {}
 
     def add(family: str, line: str) -> None:
         lines.setdefault(family, []).append(line)
 
-    before, after = labels.with_label("target")
+    before, after = with_label(labels, "target")
     add("probe_info", f"probe_info{before}{_escape(state.target)}{after} 1.0\n")
     by_status = dict(state.results_by_status)
-    before, after = labels.with_label("status")
+    before, after = with_label(labels, "status")
     add("probe_results_total", "".join(
         f"probe_results_total{before}{status.label}{after} {_num(by_status.get(status, 0))}\n" for status in Status
     ))
     failures = dict(state.failures_by_reason)
     if failures:
-        before, after = labels.with_label("reason")
+        before, after = with_label(labels, "reason")
         add("probe_failures_total", "".join(
             f"probe_failures_total{before}{reason}{after} {_num(count)}\n" for reason, count in sorted(failures.items())
         ))
@@ -129,7 +125,7 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
         add("probe_status", f"probe_status{plain} {int(last.status)}.0\n")
         add("probe_healthy", f"probe_healthy{plain} {'1.0' if state.effective_health() is Health.OK else '0.0'}\n")
         add("probe_last_run_timestamp_seconds", f"probe_last_run_timestamp_seconds{plain} {_num(last.started_at)}\n")
-        before, after = labels.with_label("le")
+        before, after = with_label(labels, "le")
         counts, cumulative, buckets = list(state.bucket_counts), 0, []
         for le, count in zip(_BUCKET_LABELS, counts):
             cumulative += count
@@ -142,7 +138,7 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
         if probe_cls.phase_metric and last.phases:
             metric = probe_cls.phase_metric
             families.setdefault(metric, ("gauge", f"Duration of each {probe_cls.phase_label} of the last {cfg.type} probe run."))
-            before, after = labels.with_label(probe_cls.phase_label)
+            before, after = with_label(labels, probe_cls.phase_label)
             add(metric, "".join(f"{metric}{before}{_escape(phase)}{after} {_num(seconds)}\n" for phase, seconds in last.phases.items()))
         for value_name, value in last.values.items():
             spec = probe_cls.values.get(value_name)

@@ -11,6 +11,13 @@ whole interval.
 Probes come and go one by one (`add`, `remove`): a reload touches only the
 probes that changed, and the others keep their schedule and runs in flight.
 
+A sleeping probe costs nothing but its place in a heap: one loop timer, set
+for the earliest tick, starts each run as a task of its own. (A task per
+probe that sleeps between runs keeps a coroutine, a future, a timer handle
+and a context alive per probe for a whole interval; at 10,000 probes these
+fill the oldest garbage-collector generation, and each full collection then
+held the loop for ~100 ms.)
+
 Fairness: a hung target must cost its own probes, not everyone's.
 - Runs against one target (host:port) share `per_target` slots, so 200 probes
   of one black-holed host hold at most that many.
@@ -23,6 +30,7 @@ Fairness: a hung target must cost its own probes, not everyone's.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 import time
@@ -54,11 +62,23 @@ def stable_fraction(name: str) -> float:
 class _Scheduled:
     handle: ProbeHandle
     target: str
-    added: float
-    due: float = 0.0  # monotonic time the loop next means to start a run (or skip one)
+    grid: float  # tick k is planned at grid + k * interval
+    tick: int = 0  # the tick the next (or current) run stands for
+    due: float = 0.0  # monotonic time of the next run (or of the current run's tick)
     suspect: bool = False  # the last run timed out
-    busy: bool = False  # waiting for slots or running: stop() lets it finish
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    removed: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)  # the run in flight, if any
+    sequence: int = 0  # breaks ties between equal due times in the heap
+
+    def __lt__(self, other: _Scheduled) -> bool:
+        # The heap holds the probes themselves: no (due, probe) tuple per tick for the GC to walk.
+        return (self.due, self.sequence) < (other.due, other.sequence)
+
+    def tick_after(self, now: float) -> int:
+        # Counted in whole ticks, never by comparing floats: a timer may fire a little early
+        # (uvloop's have millisecond resolution), and a quick run must not then serve its
+        # tick twice.
+        return max(self.tick + 1, math.floor((now - self.grid) / self.handle.config.interval) + 1)
 
 
 class _Skip(Exception):
@@ -88,8 +108,13 @@ class Scheduler:
         self._target_users: dict[str, int] = {}
         self._monitor = monitor
         self._lag_tolerance = lag_tolerance
-        self._stopping = asyncio.Event()
+        self._stopping = False
         self._probes: dict[str, _Scheduled] = {}
+        self._heap: list[_Scheduled] = []  # by due time
+        self._sequence = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due = math.inf
+        self._running: set[asyncio.Task[None]] = set()
 
     # --- membership -------------------------------------------------------
 
@@ -100,9 +125,13 @@ class Scheduler:
         self._target_users[target] = self._target_users.get(target, 0) + 1
         if target not in self._target_slots:
             self._target_slots[target] = asyncio.Semaphore(self._per_target)
-        entry = _Scheduled(handle, target, time.monotonic())
-        entry.task = asyncio.create_task(self._loop(entry), name=f"probe:{handle.name}")
+        interval = handle.config.interval
+        fraction = stable_fraction(handle.name)
+        entry = _Scheduled(handle, target, self._origin + fraction * interval)
+        first = time.monotonic() + fraction * min(interval, STARTUP_SPREAD)
+        entry.tick = math.ceil((first - entry.grid) / interval)  # the grid tick the first run stands for
         self._probes[handle.name] = entry
+        self._push(entry, first)
 
     def start(self, handles: list[ProbeHandle]) -> None:
         for handle in handles:
@@ -113,6 +142,7 @@ class Scheduler:
         entry = self._probes.pop(name, None)
         if entry is None:
             return None
+        entry.removed = True  # its heap entry is dropped when it comes up
         if entry.task is not None:
             entry.task.cancel()
         self._target_users[entry.target] -= 1
@@ -121,18 +151,51 @@ class Scheduler:
             del self._target_slots[entry.target]
         return entry.handle
 
+    # --- the timer ------------------------------------------------------------
+
+    def _push(self, entry: _Scheduled, due: float) -> None:
+        entry.due = due
+        self._sequence += 1
+        entry.sequence = self._sequence
+        heapq.heappush(self._heap, entry)
+        if due < self._timer_due and not self._stopping:
+            self._arm(due)
+
+    def _arm(self, due: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_due = due
+        self._timer = asyncio.get_running_loop().call_later(max(due - time.monotonic(), 0.0), self._dispatch)
+
+    def _dispatch(self) -> None:
+        """Start every run that is due, then set the timer for the next."""
+        self._timer, self._timer_due = None, math.inf
+        if self._stopping:
+            return
+        now = time.monotonic() + 0.001  # a timer of millisecond resolution may fire that early
+        heap = self._heap
+        while heap and heap[0].due <= now:
+            entry = heapq.heappop(heap)
+            if entry.removed:
+                continue
+            entry.task = task = asyncio.create_task(self._run(entry), name=f"probe:{entry.handle.name}")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        if heap:
+            self._arm(heap[0].due)
+
     def handles(self) -> dict[str, ProbeHandle]:
         return {name: entry.handle for name, entry in self._probes.items()}
 
     # --- health of the scheduler itself -------------------------------------
 
     def alive(self) -> bool:
-        return not self._stopping.is_set() and all(
-            e.task is not None and not e.task.done() for e in self._probes.values()
-        )
+        """The timer is set while there is anything to run (a dead timer stops every probe)."""
+        armed = self._timer is not None and not self._timer.cancelled()
+        return not self._stopping and (armed or not self._heap or bool(self._running))
 
     def stuck(self, now: float | None = None) -> list[str]:
-        """Probes whose loop has not moved on for far longer than its schedule allows."""
+        """Probes whose schedule has not moved on for far longer than it allows."""
         now = time.monotonic() if now is None else now
         return [
             name
@@ -142,15 +205,11 @@ class Scheduler:
 
     async def stop(self, grace: float) -> None:
         """Stop planning runs; let runs in flight finish within `grace` seconds, then cancel them."""
-        self._stopping.set()
-        tasks = []
-        for entry in self._probes.values():
-            if entry.task is None or entry.task.done():
-                continue
-            if entry.busy:
-                tasks.append(entry.task)
-            else:
-                entry.task.cancel()  # asleep until its next tick: nothing to finish
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        tasks = list(self._running)
         if not tasks:
             return
         _, pending = await asyncio.wait(tasks, timeout=grace)
@@ -162,49 +221,30 @@ class Scheduler:
 
     # --- one probe's loop ----------------------------------------------------
 
-    async def _loop(self, entry: _Scheduled) -> None:
+    async def _run(self, entry: _Scheduled) -> None:
+        """One tick of one probe: wait for slots (until the next tick at most), run, record, plan the next."""
         handle = entry.handle
-        interval = handle.config.interval
-        fraction = stable_fraction(handle.name)
-        grid = self._origin + fraction * interval  # tick k is planned at grid + k * interval
-
-        def tick_after(now: float, tick: int) -> int:
-            # Counted in whole ticks, never by comparing floats: a timer may fire a little early
-            # (uvloop's have millisecond resolution), and a quick run must not then serve its
-            # tick twice.
-            return max(tick + 1, math.floor((now - grid) / interval) + 1)
-
-        planned = entry.added + fraction * min(interval, STARTUP_SPREAD)
-        tick = math.ceil((planned - grid) / interval)  # the grid tick the first run stands for
-        while True:
-            entry.due = planned
-            delay = planned - time.monotonic()
-            if delay > 0:
-                # A plain sleep: the cheapest wait there is, paid by every probe on every tick.
-                # stop() cancels a sleeping probe rather than waking it.
-                await asyncio.sleep(delay)
-            if self._stopping.is_set():
-                return
-            entry.busy = True
-            next_tick = tick_after(time.monotonic(), tick)  # waiting for slots gives up when it comes
-            asked_at, asked = time.time(), time.monotonic()
-            try:
-                result = await self._run_when_slots_free(entry, planned, grid + next_tick * interval)
-                next_tick = tick_after(time.monotonic(), tick)
-            except _Skip as skip:
-                self._metrics.skipped_runs.labels(skip.cause).inc()
-                result = self._skipped(entry, skip.cause, asked_at, time.monotonic() - asked)
-            entry.suspect = result.reason is Reason.TIMEOUT
-            try:
-                self._on_result(result)
-            except Exception:  # a bug in reporting must not stop this probe's schedule
-                log.exception("recording the result of probe %s failed", handle.name)
-            # The next tick after now; ticks in between are skipped, not queued.
-            if next_tick - tick > 1:
-                self._metrics.skipped_runs.labels("overrun").inc(next_tick - tick - 1)
-            tick = next_tick
-            planned = grid + tick * interval
-            entry.busy = False
+        planned = entry.due
+        next_tick = entry.tick_after(time.monotonic())  # waiting for slots gives up when it comes
+        asked_at, asked = time.time(), time.monotonic()
+        try:
+            result = await self._run_when_slots_free(entry, planned, entry.grid + next_tick * handle.config.interval)
+            next_tick = entry.tick_after(time.monotonic())
+        except _Skip as skip:
+            self._metrics.skipped_runs.labels(skip.cause).inc()
+            result = self._skipped(entry, skip.cause, asked_at, time.monotonic() - asked)
+        entry.suspect = result.reason is Reason.TIMEOUT
+        try:
+            self._on_result(result)
+        except Exception:  # a bug in reporting must not stop this probe's schedule
+            log.exception("recording the result of probe %s failed", handle.name)
+        # The next tick after now; ticks in between are skipped, not queued.
+        if next_tick - entry.tick > 1:
+            self._metrics.skipped_runs.labels("overrun").inc(next_tick - entry.tick - 1)
+        entry.tick = next_tick
+        entry.task = None
+        if not entry.removed:
+            self._push(entry, entry.grid + next_tick * handle.config.interval)
 
     def _skipped(self, entry: _Scheduled, cause: str, asked_at: float, waited: float) -> Result:
         # A tick that cannot run still says something: not "pending", not the last result.

@@ -14,7 +14,7 @@ from probe_agent.probes.base import Probe
 from probe_agent.server import make_app
 
 
-async def test_live_turns_503_when_a_probe_loop_dies() -> None:
+async def test_live_turns_503_when_the_scheduler_timer_dies() -> None:
     config = parse_config("probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 1s, timeout: 500ms}]", env={})
     agent = Agent(config, grace=1)
     await agent.start()
@@ -22,9 +22,8 @@ async def test_live_turns_503_when_a_probe_loop_dies() -> None:
     await client.start_server()
     try:
         assert (await client.get("/health/live")).status == 200
-        # a scheduler loop that ends (a bug, a cancelled task) means probes silently stopped
-        task = next(iter(agent._scheduler._probes.values())).task  # type: ignore[union-attr]
-        task.cancel()
+        # the one timer that starts every run, gone (a bug, a cancelled handle): probes silently stopped
+        agent._scheduler._timer.cancel()  # type: ignore[union-attr]
         await asyncio.sleep(0)
         response = await client.get("/health/live")
         assert response.status == 503 and (await response.json()) == {"status": "stalled"}
@@ -49,8 +48,8 @@ async def test_results_that_stop_coming_turn_stale_and_fail_a_critical_probe(mon
     try:
         while agent.store.probes["a"].last is None:
             await asyncio.sleep(0.05)
-        # the probe's loop dies: its last result must not keep vouching for it
-        agent._scheduler._probes["a"].task.cancel()  # type: ignore[union-attr]
+        # the probe drops out of the schedule (a bug): its last result must not keep vouching for it
+        agent._scheduler._probes["a"].removed = True  # type: ignore[union-attr]
         await asyncio.sleep(1.0)  # stale after max(2 x 0.3, 0.3 + 0.1 + 0.2) = 0.6 s
         response = await client.get("/health")
         body = await response.json()
@@ -94,7 +93,8 @@ async def test_live_turns_503_when_the_scheduler_stops_making_progress(monkeypat
         assert agent.alive()
         await asyncio.sleep(1.5)  # stuck after interval + timeout + 0.3 s
         assert not agent.alive()
-        assert agent._scheduler is not None and not agent._scheduler._probes["a"].task.done()  # type: ignore[union-attr]
+        task = agent._scheduler._probes["a"].task  # type: ignore[union-attr]
+        assert task is not None and not task.done()  # the run is still there, stuck
     finally:
         stubborn.released = True
         await agent.stop()
