@@ -69,10 +69,13 @@ http {{
             proc.wait(10)
 
 
-def probes_file(directory: Path, count: int, url: str, interval: float, timeout: float, extra: str = "") -> Path:
+def probes_file(
+    directory: Path, count: int, url: str, interval: float, timeout: float, extra: str = "", head: str = ""
+) -> Path:
     path = directory / f"probes-{count}.yaml"
     path.write_text(
-        "probes:\n"
+        head
+        + "probes:\n"
         + "".join(
             f'  - {{name: p{i}, type: http, url: "{url}/p/{i}", interval: {interval}s, timeout: {timeout}s}}\n'
             for i in range(count)

@@ -43,10 +43,10 @@ SCRAPE_EVERY = 15.0
 GOALS = "goals: first runs <= 5 s at 10,000; RSS <= 15 kB per probe; CPU <= 1.1x bare; scrape < 1 s; stall < 20 ms"
 
 
-def measure(size: int, url: str, window: float, tmp: Path) -> dict[str, float]:
+def measure(size: int, url: str, window: float, tmp: Path, head: str) -> dict[str, float]:
     interval = size / RATE
     timeout = min(interval / 2, 2.0)
-    agent = AgentUnderTest(probes_file(tmp, size, url, interval, timeout), tmp / f"agent-{size}.log")
+    agent = AgentUnderTest(probes_file(tmp, size, url, interval, timeout, head=head), tmp / f"agent-{size}.log")
     try:
         first_runs = agent.wait_all_ran(timeout=120)
         time.sleep(max(interval, 2.0))  # one full round before measuring
@@ -88,12 +88,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured per size")
+    parser.add_argument("--head", default="", help="top-level settings for the probes file, e.g. 'max_concurrency: 128'")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     with nginx() as url, tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for size in sizes:
-            row = measure(size, url, args.window, Path(tmp))
+            row = measure(size, url, args.window, Path(tmp), args.head.replace('\\n', '\n') + ('\n' if args.head else ''))
             row["bare_ms"] = bare_loop_cpu_ms(url, size, size / RATE, args.window)
             rows.append((size, row))
             print(f"  measured {size} probes", file=sys.stderr, flush=True)

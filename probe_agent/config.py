@@ -212,7 +212,7 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     defaults: Defaults = Defaults()
     max_concurrency: int = Field(64, ge=1)  # probe runs in flight at once, all probes together
-    max_concurrency_per_target: int = Field(8, ge=1)  # runs in flight against one host:port
+    max_concurrency_per_target: int = Field(32, ge=1)  # runs in flight against one host:port
     # A run during which the event loop was later than this is marked distorted.
     loop_lag_tolerance: Duration = 0.01
     probes: list[ProbeConfig] = []

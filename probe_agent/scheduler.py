@@ -47,7 +47,7 @@ from probe_agent.runner import DEFAULT_LAG_TOLERANCE, ProbeHandle, not_run, run_
 log = logging.getLogger("probe_agent.scheduler")
 
 STARTUP_SPREAD = 5.0
-DEFAULT_PER_TARGET = 8
+DEFAULT_PER_TARGET = 32
 # A run that waited for a slot longer than this share of its interval is counted as delayed.
 DELAYED_SHARE = 0.1
 # A probe whose loop has not moved on for interval + timeout + this is stuck (liveness fails).
