@@ -62,7 +62,10 @@ async def health(request: web.Request) -> web.StreamResponse:
     if not agent.started:
         return web.json_response(STARTING, status=503)
     tally, chunks = Tally(), []
-    for i, state in enumerate(list(agent.store.probes.values()), 1):
+    states = list(agent.store.probes.values())
+    if wanted := request.query.getall("probe", []):  # /health?probe=a&probe=b: only those
+        states = [s for s in states if s.config.name in wanted]
+    for i, state in enumerate(states, 1):
         tally.add(state)
         chunks.append(json.dumps(state.to_dict()).encode())
         if i % HEALTH_BATCH == 0:

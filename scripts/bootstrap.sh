@@ -3,11 +3,14 @@
 #   scripts/bootstrap.sh          Python venv with probe-agent (enough for `probe-agent demo`)
 #   scripts/bootstrap.sh --test   also the test dependencies and the real servers the tests use,
 #                                 and start the shared ones (PostgreSQL, MariaDB, Redis, NATS)
+#   scripts/bootstrap.sh --bench  --test, and nginx-light (the benchmarks' fast local target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
+want_bench=0
 [ "${1:-}" = "--test" ] && want_test=1
+[ "${1:-}" = "--bench" ] && want_test=1 && want_bench=1
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
@@ -23,6 +26,9 @@ if [ "$want_test" = 1 ]; then
   need nats-server nats-server
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
+fi
+if [ "$want_bench" = 1 ]; then
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx-light)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_packages[*]}"
