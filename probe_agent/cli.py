@@ -53,9 +53,12 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def print_problems(problems: Sequence[str], source: Path | str) -> None:
+    # A problem may quote what was written (an invalid URL with a password in it): the
+    # redactor's patterns mask the secret forms even where no config could be loaded.
+    redact = Redactor().redact
     print(f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:", file=sys.stderr)
     for problem in problems:
-        print(f"  - {problem}", file=sys.stderr)
+        print(f"  - {redact(problem)}", file=sys.stderr)
 
 
 # --- commands ----------------------------------------------------------------
@@ -106,11 +109,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print_problems(exc.problems, resolve_config_path(args.config))
         return 1
+    from probe_agent.server import WebOptions
+
+    try:
+        options = WebOptions.load(args.web_enable_lifecycle, args.web_health_detail, args.web_config_file)
+    except ConfigError as exc:
+        print_problems(exc.problems, args.web_config_file)
+        return 1
     host, port = args.listen
     return run_async(
         serve(
             config, path, host, port, args.log_format, args.log_level, args.grace,
-            max_config_bytes=args.max_config_bytes, allow_empty=args.allow_empty,
+            max_config_bytes=args.max_config_bytes, allow_empty=args.allow_empty, web_options=options,
         )
     )
 
@@ -127,9 +137,12 @@ async def serve(
     *,
     max_config_bytes: int = MAX_CONFIG_BYTES,
     allow_empty: bool = False,
+    web_options: Any = None,
 ) -> int:
     from probe_agent.agent import Agent
-    from probe_agent.server import start_server
+    from probe_agent.server import WebOptions, start_server
+
+    options: WebOptions = web_options or WebOptions()
 
     log_filter = setup_logging(log_format, log_level, Redactor(config.secrets))
     agent = Agent(
@@ -140,12 +153,16 @@ async def serve(
     reloads: set[asyncio.Task[list[str]]] = set()
 
     def on_hup() -> None:
+        try:
+            options.reload_web_config()  # renewed certificates, changed users
+        except ConfigError as exc:
+            log.error("web config reload rejected; keeping the running one", extra={"problems": exc.problems})
         task = asyncio.create_task(agent.reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
     try:
-        runner = await start_server(agent, host, port)
+        runner = await start_server(agent, host, port, options)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
         return 1
@@ -208,6 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(run)
     run.add_argument("--listen", type=parse_listen, default=parse_listen(DEFAULT_LISTEN), help=f"HOST:PORT (default {DEFAULT_LISTEN})")
     run.add_argument("--grace", type=float, default=10.0, help="seconds in-flight probes get on SIGTERM (default 10)")
+    run.add_argument(
+        "--web.enable-lifecycle", dest="web_enable_lifecycle", action="store_true",
+        help="allow POST /-/reload (off by default, as in Prometheus; SIGHUP always reloads)",
+    )
+    run.add_argument(
+        "--web.config.file", dest="web_config_file", metavar="FILE",
+        help="TLS and basic auth for the agent's endpoints, in the exporter-toolkit web config format",
+    )
+    run.add_argument(
+        "--web.health-detail", dest="web_health_detail", choices=("full", "status"), default="full",
+        help="status: /health lists probes and their health only, no targets, messages or values",
+    )
     with_logging(run, "json")
     run.set_defaults(func=cmd_run)
 

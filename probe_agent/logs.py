@@ -24,12 +24,23 @@ class RedactingFilter(logging.Filter):
         record.msg = self.redactor.redact(record.getMessage())
         record.args = None
         for key, value in list(record.__dict__.items()):
-            if key not in _STANDARD and isinstance(value, str):
-                setattr(record, key, self.redactor.redact(value))
+            if key not in _STANDARD and isinstance(value, (str, list, tuple, dict)):
+                setattr(record, key, self._redact(value))
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = self.redactor.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+    def _redact(self, value: Any) -> Any:
+        """Every field, lists and nested values included (a rejected reload logs its problem list)."""
+        if isinstance(value, str):
+            return self.redactor.redact(value)
+        if isinstance(value, (list, tuple)):
+            return [self._redact(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._redact(v) for k, v in value.items()}
+        return value
 
 
 class JsonFormatter(logging.Formatter):

@@ -1,15 +1,22 @@
 """Keep secrets out of everything the agent emits: metrics, /health, logs, `check` output.
 
 Two nets, both applied by `Redactor.redact`:
-1. Known secret strings gathered from the config at load time (password fields,
-   sensitive header values, URL passwords, ${VAR}s whose names look secret).
-2. Patterns, for secrets that reach us inside library error text we did not
-   write: `scheme://user:password@`, `password=...` in DSNs, bearer tokens.
+1. Known secret strings gathered from the config at load time, because of where
+   they come from: password and token fields, sensitive header values, URL
+   userinfo (a user alone too: `https://TOKEN@host`), query parameters with
+   secret-like names (`?api_key=`, `?sig=`), ${VAR}s whose names look secret,
+   values marked secret (tcp `send_secret`, synthetic `secret_variables`) and
+   secret-named request data. Expected values (`expect_json`) and labels are
+   never secrets, whatever their keys: masking them would hide ordinary text.
+2. Patterns, for secrets that reach us inside text we did not write (library
+   errors, invalid config): `scheme://user:password@`, `scheme://token@`,
+   `password=...` in DSNs, secret-named query parameters, bearer tokens.
 """
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,9 +25,16 @@ from pydantic import BaseModel, SecretStr
 MASK = "***"
 
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-_SENSITIVE_NAME = re.compile(r"pass|secret|token|key|auth|cred|cookie|session", re.IGNORECASE)
+_SENSITIVE_NAME = re.compile(r"pass|pw|secret|token|key|auth|cred|cookie|session|sig", re.IGNORECASE)
+# Fields whose dict keys say nothing about their values being secret.
+_NOT_SECRET_FIELDS = frozenset({"expect_json", "labels", "thresholds", "extract", "marker", "tags"})
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)(?P<secret>[^@\s/]+)(?=@)")
+_URL_USER_ONLY = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<secret>[^/\s:@]+)(?=@)")
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&](?:[A-Za-z0-9_.-]*(?:pass|pw|secret|token|key|auth|cred|sig)[A-Za-z0-9_.-]*)=)(?P<secret>[^&#\s'\"]+)",
+    re.IGNORECASE,
+)
 _KV_PASSWORD = re.compile(r"(?P<head>\b(?:password|passwd|pwd|token|secret)\s*=\s*)(?P<secret>[^\s&;,'\"]+)", re.IGNORECASE)
 _BEARER = re.compile(r"(?P<head>\b(?:Bearer|Basic)\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,})")
 
@@ -38,7 +52,14 @@ def collect_secrets(models: Iterable[BaseModel]) -> set[str]:
         elif isinstance(value, BaseModel):
             for field_name in type(value).model_fields:
                 walk(getattr(value, field_name), field_name)
+            if getattr(value, "send_secret", False) and getattr(value, "send", None):
+                found.add(value.send)  # type: ignore[attr-defined]
+                found.update(part for part in value.send.split() if len(part) >= 8)  # type: ignore[attr-defined]
+            for variable in getattr(value, "secret_variables", ()):
+                found.add(getattr(value, "variables", {}).get(variable, ""))
         elif isinstance(value, dict):
+            if name in _NOT_SECRET_FIELDS:
+                return
             for key, item in value.items():
                 if isinstance(item, str) and is_sensitive_name(str(key)):
                     found.add(item)
@@ -50,8 +71,15 @@ def collect_secrets(models: Iterable[BaseModel]) -> set[str]:
             for item in value:
                 walk(item, name)
         elif isinstance(value, str):
-            for match in _URL_PASSWORD.finditer(value):
-                found.add(match.group("secret"))
+            for pattern in (_URL_PASSWORD, _URL_USER_ONLY, _QUERY_SECRET):
+                for match in pattern.finditer(value):
+                    secret = match.group("secret")
+                    # A user alone is masked inside URLs by the pattern; as a string to mask
+                    # everywhere only when it is long enough to be a token (`postgres` is a
+                    # user name, and also a probe type).
+                    if pattern is _URL_USER_ONLY and len(secret) < 16:
+                        continue
+                    found.update((secret, urllib.parse.unquote(secret)))
 
     for model in models:
         walk(model)
@@ -84,5 +112,7 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, MASK)
         text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+        text = _URL_USER_ONLY.sub(lambda m: m.group("head") + MASK, text)
+        text = _QUERY_SECRET.sub(lambda m: m.group("head") + MASK, text)
         text = _KV_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
         return _BEARER.sub(lambda m: m.group("head") + MASK, text)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 import asyncio
 import gzip
 import json
+import ssl
+from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from probe_agent.agent import Agent
 from probe_agent.exposition import GZIP_LEVEL
 from probe_agent.state import Health, Tally
+from probe_agent.webconfig import BasicAuth, WebConfig, load_web_config, server_context
 
 AGENT_KEY = web.AppKey("agent", Agent)
 
@@ -53,6 +57,7 @@ async def _send(request: web.Request, body: bytes, headers: dict[str, str], stat
 STARTING = {"status": "starting", "probes": []}
 
 
+BRIEF_FIELDS = ("name", "type", "critical", "health", "status", "last_run", "distorted")  # --web.health-detail=status
 HEALTH_BATCH = 200  # probes turned into JSON between two turns of the loop
 
 
@@ -62,12 +67,16 @@ async def health(request: web.Request) -> web.StreamResponse:
     if not agent.started:
         return web.json_response(STARTING, status=503)
     tally, chunks = Tally(), []
+    brief = request.app[OPTIONS_KEY].health_detail == "status"
     states = list(agent.store.probes.values())
     if wanted := request.query.getall("probe", []):  # /health?probe=a&probe=b: only those
         states = [s for s in states if s.config.name in wanted]
     for i, state in enumerate(states, 1):
         tally.add(state)
-        chunks.append(json.dumps(state.to_dict()).encode())
+        view = state.to_dict()
+        if brief:
+            view = {k: view[k] for k in BRIEF_FIELDS}
+        chunks.append(json.dumps(view).encode())
         if i % HEALTH_BATCH == 0:
             await asyncio.sleep(0)
     status, code = tally.overall()
@@ -106,6 +115,12 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def reload(request: web.Request) -> web.Response:
+    if not request.app[OPTIONS_KEY].lifecycle:
+        return web.json_response(
+            {"status": "forbidden",
+             "error": "lifecycle endpoints are disabled; start with --web.enable-lifecycle (SIGHUP reloads too)"},
+            status=403,
+        )
     problems = await request.app[AGENT_KEY].reload()
     if problems:
         return web.json_response({"status": "rejected", "errors": problems}, status=400)
@@ -119,9 +134,52 @@ async def index(_request: web.Request) -> web.Response:
     )
 
 
-def make_app(agent: Agent) -> web.Application:
-    app = web.Application()
+@dataclass
+class WebOptions:
+    """Who may do what on the agent's endpoints (README "Security")."""
+
+    lifecycle: bool = False  # POST /-/reload; off unless --web.enable-lifecycle, as in Prometheus
+    health_detail: str = "full"  # "status": /health names probes and their health, no targets or messages
+    web_config_file: str | None = None
+    web_config: WebConfig = field(default_factory=WebConfig)
+    ssl_context: ssl.SSLContext | None = None
+    auth: BasicAuth | None = None
+
+    @classmethod
+    def load(cls, lifecycle: bool, health_detail: str, web_config_file: str | None) -> WebOptions:
+        options = cls(lifecycle, health_detail, web_config_file)
+        options.reload_web_config()
+        return options
+
+    def reload_web_config(self) -> None:
+        """Read --web.config.file again (SIGHUP): renewed certificates, changed users. Raises ConfigError."""
+        if self.web_config_file is None:
+            return
+        config = load_web_config(self.web_config_file)
+        if config.tls_server_config is not None:
+            self.ssl_context = server_context(config.tls_server_config, self.ssl_context)
+        self.auth = BasicAuth(config.basic_auth_users) if config.basic_auth_users else None
+        self.web_config = config
+
+
+OPTIONS_KEY = web.AppKey("options", WebOptions)
+OPEN_PATHS = frozenset({"/health/live"})  # says alive or stalled, nothing more: kubelet probes need no password
+
+
+@web.middleware
+async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    auth = request.app[OPTIONS_KEY].auth
+    if auth is not None and request.path not in OPEN_PATHS and not await auth.allows(request.headers.get("Authorization")):
+        return web.json_response(
+            {"status": "unauthorized"}, status=401, headers={"WWW-Authenticate": 'Basic realm="probe-agent"'}
+        )
+    return await handler(request)
+
+
+def make_app(agent: Agent, options: WebOptions | None = None) -> web.Application:
+    app = web.Application(middlewares=[basic_auth])
     app[AGENT_KEY] = agent
+    app[OPTIONS_KEY] = options or WebOptions()
     app.router.add_get("/", index)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
@@ -131,8 +189,9 @@ def make_app(agent: Agent) -> web.Application:
     return app
 
 
-async def start_server(agent: Agent, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(make_app(agent), access_log=None, handle_signals=False)
+async def start_server(agent: Agent, host: str, port: int, options: WebOptions | None = None) -> web.AppRunner:
+    options = options or WebOptions()
+    runner = web.AppRunner(make_app(agent, options), access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=options.ssl_context).start()
     return runner

@@ -57,6 +57,7 @@ class Extract(BaseModel):
     header: str | None = None  # response header
     cookie: str | None = None  # cookie set by the response
     bearer: bool = False  # send `Authorization: Bearer <value>` on every later request
+    secret: bool = False  # mask the value in every output (bearer, cookie and secret-like names always are)
 
     @model_validator(mode="before")
     @classmethod
@@ -106,6 +107,8 @@ class SyntheticConfig(ProbeConfig):
     type: Literal["synthetic"]
     base_url: HttpUrl | None = None  # steps' paths are joined to it
     variables: dict[str, str] = {}  # fixed variables, e.g. a password from ${VAR}
+    # variables whose values are masked everywhere; those with secret-like names always are
+    secret_variables: list[str] = []
     marker: dict[str, str] = DEFAULT_MARKER  # headers on every request; {} turns it off
     steps: list[Step] = Field(min_length=1)
     cleanup: list[Step] = []  # always run, also after a failed step
@@ -208,7 +211,9 @@ class FlowRun:
             self.variables[name] = render(value, self.variables)
         self.auth: dict[str, str] = {}
         # Values this run learned that must not leave it: tokens, cookies, sensitive extractions.
-        self.secrets: set[str] = {v for k, v in config.variables.items() if is_sensitive_name(k) and v}
+        self.secrets: set[str] = {
+            v for k, v in config.variables.items() if (is_sensitive_name(k) or k in config.secret_variables) and v
+        }
 
     def fail(self, step: Step, reason: Reason, message: str) -> ProbeError:
         return ProbeError(reason, Redactor(self.secrets).redact(f"step {step.name!r}: {message}"))
@@ -288,7 +293,7 @@ class FlowRun:
             self.variables[name] = value
             if how.bearer:
                 self.auth["Authorization"] = f"Bearer {value}"
-            if how.bearer or how.cookie or is_sensitive_name(name):
+            if how.bearer or how.cookie or how.secret or is_sensitive_name(name):
                 self.secrets.add(value)
 
     def _latency(self, step: Step) -> None:

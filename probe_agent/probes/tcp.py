@@ -26,6 +26,7 @@ class TcpConfig(ProbeConfig):
     host: str
     port: int = Field(ge=1, le=65535)
     send: str | None = None  # sent after connecting; use \n in YAML double quotes for a newline
+    send_secret: bool = False  # `send` holds a credential (AUTH ...): masked everywhere, echoes included
     expect: str | None = None  # the answer must contain this text
     expect_regex: Regex | None = None  # the answer must match this regular expression
     max_read_bytes: int = Field(65536, ge=1)  # stop reading after this many bytes

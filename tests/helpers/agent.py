@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -17,7 +19,17 @@ from tests.helpers.netfaults import free_port
 
 
 class AgentProcess:
-    def __init__(self, config: Path, env: dict[str, str] | None = None, args: list[str] | None = None):
+    def __init__(
+        self,
+        config: Path,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        auth: tuple[str, str] | None = None,
+    ):
+        """tls: the client context to reach an agent serving HTTPS; auth: (user, password) to send."""
+        self.tls = tls
+        self.auth = auth
         self.config = config
         self.port = free_port()
         self.log_path = config.with_suffix(".log")
@@ -27,7 +39,13 @@ class AgentProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _headers(self) -> dict[str, str]:
+        if self.auth is None:
+            return {}
+        token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
 
     def start(self, wait_ready: bool = True) -> AgentProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -51,16 +69,17 @@ class AgentProcess:
         return self
 
     def get(self, path: str, timeout: float = 5) -> tuple[int, str]:
+        request = urllib.request.Request(self.url + path, headers=self._headers())
         try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
+            with urllib.request.urlopen(request, timeout=timeout, context=self.tls) as resp:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
 
     def post(self, path: str, timeout: float = 30) -> tuple[int, str]:
-        request = urllib.request.Request(self.url + path, method="POST", data=b"")
+        request = urllib.request.Request(self.url + path, method="POST", data=b"", headers=self._headers())
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as resp:
+            with urllib.request.urlopen(request, timeout=timeout, context=self.tls) as resp:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()

@@ -122,7 +122,7 @@ probes:
   - {{name: drop, type: http, url: "{shop}/health/readiness", interval: 1s, timeout: 500ms}}
 """
     config = write(tmp_path, good)
-    agent = AgentProcess(config).start()
+    agent = AgentProcess(config, args=["--web.enable-lifecycle"]).start()
     try:
         agent.wait_for(lambda: 'probe="drop"' in agent.get("/metrics")[1], what="drop in metrics")
         config.write_text(good.replace("liveness\", interval: 1s, timeout: 500ms", "liveness\", interval: 1s, timeout: 5s"))

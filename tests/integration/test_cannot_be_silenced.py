@@ -44,7 +44,7 @@ def test_reload_that_validates_but_cannot_build_keeps_probing(tmp_path: Path, sh
     """The issue's reproduction: a CA file that does not exist, added by a reload."""
     config = tmp_path / "p.yaml"
     config.write_text(f'probes:\n- {{name: a, type: http, url: "{shop}/health/liveness", interval: 1s, timeout: 500ms}}\n')
-    agent = AgentProcess(config).start()
+    agent = AgentProcess(config, args=["--web.enable-lifecycle"]).start()
     try:
         agent.wait_for(lambda: runs_by_probe(agent).get("a", 0) >= 1, what="a first run")
         with config.open("a") as f:
@@ -77,7 +77,7 @@ def test_reload_storm_never_lowers_the_rate_of_unchanged_probes(tmp_path: Path, 
     config = tmp_path / "probes.yaml"
     base = f"probes:\n{probes}"
     config.write_text(base + f'  - {{name: changing, type: http, url: "{shop}/health/liveness?v=0", interval: 1s, timeout: 500ms}}\n')
-    agent = AgentProcess(config).start()
+    agent = AgentProcess(config, args=["--web.enable-lifecycle"]).start()
     try:
         agent.wait_for(lambda: len([v for k, v in runs_by_probe(agent).items() if k.startswith("p") and v >= 1]) == 20,
                        timeout=10, what="every probe's first run")
