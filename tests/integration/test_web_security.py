@@ -119,11 +119,15 @@ def test_bad_web_config_is_refused_at_start(tmp_path: Path, problem: str, text: 
     assert "hunter2" not in out.stderr and "Traceback" not in out.stderr
 
 
-def test_health_detail_can_be_restricted(tmp_path: Path) -> None:
-    agent = AgentProcess(probes(tmp_path), args=["--web.health-detail", "status"]).start()
+def test_health_detail_can_be_restricted_and_narrowed(tmp_path: Path) -> None:
+    config = probes(tmp_path)
+    config.write_text(config.read_text() + f"  - {{name: other, type: tcp, host: 127.0.0.1, port: {free_port()}}}\n")
+    agent = AgentProcess(config, args=["--web.health-detail", "status"]).start()
     try:
         view = agent.wait_for(lambda: agent.health()[1]["probes"][0]["status"] and agent.health()[1]["probes"][0])
         assert set(view) == {"name", "type", "critical", "health", "status", "last_run", "distorted"}
+        code, body = agent.get("/health?probe=other")
+        assert [p["name"] for p in json.loads(body)["probes"]] == ["other"]
     finally:
         agent.stop()
 
