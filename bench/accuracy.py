@@ -6,7 +6,7 @@ local nginx, which puts the agent at about 75% of one core on a machine of the C
 error is the reported duration minus 50 ms; the agent's comes from /health?probe=..., the bare
 loop's from its own clock around each request.
 
-    .venv/bin/python bench/accuracy.py [--load 1900] [--window 30]
+    .venv/bin/python bench/accuracy.py [--load 1650] [--window 30]
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def quantile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--load", type=int, default=1900, help="other probe runs per second in the heavy case")
+    parser.add_argument("--load", type=int, default=1650, help="other probe runs per second in the heavy case")
     parser.add_argument("--window", type=float, default=30.0)
     args = parser.parse_args()
     rows = []
