@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.daemon import AgentUnderTest, cpu_seconds, nginx, probes_file  # noqa: E402
 from tests.helpers.netfaults import free_port  # noqa: E402
-from tests.helpers.processes import wait_port  # noqa: E402
+from tests.helpers.processes import http_server_process  # noqa: E402
 
 DELAY = 0.05
 DELAYED = 10  # probes of the 50 ms target, one run a second each
@@ -74,13 +74,8 @@ uvloop.run(main())
 @contextmanager
 def delay_server() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", DELAY_SERVER, str(port), str(DELAY)])
-    try:
-        wait_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with http_server_process([sys.executable, "-c", DELAY_SERVER, str(port), str(DELAY)], port) as url:
+        yield url
 
 
 def agent_errors(load_url: str, delay_url: str, load: int, window: float, tmp: Path) -> tuple[list[float], float, int]:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers.netfaults import free_port  # noqa: E402
-from tests.helpers.processes import wait_port  # noqa: E402
+from tests.helpers.processes import http_server_process  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -60,13 +60,8 @@ http {{
     server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok\\n"; }} }}
 }}
 """)
-        proc = subprocess.Popen([binary, "-c", str(conf), "-p", tmp], stderr=subprocess.DEVNULL)
-        try:
-            wait_port(port)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(10)
+        with http_server_process([binary, "-c", str(conf), "-p", tmp], port) as url:
+            yield url
 
 
 def probes_file(

@@ -30,18 +30,24 @@ def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0, up: boo
 
 
 @contextmanager
-def demo_shop(faults: str = "") -> Iterator[str]:
-    """The real demo shop in its own process; yields its base URL."""
-    port = free_port()
-    env = {**os.environ, "SHOP_HOST": "127.0.0.1", "SHOP_PORT": str(port), "DEMO_FAULTS": faults}
-    proc = subprocess.Popen([sys.executable, "-m", "probe_agent.demo.shop"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def http_server_process(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run an HTTP server as its own process until the block ends; yields its base URL once it listens."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextmanager
+def demo_shop(faults: str = "") -> Iterator[str]:
+    """The real demo shop in its own process; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "SHOP_HOST": "127.0.0.1", "SHOP_PORT": str(port), "DEMO_FAULTS": faults}
+    with http_server_process([sys.executable, "-m", "probe_agent.demo.shop"], port, env) as url:
+        yield url
 
 
 def http_json(method: str, url: str, body: bytes | None = None) -> int:
