@@ -123,3 +123,23 @@ def test_a_timer_that_fires_early_never_runs_a_tick_twice() -> None:
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert len(starts) <= 2.0 / 0.02 + 2, len(starts)
     assert min(gaps) > 0.01, sorted(gaps)[:5]
+
+
+async def test_missed_ticks_are_skipped_not_queued() -> None:
+    """After the loop was held for 5.5 intervals, the probe serves one late tick and then the grid,
+    not a burst of the five ticks it missed."""
+    (h,) = handles(["stalled"], "100ms", "50ms", work=0.0)
+    metrics = AgentMetrics()
+    scheduler = Scheduler(metrics, lambda r: None, 4)
+    scheduler.start([h])
+    starts = h.probe.starts  # type: ignore[attr-defined]
+    while len(starts) < 3:
+        await asyncio.sleep(0.01)
+    time.sleep(0.55)  # the agent's loop is held: ticks pass with nobody to serve them
+    released = time.monotonic()
+    await asyncio.sleep(0.25)
+    after = [s for s in starts if s >= released]
+    await scheduler.stop(grace=1)
+    # one late run, then the grid's ticks in 0.25 s (2 or 3); queued ticks would add 5 more
+    assert len(after) <= 4, f"{len(after)} runs in 0.25 s after the stall: missed ticks were queued"
+    assert metrics.registry.get_sample_value("probe_agent_skipped_runs_total", {"cause": "overrun"}) >= 4
