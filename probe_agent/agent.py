@@ -121,7 +121,7 @@ class Agent:
         """Everything the new config needs, built off the loop. Raises ConfigError."""
         redactor = Redactor(config.secrets)
         unchanged = {c.name for c in config.probes if c.name in running and running[c.name].config == c}
-        handles = build_handles([c for c in config.probes if c.name not in unchanged], redactor)
+        handles = build_handles(config, [c for c in config.probes if c.name not in unchanged])
         return _Plan(config, redactor, handles, [n for n in running if n not in unchanged], self.store.plan_config(config))
 
     async def _apply(self, plan: _Plan) -> None:

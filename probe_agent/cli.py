@@ -75,7 +75,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         path, config = load_args_config(args)
         # The same build steps as run and check (TLS contexts, files), without connecting.
-        build_handles(config.probes, Redactor(config.secrets))
+        build_handles(config)
     except ConfigError as exc:
         print_problems(exc.problems, resolve_config_path(args.config))
         return 1
@@ -91,14 +91,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         path, config = load_args_config(args)
         probes = select(config, args.probe or [], args.tag or [])
-        redactor = Redactor(config.secrets)
-        handles = build_handles(probes, redactor)
+        handles = build_handles(config, probes)
     except ConfigError as exc:
         print_problems(exc.problems, resolve_config_path(args.config))
         return int(Status.UNKNOWN)
-    setup_logging("text", args.log_level, redactor)
+    setup_logging("text", args.log_level, Redactor(config.secrets))
     results = run_async(run_once(config, handles))
-    targets = {p.name: redactor.redact(p.target()) for p in probes}
+    targets = {p.name: config.redactor(p.name).redact(p.target()) for p in probes}
     (render_json if args.format == "json" else render_table)(results, targets)
     return int(worst(results))
 

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from probe_agent.errors import ConfigError
+from probe_agent.redact import Redactor, collect_secrets
 from probe_agent.yamlload import MAX_CONFIG_BYTES, decode, load_yaml, read_config_bytes
 
 DEFAULT_CONFIG_PATH = "probes.yaml"
@@ -217,7 +218,15 @@ class AgentConfig(BaseModel):
     loop_lag_tolerance: Duration = 0.01
     probes: list[ProbeConfig] = []
     # Strings that must never leave the agent (passwords, tokens); filled by the loader.
+    # By probe: a probe's outputs are masked with its own secrets (a password of one probe
+    # that is an ordinary word in another's message stays readable there); all of them
+    # together are the last net on log lines.
+    probe_secrets: dict[str, frozenset[str]] = {}
     secrets: frozenset[str] = frozenset()
+
+    def redactor(self, probe: str) -> Redactor:
+        """The redactor of one probe's outputs: its own secrets and the patterns."""
+        return Redactor.of(self.probe_secrets.get(probe, ()))
 
 
 # --- ${VAR} expansion ------------------------------------------------------
@@ -298,6 +307,7 @@ def parse_config(
     if not raw.get("probes") and not allow_empty:
         problems.append("no probes configured: add probes under 'probes:' (or pass --allow-empty to run with none)")
     secrets: set[str] = set()
+    env_secrets: dict[str, set[str]] = {}
     raw_probes = raw.pop("probes", None) or []
     top = _expand(raw, env, "", problems, secrets)
     try:
@@ -331,7 +341,10 @@ def parse_config(
             problems.append(f"{label}: type: unknown probe type {probe_type!r} (known: {known})")
             continue
         env_problems: list[str] = []
-        expanded = _expand(entry, env, "", env_problems, secrets)
+        own_secrets: set[str] = set()
+        expanded = _expand(entry, env, "", env_problems, own_secrets)
+        if isinstance(name, str):
+            env_secrets[name] = own_secrets
         if env_problems:
             # The empty string left behind would only cause follow-on errors: report the cause alone.
             problems.extend(f"{label}: {p}" for p in env_problems)
@@ -349,10 +362,9 @@ def parse_config(
 
     if problems:
         raise ConfigError(problems)
-    from probe_agent.redact import collect_secrets
-
-    all_secrets = secrets | collect_secrets(probes)
-    return agent.model_copy(update={"probes": probes, "secrets": frozenset(all_secrets)})
+    probe_secrets = {p.name: frozenset(env_secrets.get(p.name, set()) | collect_secrets([p])) for p in probes}
+    all_secrets = secrets.union(*probe_secrets.values())
+    return agent.model_copy(update={"probes": probes, "secrets": frozenset(all_secrets), "probe_secrets": probe_secrets})
 
 
 def _threshold_problems(probe: ProbeConfig, registry: Mapping[str, Any]) -> list[str]:

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 MASK = "***"
+_PATTERNS_ONLY: Redactor | None = None
 
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 _SENSITIVE_NAME = re.compile(r"pass|pw|secret|token|key|auth|cred|cookie|session|sig", re.IGNORECASE)
@@ -95,6 +96,18 @@ class Redactor:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         # Probes report the same details and messages run after run: remember the answers.
         self._cache: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, secrets: Iterable[str]) -> Redactor:
+        """A redactor for these secrets; for none, the one shared pattern-only redactor (most
+        probes have no secrets of their own: 10,000 of them need not keep 10,000 caches)."""
+        secrets = frozenset(secrets)
+        if secrets:
+            return cls(secrets)
+        global _PATTERNS_ONLY
+        if _PATTERNS_ONLY is None:
+            _PATTERNS_ONLY = cls()
+        return _PATTERNS_ONLY
 
     def redact(self, text: str) -> str:
         if not text:

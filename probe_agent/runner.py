@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from probe_agent.config import ProbeConfig
+from probe_agent.config import AgentConfig, ProbeConfig
 from probe_agent.errors import ConfigError, ProbeError, Reason, classify_exception
 from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.model import Observation, Result, Status
@@ -46,13 +46,15 @@ class ProbeHandle:
             pass
 
 
-def build_handles(configs: list[ProbeConfig], redactor: Redactor) -> list[ProbeHandle]:
+def build_handles(agent_config: AgentConfig, configs: list[ProbeConfig] | None = None) -> list[ProbeHandle]:
     """Everything a probe needs before its first run (TLS contexts, files it reads), or ConfigError.
+    Each handle masks its probe's outputs with that probe's own secrets.
 
     Blocking (a TLS context loads files): the daemon calls it in a worker thread. `validate`,
     `check` and every reload go through it, so a config that validates also builds."""
     handles, problems = [], []
-    for config in configs:
+    for config in agent_config.probes if configs is None else configs:
+        redactor = agent_config.redactor(config.name)
         try:
             handles.append(ProbeHandle.build(config, redactor))
         except TlsFileError as exc:
@@ -60,7 +62,7 @@ def build_handles(configs: list[ProbeConfig], redactor: Redactor) -> list[ProbeH
         except Exception as exc:  # noqa: BLE001 - any failure to build is a problem with this probe
             problems.append(f"probe {config.name!r}: cannot be set up: {type(exc).__name__}: {exc}")
     if problems:
-        raise ConfigError([redactor.redact(p) for p in problems])
+        raise ConfigError([Redactor(agent_config.secrets).redact(p) for p in problems])
     return handles
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from probe_agent.config import AgentConfig, ProbeConfig
 from probe_agent.model import Result, Status
-from probe_agent.redact import Redactor
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STALE_MARGIN = 5.0
@@ -133,8 +132,7 @@ class StateStore:
 
     def plan_config(self, config: AgentConfig) -> dict[str, ProbeState]:
         """plan() for a whole config, with each probe's target redacted for probe_info and /health."""
-        redactor = Redactor(config.secrets)
-        return self.plan(config.probes, {c.name: redactor.redact(c.target()) for c in config.probes})
+        return self.plan(config.probes, {c.name: config.redactor(c.name).redact(c.target()) for c in config.probes})
 
     def sync(self, configs: list[ProbeConfig], targets: dict[str, str]) -> None:
         self.probes = self.plan(configs, targets)

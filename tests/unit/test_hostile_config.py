@@ -11,7 +11,6 @@ import pytest
 
 from probe_agent.config import load_config, parse_config
 from probe_agent.errors import ConfigError
-from probe_agent.redact import Redactor
 from probe_agent.runner import build_handles
 from tests.helpers.netfaults import free_port
 
@@ -73,7 +72,7 @@ def _problems(data: bytes, tmp_path: Path, **kwargs: object) -> list[str]:
     path.write_bytes(data)
     with pytest.raises(ConfigError) as info:
         config = load_config(path, env={}, **kwargs)  # type: ignore[arg-type]
-        build_handles(config.probes, Redactor(config.secrets))  # what validate, check and run do next
+        build_handles(config)  # what validate, check and run do next
     return info.value.problems
 
 

@@ -35,3 +35,23 @@ def test_patterns_catch_secrets_not_in_config() -> None:
 
 def test_longest_secret_masked_first() -> None:
     assert Redactor(["abc123", "abc123xyz"]).redact("key=abc123xyz") == f"key={MASK}"
+
+
+def test_a_probes_secret_is_masked_in_its_outputs_not_as_a_word_in_anothers() -> None:
+    from probe_agent.config import parse_config
+    from probe_agent.runner import build_handles
+
+    config = parse_config(
+        "probes:\n"
+        "  - {name: db, type: postgres, host: 127.0.0.1, password: 'admin1234'}\n"
+        "  - {name: web, type: http, url: 'http://127.0.0.1:1/', body_contains: 'admin1234'}\n"
+        "  - {name: api, type: http, url: 'http://127.0.0.1:1/?api_key=K3y-0f-api', headers: {X-Api-Key: Hdr-Secret-1}}\n",
+        env={},
+    )
+    handles = {h.name: h for h in build_handles(config)}
+    assert handles["db"].redactor.redact("password admin1234 rejected") == "password *** rejected"
+    assert handles["web"].redactor.redact("body does not contain 'admin1234'") == "body does not contain 'admin1234'"
+    assert "K3y-0f-api" not in handles["api"].redactor.redact("echo K3y-0f-api Hdr-Secret-1")
+    assert "Hdr-Secret-1" not in handles["api"].redactor.redact("echo K3y-0f-api Hdr-Secret-1")
+    # every secret is still in the set the log filter masks with, as the last net
+    assert {"admin1234", "K3y-0f-api", "Hdr-Secret-1"} <= config.secrets
