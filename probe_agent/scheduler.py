@@ -129,7 +129,9 @@ class Scheduler:
         fraction = stable_fraction(handle.name)
         entry = _Scheduled(handle, target, self._origin + fraction * interval)
         first = time.monotonic() + fraction * min(interval, STARTUP_SPREAD)
-        entry.tick = math.ceil((first - entry.grid) / interval)  # the grid tick the first run stands for
+        # The first run stands for the grid tick just before it (started early, within the start-up
+        # spread): the next run is the tick after, not one further on.
+        entry.tick = math.floor((first - entry.grid) / interval)
         self._probes[handle.name] = entry
         self._push(entry, first)
 

@@ -26,8 +26,10 @@ from probe_agent.runner import ProbeHandle, run_probe
 from probe_agent.server import make_app
 
 N = 10_000
-# The goal is 20 ms; the tests allow for a noisy 2-core machine. Inline work at this size took seconds.
-STALL_LIMIT = 0.05
+# The goal is 20 ms, measured by bench/scale.py in a process of its own; here, in a test process
+# beside the suite's leftovers on a noisy 2-core machine, the bound only has to catch work done
+# inline on the loop, which at this size took seconds.
+STALL_LIMIT = 0.1
 
 
 def many_probes(n: int, port: int = 1) -> str:
