@@ -1,12 +1,13 @@
 """Latency truth under load: what the agent reports for a target that answers in 50 ms, against a
 bare aiohttp + uvloop loop measuring the same target under the same load, in the same run.
 
-Two loads: light (only the ten 50 ms probes, 10 runs/s) and heavy (plus --load runs/s against a
-local nginx, which puts the agent at about 75% of one core on a machine of the CI kind). The
+Two loads: light (only the ten 50 ms probes, 10 runs/s) and heavy (plus enough runs a second
+against a local nginx to put the agent at about 75% of one core, found by a short calibration
+run; or --load runs/s). The
 error is the reported duration minus 50 ms; the agent's comes from /health?probe=..., the bare
 loop's from its own clock around each request.
 
-    .venv/bin/python bench/accuracy.py [--load 1650] [--window 30]
+    .venv/bin/python bench/accuracy.py [--load RUNS_PER_S] [--window 30]
 """
 
 from __future__ import annotations
@@ -112,6 +113,20 @@ def bare_errors(load_url: str, delay_url: str, load: int, window: float) -> tupl
     return [float(d) - DELAY for d in durations.split()], float(cpu_line)
 
 
+def calibrate(load_url: str, tmp: Path, share: float = 0.75) -> int:
+    """Runs a second that put this machine's agent at `share` of one core: 1,000 runs/s measured for 8 s."""
+    agent = AgentUnderTest(probes_file(tmp, 1000, load_url, 1.0, 0.5), tmp / "calibrate.log")
+    try:
+        agent.wait_all_ran(timeout=60)
+        time.sleep(2)
+        cpu0, t0 = cpu_seconds(agent.proc.pid), time.monotonic()
+        time.sleep(8)
+        per_run = (cpu_seconds(agent.proc.pid) - cpu0) / ((time.monotonic() - t0) * 1000)
+    finally:
+        agent.stop()
+    return int(share / per_run / 50) * 50
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
@@ -119,12 +134,14 @@ def quantile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--load", type=int, default=1650, help="other probe runs per second in the heavy case")
+    parser.add_argument("--load", type=int, default=0,
+                        help="other probe runs per second in the heavy case (default: what puts the agent at ~75%% of a core)")
     parser.add_argument("--window", type=float, default=30.0)
     args = parser.parse_args()
     rows = []
     with nginx() as load_url, delay_server() as delay_url, tempfile.TemporaryDirectory(prefix="bench-acc-") as tmp:
-        for load in (0, args.load):
+        heavy = args.load or calibrate(load_url, Path(tmp))
+        for load in (0, heavy):
             # a probes file needs at least one probe: the light case's load is one probe a second
             agent, agent_cpu, distorted = agent_errors(load_url, delay_url, max(load, 1), args.window, Path(tmp))
             bare, bare_cpu = bare_errors(load_url, delay_url, max(load, 1), args.window)
