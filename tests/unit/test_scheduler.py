@@ -12,7 +12,6 @@ from probe_agent.probes.base import Probe
 from probe_agent.redact import Redactor
 from probe_agent.runner import ProbeHandle
 from probe_agent.scheduler import Scheduler, stable_fraction
-from probe_agent.state import StateStore
 
 
 class RecordingProbe(Probe):
