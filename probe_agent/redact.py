@@ -46,46 +46,48 @@ def is_sensitive_name(name: str) -> bool:
 
 def collect_secrets(models: Iterable[BaseModel]) -> set[str]:
     found: set[str] = set()
-
-    def walk(value: Any, name: str = "") -> None:
-        if isinstance(value, SecretStr):
-            found.add(value.get_secret_value())
-        elif isinstance(value, BaseModel):
-            for field_name in type(value).model_fields:
-                walk(getattr(value, field_name), field_name)
-            if getattr(value, "send_secret", False) and getattr(value, "send", None):
-                found.add(value.send)  # type: ignore[attr-defined]
-                found.update(part for part in value.send.split() if len(part) >= 8)  # type: ignore[attr-defined]
-            for variable in getattr(value, "secret_variables", ()):
-                found.add(getattr(value, "variables", {}).get(variable, ""))
-        elif isinstance(value, dict):
-            if name in _NOT_SECRET_FIELDS:
-                return
-            for key, item in value.items():
-                if isinstance(item, str) and is_sensitive_name(str(key)):
-                    found.add(item)
-                    # "Bearer abc": the token alone may show up too
-                    found.update(part for part in item.split() if len(part) >= 8)
-                else:
-                    walk(item, str(key))
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item, name)
-        elif isinstance(value, str):
-            for pattern in (_URL_PASSWORD, _URL_USER_ONLY, _QUERY_SECRET):
-                for match in pattern.finditer(value):
-                    secret = match.group("secret")
-                    # A user alone is masked inside URLs by the pattern; as a string to mask
-                    # everywhere only when it is long enough to be a token (`postgres` is a
-                    # user name, and also a probe type).
-                    if pattern is _URL_USER_ONLY and len(secret) < 16:
-                        continue
-                    found.update((secret, urllib.parse.unquote(secret)))
-
     for model in models:
-        walk(model)
+        _walk(model, "", found)
     # Very short strings would mask innocent text everywhere; they are still caught by the patterns.
     return {s for s in found if len(s) >= 3}
+
+
+def _walk(value: Any, name: str, found: set[str]) -> None:
+    # A module-level function, not a closure: a recursive closure is a reference cycle, one per
+    # probe per load, which only the garbage collector frees (and a frozen heap never does).
+    if isinstance(value, SecretStr):
+        found.add(value.get_secret_value())
+    elif isinstance(value, BaseModel):
+        for field_name in type(value).model_fields:
+            _walk(getattr(value, field_name), field_name, found)
+        if getattr(value, "send_secret", False) and getattr(value, "send", None):
+            found.add(value.send)  # type: ignore[attr-defined]
+            found.update(part for part in value.send.split() if len(part) >= 8)  # type: ignore[attr-defined]
+        for variable in getattr(value, "secret_variables", ()):
+            found.add(getattr(value, "variables", {}).get(variable, ""))
+    elif isinstance(value, dict):
+        if name in _NOT_SECRET_FIELDS:
+            return
+        for key, item in value.items():
+            if isinstance(item, str) and is_sensitive_name(str(key)):
+                found.add(item)
+                # "Bearer abc": the token alone may show up too
+                found.update(part for part in item.split() if len(part) >= 8)
+            else:
+                _walk(item, str(key), found)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _walk(item, name, found)
+    elif isinstance(value, str):
+        for pattern in (_URL_PASSWORD, _URL_USER_ONLY, _QUERY_SECRET):
+            for match in pattern.finditer(value):
+                secret = match.group("secret")
+                # A user alone is masked inside URLs by the pattern; as a string to mask
+                # everywhere only when it is long enough to be a token (`postgres` is a
+                # user name, and also a probe type).
+                if pattern is _URL_USER_ONLY and len(secret) < 16:
+                    continue
+                found.update((secret, urllib.parse.unquote(secret)))
 
 
 class Redactor:

@@ -55,3 +55,24 @@ def test_a_probes_secret_is_masked_in_its_outputs_not_as_a_word_in_anothers() ->
     assert "Hdr-Secret-1" not in handles["api"].redactor.redact("echo K3y-0f-api Hdr-Secret-1")
     # every secret is still in the set the log filter masks with, as the last net
     assert {"admin1234", "K3y-0f-api", "Hdr-Secret-1"} <= config.secrets
+
+
+def test_collecting_secrets_leaves_no_reference_cycle() -> None:
+    """The agent freezes what a load builds out of the garbage collector's reach: a cycle made
+    per probe per load (a recursive closure did) would never be freed."""
+    import gc
+
+    from probe_agent.config import parse_config
+    from probe_agent.redact import collect_secrets
+
+    config = parse_config("probes: [{name: a, type: http, url: 'http://u:pw-12345@127.0.0.1:1/', headers: {X-Token: abcdefgh}}]", env={})
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(20):
+            collect_secrets(config.probes)
+        assert gc.collect() == 0
+    finally:
+        if enabled:
+            gc.enable()
