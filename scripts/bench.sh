@@ -7,3 +7,4 @@ scripts/bootstrap.sh --bench
 .venv/bin/python bench/accuracy.py
 .venv/bin/python bench/http_probe.py
 .venv/bin/python bench/postgres_probe.py
+.venv/bin/python bench/reload_memory.py
