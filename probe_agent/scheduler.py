@@ -24,7 +24,9 @@ Fairness: a hung target must cost its own probes, not everyone's.
 - A probe whose last run timed out is a suspect: it runs from a small pool of
   its own, so many hung hosts cannot take the slots healthy probes need.
 - A run waits for slots at most until its next tick; then the tick is
-  skipped and counted with its cause (`target`, `concurrency`), never queued.
+  skipped and counted with its cause (`target`, `concurrency`), never queued,
+  and still gives a result of its own ("not run: ..."): a probe that cannot
+  run must not read as pending, or as its last good result.
 """
 
 from __future__ import annotations
