@@ -25,23 +25,25 @@ def _wants_gzip(request: web.Request) -> bool:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    # The loop only copies the list of states; rendering and gzip run in a worker thread.
+    # Only changed probes are rendered, in short batches on the loop; joins and gzip in a thread.
     agent = request.app[AGENT_KEY]
     agent.metrics.scraped()
     compress = _wants_gzip(request)
     body = await agent.exposition.scrape(list(agent.store.probes.values()), agent.metrics.registry, compress)
-    headers = {"Content-Type": CONTENT_TYPE_LATEST}
-    if compress:
-        headers["Content-Encoding"] = "gzip"
-    return await _send(request, body, headers)
+    return await _send(request, body, CONTENT_TYPE_LATEST, gzipped=compress)
 
 
 WRITE_CHUNK = 1 << 20
 
 
-async def _send(request: web.Request, body: bytes, headers: dict[str, str], status: int = 200) -> web.StreamResponse:
+async def _send(
+    request: web.Request, body: bytes, content_type: str, status: int = 200, *, gzipped: bool = False
+) -> web.StreamResponse:
     """Small bodies in one go; a large one (20 MB of uncompressed metrics) a megabyte at a time,
     so that copying it into the socket's buffer never holds the loop for long."""
+    headers = {"Content-Type": content_type}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
     if len(body) <= WRITE_CHUNK:
         return web.Response(body=body, status=status, headers=headers)
     response = web.StreamResponse(status=status, headers=headers)
@@ -69,7 +71,7 @@ async def health(request: web.Request) -> web.StreamResponse:
     tally, chunks = Tally(), []
     brief = request.app[OPTIONS_KEY].health_detail == "status"
     states = list(agent.store.probes.values())
-    if wanted := request.query.getall("probe", []):  # /health?probe=a&probe=b: only those
+    if wanted := set(request.query.getall("probe", [])):  # /health?probe=a&probe=b: only those
         states = [s for s in states if s.config.name in wanted]
     for i, state in enumerate(states, 1):
         tally.add(state)
@@ -86,10 +88,7 @@ async def health(request: web.Request) -> web.StreamResponse:
         body = b"".join([f'{{"status": {json.dumps(status)}, "probes": ['.encode(), b", ".join(chunks), b"]}"])
         return gzip.compress(body, GZIP_LEVEL) if compress else body
 
-    headers = {"Content-Type": "application/json"}
-    if compress:
-        headers["Content-Encoding"] = "gzip"
-    return await _send(request, await asyncio.to_thread(finish), headers, code)
+    return await _send(request, await asyncio.to_thread(finish), "application/json", code, gzipped=compress)
 
 
 async def ready(request: web.Request) -> web.Response:
