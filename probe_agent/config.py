@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from probe_agent.errors import ConfigError
+from probe_agent.loopmonitor import DEFAULT_LAG_TOLERANCE
 from probe_agent.redact import Redactor, collect_secrets
 from probe_agent.yamlload import MAX_CONFIG_BYTES, decode, load_yaml, read_config_bytes
 
@@ -215,7 +216,7 @@ class AgentConfig(BaseModel):
     max_concurrency: int = Field(64, ge=1)  # probe runs in flight at once, all probes together
     max_concurrency_per_target: int = Field(32, ge=1)  # runs in flight against one host:port
     # A run during which the event loop was later than this is marked distorted.
-    loop_lag_tolerance: Duration = 0.01
+    loop_lag_tolerance: Duration = DEFAULT_LAG_TOLERANCE
     probes: list[ProbeConfig] = []
     # Strings that must never leave the agent (passwords, tokens); filled by the loader.
     # By probe: a probe's outputs are masked with its own secrets (a password of one probe

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 TICK = 0.02  # 50 wake-ups a second: ~1 ms of CPU per second, and a stall is seen within 20 ms
 KEEP_SECONDS = 120.0  # samples kept; a run longer than this is judged by the last two minutes
+DEFAULT_LAG_TOLERANCE = 0.01  # a run during which the loop was later than this is marked distorted
 
 
 class LoopMonitor:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from probe_agent.config import AgentConfig, ProbeConfig
 from probe_agent.errors import ConfigError, ProbeError, Reason, classify_exception
-from probe_agent.loopmonitor import LoopMonitor
+from probe_agent.loopmonitor import DEFAULT_LAG_TOLERANCE, LoopMonitor
 from probe_agent.model import Observation, Result, Status
 from probe_agent.probes import REGISTRY
 from probe_agent.probes.base import Probe
@@ -20,7 +20,6 @@ from probe_agent.redact import Redactor
 from probe_agent.tls import TlsFileError
 
 MAX_MESSAGE_CHARS = 300
-DEFAULT_LAG_TOLERANCE = 0.01  # a run during which the loop was later than this is marked distorted
 
 
 @dataclass(slots=True)

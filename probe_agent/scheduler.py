@@ -41,10 +41,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from probe_agent.errors import Reason
-from probe_agent.loopmonitor import LoopMonitor
+from probe_agent.loopmonitor import DEFAULT_LAG_TOLERANCE, LoopMonitor
 from probe_agent.metrics import AgentMetrics
 from probe_agent.model import Result, Status
-from probe_agent.runner import DEFAULT_LAG_TOLERANCE, ProbeHandle, not_run, run_probe
+from probe_agent.runner import ProbeHandle, not_run, run_probe
 
 log = logging.getLogger("probe_agent.scheduler")
 
