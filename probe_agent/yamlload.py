@@ -18,6 +18,8 @@ duplicated keys silently and raises tracebacks on undecodable bytes. Here:
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any
 
 import yaml
@@ -36,8 +38,13 @@ _CLOSE = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 
 
 def read_config_bytes(path: str, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
-    """The file's bytes; more than max_bytes is an error (nothing past the limit is read)."""
+    """The file's bytes; more than max_bytes is an error (nothing past the limit is read).
+
+    Only a regular file (or a link to one, as Kubernetes mounts a ConfigMap): opening a FIFO
+    would wait for a writer forever, and a device could be read forever."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ConfigError([f"{path} is not a regular file"])
         with open(path, "rb") as file:
             data = file.read(max_bytes + 1)
             if len(data) > max_bytes:

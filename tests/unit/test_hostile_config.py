@@ -141,3 +141,21 @@ def test_every_command_exits_with_its_code_and_no_traceback(case: str, command: 
     assert "Traceback" not in out.stdout + out.stderr
     assert expected in out.stderr
     assert elapsed < 5  # Python start-up included; the loading itself is bounded above
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_path_that_is_not_a_regular_file_is_refused_at_once(kind: str, tmp_path: Path) -> None:
+    import os
+
+    if kind == "fifo":
+        path = tmp_path / "probes.fifo"
+        os.mkfifo(path)  # nobody will ever write: opening it would wait forever
+    elif kind == "device":
+        path = Path("/dev/zero")  # endless
+    else:
+        path = tmp_path
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert time.perf_counter() - started < 1.0
+    assert info.value.problems == [f"{path} is not a regular file"]
