@@ -106,9 +106,9 @@ class Agent:
         )
         async with self._reload_lock, _building():  # a reload asked for while starting waits for the start
             # Every probe shows as pending at once; building its handle (TLS, files) comes next.
-            self.store.probes = await asyncio.to_thread(self.store.plan_config, self.config)
+            states = self.store.probes = await asyncio.to_thread(self.store.plan_config, self.config)
             self.started = True
-            plan = await asyncio.to_thread(self._build, self.config, {})
+            plan = await asyncio.to_thread(self._build, self.config, {}, states)
             await self._apply(plan)
         self._watchdog = asyncio.create_task(self._watch(), name="watchdog")
         self.metrics.reload_success.set(1)
@@ -117,12 +117,16 @@ class Agent:
 
     # --- building and swapping in a config ---------------------------------
 
-    def _build(self, config: AgentConfig, running: dict[str, ProbeHandle]) -> _Plan:
-        """Everything the new config needs, built off the loop. Raises ConfigError."""
+    def _build(
+        self, config: AgentConfig, running: dict[str, ProbeHandle], states: dict[str, ProbeState] | None = None
+    ) -> _Plan:
+        """Everything the new config needs, built off the loop (`states`: already planned). Raises ConfigError."""
         redactor = Redactor(config.secrets)
         unchanged = {c.name for c in config.probes if c.name in running and running[c.name].config == c}
         handles = build_handles(config, [c for c in config.probes if c.name not in unchanged])
-        return _Plan(config, redactor, handles, [n for n in running if n not in unchanged], self.store.plan_config(config))
+        if states is None:
+            states = self.store.plan_config(config)
+        return _Plan(config, redactor, handles, [n for n in running if n not in unchanged], states)
 
     async def _apply(self, plan: _Plan) -> None:
         scheduler = self._scheduler

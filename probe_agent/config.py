@@ -195,7 +195,8 @@ class ProbeConfig(BaseModel):
 
     def target_key(self) -> str:
         """The host:port this probe loads, for per-target fairness (never shown anywhere)."""
-        target = self.target().split()[0] if self.target() else ""
+        words = self.target().split()
+        target = words[0] if words else ""
         if "://" in target:
             netloc = urlsplit(target).netloc.rpartition("@")[2]
             return netloc.lower() or target
