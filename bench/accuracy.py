@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.daemon import AgentUnderTest, cpu_seconds, nginx, probes_file  # noqa: E402
-from tests.helpers.netfaults import free_port  # noqa: E402
-from tests.helpers.processes import http_server_process  # noqa: E402
+from bench.daemon import AgentUnderTest, cpu_seconds, nginx, probes_file
+from tests.helpers.netfaults import free_port
+from tests.helpers.processes import http_server_process
 
 DELAY = 0.05
 DELAYED = 10  # probes of the 50 ms target, one run a second each

@@ -17,13 +17,13 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import compare, new_loop, reproduce_line  # noqa: E402
-from probe_agent.config import parse_config  # noqa: E402
-from probe_agent.model import Status  # noqa: E402
-from probe_agent.probes import close_shared  # noqa: E402
-from probe_agent.redact import Redactor  # noqa: E402
-from probe_agent.runner import ProbeHandle, run_probe  # noqa: E402
-from tests.helpers.processes import demo_shop  # noqa: E402
+from bench.common import compare, new_loop, reproduce_line
+from probe_agent.config import parse_config
+from probe_agent.model import Status
+from probe_agent.probes import close_shared
+from probe_agent.redact import Redactor
+from probe_agent.runner import ProbeHandle, run_probe
+from tests.helpers.processes import demo_shop
 
 AIM = 1.3
 

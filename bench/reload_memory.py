@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.daemon import AgentUnderTest, parse_metrics, rss_mb  # noqa: E402
+from bench.daemon import AgentUnderTest, parse_metrics, rss_mb
 
 
 def config_text(probes: int, version: int) -> str:

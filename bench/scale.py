@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.daemon import (  # noqa: E402
+from bench.daemon import (
     AgentUnderTest,
     bare_loop_cpu_ms,
     cpu_seconds,

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,7 +161,7 @@ class Agent:
                 plan = await asyncio.to_thread(self._build, config, self._scheduler.handles())
             except ConfigError as exc:
                 return self._rejected([self.redactor.redact(p) for p in exc.problems])
-            except Exception as exc:  # noqa: BLE001 - an unexpected failure is a failed reload, never a stopped agent
+            except Exception as exc:
                 log.exception("config reload failed unexpectedly; keeping the running config")
                 return self._rejected([self.redactor.redact(f"internal error while building the config: {type(exc).__name__}: {exc}")])
             await self._apply(plan)

@@ -12,10 +12,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from probe_agent.config import AgentConfig, ProbeConfig
+from probe_agent.config import AgentConfig
 from probe_agent.errors import ConfigError
 from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.model import Result, Status
+from probe_agent.probe import ProbeConfig
 from probe_agent.probes import close_shared
 from probe_agent.runner import ProbeHandle, run_probe
 
@@ -73,7 +74,7 @@ def render_table(results: Sequence[Result], targets: dict[str, str], out: TextIO
         detail = f"{r.reason.value}: {r.message}" if r.reason else r.message
         if r.distorted:
             detail = f"{detail} [DISTORTED: agent loop late {r.loop_lag * 1000:.0f} ms]".lstrip()
-        cells = [r.probe, r.type, Text(r.status.name, style=STATUS_STYLE[r.status]), _latency(r.duration)]
+        cells: list[str | Text] = [r.probe, r.type, Text(r.status.name, style=STATUS_STYLE[r.status]), _latency(r.duration)]
         table.add_row(*cells, *([targets.get(r.probe, "")] if show_target else []), detail)
     console.print(table)
     counts = {s: sum(1 for r in results if r.status is s) for s in Status}

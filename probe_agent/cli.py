@@ -85,11 +85,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from probe_agent.check import render_json, render_table, run_once, select, worst
-
     from probe_agent.runner import build_handles
 
     try:
-        path, config = load_args_config(args)
+        _path, config = load_args_config(args)
         probes = select(config, args.probe or [], args.tag or [])
         handles = build_handles(config, probes)
     except ConfigError as exc:

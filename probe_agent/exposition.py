@@ -82,8 +82,8 @@ def make_label_set(labels: dict[str, str]) -> LabelSet:
 def with_label(labels: LabelSet, name: str) -> tuple[str, str]:
     """The text before and after where `name="value"` goes, by sorted order."""
     names, texts, _ = labels
-    before = "".join(t + "," for k, t in zip(names, texts) if k < name)
-    after = "".join("," + t for k, t in zip(names, texts) if k > name)
+    before = "".join(t + "," for k, t in zip(names, texts, strict=False) if k < name)
+    after = "".join("," + t for k, t in zip(names, texts, strict=False) if k > name)
     return "{" + before + f'{name}="', '"' + after + "}"
 
 
@@ -127,7 +127,7 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
         add("probe_last_run_timestamp_seconds", f"probe_last_run_timestamp_seconds{plain} {_num(last.started_at)}\n")
         before, after = with_label(labels, "le")
         counts, cumulative, buckets = list(state.bucket_counts), 0, []
-        for le, count in zip(_BUCKET_LABELS, counts):
+        for le, count in zip(_BUCKET_LABELS, counts, strict=False):
             cumulative += count
             buckets.append(f"probe_duration_seconds_bucket{before}{le}{after} {cumulative}.0\n")
         buckets.append(f"probe_duration_seconds_count{plain} {cumulative}.0\n")

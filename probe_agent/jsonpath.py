@@ -31,10 +31,8 @@ def parse_path(path: str) -> tuple[str | int, ...]:
 def lookup(document: Any, path: str) -> Any:
     node = document
     for part in parse_path(path):
-        if isinstance(part, int) and isinstance(node, list) and -len(node) <= part < len(node):
-            node = node[part]
-        elif isinstance(part, str) and isinstance(node, dict) and part in node:
-            node = node[part]
+        if (isinstance(part, int) and isinstance(node, list) and -len(node) <= part < len(node)) or (isinstance(part, str) and isinstance(node, dict) and part in node):
+            node = node[part]  # type: ignore[index]  # the isinstance pairs above match index to container
         else:
             raise PathNotFound(path)
     return node

@@ -1,7 +1,10 @@
 """run_probe(): the one code path from a probe to a Result, shared by the daemon and `check`.
 
 It owns the clock, the hard timeout, exception -> Reason mapping, thresholds
-and redaction, so no probe type does any of these itself.
+and redaction of everything a run reports. A probe type only adds what is its
+own: the synthetic flow gives each step a deadline inside the run's (so a slow
+step is named) and masks the values it extracts at run time, which no config
+could list in advance.
 """
 
 from __future__ import annotations
@@ -9,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from probe_agent.config import AgentConfig, ProbeConfig
+from probe_agent.config import AgentConfig
 from probe_agent.errors import ConfigError, ProbeError, Reason, classify_exception
 from probe_agent.loopmonitor import DEFAULT_LAG_TOLERANCE, LoopMonitor
 from probe_agent.model import Observation, Result, Status
+from probe_agent.probe import Probe, ProbeConfig
 from probe_agent.probes import REGISTRY
-from probe_agent.probes.base import Probe
 from probe_agent.redact import Redactor
 from probe_agent.tls import TlsFileError
 
@@ -27,7 +31,7 @@ class ProbeHandle:
     """A configured probe instance and what it needs to run."""
 
     config: ProbeConfig
-    probe: Probe
+    probe: Probe[Any]
     redactor: Redactor
 
     @classmethod

@@ -285,10 +285,10 @@ class Scheduler:
                     self._metrics.in_flight.dec()
 
 
-class _acquired:  # noqa: N801 - used as a context manager, named like one
+class _acquired:
     """Hold a semaphore, or raise _Skip(cause) if it is not free by the deadline."""
 
-    __slots__ = ("semaphore", "deadline", "cause")
+    __slots__ = ("cause", "deadline", "semaphore")
 
     def __init__(self, semaphore: asyncio.Semaphore, deadline: float, cause: str):
         self.semaphore, self.deadline, self.cause = semaphore, deadline, cause

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-from aiohttp.typedefs import Handler
 import asyncio
 import gzip
 import json
 import ssl
 from dataclasses import dataclass, field
 
+from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from probe_agent.agent import Agent

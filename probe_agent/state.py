@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from probe_agent.config import AgentConfig, ProbeConfig
+from probe_agent.config import AgentConfig
 from probe_agent.model import Result, Status
+from probe_agent.probe import ProbeConfig
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STALE_MARGIN = 5.0
@@ -164,7 +165,7 @@ class Tally:
     finished yet: nothing vouches for it). 200 otherwise: degraded if any probe fails or warns,
     pending while any probe has not run yet, else ok."""
 
-    __slots__ = ("critical_bad", "critical_pending", "degraded", "pending", "by_health")
+    __slots__ = ("by_health", "critical_bad", "critical_pending", "degraded", "pending")
 
     def __init__(self) -> None:
         self.critical_bad = self.critical_pending = self.degraded = self.pending = False

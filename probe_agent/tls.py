@@ -22,7 +22,7 @@ import weakref
 class HandshakeClock:
     """When the last TLS handshake started and finished (the tls phase), and the peer's certificate."""
 
-    __slots__ = ("started", "finished", "peer_cert")
+    __slots__ = ("finished", "peer_cert", "started")
 
     def __init__(self) -> None:
         self.reset()
@@ -151,4 +151,4 @@ def cert_not_after(der: bytes) -> float:
     tag, start, stop = _der_item(der, not_after)
     text = der[start:stop].decode("ascii")
     fmt = "%y%m%d%H%M%SZ" if tag == 0x17 else "%Y%m%d%H%M%SZ"
-    return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.timezone.utc).timestamp()
+    return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC).timestamp()

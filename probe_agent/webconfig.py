@@ -69,9 +69,9 @@ def load_web_config(path: str | Path) -> WebConfig:
         if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
             problems.append(f"basic_auth_users.{user}: not a bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')")
     tls = config.tls_server_config
-    if tls is not None and tls.client_auth_type in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert"):
-        if not tls.client_ca_file:
-            problems.append(f"tls_server_config.client_ca_file: required with client_auth_type {tls.client_auth_type}")
+    verifies_clients = tls is not None and tls.client_auth_type in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
+    if tls is not None and verifies_clients and not tls.client_ca_file:
+        problems.append(f"tls_server_config.client_ca_file: required with client_auth_type {tls.client_auth_type}")
     if problems:
         raise ConfigError(problems)
     if tls is not None:

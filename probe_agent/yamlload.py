@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import yaml
 
@@ -110,19 +111,23 @@ def _compose(text: str, resolver: yaml.SafeLoader) -> yaml.Node | None:
             parent.value.append((keys[-1], node))
             keys[-1] = None
 
+    # The stubs leave the resolver untyped and type C marks apart from Python's.
+    resolve = cast(Callable[[type[yaml.Node], Any, Any], str], resolver.resolve)
+
     for event in yaml.parse(text, Loader=_Loader):
+        start = cast(yaml.Mark, event.start_mark)
         if isinstance(event, yaml.ScalarEvent):
-            tag = event.tag if event.tag not in (None, "!") else resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
-            node: yaml.Node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+            tag = event.tag if event.tag not in (None, "!") else resolve(yaml.ScalarNode, event.value, event.implicit)
+            node: yaml.Node = yaml.ScalarNode(tag, event.value, start, cast(yaml.Mark, event.end_mark), style=event.style)
         elif isinstance(event, _OPEN):
             if len(stack) >= MAX_DEPTH:
-                raise ConfigError([f"line {event.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels"])
+                raise ConfigError([f"line {start.line + 1}: nested deeper than {MAX_DEPTH} levels"])
             if isinstance(event, yaml.SequenceStartEvent):
-                tag = event.tag if event.tag not in (None, "!") else resolver.resolve(yaml.SequenceNode, None, event.implicit)
-                node = yaml.SequenceNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
+                tag = event.tag if event.tag not in (None, "!") else resolve(yaml.SequenceNode, None, event.implicit)
+                node = yaml.SequenceNode(tag, [], start, None, flow_style=event.flow_style)
             else:
-                tag = event.tag if event.tag not in (None, "!") else resolver.resolve(yaml.MappingNode, None, event.implicit)
-                node = yaml.MappingNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
+                tag = event.tag if event.tag not in (None, "!") else resolve(yaml.MappingNode, None, event.implicit)
+                node = yaml.MappingNode(tag, [], start, None, flow_style=event.flow_style)
             if event.anchor is not None:
                 anchors[event.anchor] = node
             attach(node)
@@ -130,18 +135,18 @@ def _compose(text: str, resolver: yaml.SafeLoader) -> yaml.Node | None:
             keys.append(None)
             continue
         elif isinstance(event, _CLOSE):
-            stack.pop().end_mark = event.end_mark
+            stack.pop().end_mark = cast(yaml.Mark, event.end_mark)
             keys.pop()
             continue
         elif isinstance(event, yaml.AliasEvent):
             if event.anchor not in anchors:
-                raise ConfigError([f"line {event.start_mark.line + 1}: alias *{event.anchor} names no anchor"])
+                raise ConfigError([f"line {start.line + 1}: alias *{event.anchor} names no anchor"])
             attach(anchors[event.anchor])
             continue
         elif isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:
-                raise ConfigError([f"line {event.start_mark.line + 1}: more than one YAML document in the file"])
+                raise ConfigError([f"line {start.line + 1}: more than one YAML document in the file"])
             continue
         else:  # stream and document ends
             continue

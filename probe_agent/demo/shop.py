@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 MARKER_HEADER = "X-Synthetic-Probe"
 FAULT_MODES = ("slow", "error", "wrong_body")
@@ -56,7 +57,7 @@ def parse_faults(spec: str) -> dict[str, Fault]:
 
 
 @web.middleware
-async def faults_and_counts(request: web.Request, handler: Any) -> web.StreamResponse:
+async def faults_and_counts(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     if not request.path.startswith("/admin"):
         state.requests["synthetic" if MARKER_HEADER in request.headers else "real"] += 1

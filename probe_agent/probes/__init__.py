@@ -1,7 +1,9 @@
-"""Registry of probe types: YAML `type` -> Probe class, in module probe_agent.probes.<type>.
+"""The probe types: every module in this package is one, named as its YAML `type`.
 
-Adding a type: its module (config model + probe), one line here, its tests.
-The config loader finds the type's model through this map, so it never changes.
+Adding a type is adding its module (with `PROBE = ItsProbeClass`; see probe_agent.probe
+for what a type declares), its tests and its README section. Nothing else lists the
+types: the loader, /metrics, the docs and the example checks all read this registry.
+Shared pieces live outside this package (datastore, httpclient, natsclient, tls, fields).
 
 A type's module is imported the first time a config uses the type: each brings
 its client library (asyncpg, neo4j, nats-py...), and an agent that only runs
@@ -11,42 +13,43 @@ HTTP probes as a sidecar should not pay their memory.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Iterator, Mapping
+from typing import Any
 
-from probe_agent.probes.base import Probe
+from probe_agent.probe import Probe
 
-PROBE_CLASSES = {
-    "http": "HttpProbe",
-    "tcp": "TcpProbe",
-    "postgres": "PostgresProbe",
-    "mysql": "MysqlProbe",
-    "redis": "RedisProbe",
-    "neo4j": "Neo4jProbe",
-    "nats": "NatsProbe",
-    "nats_jetstream": "NatsJetstreamProbe",
-    "synthetic": "SyntheticProbe",
-}
+# Found by file name, without importing anything.
+PROBE_TYPES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
 
 
-class _Registry(Mapping[str, type[Probe]]):
+class _Registry(Mapping[str, type[Probe[Any]]]):
     def __init__(self) -> None:
         # /metrics looks a type up for every probe on every scrape: import once, then a dict hit.
-        self._loaded: dict[str, type[Probe]] = {}
+        self._loaded: dict[str, type[Probe[Any]]] = {}
 
-    def __getitem__(self, name: str) -> type[Probe]:
+    def __getitem__(self, name: str) -> type[Probe[Any]]:
         cls = self._loaded.get(name)
         if cls is None:
-            class_name = PROBE_CLASSES[name]  # KeyError for an unknown type, as a dict would
-            cls = self._loaded[name] = getattr(importlib.import_module(f"{__name__}.{name}"), class_name)
+            if name not in PROBE_TYPES:
+                raise KeyError(name)  # as a dict would
+            module = importlib.import_module(f"{__name__}.{name}")
+            cls = module.PROBE
+            if not (isinstance(cls, type) and issubclass(cls, Probe)):
+                raise TypeError(f"probe_agent.probes.{name}.PROBE must be a Probe subclass")
+            self._loaded[name] = cls
         return cls
 
+    def __contains__(self, name: object) -> bool:
+        return name in PROBE_TYPES
+
     def __iter__(self) -> Iterator[str]:
-        return iter(PROBE_CLASSES)
+        return iter(PROBE_TYPES)
 
     def __len__(self) -> int:
-        return len(PROBE_CLASSES)
+        return len(PROBE_TYPES)
 
-    def loaded(self) -> list[type[Probe]]:
+    def loaded(self) -> list[type[Probe[Any]]]:
         """The probe classes imported so far (only they can hold anything)."""
         return list(self._loaded.values())
 
@@ -61,4 +64,4 @@ async def close_shared() -> None:
         await cls.aclose_shared()
 
 
-__all__ = ["REGISTRY", "Probe", "close_shared"]
+__all__ = ["PROBE_TYPES", "REGISTRY", "Probe", "close_shared"]

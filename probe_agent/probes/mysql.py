@@ -15,10 +15,10 @@ from typing import Literal
 import aiomysql
 import pymysql
 
+from probe_agent.datastore import ConnectionSlot, QueryConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.probes.base import Probe
-from probe_agent.probes.common import ConnectionSlot, QueryConfig
+from probe_agent.probe import Probe
 from probe_agent.tls import client_context
 
 # MySQL client/server error numbers an operator will search for.
@@ -30,13 +30,14 @@ CONNECTION_ERRORS = {2002, 2003, 2005, 2006, 2013, 2055}
 
 class MysqlConfig(QueryConfig):
     type: Literal["mysql"]
+    default_port = 3306
     measure: list[Literal["connections", "replication_lag"]] = []
     tls: bool = False
     tls_verify: bool = True
     ca_file: str | None = None
 
     def target(self) -> str:
-        return f"mysql://{self.host}:{self.port or 3306}/{self.database or ''}"
+        return f"mysql://{self.host}:{self.port}/{self.database or ''}"
 
 
 def translate(exc: BaseException) -> ProbeError | None:
@@ -59,6 +60,14 @@ def translate(exc: BaseException) -> ProbeError | None:
 
 class MysqlProbe(Probe[MysqlConfig]):
     config_model = MysqlConfig
+    example = """\
+- name: legacy-db
+  type: mysql
+  host: legacy-db.example.internal
+  user: probe
+  password: ${MYSQL_PASSWORD:-}
+  measure: [connections, replication_lag]
+"""
     translate = staticmethod(translate)
     phase_metric = "probe_mysql_duration_seconds"
     values = {
@@ -84,7 +93,7 @@ class MysqlProbe(Probe[MysqlConfig]):
         cfg = self.config
         return await aiomysql.connect(
             host=cfg.host,
-            port=cfg.port or 3306,
+            port=cfg.port,
             user=cfg.user or "root",
             password=cfg.secret_password() or "",
             db=cfg.database,
@@ -126,7 +135,7 @@ class MysqlProbe(Probe[MysqlConfig]):
             await cursor.execute("SHOW SLAVE STATUS")
         row = await cursor.fetchone()
         names = [d[0] for d in cursor.description or ()]
-        status = dict(zip(names, row)) if row else {}
+        status = dict(zip(names, row, strict=False)) if row else {}
         obs.values["replica"] = 1.0 if status else 0.0
         lag = status.get("Seconds_Behind_Source", status.get("Seconds_Behind_Master"))
         if lag is not None:
@@ -134,3 +143,6 @@ class MysqlProbe(Probe[MysqlConfig]):
 
     async def aclose(self) -> None:
         await self._slot.aclose()
+
+
+PROBE = MysqlProbe

@@ -12,18 +12,19 @@ runbook's "more than 0 is a warning".
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import aiohttp
 import nats.js.errors as jserr
 from pydantic import model_validator
 
-from probe_agent.config import HttpUrl
 from probe_agent.errors import ProbeError, Reason
+from probe_agent.fields import HttpUrl
+from probe_agent.httpclient import make_session
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.probes.base import Probe
-from probe_agent.probes.http import make_session
-from probe_agent.probes.nats import NatsClientConfig, get_monitor_json, translate_nats
+from probe_agent.natsclient import NatsClientConfig, get_monitor_json, translate_nats
+from probe_agent.probe import Probe
 from probe_agent.tls import client_context
 
 STREAM_NOT_FOUND = 10059
@@ -39,14 +40,9 @@ class NatsJetstreamConfig(NatsClientConfig):
     account: str | None = None  # with source: monitor, the account to look in (default: any)
     dlq: bool = True  # a dead-letter queue: warn on depth > 0 unless thresholds say otherwise
 
-    @model_validator(mode="before")
     @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("dlq", True):
-            thresholds = dict(data.get("thresholds") or {})
-            thresholds.setdefault("depth", {"warning": "> 0"})
-            data = {**data, "thresholds": thresholds}
-        return data
+    def default_thresholds(cls, raw: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+        return {"depth": {"warning": "> 0"}} if raw.get("dlq", True) else {}
 
     @model_validator(mode="after")
     def _source(self) -> NatsJetstreamConfig:
@@ -63,6 +59,14 @@ class NatsJetstreamConfig(NatsClientConfig):
 
 class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
     config_model = NatsJetstreamConfig
+    example = """\
+- name: orders-dlq
+  type: nats_jetstream
+  servers: [nats://nats.example.internal:4222]
+  stream: ORDERS_DLQ
+  thresholds:
+    depth: {warning: "> 0", critical: "> 100"}
+"""
     translate = staticmethod(translate_nats)
     phase_metric = "probe_nats_jetstream_duration_seconds"
     values = {
@@ -114,7 +118,7 @@ class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
         status, jsz = await get_monitor_json(self._session, cfg.monitor_url, path)
         if status != 200 or not isinstance(jsz, dict):
             raise ProbeError(Reason.PROTOCOL, f"monitoring /jsz answered {status}")
-        if jsz.get("disabled") or jsz.get("config") is None and not jsz.get("account_details"):
+        if jsz.get("disabled") or (jsz.get("config") is None and not jsz.get("account_details")):
             raise ProbeError(Reason.PROTOCOL, "JetStream not enabled on this server")
         for account in jsz.get("account_details") or []:
             if cfg.account and account.get("name") != cfg.account:
@@ -151,3 +155,6 @@ class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
             await self._client.aclose()
         if self._session is not None:
             await self._session.close()
+
+
+PROBE = NatsJetstreamProbe

@@ -16,10 +16,10 @@ import neo4j
 import neo4j.exceptions as nexc
 from pydantic import field_validator
 
+from probe_agent.datastore import ConnectionSlot, QueryConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation
-from probe_agent.probes.base import Probe
-from probe_agent.probes.common import ConnectionSlot, QueryConfig
+from probe_agent.probe import Probe
 
 
 class Neo4jConfig(QueryConfig):
@@ -47,7 +47,8 @@ def translate(exc: BaseException) -> ProbeError | None:
         # The server's code (Neo.ClientError.Statement.SyntaxError) says what failed; its message may quote the query.
         return ProbeError(Reason.PROTOCOL, f"query failed ({exc.code})")
     if isinstance(exc, (nexc.ServiceUnavailable, nexc.SessionExpired)):
-        chain, link = [], exc
+        chain: list[BaseException] = []
+        link: BaseException | None = exc
         while link is not None and len(chain) < 10:
             chain.append(link)
             link = link.__cause__ or link.__context__
@@ -63,6 +64,13 @@ def translate(exc: BaseException) -> ProbeError | None:
 
 class Neo4jProbe(Probe[Neo4jConfig]):
     config_model = Neo4jConfig
+    example = """\
+- name: graph-db
+  type: neo4j
+  uri: bolt://graph.example.internal:7687
+  user: neo4j
+  password: ${NEO4J_PASSWORD:-}
+"""
     translate = staticmethod(translate)
     phase_metric = "probe_neo4j_duration_seconds"
     values = {}
@@ -111,3 +119,6 @@ class Neo4jProbe(Probe[Neo4jConfig]):
     async def aclose(self) -> None:
         await self._slot.aclose()
 
+
+
+PROBE = Neo4jProbe

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import asyncpg
 from pydantic import field_validator
 
+from probe_agent.datastore import ConnectionSlot, QueryConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.probes.base import Probe
-from probe_agent.probes.common import ConnectionSlot, QueryConfig
+from probe_agent.probe import Probe
 from probe_agent.tls import client_context
 
 MEASURES = {
@@ -38,6 +38,7 @@ MEASURES = {
 
 class PostgresConfig(QueryConfig):
     type: Literal["postgres"]
+    default_port = 5432
     dsn: str | None = None  # postgresql://user:password@host:port/db?sslmode=... instead of the fields
     measure: list[Literal["connections", "recovery", "replication_lag"]] = []
     sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
@@ -61,7 +62,7 @@ class PostgresConfig(QueryConfig):
     def target(self) -> str:
         if self.dsn:
             return self.dsn
-        return f"postgresql://{self.host}:{self.port or 5432}/{self.database or ''}"
+        return f"postgresql://{self.host}:{self.port}/{self.database or ''}"
 
 
 def translate(exc: BaseException) -> ProbeError | None:
@@ -85,6 +86,17 @@ def translate(exc: BaseException) -> ProbeError | None:
 
 class PostgresProbe(Probe[PostgresConfig]):
     config_model = PostgresConfig
+    example = """\
+- name: orders-db
+  type: postgres
+  host: orders-db.example.internal
+  user: probe
+  password: ${PG_PASSWORD:-}
+  database: orders
+  measure: [connections, recovery, replication_lag]
+  thresholds:
+    replication_lag_seconds: {warning: 30, critical: 300}
+"""
     translate = staticmethod(translate)
     phase_metric = "probe_postgres_duration_seconds"
     values = {
@@ -112,7 +124,7 @@ class PostgresProbe(Probe[PostgresConfig]):
         if cfg.dsn:
             kwargs["dsn"] = cfg.dsn
         else:
-            kwargs.update(host=cfg.host, port=cfg.port or 5432, user=cfg.user or "postgres", database=cfg.database)
+            kwargs.update(host=cfg.host, port=cfg.port, user=cfg.user or "postgres", database=cfg.database)
         if cfg.password is not None:
             kwargs["password"] = cfg.secret_password()
         return await asyncpg.connect(**kwargs)
@@ -145,3 +157,6 @@ class PostgresProbe(Probe[PostgresConfig]):
 
     async def aclose(self) -> None:
         await self._slot.aclose()
+
+
+PROBE = PostgresProbe

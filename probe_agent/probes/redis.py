@@ -19,14 +19,15 @@ from pydantic import Field
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from probe_agent.datastore import ConnectionSlot, DatastoreConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.probes.base import Probe
-from probe_agent.probes.common import ConnectionSlot, DatastoreConfig
+from probe_agent.probe import Probe
 
 
 class RedisConfig(DatastoreConfig):
     type: Literal["redis"]
+    default_port = 6379
     db: int = Field(0, ge=0)  # database index selected after connecting
     measure: list[Literal["clients", "memory", "replication"]] = []
     tls: bool = False
@@ -34,7 +35,7 @@ class RedisConfig(DatastoreConfig):
     ca_file: str | None = None
 
     def target(self) -> str:
-        return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port or 6379}/{self.db}"
+        return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/{self.db}"
 
 
 def translate(exc: BaseException) -> ProbeError | None:
@@ -61,6 +62,15 @@ def translate(exc: BaseException) -> ProbeError | None:
 
 class RedisProbe(Probe[RedisConfig]):
     config_model = RedisConfig
+    example = """\
+- name: session-cache
+  type: redis
+  host: cache.example.internal
+  measure: [clients, memory, replication]
+  pool: true
+  thresholds:
+    used_memory_bytes: {warning: 1.5e9}
+"""
     translate = staticmethod(translate)
     phase_metric = "probe_redis_duration_seconds"
     values = {
@@ -78,7 +88,7 @@ class RedisProbe(Probe[RedisConfig]):
         cfg = self.config
         client = aioredis.Redis(
             host=cfg.host,
-            port=cfg.port or 6379,
+            port=cfg.port,
             db=cfg.db,
             username=cfg.user,
             password=cfg.secret_password(),
@@ -110,7 +120,7 @@ class RedisProbe(Probe[RedisConfig]):
     async def run(self, obs: Observation) -> None:
         async with self._slot.connection(obs) as client:
             start = time.perf_counter()
-            answer = await client.execute_command("PING")
+            answer = await client.execute_command("PING")  # type: ignore[no-untyped-call]  # untyped in redis-py
             obs.add_phase("ping", time.perf_counter() - start)
             if answer not in (True, b"PONG", "PONG"):
                 raise ProbeError(Reason.ASSERTION, f"PING answered {answer!r}, expected PONG")
@@ -132,3 +142,6 @@ class RedisProbe(Probe[RedisConfig]):
 
     async def aclose(self) -> None:
         await self._slot.aclose()
+
+
+PROBE = RedisProbe

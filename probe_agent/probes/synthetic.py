@@ -18,6 +18,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urljoin
 
@@ -25,11 +26,9 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from probe_agent import jsonpath
-from probe_agent.config import Duration, HttpUrl, ProbeConfig, Regex, Threshold
 from probe_agent.errors import ProbeError, Reason
-from probe_agent.model import Observation, ValueSpec
-from probe_agent.probes.base import Probe
-from probe_agent.probes.http import (
+from probe_agent.fields import Duration, HttpUrl, Regex, Threshold
+from probe_agent.httpclient import (
     HttpMethod,
     JsonExpectations,
     StatusRanges,
@@ -40,6 +39,8 @@ from probe_agent.probes.http import (
     read_capped,
     translate_client_error,
 )
+from probe_agent.model import Observation, ValueSpec
+from probe_agent.probe import Probe, ProbeConfig
 from probe_agent.redact import Redactor, is_sensitive_name
 from probe_agent.tls import client_context
 
@@ -117,15 +118,10 @@ class SyntheticConfig(ProbeConfig):
     tls_verify: bool = True
     ca_file: str | None = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _default_thresholds(cls, data: Any) -> Any:
+    def default_thresholds(cls, raw: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         # A cleanup that fails leaves test data behind: worth a warning unless told otherwise.
-        if isinstance(data, dict) and data.get("cleanup"):
-            thresholds = dict(data.get("thresholds") or {})
-            thresholds.setdefault("cleanup_failures", {"warning": "> 0"})
-            data = {**data, "thresholds": thresholds}
-        return data
+        return {"cleanup_failures": {"warning": "> 0"}} if raw.get("cleanup") else {}
 
     @model_validator(mode="after")
     def _checks(self) -> SyntheticConfig:
@@ -309,6 +305,18 @@ class FlowRun:
 
 class SyntheticProbe(Probe[SyntheticConfig]):
     config_model = SyntheticConfig
+    example = """\
+- name: signup-flow
+  type: synthetic
+  base_url: https://shop.example.internal
+  variables:
+    email: probe+{{uuid}}@example.test
+  steps:
+    - {name: signup, method: POST, path: /api/signup, json: {email: "{{email}}"}, expect_status: [201], extract: {user_id: id}}
+    - {name: profile, path: "/api/users/{{user_id}}", expect_json: {email: "{{email}}"}}
+  cleanup:
+    - {name: delete, method: DELETE, path: "/api/users/{{user_id}}", requires: [user_id], expect_status: [204]}
+"""
     phase_metric = "probe_step_duration_seconds"
     phase_label = "step"
     values = {
@@ -365,3 +373,6 @@ class SyntheticProbe(Probe[SyntheticConfig]):
         obs.values["cleanup_failures"] = len(problems)
         if problems:
             obs.details["cleanup"] = "; ".join(problems)
+
+
+PROBE = SyntheticProbe

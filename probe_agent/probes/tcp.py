@@ -14,10 +14,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from probe_agent.config import ProbeConfig, Regex
 from probe_agent.errors import ProbeError, Reason
+from probe_agent.fields import Regex
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.probes.base import Probe
+from probe_agent.probe import Probe, ProbeConfig
 from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock, client_context
 
 
@@ -41,6 +41,14 @@ class TcpConfig(ProbeConfig):
 
 class TcpProbe(Probe[TcpConfig]):
     config_model = TcpConfig
+    example = """\
+- name: smtp-banner
+  type: tcp
+  host: mail.example.internal
+  port: 25
+  expect: "220 "
+  timeout: 3s
+"""
     phase_metric = "probe_tcp_duration_seconds"
     values = {
         "ssl_earliest_cert_expiry": ValueSpec(
@@ -106,3 +114,6 @@ class TcpProbe(Probe[TcpConfig]):
         shown = received[:60].decode("utf-8", errors="replace")
         how = "peer closed the connection" if len(received) < cfg.max_read_bytes else f"read {len(received)} bytes"
         raise ProbeError(Reason.ASSERTION, f"expected {wanted}, {how} after {shown!r}")
+
+
+PROBE = TcpProbe

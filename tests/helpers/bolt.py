@@ -114,7 +114,7 @@ def _items(data: bytes, pos: int, n: int, as_map: bool) -> tuple[Any, int]:
         value, pos = unpack(data, pos)
         values.append(value)
     if as_map:
-        return dict(zip(values[::2], values[1::2])), pos
+        return dict(zip(values[::2], values[1::2], strict=False)), pos
     return values, pos
 
 

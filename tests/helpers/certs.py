@@ -24,7 +24,7 @@ def make_cert(
     directory: Path, name: str = "server", days_valid: float = 30, expired: bool = False
 ) -> CertFiles:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     if expired:
         not_before, not_after = now - dt.timedelta(days=30), now - dt.timedelta(days=1)
     else:

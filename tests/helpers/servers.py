@@ -41,7 +41,7 @@ class PrivatePostgres:
         self._as_postgres(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth-host=scram-sha-256",
                           "--auth-local=trust", f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync")
         if tls is not None:
-            for source, name in zip(tls, ("server.crt", "server.key")):
+            for source, name in zip(tls, ("server.crt", "server.key"), strict=False):
                 target = self.dir / name
                 shutil.copy(source, target)
                 shutil.chown(target, "postgres", "postgres")

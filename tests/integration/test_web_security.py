@@ -83,7 +83,7 @@ def test_tls_and_basic_auth(tmp_path: Path) -> None:
         nobody.port = agent.port
         assert nobody.get("/metrics")[0] == 401
         assert nobody.get("/health/live")[0] == 200  # kubelet's liveness probe needs no password
-        with pytest.raises(OSError):  # no plain HTTP on the TLS port (URLError and resets are OSErrors)
+        with pytest.raises(OSError):  # noqa: PT011 - no plain HTTP on the TLS port (URLError and resets are OSErrors)
             urllib.request.urlopen(f"http://127.0.0.1:{agent.port}/metrics", timeout=5).read()
         with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # a client that trusts nobody
             urllib.request.urlopen(f"https://127.0.0.1:{agent.port}/metrics", timeout=5, context=ssl.create_default_context())
@@ -104,7 +104,7 @@ def test_client_certificate_required(tmp_path: Path) -> None:
         agent.stop()
 
 
-@pytest.mark.parametrize("problem, text, expected", [
+@pytest.mark.parametrize(("problem", "text", "expected"), [
     ("missing cert", "tls_server_config: {cert_file: /nonexistent.crt, key_file: /nonexistent.key}",
      "tls_server_config.cert_file: cannot load /nonexistent.crt"),
     ("plain password", "basic_auth_users: {prometheus: hunter2}", "basic_auth_users.prometheus: not a bcrypt hash"),
@@ -126,7 +126,7 @@ def test_health_detail_can_be_restricted_and_narrowed(tmp_path: Path) -> None:
     try:
         view = agent.wait_for(lambda: agent.health()[1]["probes"][0]["status"] and agent.health()[1]["probes"][0])
         assert set(view) == {"name", "type", "critical", "health", "status", "last_run", "distorted"}
-        code, body = agent.get("/health?probe=other")
+        _code, body = agent.get("/health?probe=other")
         assert [p["name"] for p in json.loads(body)["probes"]] == ["other"]
     finally:
         agent.stop()

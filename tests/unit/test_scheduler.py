@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from probe_agent.config import parse_config
 from probe_agent.metrics import AgentMetrics
 from probe_agent.model import Observation, Result
-from probe_agent.probes.base import Probe
+from probe_agent.probe import Probe
 from probe_agent.redact import Redactor
 from probe_agent.runner import ProbeHandle
 from probe_agent.scheduler import Scheduler, stable_fraction
@@ -73,7 +74,7 @@ async def test_fixed_rate() -> None:
     starts = h.probe.starts  # type: ignore[attr-defined]
     # the first run comes early (within the start-up spread); the second no later than a tick after
     assert starts[1] - starts[0] <= 0.2 + 0.05, starts[:3]
-    gaps = [b - a for a, b in zip(starts[1:], starts[2:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) >= 4
     # fixed rate: the 50 ms of work does not push the next start back
     assert all(abs(g - 0.2) < 0.05 for g in gaps), gaps
@@ -121,7 +122,7 @@ def test_a_timer_that_fires_early_never_runs_a_tick_twice() -> None:
         return h.probe.starts  # type: ignore[attr-defined, no-any-return]
 
     starts = uvloop.run(scenario())
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(starts) <= 2.0 / 0.02 + 2, len(starts)
     assert min(gaps) > 0.01, sorted(gaps)[:5]
 

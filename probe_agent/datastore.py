@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import Field, SecretStr, model_validator
 
-from probe_agent.config import ProbeConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation
+from probe_agent.probe import ProbeConfig
 
 T = TypeVar("T")
 
@@ -22,7 +22,7 @@ class DatastoreConfig(ProbeConfig):
     """Options common to datastore probes. `password` and a password inside `dsn` are redacted everywhere."""
 
     host: str = "127.0.0.1"
-    port: int = Field(0, ge=0, le=65535)  # 0: the type's default port
+    port: int = Field(0, ge=0, le=65535)  # 0 or unset: the type's default_port
     user: str | None = None
     password: SecretStr | None = None
     password_file: str | None = None  # read once at load; its content is treated as the password
@@ -66,12 +66,15 @@ class QueryConfig(DatastoreConfig):
         data.setdefault("query", cls.default_query)
         if "expect" not in data and data["query"] == cls.default_query:
             data["expect"] = 1
-        # The "too many connections" runbook warns at 80% unless the probe says otherwise.
-        if "connections" in (data.get("measure") or []):
-            thresholds = dict(data.get("thresholds") or {})
-            thresholds.setdefault("connections_used_ratio", {"warning": "> 0.8"})
-            data["thresholds"] = thresholds
         return data
+
+    @classmethod
+    def default_thresholds(cls, raw: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+        # The "too many connections" runbook warns at 80% unless the probe says otherwise.
+        measure = raw.get("measure")
+        if isinstance(measure, list) and "connections" in measure:
+            return {"connections_used_ratio": {"warning": "> 0.8"}}
+        return {}
 
     def check_expected(self, has_row: bool, first: Any) -> None:
         # Compared as text: drivers differ on int / Decimal / str for the same answer.

@@ -1,0 +1,132 @@
+"""Field types of probes.yaml shared by every probe type: durations, limits, URLs, regexes.
+
+Imports nothing of probe-agent's above errors, so probe types and the loader can both use it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+
+# Labels the agent sets itself; a user label may not shadow them.
+RESERVED_LABELS = frozenset({"probe", "type", "status", "reason", "phase", "step", "target", "le", "instance", "job"})
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|s|m|h|d)")
+_DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any, allow_zero: bool = False) -> float:
+    """'500ms', '15s', '1m30s' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 500ms, 15s or 1m")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        pos, seconds = 0, 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+            pos = match.end()
+        if pos != len(text) or not text:
+            raise ValueError(f"invalid duration {value!r}: expected a duration such as 500ms, 15s or 1m")
+    else:
+        raise ValueError("expected a duration such as 500ms, 15s or 1m")
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+MAX_INTERVAL = 86400.0  # a probe that runs less than daily is not monitoring anything
+MAX_TIMEOUT = 3600.0
+
+
+def _at_most(limit: float, text: str) -> AfterValidator:
+    def check(seconds: float) -> float:
+        if seconds > limit:
+            raise ValueError(f"at most {text}, got {seconds:g}s")
+        return seconds
+
+    return AfterValidator(check)
+
+
+Interval = Annotated[Duration, _at_most(MAX_INTERVAL, "1d")]
+Timeout = Annotated[Duration, _at_most(MAX_TIMEOUT, "1h")]
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return pattern
+
+
+def _check_http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return url
+
+
+Regex = Annotated[str, AfterValidator(_check_regex)]  # a regular expression, compiled once to check it
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]  # kept as the user wrote it (no normalising)
+
+_LIMIT = re.compile(r"^\s*(>=|<=|>|<)?\s*(.+?)\s*$")
+
+
+class Limit(BaseModel):
+    """One threshold bound: breached when `value OP bound`. A bare number means '>'."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    op: str
+    bound: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return data
+        if isinstance(data, bool):
+            raise ValueError("expected a number or a comparison such as '> 100' or '< 7'")
+        if isinstance(data, (int, float)):
+            return {"op": ">", "bound": float(data)}
+        match = _LIMIT.match(str(data))
+        if not match:
+            raise ValueError(f"invalid threshold {data!r}")
+        op, text = match.group(1) or ">", match.group(2)
+        try:
+            bound = float(text)
+        except ValueError:
+            try:
+                bound = parse_duration(text, allow_zero=True)
+            except ValueError:
+                raise ValueError(
+                    f"invalid threshold {data!r}: expected a number or a comparison such as '> 100', '< 7' or '> 500ms'"
+                ) from None
+        return {"op": op, "bound": bound}
+
+    def breached_by(self, value: float) -> bool:
+        return {
+            ">": value > self.bound,
+            ">=": value >= self.bound,
+            "<": value < self.bound,
+            "<=": value <= self.bound,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.bound:g}"
+
+
+class Threshold(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    warning: Limit | None = None
+    critical: Limit | None = None

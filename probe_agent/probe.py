@@ -1,0 +1,138 @@
+"""What a probe type is: its config model (ProbeConfig) and its probe (Probe).
+
+A probe type talks to one kind of target and measures. It does not time the
+whole run, enforce the deadline, judge thresholds, log or touch metrics: the
+runner does that once for all types (probe_agent.runner).
+
+A type is one module in probe_agent.probes, named as its YAML `type`, that sets
+`PROBE` to its Probe class. Everything else about the type is declared on that
+class and its config model, and the loader, the registry, /metrics and the
+docs checks read it from there:
+
+- `config_model`: the typed config (a ProbeConfig subclass with `type: Literal[...]`),
+  with `default_port` and `default_thresholds()` when the type has them;
+- `values`: what it measures, each with its metric name and help;
+- `phase_metric` / `phase_label`: where per-phase timings go;
+- `translate()`: its client library's exceptions as a Reason and a message;
+- `example`: a probe of this type as YAML, the one the README shows (a test checks both).
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar, Generic, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from probe_agent.errors import ProbeError
+from probe_agent.fields import RESERVED_LABELS, Interval, Threshold, Timeout
+from probe_agent.model import Observation, ValueSpec
+
+
+class ProbeConfig(BaseModel):
+    """Options every probe type shares. A type's model subclasses this and adds its own fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    type: str
+    interval: Interval = 30.0  # how often the daemon runs it; at most 1d
+    timeout: Timeout = 10.0  # hard deadline for one run; shorter than interval, at most 1h
+    critical: bool = False  # a failure makes /health answer 503
+    labels: dict[str, str] = {}  # extra Prometheus labels on this probe's series
+    tags: list[str] = []  # for `check --tag`
+    thresholds: dict[str, Threshold] = {}  # 'duration' or a value name -> warning/critical
+    failure_threshold: int = Field(1, ge=1)  # consecutive failures before it counts as failing
+    success_threshold: int = Field(1, ge=1)  # consecutive successes before it counts as healthy again
+
+    # The port used when a config leaves `port` out or 0 (types with a port field only).
+    default_port: ClassVar[int] = 0
+
+    @classmethod
+    def default_thresholds(cls, raw: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+        """Limits a type applies unless the probe sets its own for the same key, e.g. a DLQ
+        that warns at depth > 0. `raw` is the probe's YAML mapping, before validation."""
+        return {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_defaults(cls, data: Any) -> Any:
+        # One place for every type's defaults: the probe's own settings always win.
+        if not isinstance(data, dict):
+            return data
+        defaults = cls.default_thresholds(data)
+        if defaults and isinstance(data.get("thresholds", {}), dict):
+            data = {**data, "thresholds": {**defaults, **(data.get("thresholds") or {})}}
+        if cls.default_port and not data.get("port"):
+            data = {**data, "port": cls.default_port}
+        return data
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key in labels:
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key) or key.startswith("__"):
+                raise ValueError(f"{key!r} is not a valid Prometheus label name")
+            if key in RESERVED_LABELS:
+                raise ValueError(f"label {key!r} is reserved by probe-agent")
+        return labels
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> ProbeConfig:
+        if self.timeout >= self.interval:
+            raise ValueError(
+                f"timeout: {self.timeout:g}s must be shorter than interval ({self.interval:g}s)"
+            )
+        return self
+
+    def target(self) -> str:
+        """What the probe talks to, for probe_info and humans. Redacted by the caller."""
+        return ""
+
+    def target_key(self) -> str:
+        """The host:port this probe loads, for per-target fairness (never shown anywhere)."""
+        words = self.target().split()
+        target = words[0] if words else ""
+        if "://" in target:
+            netloc = urlsplit(target).netloc.rpartition("@")[2]
+            return netloc.lower() or target
+        return target.lower()
+
+
+C = TypeVar("C", bound=ProbeConfig)
+
+
+class Probe(abc.ABC, Generic[C]):
+    config_model: ClassVar[type[ProbeConfig]]
+    # Values this type may record, by name; each becomes its own metric.
+    values: ClassVar[dict[str, ValueSpec]] = {}
+    # Where per-phase timings go; the label says what the key means (phase, step).
+    phase_metric: ClassVar[str] = ""
+    phase_label: ClassVar[str] = "phase"
+    # One probe of this type as a YAML list item, as the README shows it.
+    example: ClassVar[str] = ""
+
+    def __init__(self, config: C):
+        self.config = config
+
+    @abc.abstractmethod
+    async def run(self, obs: Observation) -> None:
+        """Do one probe; record into `obs`; raise ProbeError (or let a library error out) on failure."""
+
+    async def aclose(self) -> None:
+        """Release what the probe keeps between runs (sessions, pools)."""
+
+    @classmethod
+    async def aclose_shared(cls) -> None:
+        """Release what all probes of this type share on the running loop (see close_shared)."""
+
+    @staticmethod
+    def translate(exc: BaseException) -> ProbeError | None:
+        """Map this type's library exceptions to a Reason and message; None leaves it to the generic mapping.
+
+        The runner calls it for every exception that is not already a ProbeError, so a
+        probe's run() lets library errors propagate instead of catching them itself."""
+        return None

@@ -1,0 +1,93 @@
+"""Every probe type is one self-describing module: what it declares is what the loader, /metrics
+and the README use. These checks run over the registry, so a new type's module is all they need."""
+
+from __future__ import annotations
+
+import re
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from probe_agent.config import parse_config
+from probe_agent.errors import ConfigError
+from probe_agent.probe import Probe, ProbeConfig
+from probe_agent.probes import PROBE_TYPES, REGISTRY
+
+README = (Path(__file__).parents[2] / "README.md").read_text()
+TYPES = list(REGISTRY)
+
+
+def readme_section(probe_type: str) -> str:
+    """The README's section whose heading names this type in backticks."""
+    for match in re.finditer(r"^### (.*)$", README, re.M):
+        if f"`{probe_type}`" in match.group(1):
+            end = README.find("\n## ", match.end())
+            nxt = README.find("\n### ", match.end())
+            stop = min(x for x in (end, nxt, len(README)) if x != -1)
+            return README[match.end() : stop]
+    raise AssertionError(f"README has no section heading naming `{probe_type}`")
+
+
+def as_config(example: str) -> str:
+    return "probes:\n" + "".join(f"  {line}\n" for line in example.splitlines())
+
+
+def test_the_registry_is_the_package() -> None:
+    modules = {p.stem for p in (Path(__file__).parents[2] / "probe_agent" / "probes").glob("*.py")}
+    assert set(PROBE_TYPES) == modules - {"__init__"}
+    assert "http" in REGISTRY and "base" not in REGISTRY and "nope" not in REGISTRY
+    with pytest.raises(KeyError):
+        REGISTRY["nope"]
+
+
+@pytest.mark.parametrize("probe_type", TYPES)
+def test_type_module_declares_itself(probe_type: str) -> None:
+    cls = REGISTRY[probe_type]
+    assert issubclass(cls, Probe) and issubclass(cls.config_model, ProbeConfig)
+    # the model's `type` field accepts exactly the module's name
+    assert typing.get_args(cls.config_model.model_fields["type"].annotation) == (probe_type,)
+    assert cls.__doc__ or __import__(cls.__module__).__doc__, "say what the type checks"
+    for name, spec in cls.values.items():
+        assert re.fullmatch(r"[a-z_]+", name), name
+        assert spec.help.strip(), f"{probe_type}.{name}: help text"
+        assert spec.metric is None or spec.metric.startswith("probe_"), spec.metric
+    assert not cls.phase_metric or cls.phase_metric.endswith("_seconds")
+
+
+@pytest.mark.parametrize("probe_type", TYPES)
+def test_example_is_valid_and_is_the_readme_example(probe_type: str) -> None:
+    example = REGISTRY[probe_type].example
+    assert example, f"{probe_type}: set `example` on the probe class"
+    config = parse_config(as_config(example), env={})
+    assert [p.type for p in config.probes] == [probe_type]
+    assert example in readme_section(probe_type), f"README section of `{probe_type}` should show its example"
+
+
+@pytest.mark.parametrize("probe_type", TYPES)
+def test_every_metric_of_the_type_is_documented(probe_type: str) -> None:
+    cls = REGISTRY[probe_type]
+    metrics = {spec.metric for spec in cls.values.values() if spec.metric} | ({cls.phase_metric} - {""})
+    documented = set(re.findall(r"`(probe_[a-z0-9_]+)", README[README.index("## Metrics") :]))
+    assert metrics <= documented, f"not in the README's Metrics table: {sorted(metrics - documented)}"
+
+
+@pytest.mark.parametrize("probe_type", TYPES)
+def test_default_thresholds_name_known_values_and_yield_to_the_probe(probe_type: str) -> None:
+    cls = REGISTRY[probe_type]
+    raw = yaml.safe_load(cls.example)[0]
+    known = {"duration", *cls.values}
+    for key in cls.config_model.default_thresholds(raw):
+        assert key in known, f"{probe_type}: default threshold on unknown value {key}"
+        # the probe's own limit on the same key wins over the type's default
+        own = {**raw, "thresholds": {key: {"warning": "> 12345"}}}
+        probe = parse_config(yaml.safe_dump({"probes": [own]}), env={}).probes[0]
+        assert str(probe.thresholds[key].warning) == "> 12345"
+        assert probe.thresholds[key].critical is None
+
+
+def test_unknown_type_names_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("probes:\n  - {name: x, type: nope}\n", env={})
+    assert f"known: {', '.join(sorted(PROBE_TYPES))}" in str(info.value.problems)
