@@ -24,6 +24,7 @@ if [ "$want_test" = 1 ]; then
   need promtool prometheus
   need redis-server redis-server
   need nats-server nats-server
+  need dnsmasq dnsmasq-base          # the dns probe's tests run a private one
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
 fi
