@@ -2,7 +2,7 @@
 # Install what probe-agent needs on a fresh Debian machine, idempotently: skip what is there.
 #   scripts/bootstrap.sh          Python venv with probe-agent (enough for `probe-agent demo`)
 #   scripts/bootstrap.sh --test   also the test dependencies and the real servers the tests use,
-#                                 and start the shared ones (PostgreSQL, MariaDB, Redis, NATS)
+#                                 and start the shared ones (PostgreSQL, MariaDB, Redis, NATS, RabbitMQ)
 #   scripts/bootstrap.sh --bench  --test, and nginx-light (the benchmarks' fast local target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,7 @@ if [ "$want_test" = 1 ]; then
   need redis-server redis-server
   need nats-server nats-server
   need dnsmasq dnsmasq-base          # the dns probe's tests run a private one
+  command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || apt_packages+=(rabbitmq-server)
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start the shared servers the integration tests use, if they are not answering already:
 # PostgreSQL 127.0.0.1:5432 (trust, db `test`), MariaDB 127.0.0.1:3306 (root, no password, db `test`),
-# Redis 127.0.0.1:6379, NATS with JetStream 127.0.0.1:4222. Tests that stop or break a server
+# Redis 127.0.0.1:6379, NATS with JetStream 127.0.0.1:4222, RabbitMQ 127.0.0.1:5672 (guest/guest)
+# with its management API on 15672. Tests that stop or break a server
 # start private instances of their own instead.
 set -euo pipefail
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -53,4 +54,16 @@ if ! up 4222; then
   mkdir -p /var/lib/nats-server
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
   wait_up 4222 NATS
+fi
+
+if ! up 5672; then
+  log "starting RabbitMQ"
+  rabbitmq-server -detached
+  wait_up 5672 RabbitMQ
+fi
+if ! up 15672; then
+  # the amqp probe reads unacknowledged messages from the management API
+  log "enabling RabbitMQ's management plugin"
+  for _ in $(seq 1 30); do rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 && break; sleep 1; done
+  wait_up 15672 "RabbitMQ management"
 fi
