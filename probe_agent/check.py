@@ -17,7 +17,7 @@ from probe_agent.errors import ConfigError
 from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.model import Result, Status
 from probe_agent.probe import ProbeConfig
-from probe_agent.probes import close_shared
+from probe_agent.probes import REGISTRY, close_shared
 from probe_agent.runner import ProbeHandle, run_probe
 
 STATUS_STYLE = {Status.OK: "green", Status.WARNING: "yellow", Status.CRITICAL: "bold red", Status.UNKNOWN: "magenta"}
@@ -72,6 +72,9 @@ def render_table(results: Sequence[Result], targets: dict[str, str], out: TextIO
     table.add_column("DETAIL", overflow="fold")
     for r in sorted(results, key=lambda r: (-r.status, r.probe)):
         detail = f"{r.reason.value}: {r.message}" if r.reason else r.message
+        info = [r.details[key] for key in REGISTRY[r.type].info_details if key in r.details]
+        if info:  # what answered: a server version, beside what it said
+            detail = f"{detail} [{', '.join(info)}]".lstrip()
         if r.distorted:
             detail = f"{detail} [DISTORTED: agent loop late {r.loop_lag * 1000:.0f} ms]".lstrip()
         cells: list[str | Text] = [r.probe, r.type, Text(r.status.name, style=STATUS_STYLE[r.status]), _latency(r.duration)]

@@ -96,6 +96,15 @@ def label_set(state: ProbeState) -> LabelSet:
     return found  # type: ignore[return-value]
 
 
+def info_labels(keys: tuple[str, ...], state: ProbeState) -> dict[str, str]:
+    """The type's info details of the last run, as probe_info labels; a user label of the same
+    name wins (a series cannot carry one label twice)."""
+    last = state.last
+    if not keys or last is None:
+        return {}
+    return {key: last.details[key] for key in keys if key in last.details and key not in state.config.labels}
+
+
 def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pieces:
     """All lines of one probe, by family; adds the families of its type's values to `families`."""
     cfg = state.config
@@ -106,8 +115,15 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
     def add(family: str, line: str) -> None:
         lines.setdefault(family, []).append(line)
 
-    before, after = with_label(labels, "target")
-    add("probe_info", f"probe_info{before}{_escape(state.target)}{after} 1.0\n")
+    probe_cls = REGISTRY[cfg.type]
+    info = info_labels(probe_cls.info_details, state)
+    if info:
+        # what the target says it is (a server version) changes rarely: one more label set then
+        info_text = make_label_set({"probe": cfg.name, "type": cfg.type, **cfg.labels, "target": state.target, **info})[2]
+        add("probe_info", f"probe_info{info_text} 1.0\n")
+    else:
+        before, after = with_label(labels, "target")
+        add("probe_info", f"probe_info{before}{_escape(state.target)}{after} 1.0\n")
     by_status = dict(state.results_by_status)
     before, after = with_label(labels, "status")
     add("probe_results_total", "".join(
@@ -134,7 +150,6 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
         buckets.append(f"probe_duration_seconds_sum{plain} {_num(state.duration_sum)}\n")
         add("probe_duration_seconds", "".join(buckets))
 
-        probe_cls = REGISTRY[cfg.type]
         if probe_cls.phase_metric and last.phases:
             metric = probe_cls.phase_metric
             families.setdefault(metric, ("gauge", f"Duration of each {probe_cls.phase_label} of the last {cfg.type} probe run."))

@@ -14,6 +14,7 @@ docs checks read it from there:
 - `values`: what it measures, each with its metric name and help;
 - `phase_metric` / `phase_label`: where per-phase timings go;
 - `translate()`: its client library's exceptions as a Reason and a message;
+- `info_details`: details that say what the target is, as labels on probe_info;
 - `example`: a probe of this type as YAML, the one the README shows (a test checks both).
 """
 
@@ -114,6 +115,8 @@ class Probe(abc.ABC, Generic[C]):
     phase_label: ClassVar[str] = "phase"
     # One probe of this type as a YAML list item, as the README shows it.
     example: ClassVar[str] = ""
+    # Details that say what the target is (a server's version): labels on probe_info, shown by `check`.
+    info_details: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: C):
         self.config = config

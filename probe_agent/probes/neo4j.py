@@ -9,6 +9,7 @@ first value of the first record equals it. The server's agent string
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -40,13 +41,46 @@ class Neo4jConfig(QueryConfig):
         return self.uri
 
 
-def translate(exc: BaseException) -> ProbeError | None:
-    if isinstance(exc, nexc.AuthError):
-        return ProbeError(Reason.AUTH, f"authentication failed ({exc.code or 'AuthError'})")
-    if isinstance(exc, nexc.Neo4jError):
-        # The server's code (Neo.ClientError.Statement.SyntaxError) says what failed; its message may quote the query.
-        return ProbeError(Reason.PROTOCOL, f"query failed ({exc.code})")
-    if isinstance(exc, (nexc.ServiceUnavailable, nexc.SessionExpired)):
+# Security errors the server sends on login, or on the first query after it (an expired password).
+_SECURITY_MESSAGES = {
+    "Neo.ClientError.Security.Unauthorized": "authentication failed",
+    "Neo.ClientError.Security.AuthenticationRateLimit": "too many failed logins: the server refuses this user for a while",
+    "Neo.ClientError.Security.CredentialsExpired": "the password has expired: change it before the probe can log in",
+    "Neo.ClientError.Security.TokenExpired": "the auth token has expired",
+    "Neo.ClientError.Security.Forbidden": "permission denied",
+    "Neo.ClientError.Security.AuthorizationExpired": "authorization expired",
+}
+
+
+def without_query(message: str, query: str) -> str:
+    """The server's message, first line only (the rest quotes the query with a caret), with any
+    piece of the query in it replaced by '…': a query can hold names or literals not to show."""
+    text = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
+    pieces = {query.strip(), *query.split("\n"), *query.split()}
+    for piece in sorted((p.strip() for p in pieces if len(p.strip()) >= 3), key=len, reverse=True):
+        text = text.replace(piece, "…")
+    return text[:200]
+
+
+def translate_for(query: str) -> Callable[[BaseException], ProbeError | None]:
+    def translate(exc: BaseException) -> ProbeError | None:
+        if isinstance(exc, nexc.Neo4jError) and (exc.code or "").startswith("Neo.ClientError.Security."):
+            what = _SECURITY_MESSAGES.get(exc.code or "", "login refused")
+            return ProbeError(Reason.AUTH, f"{what} ({exc.code})")
+        if isinstance(exc, nexc.AuthError):
+            return ProbeError(Reason.AUTH, f"authentication failed ({exc.code or 'AuthError'})")
+        if isinstance(exc, nexc.Neo4jError):
+            # The server's code (Neo.ClientError.Statement.SyntaxError) says what failed; its message
+            # says where, once the query text is out of it.
+            detail = without_query(exc.message or "", query)
+            return ProbeError(Reason.PROTOCOL, f"query failed: {detail} ({exc.code})" if detail else f"query failed ({exc.code})")
+        return translate_driver(exc)
+
+    return translate
+
+
+def translate_driver(exc: BaseException) -> ProbeError | None:
+    if isinstance(exc, nexc.ServiceUnavailable | nexc.SessionExpired):
         chain: list[BaseException] = []
         link: BaseException | None = exc
         while link is not None and len(chain) < 10:
@@ -71,12 +105,15 @@ class Neo4jProbe(Probe[Neo4jConfig]):
   user: neo4j
   password: ${NEO4J_PASSWORD:-}
 """
-    translate = staticmethod(translate)
+    translate = staticmethod(translate_driver)  # each probe sets its own, for its query
     phase_metric = "probe_neo4j_duration_seconds"
-    values = {}
+    info_details = ("server_agent",)
 
     def __init__(self, config: Neo4jConfig):
         super().__init__(config)
+        # the server's message may quote the query: this probe's translation knows which text to take out
+        self.translate = translate_for(config.query)  # type: ignore[method-assign,assignment]
+        self._server_agent: str | None = None
         # The driver has no synchronous abort; a close that hangs is left to the driver's own timeouts.
         self._slot = ConnectionSlot(self._connect, self._close, lambda driver: None, config.pool)
 
@@ -93,10 +130,11 @@ class Neo4jProbe(Probe[Neo4jConfig]):
             user_agent="probe-agent",
         )
         try:
-            await driver.verify_connectivity()
+            server = await driver.get_server_info()  # connects and logs in, as verify_connectivity does
         except BaseException:
             self._slot.discard(driver)
             raise
+        self._server_agent = server.agent
         return driver
 
     @staticmethod
@@ -106,19 +144,18 @@ class Neo4jProbe(Probe[Neo4jConfig]):
     async def run(self, obs: Observation) -> None:
         cfg = self.config
         async with self._slot.connection(obs) as driver:
+            if self._server_agent:
+                obs.details["server_agent"] = self._server_agent  # also when the query fails
             start = time.perf_counter()
             async with driver.session(database=cfg.database) as session:
                 result = await session.run(cfg.query)
                 record = await result.single(strict=False)
-                summary = await result.consume()
+                await result.consume()
             obs.add_phase("query", time.perf_counter() - start)
-            if summary.server.agent:
-                obs.details["server_agent"] = summary.server.agent
         cfg.check_expected(record is not None, record[0] if record is not None and len(record) else None)
 
     async def aclose(self) -> None:
         await self._slot.aclose()
-
 
 
 PROBE = Neo4jProbe

@@ -121,7 +121,8 @@ def _items(data: bytes, pos: int, n: int, as_map: bool) -> tuple[Any, int]:
 # --- server ----------------------------------------------------------------------
 
 class BoltServer:
-    """mode: "ok", "auth_fail", "query_fail", "hang" (accept, never answer), "drop" (close on RUN)."""
+    """mode: "ok", "auth_fail", "rate_limit" (on login), "expired" (password to change, on RUN),
+    "query_fail", "hang" (accept, never answer), "drop" (close on RUN)."""
 
     AGENT = "Neo4j/5.26.0"
 
@@ -192,6 +193,9 @@ class BoltServer:
             return [Structure(SUCCESS, {"server": self.AGENT, "connection_id": "bolt-1", "hints": {}})]
         if tag == LOGON:
             auth = fields[0]
+            if self.mode == "rate_limit":
+                return [Structure(FAILURE, {"code": "Neo.ClientError.Security.AuthenticationRateLimit",
+                                            "message": "The client has provided incorrect authentication details too many times in a row."})]
             if self.mode == "auth_fail" or auth.get("principal") != self.user or auth.get("credentials") != self.password:
                 return [Structure(FAILURE, {"code": "Neo.ClientError.Security.Unauthorized",
                                             "message": "The client is unauthorized due to authentication failure."})]
@@ -208,9 +212,14 @@ class BoltServer:
             self.queries.append(fields[0])
             if self.mode == "drop":
                 return None
+            if self.mode == "expired":
+                return [Structure(FAILURE, {"code": "Neo.ClientError.Security.CredentialsExpired",
+                                            "message": "Permission denied. The credentials you provided were valid, but must be changed before you can use this instance."})]
             if self.mode == "query_fail" or fields[0].strip().upper() not in ("RETURN 1", "RETURN 2"):
+                # as Neo4j 5 words it: the first line names the token, then the query and a caret
+                token = fields[0].split()[0]
                 return [Structure(FAILURE, {"code": "Neo.ClientError.Statement.SyntaxError",
-                                            "message": f"Invalid input: {fields[0]}"})]
+                                            "message": f"Invalid input '{token}': expected 'RETURN' (line 1, column 1 (offset: 0))\n\"{fields[0]}\"\n ^"})]
             return [Structure(SUCCESS, {"fields": ["1"], "t_first": 0, "qid": 0})]
         if tag in (PULL, DISCARD):
             value = int(self.queries[-1].split()[-1]) if self.queries else 1

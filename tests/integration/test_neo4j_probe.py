@@ -3,6 +3,7 @@ and against a real Neo4j when NEO4J_URI is set (docker-compose.test.yml provides
 
 from __future__ import annotations
 
+import io
 import os
 import time
 
@@ -35,18 +36,63 @@ async def test_unexpected_value(probe_once: ProbeOnce) -> None:
     assert (result.reason, result.message) == (Reason.ASSERTION, "unexpected result: got 2, expected 1")
 
 
-async def test_auth_failure(probe_once: ProbeOnce) -> None:
+async def test_wrong_password(probe_once: ProbeOnce) -> None:
     async with BoltServer() as server:
         result = await probe_once(neo4j_probe(server, password="wrong-password"))
     assert (result.reason, result.message) == (
         Reason.AUTH, "authentication failed (Neo.ClientError.Security.Unauthorized)"
     )
+    assert "wrong-password" not in repr(result)
 
 
-async def test_query_failure_reports_code_not_query(probe_once: ProbeOnce) -> None:
+async def test_query_failure_keeps_the_servers_words_not_the_query(probe_once: ProbeOnce) -> None:
     async with BoltServer(mode="query_fail") as server:
         result = await probe_once(neo4j_probe(server, query="MATCH (n:Secret) RETURN n"))
-    assert (result.reason, result.message) == (Reason.PROTOCOL, "query failed (Neo.ClientError.Statement.SyntaxError)")
+    assert (result.reason, result.message) == (
+        Reason.PROTOCOL,
+        "query failed: Invalid input '…': expected '…' (line 1, column 1 (offset: 0)) (Neo.ClientError.Statement.SyntaxError)",
+    )
+    assert "Secret" not in repr(result)
+    assert result.details["server_agent"] == "Neo4j/5.26.0"  # it logged in: say what answered
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("auth_fail", "authentication failed (Neo.ClientError.Security.Unauthorized)"),
+        ("rate_limit", "too many failed logins: the server refuses this user for a while "
+                       "(Neo.ClientError.Security.AuthenticationRateLimit)"),
+        ("expired", "the password has expired: change it before the probe can log in "
+                    "(Neo.ClientError.Security.CredentialsExpired)"),
+    ],
+)
+async def test_login_rejections_are_auth_failures(probe_once: ProbeOnce, mode: str, message: str) -> None:
+    async with BoltServer(mode=mode) as server:
+        result = await probe_once(neo4j_probe(server))
+    assert (result.status, result.reason, result.message) == (Status.CRITICAL, Reason.AUTH, message)
+
+
+async def test_server_agent_on_probe_info_and_in_check(probe_once: ProbeOnce) -> None:
+    from probe_agent.check import render_table
+    from probe_agent.config import parse_config
+    from probe_agent.exposition import render_probe
+    from probe_agent.state import StateStore
+
+    async with BoltServer() as server:
+        result = await probe_once(neo4j_probe(server))
+    config = parse_config(
+        f"probes: [{{name: t, type: neo4j, uri: '{server.uri}', labels: {{team: graph}}}}]", env={}
+    )
+    store = StateStore()
+    store.probes = store.plan_config(config)
+    store.record(result)
+    lines = render_probe(store.probes["t"], {})["probe_info"].decode()
+    assert lines == (
+        f'probe_info{{probe="t",server_agent="Neo4j/5.26.0",target="{server.uri}",team="graph",type="neo4j"}} 1.0\n'
+    )
+    out = io.StringIO()
+    render_table([result], {}, out)
+    assert "[Neo4j/5.26.0]" in out.getvalue()
 
 
 async def test_server_that_never_answers(probe_once: ProbeOnce) -> None:
