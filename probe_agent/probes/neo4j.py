@@ -112,7 +112,7 @@ class Neo4jProbe(Probe[Neo4jConfig]):
     def __init__(self, config: Neo4jConfig):
         super().__init__(config)
         # the server's message may quote the query: this probe's translation knows which text to take out
-        self.translate = translate_for(config.query)  # type: ignore[method-assign,assignment]
+        self.translate = translate_for(config.query)  # type: ignore[assignment]
         self._server_agent: str | None = None
         # The driver has no synchronous abort; a close that hangs is left to the driver's own timeouts.
         self._slot = ConnectionSlot(self._connect, self._close, lambda driver: None, config.pool)
