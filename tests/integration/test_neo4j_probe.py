@@ -93,6 +93,12 @@ async def test_server_agent_on_probe_info_and_in_check(probe_once: ProbeOnce) ->
     out = io.StringIO()
     render_table([result], {}, out)
     assert "[Neo4j/5.26.0]" in out.getvalue()
+    # a user label of the same name wins: a series cannot carry one label twice
+    own = parse_config(f"probes: [{{name: t, type: neo4j, uri: '{server.uri}', labels: {{server_agent: mine}}}}]", env={})
+    store.probes = store.plan_config(own)
+    store.record(result)
+    info = render_probe(store.probes["t"], {})["probe_info"].decode()
+    assert info.count("server_agent=") == 1 and 'server_agent="mine"' in info
 
 
 async def test_server_that_never_answers(probe_once: ProbeOnce) -> None:
