@@ -18,11 +18,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from probe_agent.errors import ConfigError
-from probe_agent.fields import Duration, Interval, Timeout
+from probe_agent.fields import DEFAULT_BUCKETS, Buckets, Duration, Interval, Timeout
 from probe_agent.loopmonitor import DEFAULT_LAG_TOLERANCE
 from probe_agent.probe import ProbeConfig
 from probe_agent.probes import REGISTRY
 from probe_agent.redact import Redactor, collect_secrets
+from probe_agent.slo import Slo, slo_members
 from probe_agent.yamlload import MAX_CONFIG_BYTES, decode, load_yaml, read_config_bytes
 
 DEFAULT_CONFIG_PATH = "probes.yaml"
@@ -35,6 +36,7 @@ class Defaults(BaseModel):
     timeout: Timeout = 10.0
     failure_threshold: int = Field(1, ge=1)
     success_threshold: int = Field(1, ge=1)
+    buckets: Buckets = ()  # probe_run_duration_seconds bounds; empty: DEFAULT_BUCKETS
 
 
 class AgentConfig(BaseModel):
@@ -45,6 +47,7 @@ class AgentConfig(BaseModel):
     # A run during which the event loop was later than this is marked distorted.
     loop_lag_tolerance: Duration = DEFAULT_LAG_TOLERANCE
     probes: list[ProbeConfig] = []
+    slos: list[Slo] = []  # objectives over groups of probes; `probe-agent rules` writes their alerts
     # Strings that must never leave the agent (passwords, tokens); filled by the loader.
     # By probe: a probe's outputs are masked with its own secrets (a password of one probe
     # that is an ordinary word in another's message stays readable there); all of them
@@ -133,12 +136,14 @@ def parse_config(
     secrets: set[str] = set()
     env_secrets: dict[str, set[str]] = {}
     raw_probes = raw.pop("probes", None) or []
+    raw_slos = raw.pop("slos", None) or []
     top = _expand(raw, env, "", problems, secrets)
     try:
         agent = AgentConfig.model_validate(top)
     except ValidationError as exc:
         problems.extend(_pydantic_problems("", exc))
         agent = AgentConfig()
+    agent = agent.model_copy(update={"slos": _parse_slos(raw_slos, env, problems, secrets)})
     defaults = agent.defaults.model_dump()
 
     if not isinstance(raw_probes, list):
@@ -183,6 +188,20 @@ def parse_config(
 
     for probe in probes:
         problems.extend(f"probe {probe.name!r}: {p}" for p in _threshold_problems(probe))
+    slo_limits: dict[str, set[float]] = {}
+    names = {p.name for p in probes}
+    for index, slo in enumerate(agent.slos):
+        label = f"slos[{index}] ({slo.name})"
+        problems.extend(
+            f"{label}: probes: no probe named {name!r}" + _did_you_mean(name, names) for name in slo.probes if name not in names
+        )
+        members = slo_members(slo, probes)
+        if not members and slo.tags:
+            problems.append(f"{label}: no probe has any of the tags {', '.join(slo.tags)}")
+        if slo.latency is not None:
+            for name in members:
+                slo_limits.setdefault(name, set()).add(slo.latency.threshold)
+    probes = [with_limit_buckets(probe, tuple(slo_limits.get(probe.name, ()))) for probe in probes]
 
     if problems:
         raise ConfigError(problems)
@@ -192,12 +211,47 @@ def parse_config(
 
 
 def _threshold_problems(probe: ProbeConfig) -> list[str]:
-    known = {"duration", *REGISTRY[probe.type].values}
+    # an info value (probe_tls_version_info) is always 1: nothing to hold a limit against
+    known = {"duration", *(name for name, spec in REGISTRY[probe.type].values.items() if not spec.labels)}
     return [
         f"thresholds.{key}: unknown value {key!r} for type {probe.type} (known: {', '.join(sorted(known))})"
         for key in probe.thresholds
         if key not in known
     ]
+
+
+def _parse_slos(raw: Any, env: Mapping[str, str], problems: list[str], secrets: set[str]) -> list[Slo]:
+    """Each SLO on its own, so one bad SLO does not hide the problems of the others."""
+    if not isinstance(raw, list):
+        problems.append("slos: expected a list of SLOs")
+        return []
+    slos = []
+    for index, entry in enumerate(raw):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        label = f"slos[{index}] ({name})" if isinstance(name, str) else f"slos[{index}]"
+        try:
+            slos.append(Slo.model_validate(_expand(entry, env, "", problems, secrets)))
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(f"{label}: ", exc))
+    return slos
+
+
+def _did_you_mean(name: str, known: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def with_limit_buckets(probe: ProbeConfig, limits: tuple[float, ...] = ()) -> ProbeConfig:
+    """The probe with its final histogram bounds: its own (or the defaults), plus every duration
+    limit it declares and `limits` (SLO thresholds), so `le="0.3"` exists when 300 ms matters."""
+    bounds = set(probe.buckets or DEFAULT_BUCKETS) | set(limits)
+    duration = probe.thresholds.get("duration")
+    if duration is not None:
+        bounds |= {limit.bound for limit in (duration.warning, duration.critical) if limit is not None and limit.bound > 0}
+    final = tuple(sorted(bounds))
+    return probe if final == probe.buckets else probe.model_copy(update={"buckets": final})
 
 
 def resolve_config_path(path: str | None) -> Path:

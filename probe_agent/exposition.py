@@ -20,14 +20,16 @@ which every probe in flight measured the agent instead of its target. So:
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from probe_agent.errors import Reason
 from probe_agent.model import Status
 from probe_agent.probes import REGISTRY
-from probe_agent.state import DURATION_BUCKETS, Health, ProbeState
+from probe_agent.state import Health, ProbeState
 
 GZIP_LEVEL = 1  # ~4x cheaper than the default and still ~10x smaller on this repetitive text
 # Work done between two turns of the loop, about 3 ms: a render costs ~50 us, a cached probe ~4 us.
@@ -39,13 +41,19 @@ CORE_FAMILIES: dict[str, tuple[str, str]] = {
     "probe_success": ("gauge", "1 if the last run of the probe succeeded (status OK or WARNING), else 0."),
     "probe_status": ("gauge", "Status of the last run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."),
     "probe_healthy": ("gauge", "1 if the probe is healthy after failure_threshold/success_threshold, 0 if failing or stale."),
-    "probe_duration_seconds": ("histogram", "Duration of probe runs."),
+    "probe_duration_seconds": ("gauge", "Duration of the last probe run in seconds, as blackbox_exporter's."),
+    "probe_run_duration_seconds": ("histogram", "Duration of probe runs; bounds include the probe's own duration limits."),
     "probe_results_total": ("counter", "Probe runs by resulting status."),
     "probe_failures_total": ("counter", "Failed probe runs by reason."),
     "probe_last_run_timestamp_seconds": ("gauge", "Unix time at which the last run started."),
     "probe_info": ("gauge", "Probe configuration; always 1."),
 }
-_BUCKET_LABELS = [*(repr(float(b)) for b in DURATION_BUCKETS), "+Inf"]
+
+
+@functools.lru_cache(maxsize=256)
+def bucket_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The `le` values of a histogram with these bounds (few distinct sets: cached)."""
+    return (*(repr(float(b)) for b in bounds), "+Inf")
 
 # family -> its lines for one probe. A dict of str to bytes is not tracked by the garbage collector,
 # so 10,000 cached probes add nothing to the full collections that hold the loop.
@@ -96,6 +104,17 @@ def label_set(state: ProbeState) -> LabelSet:
     return found  # type: ignore[return-value]
 
 
+@functools.lru_cache(maxsize=64)
+def _sorted_reasons(reasons: tuple[Reason, ...]) -> tuple[str, ...]:
+    return tuple(sorted(r.value for r in reasons))
+
+
+def reason_names(reasons: tuple[Reason, ...], seen: Mapping[str, int]) -> tuple[str, ...]:
+    """The type's failure reasons, and any other that happened all the same (a skipped run's)."""
+    names = _sorted_reasons(reasons)
+    return names if all(r in names for r in seen) else tuple(sorted({*names, *seen}))
+
+
 def info_labels(keys: tuple[str, ...], state: ProbeState) -> dict[str, str]:
     """The type's info details of the last run, as probe_info labels; a user label of the same
     name wins (a series cannot carry one label twice)."""
@@ -129,26 +148,29 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
     add("probe_results_total", "".join(
         f"probe_results_total{before}{status.label}{after} {_num(by_status.get(status, 0))}\n" for status in Status
     ))
-    failures = dict(state.failures_by_reason)
-    if failures:
-        before, after = with_label(labels, "reason")
-        add("probe_failures_total", "".join(
-            f"probe_failures_total{before}{reason}{after} {_num(count)}\n" for reason, count in sorted(failures.items())
-        ))
+    # Every reason the type can fail with is there from the start, at 0: rate() and increase()
+    # see the first failure (a series born at 1 counts nothing until its second sample).
+    failures = state.failures_by_reason
+    before, after = with_label(labels, "reason")
+    add("probe_failures_total", "".join(
+        f"probe_failures_total{before}{reason}{after} {_num(failures.get(reason, 0))}\n"
+        for reason in reason_names(probe_cls.failure_reasons, failures)
+    ))
     last = state.last
     if last is not None:
         add("probe_success", f"probe_success{plain} {'1.0' if last.success else '0.0'}\n")
         add("probe_status", f"probe_status{plain} {int(last.status)}.0\n")
         add("probe_healthy", f"probe_healthy{plain} {'1.0' if state.effective_health() is Health.OK else '0.0'}\n")
         add("probe_last_run_timestamp_seconds", f"probe_last_run_timestamp_seconds{plain} {_num(last.started_at)}\n")
+        add("probe_duration_seconds", f"probe_duration_seconds{plain} {_num(last.duration)}\n")
         before, after = with_label(labels, "le")
         counts, cumulative, buckets = list(state.bucket_counts), 0, []
-        for le, count in zip(_BUCKET_LABELS, counts, strict=False):
+        for le, count in zip(bucket_labels(cfg.buckets), counts, strict=True):
             cumulative += count
-            buckets.append(f"probe_duration_seconds_bucket{before}{le}{after} {cumulative}.0\n")
-        buckets.append(f"probe_duration_seconds_count{plain} {cumulative}.0\n")
-        buckets.append(f"probe_duration_seconds_sum{plain} {_num(state.duration_sum)}\n")
-        add("probe_duration_seconds", "".join(buckets))
+            buckets.append(f"probe_run_duration_seconds_bucket{before}{le}{after} {cumulative}.0\n")
+        buckets.append(f"probe_run_duration_seconds_count{plain} {cumulative}.0\n")
+        buckets.append(f"probe_run_duration_seconds_sum{plain} {_num(state.duration_sum)}\n")
+        add("probe_run_duration_seconds", "".join(buckets))
 
         if probe_cls.phase_metric and last.phases:
             metric = probe_cls.phase_metric
@@ -160,7 +182,13 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
             if spec is None or spec.metric is None:
                 continue
             families.setdefault(spec.metric, ("gauge", spec.help))
-            add(spec.metric, f"{spec.metric}{plain} {_num(value)}\n")
+            if spec.labels:
+                extra = last.value_labels.get(value_name, {})
+                own = {"probe": cfg.name, "type": cfg.type, **cfg.labels}
+                text = make_label_set({**own, **{k: extra.get(k, "") for k in spec.labels if k not in own}})[2]
+                add(spec.metric, f"{spec.metric}{text} {_num(value)}\n")
+            else:
+                add(spec.metric, f"{spec.metric}{plain} {_num(value)}\n")
     return {family: "".join(text).encode() for family, text in lines.items()}
 
 

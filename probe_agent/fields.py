@@ -77,6 +77,20 @@ def _check_http_url(url: str) -> str:
     return url
 
 
+# The run-duration histogram's default bounds: the latency limits SLOs are usually written at
+# (100, 200, 300, 500 ms, 1, 2, 3, 5 s) are all boundaries, so a ratio at them is exact. Every
+# duration limit a probe declares is added to its own bounds (probe_agent.config).
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
+MAX_BUCKETS = 40  # each is a series per probe
+
+
+def _check_buckets(bounds: tuple[float, ...]) -> tuple[float, ...]:
+    if len(bounds) > MAX_BUCKETS:
+        raise ValueError(f"at most {MAX_BUCKETS} bucket bounds (each is a series per probe), got {len(bounds)}")
+    return tuple(sorted(set(bounds)))
+
+
+Buckets = Annotated[tuple[Duration, ...], AfterValidator(_check_buckets)]  # histogram bounds, sorted
 Regex = Annotated[str, AfterValidator(_check_regex)]  # a regular expression, compiled once to check it
 HttpUrl = Annotated[str, AfterValidator(_check_http_url)]  # kept as the user wrote it (no normalising)
 

@@ -84,7 +84,7 @@ async def _on_dns_start(_s: Any, ctx: Any, _p: Any) -> None:
 async def _on_dns_end(_s: Any, ctx: Any, _p: Any) -> None:
     if isinstance(t := ctx.trace_request_ctx, RequestTimings):
         seconds = time.perf_counter() - t.dns_start
-        t.add("dns", seconds)
+        t.add("resolve", seconds)
         t.dns_in_connect += seconds
 
 
@@ -114,7 +114,7 @@ async def _on_headers_sent(_s: Any, ctx: Any, _p: Any) -> None:
 async def _on_response(_s: Any, ctx: Any, _p: Any) -> None:
     # Fires for each redirect hop and for the final response, once headers are in.
     if isinstance(t := ctx.trace_request_ctx, RequestTimings) and t.sent:
-        t.add("first_byte", time.perf_counter() - t.sent)
+        t.add("processing", time.perf_counter() - t.sent)
         t.sent = 0.0
 
 
@@ -172,13 +172,17 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class BodyMismatch(ProbeError):
+    """The body lacks the text or pattern it must have (blackbox_exporter's probe_failed_due_to_regex)."""
+
+
 def check_body(body: bytes, contains: str | None, regex: str | None, expect_json: dict[str, Any]) -> None:
     """The body expectations shared by http and synthetic probes."""
     text = body.decode("utf-8", errors="replace") if (contains or regex) else ""
     if contains is not None and contains not in text:
-        raise ProbeError(Reason.ASSERTION, f"body does not contain {contains!r}")
+        raise BodyMismatch(Reason.ASSERTION, f"body does not contain {contains!r}")
     if regex is not None and not re.search(regex, text):
-        raise ProbeError(Reason.ASSERTION, f"body does not match /{regex}/")
+        raise BodyMismatch(Reason.ASSERTION, f"body does not match /{regex}/")
     if expect_json:
         document = parse_json(body)
         for path, expected in expect_json.items():

@@ -36,6 +36,8 @@ class Observation:
     details: dict[str, str] = field(default_factory=dict)
     # Things worth a WARNING that are not a measured value (a slow step in a flow).
     warnings: list[str] = field(default_factory=list)
+    # value name -> its labels, for values whose ValueSpec declares labels
+    value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def add_phase(self, name: str, seconds: float) -> None:
         self.phases[name] = self.phases.get(name, 0.0) + max(seconds, 0.0)
@@ -47,6 +49,9 @@ class ValueSpec:
 
     metric: str | None  # None: usable in thresholds, not exported (e.g. a duplicate in other units)
     help: str
+    # Labels the value carries, set per run in Observation.value_labels (an info metric's
+    # `version="TLS 1.3"`); the series changes when they do.
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,7 @@ class Result:
     breaches: tuple[str, ...] = ()  # threshold breaches, e.g. "dlq_depth 150 > 100"
     loop_lag: float = 0.0  # the largest event-loop lag seen during the run, seconds
     distorted: bool = False  # loop_lag exceeded the tolerance: timings may be the agent's, not the target's
+    value_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # see ValueSpec.labels
 
     @property
     def success(self) -> bool:

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from probe_agent.errors import ProbeError
-from probe_agent.fields import RESERVED_LABELS, Interval, Threshold, Timeout
+from probe_agent.errors import ProbeError, Reason
+from probe_agent.fields import RESERVED_LABELS, Buckets, Interval, Threshold, Timeout
 from probe_agent.model import Observation, ValueSpec
 
 
@@ -46,6 +46,9 @@ class ProbeConfig(BaseModel):
     labels: dict[str, str] = {}  # extra Prometheus labels on this probe's series
     tags: list[str] = []  # for `check --tag`
     thresholds: dict[str, Threshold] = {}  # 'duration' or a value name -> warning/critical
+    # Bounds of probe_run_duration_seconds; empty: defaults.buckets or DEFAULT_BUCKETS. The loader
+    # adds this probe's duration limits (thresholds, SLOs), so ratios at them are exact.
+    buckets: Buckets = ()
     failure_threshold: int = Field(1, ge=1)  # consecutive failures before it counts as failing
     success_threshold: int = Field(1, ge=1)  # consecutive successes before it counts as healthy again
 
@@ -115,6 +118,8 @@ class Probe(abc.ABC, Generic[C]):
     phase_label: ClassVar[str] = "phase"
     # One probe of this type as a YAML list item, as the README shows it.
     example: ClassVar[str] = ""
+    # The reasons a run of this type can fail with: probe_failures_total has each from the start.
+    failure_reasons: ClassVar[tuple[Reason, ...]] = tuple(Reason)
     # Details that say what the target is (a server's version): labels on probe_info, shown by `check`.
     info_details: ClassVar[tuple[str, ...]] = ()
 

@@ -141,6 +141,7 @@ async def run_probe(
         breaches=tuple(breaches),
         loop_lag=loop_lag,
         distorted=distorted,
+        value_labels={k: {n: redact(v) for n, v in labels.items()} for k, labels in obs.value_labels.items()},
     )
 
 

@@ -19,7 +19,6 @@ from probe_agent.config import AgentConfig
 from probe_agent.model import Result, Status
 from probe_agent.probe import ProbeConfig
 
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STALE_MARGIN = 5.0
 _serials = itertools.count()
 
@@ -54,7 +53,7 @@ class ProbeState:
     consecutive_successes: int = 0
     results_by_status: collections.Counter[Status] = field(default_factory=collections.Counter)
     failures_by_reason: collections.Counter[str] = field(default_factory=collections.Counter)
-    bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    bucket_counts: list[int] = field(default_factory=list)  # by config.buckets, then +Inf
     duration_sum: float = 0.0
     finished: float = 0.0  # monotonic time the last run ended
     stale: bool = False  # set by the agent's watchdog, so a change can be logged once
@@ -71,7 +70,9 @@ class ProbeState:
         self.results_by_status[result.status] += 1
         if result.reason is not None:
             self.failures_by_reason[result.reason.value] += 1
-        self.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, result.duration)] += 1
+        if not self.bucket_counts:
+            self.bucket_counts = [0] * (len(self.config.buckets) + 1)
+        self.bucket_counts[bisect.bisect_left(self.config.buckets, result.duration)] += 1
         self.duration_sum += result.duration
 
         if result.success:

@@ -22,7 +22,7 @@ import weakref
 class HandshakeClock:
     """When the last TLS handshake started and finished (the tls phase), and the peer's certificate."""
 
-    __slots__ = ("finished", "peer_cert", "started")
+    __slots__ = ("finished", "peer_cert", "started", "version")
 
     def __init__(self) -> None:
         self.reset()
@@ -31,6 +31,7 @@ class HandshakeClock:
         self.started: float | None = None
         self.finished: float | None = None
         self.peer_cert: bytes | None = None
+        self.version: str | None = None  # "TLSv1.3", as ssl says it
 
     def cert_expiry(self) -> float | None:
         """Unix time of the peer certificate's notAfter, if a handshake completed."""
@@ -59,6 +60,7 @@ class _TimedSSLObject(ssl.SSLObject):
             clock.finished = time.perf_counter()
             # Read here, not from the response: aiohttp may release the connection before we look.
             clock.peer_cert = self.getpeercert(binary_form=True)
+            clock.version = self.version()
 
 
 class TlsFileError(ValueError):
@@ -136,6 +138,32 @@ def _der_item(data: bytes, pos: int) -> tuple[int, int, int]:
         length = int.from_bytes(data[pos : pos + count], "big")
         pos += count
     return tag, pos, pos + length
+
+
+def tls_version_label(version: str) -> str:
+    """'TLSv1.3' as blackbox_exporter writes it: 'TLS 1.3'."""
+    return version.replace("TLSv", "TLS ") if version.startswith("TLSv") else version
+
+
+def cert_labels(der: bytes) -> dict[str, str]:
+    """probe_ssl_last_chain_info's labels for one certificate, as blackbox_exporter writes them
+    (Go's pkix.Name strings are RFC 4514's). cryptography is imported on the first TLS run."""
+    import hashlib
+
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    return {
+        "fingerprint_sha256": hashlib.sha256(der).hexdigest(),
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "subjectalternative": ",".join(names),
+        "serialnumber": format(cert.serial_number, "x"),
+    }
 
 
 def cert_not_after(der: bytes) -> float:

@@ -120,6 +120,7 @@ class DnsProbe(Probe[DnsConfig]):
   thresholds:
     duration: {warning: 100ms, critical: 1s}"""
     translate = staticmethod(translate)
+    failure_reasons = (Reason.TIMEOUT, Reason.CONNECT, Reason.PROTOCOL, Reason.ASSERTION, Reason.INTERNAL)
     phase_metric = "probe_dns_duration_seconds"
     values = {
         "answer_rrs": ValueSpec("probe_dns_answer_rrs", "Number of records in the answer section."),

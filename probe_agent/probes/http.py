@@ -13,11 +13,13 @@ import time
 from typing import Literal
 from urllib.parse import urlsplit
 
+import aiohttp
 from pydantic import Field
 
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.fields import HttpUrl, Regex
 from probe_agent.httpclient import (
+    BodyMismatch,
     HttpMethod,
     JsonExpectations,
     RequestTimings,
@@ -31,7 +33,9 @@ from probe_agent.httpclient import (
 )
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probe import Probe, ProbeConfig
-from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock, client_context
+from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock, cert_labels, client_context, tls_version_label
+
+PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 
 
 class HttpConfig(ProbeConfig):
@@ -69,12 +73,30 @@ class HttpProbe(Probe[HttpConfig]):
 """
     translate = staticmethod(translate_client_error)
     phase_metric = "probe_http_duration_seconds"
+    # blackbox_exporter's names, types and meanings; the first eight are there after every run,
+    # 0 when the run ended before they could be known (as there).
     values = {
-        "status_code": ValueSpec("probe_http_status_code", "HTTP status code of the last response."),
-        "body_bytes": ValueSpec("probe_http_content_length_bytes", "Length of the response body in bytes."),
-        "redirects": ValueSpec("probe_http_redirects", "Number of redirects followed."),
+        "status_code": ValueSpec("probe_http_status_code", "Response HTTP status code; 0 if no response."),
+        "content_length": ValueSpec("probe_http_content_length", "Length of the HTTP content response (Content-Length; -1 if not sent)."),
+        "body_bytes": ValueSpec("probe_http_uncompressed_body_length", "Length of the uncompressed response body in bytes."),
+        "redirects": ValueSpec("probe_http_redirects", "The number of redirects."),
+        "ssl": ValueSpec("probe_http_ssl", "Indicates if SSL was used for the final redirect."),
+        "http_version": ValueSpec("probe_http_version", "Returns the version of HTTP of the probe response."),
+        "failed_due_to_regex": ValueSpec("probe_failed_due_to_regex", "Indicates if probe failed due to regex."),
+        "dns_lookup_seconds": ValueSpec("probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds."),
+        "ip_protocol": ValueSpec("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6."),
+        "ip_addr_hash": ValueSpec("probe_ip_addr_hash", "Specifies the hash of IP address. It's useful to detect if the IP address changes."),
         "ssl_earliest_cert_expiry": ValueSpec(
-            "probe_ssl_earliest_cert_expiry", "Unix time at which the server certificate expires."
+            "probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime."
+        ),
+        "ssl_last_chain_expiry": ValueSpec(
+            "probe_ssl_last_chain_expiry_timestamp_seconds", "Returns last SSL chain expiry in timestamp."
+        ),
+        "tls_version": ValueSpec("probe_tls_version_info", "Returns the TLS version used or NaN when unknown.", ("version",)),
+        "ssl_chain": ValueSpec(
+            "probe_ssl_last_chain_info",
+            "Contains SSL leaf certificate information.",
+            ("fingerprint_sha256", "subject", "issuer", "subjectalternative", "serialnumber"),
         ),
         "cert_expiry_days": ValueSpec(None, "Days until the server certificate expires (for thresholds)."),
     }
@@ -95,6 +117,9 @@ class HttpProbe(Probe[HttpConfig]):
         clock = HandshakeClock()
         HANDSHAKE_CLOCK.set(clock)  # this run's connections copy it; the next run sets its own
         timings = RequestTimings(clock)
+        values = obs.values
+        for name in ("status_code", "content_length", "body_bytes", "redirects", "ssl", "http_version", "failed_due_to_regex"):
+            values[name] = 0.0
         try:
             async with shared_session().request(
                 cfg.method,
@@ -106,27 +131,67 @@ class HttpProbe(Probe[HttpConfig]):
                 trace_request_ctx=timings,
             ) as response:
                 headers_at = time.perf_counter()
-                obs.values["status_code"] = response.status
-                obs.values["redirects"] = len(response.history)
-                if (expiry := clock.cert_expiry()) is not None:
-                    obs.values["ssl_earliest_cert_expiry"] = expiry
-                    obs.values["cert_expiry_days"] = round((expiry - time.time()) / 86400, 3)
+                values["status_code"] = response.status
+                values["redirects"] = len(response.history)
+                values["http_version"] = response.version.major + response.version.minor / 10 if response.version else 0.0
+                length = response.content_length
+                values["content_length"] = float(length) if length is not None else -1.0
+                values["ssl"] = 1.0 if response.url.scheme == "https" else 0.0
+                self._peer(response, obs)
+                self._tls_values(clock, obs)
                 if len(response.history):
                     obs.details["final_url"] = str(response.url)
                 body = await read_capped(response, cfg.max_body_bytes)
-                obs.values["body_bytes"] = len(body)
+                values["body_bytes"] = len(body)
                 timings.add("transfer", time.perf_counter() - headers_at)
         finally:
-            for phase in ("dns", "connect", "tls", "first_byte", "transfer"):
-                if phase in timings.phases:
-                    obs.add_phase(phase, timings.phases[phase])
+            # all five, 0 for those that did not happen, as blackbox_exporter has them
+            for phase in PHASES:
+                obs.add_phase(phase, timings.phases.get(phase, 0.0))
+            values["dns_lookup_seconds"] = timings.phases.get("resolve", 0.0)
 
         if not any(lo <= response.status <= hi for lo, hi in cfg.expect_status):
             raise ProbeError(
                 Reason.ASSERTION,
                 f"status {response.status}, expected {format_status_ranges(cfg.expect_status)}",
             )
-        check_body(body, cfg.body_contains, cfg.body_regex, cfg.expect_json)
+        try:
+            check_body(body, cfg.body_contains, cfg.body_regex, cfg.expect_json)
+        except BodyMismatch:
+            values["failed_due_to_regex"] = 1.0
+            raise
+
+    @staticmethod
+    def _peer(response: aiohttp.ClientResponse, obs: Observation) -> None:
+        connection = response.connection
+        peer = connection.transport.get_extra_info("peername") if connection and connection.transport else None
+        if peer:
+            address = str(peer[0])
+            obs.values["ip_protocol"] = 6.0 if ":" in address else 4.0
+            obs.values["ip_addr_hash"] = float(fnv32a(address))
+
+    @staticmethod
+    def _tls_values(clock: HandshakeClock, obs: Observation) -> None:
+        if (expiry := clock.cert_expiry()) is None:
+            return
+        obs.values["ssl_earliest_cert_expiry"] = expiry
+        # Python before 3.13 gives the peer's certificate, not its chain: the leaf stands for it
+        obs.values["ssl_last_chain_expiry"] = expiry
+        obs.values["cert_expiry_days"] = round((expiry - time.time()) / 86400, 3)
+        if clock.version:
+            obs.values["tls_version"] = 1.0
+            obs.value_labels["tls_version"] = {"version": tls_version_label(clock.version)}
+        if clock.peer_cert:
+            obs.values["ssl_chain"] = 1.0
+            obs.value_labels["ssl_chain"] = cert_labels(clock.peer_cert)
+
+
+def fnv32a(text: str) -> int:
+    """32-bit FNV-1a of the text, as blackbox_exporter hashes the address for probe_ip_addr_hash."""
+    value = 0x811C9DC5
+    for byte in text.encode():
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value
 
 
 

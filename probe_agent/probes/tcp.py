@@ -50,6 +50,7 @@ class TcpProbe(Probe[TcpConfig]):
   timeout: 3s
 """
     phase_metric = "probe_tcp_duration_seconds"
+    failure_reasons = (Reason.TIMEOUT, Reason.CONNECT, Reason.TLS, Reason.PROTOCOL, Reason.ASSERTION, Reason.INTERNAL)
     values = {
         "ssl_earliest_cert_expiry": ValueSpec(
             "probe_ssl_earliest_cert_expiry", "Unix time at which the server certificate expires."

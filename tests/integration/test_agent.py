@@ -175,7 +175,7 @@ probes:
     agent = AgentProcess(config).start()
     try:
         def runs() -> float:
-            return metric(agent.get("/metrics")[1], 'probe_duration_seconds_count{probe="ready"') or 0
+            return metric(agent.get("/metrics")[1], 'probe_run_duration_seconds_count{probe="ready"') or 0
 
         agent.wait_for(lambda: runs() >= 3, what="3 runs")
         http_json("POST", f"{shop}/admin/faults", b'{"endpoint": "readiness", "mode": "error"}')

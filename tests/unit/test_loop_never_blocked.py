@@ -63,7 +63,7 @@ async def test_scrapes_and_health_at_10000_probes_do_not_hold_the_loop(big_confi
     for i, name in enumerate(agent.store.probes):
         agent.store.record(Result(
             name, "http", Status.OK, None, "", 0.012, 1.7e9 + i,
-            {"dns": 0.001, "connect": 0.002, "first_byte": 0.008, "transfer": 0.001},
+            {"resolve": 0.001, "connect": 0.002, "tls": 0.0, "processing": 0.008, "transfer": 0.001},
             {"status_code": 200, "body_bytes": 1234, "redirects": 0}, {},
         ))
     monitor = LoopMonitor(tick=0.005)

@@ -43,19 +43,24 @@ def get(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, l
 def test_probe_series_from_results() -> None:
     store, exposition = setup()
     store.record(Result("web", "http", Status.OK, None, "", 0.02, 1700000000.0,
-                        {"connect": 0.001, "first_byte": 0.01}, {"status_code": 200, "cert_expiry_days": 3}, {}))
+                        {"connect": 0.001, "processing": 0.01}, {"status_code": 200, "cert_expiry_days": 3}, {}))
     store.record(Result("port", "tcp", Status.CRITICAL, Reason.CONNECT, "refused", 0.001, 1700000001.0, {}, {}, {}))
     found = samples(store, exposition)
     web = {"probe": "web", "type": "http", "team": "core"}
     port = {"probe": "port", "type": "tcp"}
     assert get(found, "probe_success", web) == 1 and get(found, "probe_success", port) == 0
     assert get(found, "probe_status", port) == 2
-    assert get(found, "probe_duration_seconds_bucket", {**web, "le": "0.025"}) == 1
-    assert get(found, "probe_duration_seconds_bucket", {**web, "le": "0.01"}) == 0
-    assert get(found, "probe_duration_seconds_count", web) == 1
+    assert get(found, "probe_duration_seconds", web) == 0.02  # the last run, a gauge as blackbox_exporter's
+    assert get(found, "probe_run_duration_seconds_bucket", {**web, "le": "0.025"}) == 1
+    assert get(found, "probe_run_duration_seconds_bucket", {**web, "le": "0.01"}) == 0
+    assert get(found, "probe_run_duration_seconds_count", web) == 1
     assert get(found, "probe_results_total", {**port, "status": "critical"}) == 1
     assert get(found, "probe_failures_total", {**port, "reason": "connect"}) == 1
-    assert get(found, "probe_http_duration_seconds", {**web, "phase": "first_byte"}) == 0.01
+    # every reason a type can fail with is there from the start, at 0 (tcp has no logins)
+    assert get(found, "probe_failures_total", {**web, "reason": "timeout"}) == 0
+    assert {labels for name, labels in found if name == "probe_failures_total" and ("probe", "port") in labels} == {
+        frozenset({**port, "reason": r}.items()) for r in ("timeout", "connect", "tls", "protocol", "assertion", "internal")}
+    assert get(found, "probe_http_duration_seconds", {**web, "phase": "processing"}) == 0.01
     assert get(found, "probe_http_status_code", web) == 200
     assert get(found, "probe_last_run_timestamp_seconds", port) == 1700000001.0
     assert get(found, "probe_info", {**web, "target": "http://u:***@127.0.0.1:1/"}) == 1

@@ -1,0 +1,188 @@
+"""SLOs over probes, and the Prometheus rules that watch them (`probe-agent rules`).
+
+An SLO names a group of probes (by name or tag) and objectives over their runs:
+availability (the share of runs that succeed) and latency (the share of runs
+faster than a threshold). The rules follow the SRE workbook's multiwindow,
+multi-burn-rate alerts: a burn rate of B means the error budget of the window
+would be spent in window / B. The error ratios come from counters
+(probe_results_total) and histogram buckets (probe_run_duration_seconds, whose
+bounds include every SLO threshold, so `le="0.3"` is exact).
+
+Few samples make coarse ratios: at a 30 s interval an hour holds 120 runs, so
+one failure is already an 8x burn rate against 99.9%; the short window of each
+pair (5 m: 10 runs) keeps a single failure from paging on its own only when the
+burn threshold times the budget exceeds one run in it. Probe more often, or
+group more probes into the SLO, when the objective is tight.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from probe_agent.fields import Duration
+
+
+class BurnWindow(BaseModel):
+    """Alert when the error ratio exceeds `burn` times the budget over both windows."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    burn: float = Field(gt=0)
+    long: str
+    short: str
+
+    @field_validator("long", "short")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+[mhd]", value):
+            raise ValueError(f"invalid window {value!r}: expected minutes, hours or days such as 5m, 6h, 1d")
+        return value
+
+
+# The SRE workbook's page conditions, and a slow burn such as the runbook's 3.6x as a ticket.
+FAST_BURN = (BurnWindow(burn=14.4, long="1h", short="5m"), BurnWindow(burn=6, long="6h", short="30m"))
+SLOW_BURN = (BurnWindow(burn=3.6, long="1d", short="2h"),)
+
+
+class LatencyObjective(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    threshold: Duration  # a run slower than this spends latency budget
+    target: float = Field(gt=0, lt=100)  # percent of runs faster than threshold, e.g. 99
+
+
+class AlertNames(BaseModel):
+    """The SLO runbook's alert names by default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    error_fast: str = "HighErrorRateFastBurn"
+    error_slow: str = "HighErrorRateSlowBurn"
+    latency_fast: str = "HighLatencyFastBurn"
+    latency_slow: str = "HighLatencySlowBurn"
+    degraded: str = "ServiceDegraded"
+
+
+class Slo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    probes: list[str] = []  # probe names
+    tags: list[str] = []  # and every probe with one of these tags
+    availability: float | None = Field(None, gt=0, lt=100)  # percent of runs that succeed, e.g. 99.9
+    latency: LatencyObjective | None = None
+    window: str = "30d"  # the SLO period, for the dashboards' error budget
+    fast_burn: tuple[BurnWindow, ...] = FAST_BURN
+    slow_burn: tuple[BurnWindow, ...] = SLOW_BURN
+    page_severity: str = "page"
+    ticket_severity: str = "ticket"
+    runbook_url: str | None = None
+    labels: dict[str, str] = {}  # added to every alert of this SLO
+    alert_names: AlertNames = AlertNames()
+    degraded_for: str = "2m"  # every probe of the SLO failing this long: the degraded alert
+
+    @model_validator(mode="after")
+    def _objectives(self) -> Slo:
+        if self.availability is None and self.latency is None:
+            raise ValueError("set availability, latency or both")
+        if not self.probes and not self.tags:
+            raise ValueError("name its probes (probes) or tags (tags)")
+        return self
+
+
+def slo_members(slo: Slo, probes: list[Any]) -> list[str]:
+    """The names of the probes an SLO covers, in config order."""
+    return [p.name for p in probes if p.name in slo.probes or any(t in p.tags for t in slo.tags)]
+
+
+def _le(seconds: float) -> str:
+    # as /metrics writes the bound (probe_agent.exposition.bucket_labels)
+    return repr(float(seconds))
+
+
+def _selector(members: list[str]) -> str:
+    return "probe=~" + '"' + "|".join(re.escape(m).replace("\\", "\\\\") for m in members) + '"'
+
+
+def _windows(slo: Slo) -> list[str]:
+    found = {w for b in (*slo.fast_burn, *slo.slow_burn) for w in (b.long, b.short)}
+    return sorted(found, key=_seconds)
+
+
+def _seconds(window: str) -> int:
+    return int(window[:-1]) * {"m": 60, "h": 3600, "d": 86400}[window[-1]]
+
+
+def _burn_expr(record: str, slo_name: str, budget: float, windows: tuple[BurnWindow, ...]) -> str:
+    terms = [
+        f'({record}{w.long}{{slo="{slo_name}"}} > ({w.burn:g} * {budget:g})'
+        f' and {record}{w.short}{{slo="{slo_name}"}} > ({w.burn:g} * {budget:g}))'
+        for w in windows
+    ]
+    return "\n  or\n".join(terms)
+
+
+def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
+    """Prometheus rule groups (recording and alerting) for these SLOs."""
+    groups = []
+    for slo in slos:
+        members = slo_members(slo, probes)
+        selector = _selector(members)
+        base_labels = {"slo": slo.name, **slo.labels}
+        records: list[dict[str, Any]] = []
+        alerts: list[dict[str, Any]] = []
+        annotations = {"runbook_url": slo.runbook_url} if slo.runbook_url else {}
+        if slo.availability is not None:
+            budget = round(1 - slo.availability / 100, 12)
+            for window in _windows(slo):
+                records.append({
+                    "record": f"slo:probe_errors:ratio_rate{window}",
+                    "expr": f'sum(rate(probe_results_total{{{selector},status=~"critical|unknown"}}[{window}]))'
+                            f" / sum(rate(probe_results_total{{{selector}}}[{window}]))",
+                    "labels": {"slo": slo.name},
+                })
+            alerts += _alert_pair(slo, "slo:probe_errors:ratio_rate", budget, base_labels, annotations,
+                                  slo.alert_names.error_fast, slo.alert_names.error_slow,
+                                  f"error rate of {slo.name} burns its {slo.availability:g}% budget")
+        if slo.latency is not None:
+            budget = round(1 - slo.latency.target / 100, 12)
+            le = _le(slo.latency.threshold)
+            for window in _windows(slo):
+                records.append({
+                    "record": f"slo:probe_slow_runs:ratio_rate{window}",
+                    "expr": f'1 - sum(rate(probe_run_duration_seconds_bucket{{{selector},le="{le}"}}[{window}]))'
+                            f" / sum(rate(probe_run_duration_seconds_count{{{selector}}}[{window}]))",
+                    "labels": {"slo": slo.name},
+                })
+            alerts += _alert_pair(slo, "slo:probe_slow_runs:ratio_rate", budget, base_labels, annotations,
+                                  slo.alert_names.latency_fast, slo.alert_names.latency_slow,
+                                  f"runs of {slo.name} slower than {slo.latency.threshold * 1000:g} ms burn its "
+                                  f"{slo.latency.target:g}% budget")
+        alerts.append({
+            "alert": slo.alert_names.degraded,
+            "expr": f"max(probe_success{{{selector}}}) == 0",
+            "for": slo.degraded_for,
+            "labels": {**base_labels, "severity": slo.page_severity},
+            "annotations": {"summary": f"every probe of {slo.name} is failing", **annotations},
+        })
+        groups.append({"name": f"slo:{slo.name}", "rules": records + alerts})
+    return groups
+
+
+def _alert_pair(
+    slo: Slo, record: str, budget: float, labels: dict[str, str], annotations: dict[str, str],
+    fast_name: str, slow_name: str, what: str,
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "alert": fast_name,
+            "expr": _burn_expr(record, slo.name, budget, slo.fast_burn),
+            "labels": {**labels, "severity": slo.page_severity},
+            "annotations": {"summary": f"{what} fast ({' or '.join(f'{w.burn:g}x' for w in slo.fast_burn)})", **annotations},
+        },
+        {
+            "alert": slow_name,
+            "expr": _burn_expr(record, slo.name, budget, slo.slow_burn),
+            "labels": {**labels, "severity": slo.ticket_severity},
+            "annotations": {"summary": f"{what} slowly ({' or '.join(f'{w.burn:g}x' for w in slo.slow_burn)})", **annotations},
+        },
+    ]

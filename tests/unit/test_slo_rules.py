@@ -1,0 +1,174 @@
+"""`probe-agent rules`: the generated rules pass promtool, and fire as the SRE workbook says
+when fed series shaped as the agent exports them (promtool test rules)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from probe_agent.cli import main
+from probe_agent.config import parse_config
+from probe_agent.errors import ConfigError
+
+CONFIG = """
+probes:
+  - {name: checkout-flow, type: tcp, host: 127.0.0.1, port: 1, interval: 15s, tags: [shop]}
+  - {name: cart.api, type: tcp, host: 127.0.0.1, port: 1, interval: 15s, tags: [shop]}
+  - {name: other, type: tcp, host: 127.0.0.1, port: 1}
+slos:
+  - name: checkout
+    tags: [shop]
+    availability: 99.9
+    latency: {threshold: 250ms, target: 99}
+    runbook_url: https://runbooks.example/slo
+    labels: {team: storefront}
+"""
+
+
+@pytest.fixture
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.skip("promtool not installed (Debian package prometheus; scripts/bootstrap.sh --test)")
+    return found
+
+
+def write_rules(tmp_path: Path, config: str = CONFIG) -> Path:
+    (tmp_path / "probes.yaml").write_text(config)
+    out = tmp_path / "slo-rules.yml"
+    assert main(["rules", "-c", str(tmp_path / "probes.yaml"), "-o", str(out)]) == 0
+    return out
+
+
+def test_rules_pass_promtool_check(tmp_path: Path, promtool: str) -> None:
+    rules = write_rules(tmp_path)
+    run = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    groups = yaml.safe_load(rules.read_text())["groups"]
+    names = [r.get("alert") for g in groups for r in g["rules"] if "alert" in r]
+    assert names == ["HighErrorRateFastBurn", "HighErrorRateSlowBurn", "HighLatencyFastBurn", "HighLatencySlowBurn",
+                     "ServiceDegraded"]
+
+
+def test_slo_latency_becomes_a_bucket_bound_of_its_probes_only() -> None:
+    config = parse_config(CONFIG, env={})
+    buckets = {p.name: p.buckets for p in config.probes}
+    assert 0.25 in buckets["checkout-flow"] and 0.25 in buckets["cart.api"] and 0.25 not in buckets["other"]
+
+
+def test_slo_errors_name_the_slo_and_the_probe() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(CONFIG + "  - {name: typo, probes: [checkout-flwo], availability: 99}\n"
+                              "  - {name: none, tags: [nothing], availability: 99}\n"
+                              "  - {name: empty, probes: [other]}\n", env={})
+    assert info.value.problems == [
+        "slos[3] (empty): set availability, latency or both",
+        "slos[1] (typo): probes: no probe named 'checkout-flwo' (did you mean 'checkout-flow'?)",
+        "slos[2] (none): no probe has any of the tags nothing",
+    ]
+
+
+def series(probe: str, status: str, per_15s: str) -> dict[str, str]:
+    return {"series": f'probe_results_total{{probe="{probe}",type="tcp",status="{status}",instance="a:9464",job="probe-agent"}}',
+            "values": per_15s}
+
+
+def buckets(probe: str, le: str, per_15s: str) -> dict[str, str]:
+    return {"series": f'probe_run_duration_seconds_bucket{{probe="{probe}",type="tcp",le="{le}",instance="a:9464",job="probe-agent"}}',
+            "values": per_15s}
+
+
+def count(probe: str, per_15s: str) -> dict[str, str]:
+    return {"series": f'probe_run_duration_seconds_count{{probe="{probe}",type="tcp",instance="a:9464",job="probe-agent"}}',
+            "values": per_15s}
+
+
+ANNOTATIONS: dict[str, dict[str, str]] = {}  # alert name -> its annotations, read from the generated rules
+
+
+def fired(name: str, severity: str) -> dict[str, object]:
+    return {"exp_labels": {"slo": "checkout", "team": "storefront", "severity": severity}, "exp_annotations": ANNOTATIONS[name]}
+
+
+def test_generated_rules_fire_as_the_workbook_says(tmp_path: Path, promtool: str) -> None:
+    rules = write_rules(tmp_path)
+    for group in yaml.safe_load(rules.read_text())["groups"]:
+        ANNOTATIONS.update({r["alert"]: r["annotations"] for r in group["rules"] if "alert" in r})
+    # interval 15s: every probe runs once per 15 s sample; counters as the agent exports them
+    healthy = "0+1x240"
+    tests = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "15s",
+        "tests": [
+            {   # both probes fail from the start: an error ratio of 1 is a 1000x burn of 99.9%
+                "interval": "15s",
+                "input_series": [
+                    series("checkout-flow", "ok", "0x240"), series("checkout-flow", "critical", healthy),
+                    series("cart.api", "ok", "0x240"), series("cart.api", "critical", healthy),
+                    buckets("checkout-flow", "0.25", healthy), count("checkout-flow", healthy),
+                    {"series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9464",job="probe-agent"}', "values": "0x240"},
+                    {"series": 'probe_success{probe="cart.api",type="tcp",instance="a:9464",job="probe-agent"}', "values": "0x240"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "5m", "alertname": "HighErrorRateFastBurn", "exp_alerts": [fired("HighErrorRateFastBurn", "page")]},
+                    {"eval_time": "5m", "alertname": "HighLatencyFastBurn", "exp_alerts": []},
+                    {"eval_time": "5m", "alertname": "ServiceDegraded", "exp_alerts": [
+                        {"exp_labels": {"slo": "checkout", "team": "storefront", "severity": "page"},
+                         "exp_annotations": {"summary": "every probe of checkout is failing", "runbook_url": "https://runbooks.example/slo"}}]},
+                    # the slow burn needs its 2 h short window above 3.6x: it is, at once
+                    {"eval_time": "30m", "alertname": "HighErrorRateSlowBurn", "exp_alerts": [fired("HighErrorRateSlowBurn", "ticket")]},
+                ],
+            },
+            {   # one probe of two fails: 50% errors is still a fast burn; the SLO is not down
+                "interval": "15s",
+                "input_series": [
+                    series("checkout-flow", "ok", healthy), series("checkout-flow", "critical", "0x240"),
+                    series("cart.api", "ok", "0x240"), series("cart.api", "critical", healthy),
+                    {"series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9464",job="probe-agent"}', "values": "1x240"},
+                    {"series": 'probe_success{probe="cart.api",type="tcp",instance="a:9464",job="probe-agent"}', "values": "0x240"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": "HighErrorRateFastBurn", "exp_alerts": [fired("HighErrorRateFastBurn", "page")]},
+                    {"eval_time": "10m", "alertname": "ServiceDegraded", "exp_alerts": []},
+                ],
+            },
+            {   # all runs succeed, a third of them slower than 250 ms: the latency budget (1%) burns
+                "interval": "15s",
+                "input_series": [
+                    series("checkout-flow", "ok", healthy), series("checkout-flow", "critical", "0x240"),
+                    series("cart.api", "ok", healthy), series("cart.api", "critical", "0x240"),
+                    buckets("checkout-flow", "0.25", "0+2x240"), count("checkout-flow", "0+3x240"),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": "HighLatencyFastBurn", "exp_alerts": [fired("HighLatencyFastBurn", "page")]},
+                    {"eval_time": "10m", "alertname": "HighErrorRateFastBurn", "exp_alerts": []},
+                ],
+            },
+            {   # healthy and fast: nothing fires
+                "interval": "15s",
+                "input_series": [
+                    series("checkout-flow", "ok", healthy), series("checkout-flow", "critical", "0x240"),
+                    series("cart.api", "ok", healthy), series("cart.api", "critical", "0x240"),
+                    buckets("checkout-flow", "0.25", healthy), count("checkout-flow", healthy),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "30m", "alertname": name, "exp_alerts": []}
+                    for name in ("HighErrorRateFastBurn", "HighErrorRateSlowBurn", "HighLatencyFastBurn", "HighLatencySlowBurn")
+                ],
+            },
+        ],
+    }
+    test_file = tmp_path / "slo_test.yml"
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    run = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_rules_without_slos_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "probes.yaml").write_text("probes:\n  - {name: a, type: tcp, host: h, port: 1}\n")
+    assert main(["rules", "-c", str(tmp_path / "probes.yaml")]) == 1
+    assert "no slos" in capsys.readouterr().err
