@@ -9,16 +9,18 @@ import asyncio
 import json
 import os
 import re
+import socket
 import time
 import weakref
 from typing import Annotated, Any
 
 import aiohttp
+from aiohttp.abc import ResolveResult
 from pydantic import AfterValidator, BeforeValidator
 
 from probe_agent import __version__, jsonpath
 from probe_agent.errors import ProbeError, Reason
-from probe_agent.tls import HandshakeClock
+from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock
 
 USER_AGENT = f"probe-agent/{__version__}"
 _STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})(?:-(\d{3}))?$")
@@ -201,10 +203,25 @@ def parse_json(body: bytes) -> Any:
         raise ProbeError(Reason.ASSERTION, "body is not valid JSON") from None
 
 
+class AddressRecordingResolver(aiohttp.ThreadedResolver):
+    """The system resolver, noting the address a run's host name resolved to in the run's
+    clock (probe_ip_protocol, probe_ip_addr_hash). It runs in the request's task, so the
+    context variable is the run's own."""
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        hosts = await super().resolve(host, port, family)
+        clock = HANDSHAKE_CLOCK.get()
+        if clock is not None and hosts:
+            clock.address = hosts[0]["host"]
+        return hosts
+
+
 def make_session(ssl_context: Any, cookies: bool = False, fresh_connections: bool = True) -> aiohttp.ClientSession:
     # fresh_connections: a new connection for every request, so connect and TLS are measured
     # every run and a server that stopped accepting connections is noticed.
-    connector = aiohttp.TCPConnector(force_close=fresh_connections, use_dns_cache=False, ssl=ssl_context, limit=0)
+    connector = aiohttp.TCPConnector(
+        force_close=fresh_connections, use_dns_cache=False, ssl=ssl_context, limit=0, resolver=AddressRecordingResolver()
+    )
     return aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.CookieJar(unsafe=True) if cookies else aiohttp.DummyCookieJar(),

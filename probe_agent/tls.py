@@ -20,9 +20,10 @@ import weakref
 
 
 class HandshakeClock:
-    """When the last TLS handshake started and finished (the tls phase), and the peer's certificate."""
+    """When the last TLS handshake started and finished (the tls phase), the peer's certificate,
+    and the address connected to: what one run learns below the HTTP client, per run."""
 
-    __slots__ = ("finished", "peer_cert", "started", "version")
+    __slots__ = ("address", "finished", "peer_cert", "started", "version")
 
     def __init__(self) -> None:
         self.reset()
@@ -32,6 +33,7 @@ class HandshakeClock:
         self.finished: float | None = None
         self.peer_cert: bytes | None = None
         self.version: str | None = None  # "TLSv1.3", as ssl says it
+        self.address: str | None = None  # the address a host name resolved to (httpclient's resolver)
 
     def cert_expiry(self) -> float | None:
         """Unix time of the peer certificate's notAfter, if a handshake completed."""
@@ -162,7 +164,6 @@ def cert_labels(der: bytes) -> dict[str, str]:
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
         "subjectalternative": ",".join(names),
-        "serialnumber": format(cert.serial_number, "x"),
     }
 
 

@@ -9,11 +9,11 @@ DNS, connect and TLS are measured the way `curl` sees them.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Literal
 from urllib.parse import urlsplit
 
-import aiohttp
 from pydantic import Field
 
 from probe_agent.errors import ProbeError, Reason
@@ -96,7 +96,7 @@ class HttpProbe(Probe[HttpConfig]):
         "ssl_chain": ValueSpec(
             "probe_ssl_last_chain_info",
             "Contains SSL leaf certificate information.",
-            ("fingerprint_sha256", "subject", "issuer", "subjectalternative", "serialnumber"),
+            ("fingerprint_sha256", "subject", "issuer", "subjectalternative"),
         ),
         "cert_expiry_days": ValueSpec(None, "Days until the server certificate expires (for thresholds)."),
     }
@@ -107,6 +107,11 @@ class HttpProbe(Probe[HttpConfig]):
         if urlsplit(config.url).scheme == "https" or config.follow_redirects:
             # Shared with every probe of the same TLS setting (a redirect may lead to https).
             self._tls = client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file)
+        host = urlsplit(config.url).hostname or ""
+        try:
+            self._literal_address: str | None = str(ipaddress.ip_address(host))  # aiohttp does not resolve it
+        except ValueError:
+            self._literal_address = None
 
     @classmethod
     async def aclose_shared(cls) -> None:
@@ -137,7 +142,6 @@ class HttpProbe(Probe[HttpConfig]):
                 length = response.content_length
                 values["content_length"] = float(length) if length is not None else -1.0
                 values["ssl"] = 1.0 if response.url.scheme == "https" else 0.0
-                self._peer(response, obs)
                 self._tls_values(clock, obs)
                 if len(response.history):
                     obs.details["final_url"] = str(response.url)
@@ -149,6 +153,7 @@ class HttpProbe(Probe[HttpConfig]):
             for phase in PHASES:
                 obs.add_phase(phase, timings.phases.get(phase, 0.0))
             values["dns_lookup_seconds"] = timings.phases.get("resolve", 0.0)
+            self._peer(clock, obs)
 
         if not any(lo <= response.status <= hi for lo, hi in cfg.expect_status):
             raise ProbeError(
@@ -161,14 +166,13 @@ class HttpProbe(Probe[HttpConfig]):
             values["failed_due_to_regex"] = 1.0
             raise
 
-    @staticmethod
-    def _peer(response: aiohttp.ClientResponse, obs: Observation) -> None:
-        connection = response.connection
-        peer = connection.transport.get_extra_info("peername") if connection and connection.transport else None
-        if peer:
-            address = str(peer[0])
-            obs.values["ip_protocol"] = 6.0 if ":" in address else 4.0
-            obs.values["ip_addr_hash"] = float(fnv32a(address))
+    def _peer(self, clock: HandshakeClock, obs: Observation) -> None:
+        # As blackbox_exporter: known once the name resolved, whatever happened next.
+        address = clock.address or self._literal_address
+        if address is not None:
+            packed = ipaddress.ip_address(address).packed
+            obs.values["ip_protocol"] = 6.0 if len(packed) == 16 else 4.0
+            obs.values["ip_addr_hash"] = float(fnv32a(packed))
 
     @staticmethod
     def _tls_values(clock: HandshakeClock, obs: Observation) -> None:
@@ -186,10 +190,10 @@ class HttpProbe(Probe[HttpConfig]):
             obs.value_labels["ssl_chain"] = cert_labels(clock.peer_cert)
 
 
-def fnv32a(text: str) -> int:
-    """32-bit FNV-1a of the text, as blackbox_exporter hashes the address for probe_ip_addr_hash."""
+def fnv32a(data: bytes) -> int:
+    """32-bit FNV-1a, as blackbox_exporter hashes the address's bytes for probe_ip_addr_hash."""
     value = 0x811C9DC5
-    for byte in text.encode():
+    for byte in data:
         value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
     return value
 

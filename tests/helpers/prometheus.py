@@ -42,11 +42,12 @@ class Prometheus:
 
 
 @contextmanager
-def prometheus(tmp_path: Path, scrape_configs: str) -> Iterator[Prometheus]:
+def prometheus(tmp_path: Path, scrape_configs: str, rule_files: list[Path] | None = None) -> Iterator[Prometheus]:
     """`scrape_configs`: the YAML list under scrape_configs, indented by two spaces."""
     port = free_port()
+    rules = f"rule_files: {json.dumps([str(p) for p in rule_files])}\n" if rule_files else ""
     (tmp_path / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n" + scrape_configs
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n" + rules + "scrape_configs:\n" + scrape_configs
     )
     proc = subprocess.Popen(
         ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",

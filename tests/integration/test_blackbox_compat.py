@@ -1,0 +1,145 @@
+"""blackbox_exporter compatibility: the real blackbox_exporter (Debian's
+prometheus-blackbox-exporter) and the agent probe the same targets (plain, TLS, an expired
+certificate, a 500, a server that never answers), one real Prometheus scrapes both, and
+queries typical of blackbox_exporter dashboards and alerts must find the same series shapes
+(names, label names and values) and agreeing values on both."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers.agent import AgentProcess
+from tests.helpers.certs import make_cert
+from tests.helpers.netfaults import BlackHole, free_port
+from tests.helpers.processes import http_server_process, wait_port
+from tests.helpers.prometheus import Prometheus, prometheus
+
+BBE = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
+pytestmark = pytest.mark.service("blackbox_exporter")
+
+# What the agent and blackbox_exporter must agree on: the query, and how values compare.
+EXACT, PRESENT, BOTH_POSITIVE = "exact", "present", "both positive"
+QUERIES = [
+    ("probe_success", EXACT),
+    ("probe_http_status_code", EXACT),
+    ("probe_duration_seconds", BOTH_POSITIVE),
+    ("probe_http_duration_seconds", PRESENT),  # the five phases, by label
+    ("probe_http_ssl", EXACT),
+    ("probe_http_version", EXACT),
+    ("probe_http_redirects", EXACT),
+    ("probe_http_content_length", EXACT),
+    ("probe_http_uncompressed_body_length", EXACT),
+    ("probe_failed_due_to_regex", EXACT),
+    ("probe_ip_protocol", EXACT),
+    ("probe_ip_addr_hash", EXACT),
+    ("probe_dns_lookup_time_seconds", PRESENT),
+    ("probe_ssl_earliest_cert_expiry", EXACT),
+    ("probe_ssl_last_chain_expiry_timestamp_seconds", EXACT),
+    ("probe_tls_version_info", EXACT),
+    ("probe_ssl_last_chain_info", EXACT),
+    # as alerts and dashboards write them
+    ("probe_success == 0", EXACT),
+    ("probe_ssl_earliest_cert_expiry - time() < 86400 * 14", PRESENT),
+    ("probe_http_status_code >= 500", EXACT),
+    ('sum by (phase) (probe_http_duration_seconds) >= 0', PRESENT),
+]
+# Labels only one side has: where it runs (job, instance) and the agent's own (probe, type).
+OWN_LABELS = {"job", "instance", "probe", "type", "__name__"}
+
+
+@contextmanager
+def blackbox_exporter(tmp_path: Path, ca_file: Path) -> Iterator[int]:
+    if BBE is None:
+        pytest.skip("blackbox_exporter not installed (Debian package prometheus-blackbox-exporter)")
+    config = {"modules": {"http_2xx": {"prober": "http", "timeout": "2s", "http": {
+        "preferred_ip_protocol": "ip4", "tls_config": {"ca_file": str(ca_file)}}}}}
+    (tmp_path / "blackbox.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = subprocess.Popen([BBE, f"--config.file={tmp_path / 'blackbox.yml'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def target(cert: tuple[Path, Path] | None = None) -> Any:
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.helpers.target_server", str(port), *(map(str, cert) if cert else ())]
+    return http_server_process(argv, port)
+
+
+def values(prom: Prometheus, query: str, side: Callable[[dict[str, str]], bool]) -> dict[frozenset[tuple[str, str]], float]:
+    """One side's series of an instant query: their labels (less where they ran) and values."""
+    series = prom.api("/api/v1/query?" + urllib.parse.urlencode({"query": query}))["result"]
+    return {
+        frozenset((k, v) for k, v in s["metric"].items() if k not in OWN_LABELS): float(s["value"][1])
+        for s in series if side(s["metric"])
+    }
+
+
+def test_agent_and_blackbox_exporter_agree(tmp_path: Path, blackhole: BlackHole) -> None:
+    ca = make_cert(tmp_path, "server")
+    expired = make_cert(tmp_path, "expired", expired=True)
+    with ExitStack() as stack:
+        plain = stack.enter_context(target())
+        tls = stack.enter_context(target((ca.cert, ca.key))).replace("http://", "https://")
+        stale = stack.enter_context(target((expired.cert, expired.key))).replace("http://", "https://")
+        targets = {
+            "plain": f"{plain}/",
+            "error": f"{plain}/500",
+            "tls": f"{tls}/",
+            "expired": f"{stale}/",
+            "hung": f"http://127.0.0.1:{blackhole.port}/",
+        }
+        bbe_port = stack.enter_context(blackbox_exporter(tmp_path, ca.cert))
+        # blackbox_exporter trusts only the test CA; the expired certificate is its own issuer
+        probes = [{"name": name, "type": "http", "url": url, "interval": "3s", "timeout": "2s",
+                   "expect_status": ["2xx"], "ca_file": str(ca.cert)} for name, url in targets.items()]
+        (tmp_path / "probes.yaml").write_text(yaml.safe_dump({"probes": probes}))
+        agent = AgentProcess(tmp_path / "probes.yaml").start()
+        stack.callback(agent.stop)
+        scrape = "".join(
+            f"  - job_name: bbe-{name}\n    scrape_interval: 3s\n    scrape_timeout: 3s\n    metrics_path: /probe\n"
+            f"    params: {{module: [http_2xx], target: ['{url}']}}\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{bbe_port}']}}]\n"
+            for name, url in targets.items()
+        ) + f"  - job_name: agent\n    static_configs: [{{targets: ['127.0.0.1:{agent.port}']}}]\n"
+        prom = stack.enter_context(prometheus(tmp_path, scrape))
+        # every target has been probed by both (the hung one takes its 2 s timeout)
+        for name in targets:
+            prom.query_until(f'probe_success{{job="bbe-{name}"}}', timeout=45)
+            prom.query_until(f'probe_success{{probe="{name}"}}', timeout=45)
+        time.sleep(4)  # a full round of both after the first
+
+        differences = []
+        compared = 0
+        for query, how in QUERIES:
+            for name in targets:
+                bbe = values(prom, query, lambda m, n=name: m.get("job") == f"bbe-{n}")
+                ours = values(prom, query, lambda m, n=name: m.get("probe") == n)
+                compared += 1
+                if set(bbe) != set(ours):
+                    differences.append(f"{query} [{name}]: series differ: blackbox_exporter {sorted(map(sorted, bbe))}, agent {sorted(map(sorted, ours))}")
+                    continue
+                for labels, value in bbe.items():
+                    mine = ours[labels]
+                    if how == EXACT and value != mine:
+                        differences.append(f"{query} [{name}] {dict(labels)}: blackbox_exporter {value}, agent {mine}")
+                    if how == BOTH_POSITIVE and not (value > 0 and mine > 0):
+                        differences.append(f"{query} [{name}]: blackbox_exporter {value}, agent {mine}")
+        print(f"compared {compared} query results over {len(targets)} targets")
+        assert not differences, "\n".join(differences)
