@@ -135,7 +135,8 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
         lines.setdefault(family, []).append(line)
 
     probe_cls = REGISTRY[cfg.type]
-    info = info_labels(probe_cls.info_details, state)
+    info = {**probe_cls.config_info(cfg), **info_labels(probe_cls.info_details, state)}
+    info = {k: v for k, v in info.items() if k not in cfg.labels}
     if info:
         # what the target says it is (a server version) changes rarely: one more label set then
         info_text = make_label_set({"probe": cfg.name, "type": cfg.type, **cfg.labels, "target": state.target, **info})[2]

@@ -15,6 +15,7 @@ docs checks read it from there:
 - `phase_metric` / `phase_label`: where per-phase timings go;
 - `translate()`: its client library's exceptions as a Reason and a message;
 - `info_details`: details that say what the target is, as labels on probe_info;
+- `config_info()`: labels on probe_info from the config (`dlq="true"`);
 - `example`: a probe of this type as YAML, the one the README shows (a test checks both).
 """
 
@@ -125,6 +126,12 @@ class Probe(abc.ABC, Generic[C]):
 
     def __init__(self, config: C):
         self.config = config
+
+    @classmethod
+    def config_info(cls, config: Any) -> dict[str, str]:
+        """Labels on probe_info that the config decides (a queue that is a dead-letter queue),
+        for alert rules to select on."""
+        return {}
 
     @abc.abstractmethod
     async def run(self, obs: Observation) -> None:

@@ -114,6 +114,11 @@ class AmqpProbe(Probe[AmqpConfig]):
         "consumers": ValueSpec("probe_amqp_consumers", "Consumers on the queue."),
     }
 
+    @classmethod
+    def config_info(cls, config: Any) -> dict[str, str]:
+        # deploy/alerts.yml's DeadLetterQueueNotEmpty selects on it
+        return {"dlq": "true" if config.dlq else "false"}
+
     def __init__(self, config: AmqpConfig):
         super().__init__(config)
         self._tls = client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file) if config.tls else None

@@ -79,6 +79,11 @@ class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
         "redelivered": ValueSpec("probe_nats_jetstream_redelivered_messages", "Messages the consumer redelivered."),
     }
 
+    @classmethod
+    def config_info(cls, config: Any) -> dict[str, str]:
+        # deploy/alerts.yml's DeadLetterQueueNotEmpty selects on it
+        return {"dlq": "true" if config.dlq else "false"}
+
     def __init__(self, config: NatsJetstreamConfig):
         super().__init__(config)
         self._client = config.client_slot() if config.source == "client" else None
