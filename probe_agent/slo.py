@@ -80,6 +80,11 @@ class Slo(BaseModel):
     alert_names: AlertNames = AlertNames()
     degraded_for: str = "2m"  # every probe of the SLO failing this long: the degraded alert
 
+    @field_validator("window")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        return BurnWindow._window(value)
+
     @model_validator(mode="after")
     def _objectives(self) -> Slo:
         if self.availability is None and self.latency is None:
@@ -104,7 +109,8 @@ def _selector(members: list[str]) -> str:
 
 
 def _windows(slo: Slo) -> list[str]:
-    found = {w for b in (*slo.fast_burn, *slo.slow_burn) for w in (b.long, b.short)}
+    # the alerts' windows, and the SLO's own for the dashboards' error budget
+    found = {w for b in (*slo.fast_burn, *slo.slow_burn) for w in (b.long, b.short)} | {slo.window}
     return sorted(found, key=_seconds)
 
 
@@ -133,6 +139,8 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
         annotations = {"runbook_url": slo.runbook_url} if slo.runbook_url else {}
         if slo.availability is not None:
             budget = round(1 - slo.availability / 100, 12)
+            records.append({"record": "slo:availability:objective", "expr": f"vector({slo.availability / 100:g})",
+                            "labels": {"slo": slo.name}})
             for window in _windows(slo):
                 records.append({
                     "record": f"slo:probe_errors:ratio_rate{window}",
@@ -145,6 +153,8 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
                                   f"error rate of {slo.name} burns its {slo.availability:g}% budget")
         if slo.latency is not None:
             budget = round(1 - slo.latency.target / 100, 12)
+            records.append({"record": "slo:latency:objective", "expr": f"vector({slo.latency.target / 100:g})",
+                            "labels": {"slo": slo.name}})
             le = _le(slo.latency.threshold)
             for window in _windows(slo):
                 records.append({
