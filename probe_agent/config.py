@@ -246,7 +246,7 @@ def _did_you_mean(name: str, known: set[str]) -> str:
 def with_limit_buckets(probe: ProbeConfig, limits: tuple[float, ...] = ()) -> ProbeConfig:
     """The probe with its final histogram bounds: its own (or the defaults), plus every duration
     limit it declares and `limits` (SLO thresholds), so `le="0.3"` exists when 300 ms matters."""
-    bounds = set(probe.buckets or DEFAULT_BUCKETS) | set(limits)
+    bounds = set(probe.buckets or DEFAULT_BUCKETS) | set(limits) | set(probe.duration_limits())
     duration = probe.thresholds.get("duration")
     if duration is not None:
         bounds |= {limit.bound for limit in (duration.warning, duration.critical) if limit is not None and limit.bound > 0}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -115,6 +115,25 @@ def reason_names(reasons: tuple[Reason, ...], seen: Mapping[str, int]) -> tuple[
     return names if all(r in names for r in seen) else tuple(sorted({*names, *seen}))
 
 
+def add_phase_histogram(
+    metric: str, label: str, state: ProbeState, families: dict[str, tuple[str, str]],
+    add: Callable[[str, str], None],
+) -> None:
+    families.setdefault(metric, ("histogram", f"Duration of each {label} over all runs; bounds as probe_run_duration_seconds."))
+    cfg = state.config
+    lines = []
+    for phase, counts in state.phase_counts.items():
+        with_phase = make_label_set({"probe": cfg.name, "type": cfg.type, **cfg.labels, label: phase})
+        before, after = with_label(with_phase, "le")
+        cumulative = 0
+        for le, count in zip(bucket_labels(state.config.buckets), counts, strict=True):
+            cumulative += count
+            lines.append(f"{metric}_bucket{before}{le}{after} {cumulative}.0\n")
+        lines.append(f"{metric}_count{with_phase[2]} {cumulative}.0\n")
+        lines.append(f"{metric}_sum{with_phase[2]} {_num(state.phase_sums.get(phase, 0.0))}\n")
+    add(metric, "".join(lines))
+
+
 def info_labels(keys: tuple[str, ...], state: ProbeState) -> dict[str, str]:
     """The type's info details of the last run, as probe_info labels; a user label of the same
     name wins (a series cannot carry one label twice)."""
@@ -172,6 +191,8 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
         buckets.append(f"probe_run_duration_seconds_count{plain} {cumulative}.0\n")
         buckets.append(f"probe_run_duration_seconds_sum{plain} {_num(state.duration_sum)}\n")
         add("probe_run_duration_seconds", "".join(buckets))
+        if probe_cls.phase_histogram and state.phase_counts:
+            add_phase_histogram(probe_cls.phase_histogram, probe_cls.phase_label, state, families, add)
 
         if probe_cls.phase_metric and last.phases:
             metric = probe_cls.phase_metric

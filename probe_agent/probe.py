@@ -93,6 +93,14 @@ class ProbeConfig(BaseModel):
             )
         return self
 
+    def duration_limits(self) -> tuple[float, ...]:
+        """Latency limits of the type's own (a synthetic step's), added to the histogram bounds."""
+        return ()
+
+    def phase_names(self) -> tuple[str, ...]:
+        """The phases a phase histogram may count (a synthetic flow's step names)."""
+        return ()
+
     def target(self) -> str:
         """What the probe talks to, for probe_info and humans. Redacted by the caller."""
         return ""
@@ -117,6 +125,9 @@ class Probe(abc.ABC, Generic[C]):
     # Where per-phase timings go; the label says what the key means (phase, step).
     phase_metric: ClassVar[str] = ""
     phase_label: ClassVar[str] = "phase"
+    # A histogram of the phases too (a synthetic flow's steps), with the probe's bounds. Its
+    # series are bounded by the config: only the phases its config names are counted.
+    phase_histogram: ClassVar[str] = ""
     # One probe of this type as a YAML list item, as the README shows it.
     example: ClassVar[str] = ""
     # The reasons a run of this type can fail with: probe_failures_total has each from the start.

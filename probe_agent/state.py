@@ -18,6 +18,7 @@ from typing import Any
 from probe_agent.config import AgentConfig
 from probe_agent.model import Result, Status
 from probe_agent.probe import ProbeConfig
+from probe_agent.probes import REGISTRY
 
 STALE_MARGIN = 5.0
 _serials = itertools.count()
@@ -55,11 +56,26 @@ class ProbeState:
     failures_by_reason: collections.Counter[str] = field(default_factory=collections.Counter)
     bucket_counts: list[int] = field(default_factory=list)  # by config.buckets, then +Inf
     duration_sum: float = 0.0
+    # phase -> bucket counts and sum, for types with a phase histogram (synthetic steps)
+    phase_counts: dict[str, list[int]] = field(default_factory=dict)
+    phase_sums: dict[str, float] = field(default_factory=dict)
     finished: float = 0.0  # monotonic time the last run ended
     stale: bool = False  # set by the agent's watchdog, so a change can be logged once
     version: int = 0  # bumped on every change, for caches of what is derived from the state
     serial: int = field(default_factory=lambda: next(_serials))  # tells a state from the one it replaced
     exposition_labels: object = None  # the /metrics label text, made once (probe_agent.exposition)
+
+    def _count_phases(self, phases: dict[str, float]) -> None:
+        known = self.config.phase_names()
+        bounds = self.config.buckets
+        for name, seconds in phases.items():
+            if name not in known:
+                continue  # a config's own names only: the series stay bounded
+            counts = self.phase_counts.get(name)
+            if counts is None:
+                counts = self.phase_counts[name] = [0] * (len(bounds) + 1)
+            counts[bisect.bisect_left(bounds, seconds)] += 1
+            self.phase_sums[name] = self.phase_sums.get(name, 0.0) + seconds
 
     def record(self, result: Result) -> Transition | None:
         old = self.last.status if self.last else None
@@ -73,6 +89,8 @@ class ProbeState:
         if not self.bucket_counts:
             self.bucket_counts = [0] * (len(self.config.buckets) + 1)
         self.bucket_counts[bisect.bisect_left(self.config.buckets, result.duration)] += 1
+        if result.phases and REGISTRY[self.config.type].phase_histogram:
+            self._count_phases(result.phases)
         self.duration_sum += result.duration
 
         if result.success:

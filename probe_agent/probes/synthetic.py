@@ -118,6 +118,19 @@ class SyntheticConfig(ProbeConfig):
     tls_verify: bool = True
     ca_file: str | None = None
 
+    def duration_limits(self) -> tuple[float, ...]:
+        return tuple(
+            limit.bound
+            for step in (*self.steps, *self.cleanup)
+            for threshold in (step.thresholds.get("duration"),)
+            if threshold is not None
+            for limit in (threshold.warning, threshold.critical)
+            if limit is not None and limit.bound > 0
+        )
+
+    def phase_names(self) -> tuple[str, ...]:
+        return tuple(step.name for step in (*self.steps, *self.cleanup))
+
     @classmethod
     def default_thresholds(cls, raw: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         # A cleanup that fails leaves test data behind: worth a warning unless told otherwise.
@@ -319,6 +332,7 @@ class SyntheticProbe(Probe[SyntheticConfig]):
 """
     phase_metric = "probe_step_duration_seconds"
     phase_label = "step"
+    phase_histogram = "probe_step_run_duration_seconds"
     values = {
         "steps_passed": ValueSpec("probe_synthetic_steps_passed", "Steps of the flow that passed in the last run."),
         "cleanup_failures": ValueSpec(

@@ -111,3 +111,29 @@ async def test_exposition_passes_promtool() -> None:
     body = await exposition.scrape(list(store.probes.values()), metrics.registry, compress=False)
     out = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
     assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
+
+
+def test_step_histograms_have_the_step_limits_as_bounds_and_only_configured_steps() -> None:
+    config = parse_config(
+        "probes:\n  - name: flow\n    type: synthetic\n    base_url: http://127.0.0.1:1\n"
+        "    thresholds: {duration: {warning: 2500ms}}\n"
+        "    steps:\n      - {name: login, path: /l, thresholds: {duration: {warning: 260ms, critical: 1s}}}\n"
+        "      - {name: cart, path: /c}\n",
+        env={},
+    )
+    assert {0.26, 2.5} <= set(config.probes[0].buckets)  # step and flow limits are bounds
+    store = StateStore()
+    store.probes = store.plan_config(config)
+    for login in (0.25, 0.27):
+        store.record(Result("flow", "synthetic", Status.OK, None, "", 0.5, 1.0,
+                            {"login": login, "cart": 0.02, "not-a-step": 9.0}, {}, {}))
+    exposition = ProbeExposition()
+    found = samples(store, exposition)
+    flow = {"probe": "flow", "type": "synthetic"}
+    assert get(found, "probe_step_run_duration_seconds_bucket", {**flow, "step": "login", "le": "0.26"}) == 1
+    assert get(found, "probe_step_run_duration_seconds_bucket", {**flow, "step": "login", "le": "+Inf"}) == 2
+    assert get(found, "probe_step_run_duration_seconds_count", {**flow, "step": "cart"}) == 2
+    assert get(found, "probe_run_duration_seconds_bucket", {**flow, "le": "2.5"}) == 2
+    text = exposition.render(list(store.probes.values())).decode()
+    assert "not-a-step" not in text.split("probe_step_run_duration_seconds", 1)[1].split("# HELP", 1)[0]
+    assert "# TYPE probe_step_run_duration_seconds histogram" in text
