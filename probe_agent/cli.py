@@ -69,6 +69,15 @@ def load_args_config(args: argparse.Namespace) -> tuple[Path, AgentConfig]:
     return path, load_config(path, max_bytes=args.max_config_bytes, allow_empty=args.allow_empty)
 
 
+def load_or_report(args: argparse.Namespace) -> tuple[Path, AgentConfig] | None:
+    """The config, or None once its problems are printed."""
+    try:
+        return load_args_config(args)
+    except ConfigError as exc:
+        print_problems(exc.problems, resolve_config_path(args.config))
+        return None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from probe_agent.runner import build_handles
 
@@ -88,11 +97,10 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
     from probe_agent.slo import rule_groups
 
-    try:
-        path, config = load_args_config(args)
-    except ConfigError as exc:
-        print_problems(exc.problems, resolve_config_path(args.config))
+    loaded = load_or_report(args)
+    if loaded is None:
         return 1
+    path, config = loaded
     if not config.slos:
         print(f"{path}: no slos: to write rules for (see README, SLOs)", file=sys.stderr)
         return 1
@@ -125,11 +133,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        path, config = load_args_config(args)
-    except ConfigError as exc:
-        print_problems(exc.problems, resolve_config_path(args.config))
+    loaded = load_or_report(args)
+    if loaded is None:
         return 1
+    path, config = loaded
     from probe_agent.server import WebOptions
 
     try:

@@ -138,35 +138,26 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
         alerts: list[dict[str, Any]] = []
         annotations = {"runbook_url": slo.runbook_url} if slo.runbook_url else {}
         if slo.availability is not None:
-            budget = round(1 - slo.availability / 100, 12)
-            records.append({"record": "slo:availability:objective", "expr": f"vector({slo.availability / 100:g})",
-                            "labels": {"slo": slo.name}})
-            for window in _windows(slo):
-                records.append({
-                    "record": f"slo:probe_errors:ratio_rate{window}",
-                    "expr": f'sum(rate(probe_results_total{{{selector},status=~"critical|unknown"}}[{window}]))'
-                            f" / sum(rate(probe_results_total{{{selector}}}[{window}]))",
-                    "labels": {"slo": slo.name},
-                })
-            alerts += _alert_pair(slo, "slo:probe_errors:ratio_rate", budget, base_labels, annotations,
-                                  slo.alert_names.error_fast, slo.alert_names.error_slow,
-                                  f"error rate of {slo.name} burns its {slo.availability:g}% budget")
+            _add_sli(
+                slo, records, alerts, base_labels, annotations,
+                objective=("slo:availability:objective", slo.availability),
+                ratio=("slo:probe_errors:ratio_rate",
+                       f'sum(rate(probe_results_total{{{selector},status=~"critical|unknown"}}[$window]))'
+                       f" / sum(rate(probe_results_total{{{selector}}}[$window]))"),
+                names=(slo.alert_names.error_fast, slo.alert_names.error_slow),
+                what=f"error rate of {slo.name} burns its {slo.availability:g}% budget",
+            )
         if slo.latency is not None:
-            budget = round(1 - slo.latency.target / 100, 12)
-            records.append({"record": "slo:latency:objective", "expr": f"vector({slo.latency.target / 100:g})",
-                            "labels": {"slo": slo.name}})
             le = _le(slo.latency.threshold)
-            for window in _windows(slo):
-                records.append({
-                    "record": f"slo:probe_slow_runs:ratio_rate{window}",
-                    "expr": f'1 - sum(rate(probe_run_duration_seconds_bucket{{{selector},le="{le}"}}[{window}]))'
-                            f" / sum(rate(probe_run_duration_seconds_count{{{selector}}}[{window}]))",
-                    "labels": {"slo": slo.name},
-                })
-            alerts += _alert_pair(slo, "slo:probe_slow_runs:ratio_rate", budget, base_labels, annotations,
-                                  slo.alert_names.latency_fast, slo.alert_names.latency_slow,
-                                  f"runs of {slo.name} slower than {slo.latency.threshold * 1000:g} ms burn its "
-                                  f"{slo.latency.target:g}% budget")
+            _add_sli(
+                slo, records, alerts, base_labels, annotations,
+                objective=("slo:latency:objective", slo.latency.target),
+                ratio=("slo:probe_slow_runs:ratio_rate",
+                       f'1 - sum(rate(probe_run_duration_seconds_bucket{{{selector},le="{le}"}}[$window]))'
+                       f" / sum(rate(probe_run_duration_seconds_count{{{selector}}}[$window]))"),
+                names=(slo.alert_names.latency_fast, slo.alert_names.latency_slow),
+                what=f"runs of {slo.name} slower than {slo.latency.threshold * 1000:g} ms burn its {slo.latency.target:g}% budget",
+            )
         alerts.append({
             "alert": slo.alert_names.degraded,
             "expr": f"max(probe_success{{{selector}}}) == 0",
@@ -178,21 +169,34 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
     return groups
 
 
-def _alert_pair(
-    slo: Slo, record: str, budget: float, labels: dict[str, str], annotations: dict[str, str],
-    fast_name: str, slow_name: str, what: str,
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "alert": fast_name,
-            "expr": _burn_expr(record, slo.name, budget, slo.fast_burn),
-            "labels": {**labels, "severity": slo.page_severity},
-            "annotations": {"summary": f"{what} fast ({' or '.join(f'{w.burn:g}x' for w in slo.fast_burn)})", **annotations},
-        },
-        {
-            "alert": slow_name,
-            "expr": _burn_expr(record, slo.name, budget, slo.slow_burn),
-            "labels": {**labels, "severity": slo.ticket_severity},
-            "annotations": {"summary": f"{what} slowly ({' or '.join(f'{w.burn:g}x' for w in slo.slow_burn)})", **annotations},
-        },
-    ]
+def _add_sli(
+    slo: Slo,
+    records: list[dict[str, Any]],
+    alerts: list[dict[str, Any]],
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    *,
+    objective: tuple[str, float],
+    ratio: tuple[str, str],  # the recording rule's name and its expression, with $window
+    names: tuple[str, str],
+    what: str,
+) -> None:
+    """One SLI's rules: its objective, its bad-event ratio per window, a fast and a slow burn alert."""
+    objective_record, percent = objective
+    ratio_record, ratio_template = ratio
+    budget = round(1 - percent / 100, 12)
+    records.append({"record": objective_record, "expr": f"vector({percent / 100:g})", "labels": {"slo": slo.name}})
+    records.extend(
+        {"record": f"{ratio_record}{window}", "expr": ratio_template.replace("$window", window), "labels": {"slo": slo.name}}
+        for window in _windows(slo)
+    )
+    for name, windows, severity, pace in (
+        (names[0], slo.fast_burn, slo.page_severity, "fast"),
+        (names[1], slo.slow_burn, slo.ticket_severity, "slowly"),
+    ):
+        alerts.append({
+            "alert": name,
+            "expr": _burn_expr(ratio_record, slo.name, budget, windows),
+            "labels": {**labels, "severity": severity},
+            "annotations": {"summary": f"{what} {pace} ({' or '.join(f'{w.burn:g}x' for w in windows)})", **annotations},
+        })
