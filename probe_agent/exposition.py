@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gzip
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -58,6 +58,16 @@ def bucket_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
 # family -> its lines for one probe. A dict of str to bytes is not tracked by the garbage collector,
 # so 10,000 cached probes add nothing to the full collections that hold the loop.
 Pieces = dict[str, bytes]
+# How the cache keeps them: the family names, one tuple shared by every probe of the same shape,
+# and the texts in that order. A tuple of 30 costs a quarter of a dict of 30: 10 MB less at
+# 10,000 probes.
+CachedPieces = tuple[tuple[str, ...], tuple[bytes, ...]]
+_shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def compact(pieces: Pieces) -> CachedPieces:
+    names = tuple(pieces)
+    return _shapes.setdefault(names, names), tuple(pieces.values())
 
 
 def _escape(value: str) -> str:
@@ -219,7 +229,7 @@ class ProbeExposition:
         # probe name -> serial and version of the state rendered (one int: nothing for the GC to
         # track); and -> the pieces
         self._rendered: dict[str, int] = {}
-        self._pieces: dict[str, Pieces] = {}
+        self._pieces: dict[str, CachedPieces] = {}
         self._families: dict[str, tuple[str, str]] = dict(CORE_FAMILIES)
         self._lock = asyncio.Lock()  # two scrapes at once would render the same probes twice
         self.rendered_last_scrape = 0  # probes re-rendered by the last scrape (cache misses)
@@ -227,13 +237,13 @@ class ProbeExposition:
     def _collect(self, states: Iterable[ProbeState], by_family: dict[str, list[bytes]]) -> Iterator[None]:
         """Gather every probe's pieces into by_family, rendering what changed; yields between batches."""
         rendered: dict[str, int] = {}
-        pieces: dict[str, Pieces] = {}
+        pieces: dict[str, CachedPieces] = {}
         misses = work = 0
         for state in states:
             name, key = state.config.name, (state.serial << 40) + state.version
             probe_pieces = self._pieces.get(name)
             if probe_pieces is None or self._rendered.get(name) != key:
-                probe_pieces = render_probe(state, self._families)
+                probe_pieces = compact(render_probe(state, self._families))
                 misses += 1
                 work += CACHED_BATCH // RENDER_BATCH
             work += 1
@@ -241,22 +251,24 @@ class ProbeExposition:
                 work = 0
                 yield
             rendered[name], pieces[name] = key, probe_pieces
-            for family, text in probe_pieces.items():
+            for family, text in zip(*probe_pieces, strict=True):
                 by_family.setdefault(family, []).append(text)
         # Probes gone from the config leave the cache with it.
         self._rendered, self._pieces = rendered, pieces
         self.rendered_last_scrape = misses
 
-    def _assemble(self, by_family: dict[str, list[bytes]], head: bytes) -> bytes:
-        # Family by family, so that no single join (a C call that keeps the GIL) runs long.
-        out: list[bytes] = [head]
+    def _chunks(self, by_family: dict[str, list[bytes]], head: bytes) -> Iterator[bytes]:
+        # Family by family, so that no single join (a C call that keeps the GIL) runs long, and
+        # the whole text (30 MB at 10,000 probes) never has to exist at once.
+        yield head
         for family, texts in by_family.items():
             if not texts:
                 continue
             kind, help_text = self._families[family]
-            out.append(f"# HELP {family} {_escape_help(help_text)}\n# TYPE {family} {kind}\n".encode())
-            out.append(b"".join(texts))
-        return b"".join(out)
+            yield f"# HELP {family} {_escape_help(help_text)}\n# TYPE {family} {kind}\n".encode() + b"".join(texts)
+
+    def _assemble(self, by_family: dict[str, list[bytes]], head: bytes) -> bytes:
+        return b"".join(self._chunks(by_family, head))
 
     def render(self, states: Iterable[ProbeState], head: bytes = b"") -> bytes:
         """`head`, then the probe families as text, all at once (tests, tools)."""
@@ -265,16 +277,22 @@ class ProbeExposition:
             pass
         return self._assemble(by_family, head)
 
-    async def scrape(self, states: list[ProbeState], agent_registry: CollectorRegistry, compress: bool) -> bytes:
-        """The agent's own metrics and the probe families, gzipped if asked, never holding the loop for long."""
+    async def scrape(self, states: list[ProbeState], agent_registry: CollectorRegistry, compress: bool) -> list[bytes]:
+        """The agent's own metrics and the probe families, never holding the loop for long: the
+        body's pieces, in order; gzipped (one piece) if asked, compressed a family at a time."""
         async with self._lock:
             by_family: dict[str, list[bytes]] = {name: [] for name in self._families}
             for _ in self._collect(states, by_family):
                 await asyncio.sleep(0)
 
-            def finish() -> bytes:
-                body = self._assemble(by_family, generate_latest(agent_registry))
-                return gzip.compress(body, GZIP_LEVEL) if compress else body
+            def finish() -> list[bytes]:
+                chunks = self._chunks(by_family, generate_latest(agent_registry))
+                if not compress:
+                    return list(chunks)
+                gzipper = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: the gzip format
+                packed = [gzipper.compress(chunk) for chunk in chunks]
+                packed.append(gzipper.flush())
+                return [b"".join(packed)]
 
             return await asyncio.to_thread(finish)
 

@@ -40,7 +40,9 @@ def parse_duration(value: Any, allow_zero: bool = False) -> float:
         raise ValueError("expected a duration such as 500ms, 15s or 1m")
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"duration must be positive, got {value!r}")
-    return seconds
+    # to the nanosecond: 700 * 1e-3 is 0.7000000000000001, which as a bucket bound would
+    # print le="0.7000000000000001" and match no query written for 700 ms
+    return round(seconds, 9)
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

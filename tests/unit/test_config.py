@@ -6,7 +6,7 @@ import pytest
 
 from probe_agent.config import load_config, parse_config
 from probe_agent.errors import ConfigError
-from probe_agent.fields import parse_duration
+from probe_agent.fields import DEFAULT_BUCKETS, parse_duration
 from probe_agent.probes import REGISTRY
 
 BAD = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
@@ -90,3 +90,21 @@ def test_bundled_probes_yaml_is_valid() -> None:
     config = load_config(root / "probes.yaml", env={"SHOP_URL": "http://127.0.0.1:8080"})
     # each type's own example is checked with its module (test_probe_types); this file shows the common ones
     assert {"http", "postgres", "synthetic"} <= {p.type for p in config.probes}
+
+
+def test_buckets_defaults_per_probe_and_limits() -> None:
+    config = parse_config(
+        "defaults: {buckets: [50ms, 1s]}\n"
+        "probes:\n"
+        "  - {name: a, type: tcp, host: h, port: 1}\n"
+        "  - {name: b, type: tcp, host: h, port: 1, buckets: [2s, 100ms, 2s], thresholds: {duration: {warning: 150ms, critical: 700ms}}}\n",
+        env={},
+    )
+    a, b = config.probes
+    assert a.buckets == (0.05, 1.0)
+    assert b.buckets == (0.1, 0.15, 0.7, 2.0)  # its own, deduplicated and sorted, plus its limits
+    assert parse_duration("700ms") == 0.7 and repr(parse_duration("1.1s")) == "1.1"  # le="0.7", not 0.7000000000000001
+    assert parse_config("probes: [{name: d, type: tcp, host: h, port: 1}]", env={}).probes[0].buckets == DEFAULT_BUCKETS
+    with pytest.raises(ConfigError) as info:
+        parse_config("probes: [{name: e, type: tcp, host: h, port: 1, buckets: [" + ", ".join(f"{i}ms" for i in range(1, 50)) + "]}]", env={})
+    assert info.value.problems == ["probe 'e': buckets: at most 40 bucket bounds (each is a series per probe), got 49"]

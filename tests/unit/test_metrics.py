@@ -95,9 +95,9 @@ async def test_scrape_gzips_when_asked() -> None:
     store, exposition = setup()
     store.record(Result("port", "tcp", Status.OK, None, "", 0.001, 1.0, {}, {}, {}))
     metrics = AgentMetrics()
-    plain = await exposition.scrape(list(store.probes.values()), metrics.registry, compress=False)
+    plain = b"".join(await exposition.scrape(list(store.probes.values()), metrics.registry, compress=False))
     packed = await exposition.scrape(list(store.probes.values()), metrics.registry, compress=True)
-    assert gzip.decompress(packed) == plain
+    assert len(packed) == 1 and gzip.decompress(packed[0]) == plain
     assert b"probe_agent_build_info" in plain and b'probe_success{probe="port",type="tcp"} 1.0' in plain
 
 
@@ -108,7 +108,7 @@ async def test_exposition_passes_promtool() -> None:
     store.record(Result("port", "tcp", Status.CRITICAL, Reason.TIMEOUT, "t", 1.0, 1.0, {}, {}, {}))
     metrics = AgentMetrics()
     metrics.scheduler_lag.observe(0.001)
-    body = await exposition.scrape(list(store.probes.values()), metrics.registry, compress=False)
+    body = b"".join(await exposition.scrape(list(store.probes.values()), metrics.registry, compress=False))
     out = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
     assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
 
