@@ -158,6 +158,10 @@ class DnsProbe(Probe[DnsConfig]):
         if not cfg.recursion_desired:
             query.flags &= ~dns.flags.RD
         ask = dns.asyncquery.tcp if cfg.transport_protocol == "tcp" else dns.asyncquery.udp
+        # blackbox_exporter's three phases, always there: connect is 0 here (dnspython connects
+        # and asks in one call; over UDP there is nothing to connect)
+        obs.add_phase("resolve", 0.0)
+        obs.add_phase("connect", 0.0)
         start = time.perf_counter()
         try:
             # dnspython's own timeout too, so it stops waiting when the run's deadline would

@@ -113,6 +113,14 @@ class GrpcProbe(Probe[GrpcConfig]):
         "serving_status": ValueSpec(
             "probe_grpc_serving_status", "Health answer: 0 UNKNOWN, 1 SERVING, 2 NOT_SERVING, 3 SERVICE_UNKNOWN."
         ),
+        "ssl": ValueSpec("probe_grpc_ssl", "Indicates if SSL was used for the connection."),
+        # blackbox_exporter's: one series per serving status, 1 for the one answered
+        **{
+            f"healthcheck_{name.lower()}": ValueSpec(
+                "probe_grpc_healthcheck_response", "Response HealthCheck response.", ("serving_status",)
+            )
+            for name in SERVING_STATUS.values()
+        },
     }
 
     def __init__(self, config: GrpcConfig):
@@ -141,6 +149,10 @@ class GrpcProbe(Probe[GrpcConfig]):
 
     async def run(self, obs: Observation) -> None:
         cfg = self.config
+        obs.values["ssl"] = 1.0 if cfg.tls else 0.0
+        for name in SERVING_STATUS.values():
+            obs.values[f"healthcheck_{name.lower()}"] = 0.0
+            obs.value_labels[f"healthcheck_{name.lower()}"] = {"serving_status": name}
         channel, self._channel = self._channel or self._open(), None
         start = time.perf_counter()
         try:
@@ -167,6 +179,8 @@ class GrpcProbe(Probe[GrpcConfig]):
         obs.values["serving_status"] = float(status)
         name = SERVING_STATUS.get(status, str(status))
         obs.details["serving_status"] = name
+        if name in SERVING_STATUS.values():
+            obs.values[f"healthcheck_{name.lower()}"] = 1.0
         if name != "SERVING":
             what = f"service {cfg.service!r}" if cfg.service else "the server"
             raise ProbeError(Reason.ASSERTION, f"{what} is {name}")

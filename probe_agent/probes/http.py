@@ -9,7 +9,6 @@ DNS, connect and TLS are measured the way `curl` sees them.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from typing import Literal
 from urllib.parse import urlsplit
@@ -32,8 +31,9 @@ from probe_agent.httpclient import (
     translate_client_error,
 )
 from probe_agent.model import Observation, ValueSpec
+from probe_agent.netinfo import ADDRESS_VALUES, TLS_VALUES, literal_address, record_address, record_tls
 from probe_agent.probe import Probe, ProbeConfig
-from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock, cert_labels, client_context, tls_version_label
+from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock, client_context
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 
@@ -83,22 +83,8 @@ class HttpProbe(Probe[HttpConfig]):
         "ssl": ValueSpec("probe_http_ssl", "Indicates if SSL was used for the final redirect."),
         "http_version": ValueSpec("probe_http_version", "Returns the version of HTTP of the probe response."),
         "failed_due_to_regex": ValueSpec("probe_failed_due_to_regex", "Indicates if probe failed due to regex."),
-        "dns_lookup_seconds": ValueSpec("probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds."),
-        "ip_protocol": ValueSpec("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6."),
-        "ip_addr_hash": ValueSpec("probe_ip_addr_hash", "Specifies the hash of IP address. It's useful to detect if the IP address changes."),
-        "ssl_earliest_cert_expiry": ValueSpec(
-            "probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime."
-        ),
-        "ssl_last_chain_expiry": ValueSpec(
-            "probe_ssl_last_chain_expiry_timestamp_seconds", "Returns last SSL chain expiry in timestamp."
-        ),
-        "tls_version": ValueSpec("probe_tls_version_info", "Returns the TLS version used or NaN when unknown.", ("version",)),
-        "ssl_chain": ValueSpec(
-            "probe_ssl_last_chain_info",
-            "Contains SSL leaf certificate information.",
-            ("fingerprint_sha256", "subject", "issuer", "subjectalternative"),
-        ),
-        "cert_expiry_days": ValueSpec(None, "Days until the server certificate expires (for thresholds)."),
+        **ADDRESS_VALUES,
+        **TLS_VALUES,
     }
 
     def __init__(self, config: HttpConfig):
@@ -107,11 +93,7 @@ class HttpProbe(Probe[HttpConfig]):
         if urlsplit(config.url).scheme == "https" or config.follow_redirects:
             # Shared with every probe of the same TLS setting (a redirect may lead to https).
             self._tls = client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file)
-        host = urlsplit(config.url).hostname or ""
-        try:
-            self._literal_address: str | None = str(ipaddress.ip_address(host))  # aiohttp does not resolve it
-        except ValueError:
-            self._literal_address = None
+        self._literal_address = literal_address(urlsplit(config.url).hostname or "")  # aiohttp does not resolve it
 
     @classmethod
     async def aclose_shared(cls) -> None:
@@ -142,7 +124,7 @@ class HttpProbe(Probe[HttpConfig]):
                 length = response.content_length
                 values["content_length"] = float(length) if length is not None else -1.0
                 values["ssl"] = 1.0 if response.url.scheme == "https" else 0.0
-                self._tls_values(clock, obs)
+                record_tls(clock, obs)
                 if len(response.history):
                     obs.details["final_url"] = str(response.url)
                 body = await read_capped(response, cfg.max_body_bytes)
@@ -153,7 +135,8 @@ class HttpProbe(Probe[HttpConfig]):
             for phase in PHASES:
                 obs.add_phase(phase, timings.phases.get(phase, 0.0))
             values["dns_lookup_seconds"] = timings.phases.get("resolve", 0.0)
-            self._peer(clock, obs)
+            # as blackbox_exporter: known once the name resolved, whatever happened next
+            record_address(clock.address or self._literal_address, obs)
 
         if not any(lo <= response.status <= hi for lo, hi in cfg.expect_status):
             raise ProbeError(
@@ -165,38 +148,6 @@ class HttpProbe(Probe[HttpConfig]):
         except BodyMismatch:
             values["failed_due_to_regex"] = 1.0
             raise
-
-    def _peer(self, clock: HandshakeClock, obs: Observation) -> None:
-        # As blackbox_exporter: known once the name resolved, whatever happened next.
-        address = clock.address or self._literal_address
-        if address is not None:
-            packed = ipaddress.ip_address(address).packed
-            obs.values["ip_protocol"] = 6.0 if len(packed) == 16 else 4.0
-            obs.values["ip_addr_hash"] = float(fnv32a(packed))
-
-    @staticmethod
-    def _tls_values(clock: HandshakeClock, obs: Observation) -> None:
-        if (expiry := clock.cert_expiry()) is None:
-            return
-        obs.values["ssl_earliest_cert_expiry"] = expiry
-        # Python before 3.13 gives the peer's certificate, not its chain: the leaf stands for it
-        obs.values["ssl_last_chain_expiry"] = expiry
-        obs.values["cert_expiry_days"] = round((expiry - time.time()) / 86400, 3)
-        if clock.version:
-            obs.values["tls_version"] = 1.0
-            obs.value_labels["tls_version"] = {"version": tls_version_label(clock.version)}
-        if clock.peer_cert:
-            obs.values["ssl_chain"] = 1.0
-            obs.value_labels["ssl_chain"] = cert_labels(clock.peer_cert)
-
-
-def fnv32a(data: bytes) -> int:
-    """32-bit FNV-1a, as blackbox_exporter hashes the address's bytes for probe_ip_addr_hash."""
-    value = 0x811C9DC5
-    for byte in data:
-        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return value
-
 
 
 PROBE = HttpProbe

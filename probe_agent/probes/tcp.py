@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
 from typing import Literal
 
@@ -17,6 +18,7 @@ from pydantic import Field
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.fields import Regex
 from probe_agent.model import Observation, ValueSpec
+from probe_agent.netinfo import ADDRESS_VALUES, TLS_VALUES, literal_address, record_address, record_tls
 from probe_agent.probe import Probe, ProbeConfig
 from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock, client_context
 
@@ -52,10 +54,9 @@ class TcpProbe(Probe[TcpConfig]):
     phase_metric = "probe_tcp_duration_seconds"
     failure_reasons = (Reason.TIMEOUT, Reason.CONNECT, Reason.TLS, Reason.PROTOCOL, Reason.ASSERTION, Reason.INTERNAL)
     values = {
-        "ssl_earliest_cert_expiry": ValueSpec(
-            "probe_ssl_earliest_cert_expiry", "Unix time at which the server certificate expires."
-        ),
-        "cert_expiry_days": ValueSpec(None, "Days until the server certificate expires (for thresholds)."),
+        "failed_due_to_regex": ValueSpec("probe_failed_due_to_regex", "Indicates if probe failed due to regex."),
+        **ADDRESS_VALUES,
+        **TLS_VALUES,
     }
 
     def __init__(self, config: TcpConfig):
@@ -63,33 +64,40 @@ class TcpProbe(Probe[TcpConfig]):
         self._tls = None
         if config.tls:
             self._tls = client_context(config.tls_verify, config.ca_file)
+        self._literal_address = literal_address(config.host)
 
     async def run(self, obs: Observation) -> None:
         cfg = self.config
         clock = HandshakeClock()
         HANDSHAKE_CLOCK.set(clock)
+        obs.values["failed_due_to_regex"] = 0.0
+        obs.values["dns_lookup_seconds"] = 0.0  # an address: nothing to look up
+        address = self._literal_address or await self._resolve(obs)
+        record_address(address, obs)
         start = time.perf_counter()
         reader, writer = await asyncio.open_connection(
-            cfg.host,
+            address,
             cfg.port,
             ssl=self._tls,
             server_hostname=(cfg.server_name or cfg.host) if self._tls else None,
         )
         connected = time.perf_counter()
+        record_tls(clock, obs)
         try:
             if clock.started is not None and clock.finished is not None:
                 obs.add_phase("connect", clock.started - start)
                 obs.add_phase("tls", clock.finished - clock.started)
-                if (expiry := clock.cert_expiry()) is not None:
-                    obs.values["ssl_earliest_cert_expiry"] = expiry
-                    obs.values["cert_expiry_days"] = round((expiry - time.time()) / 86400, 3)
             else:
                 obs.add_phase("connect", connected - start)
             if cfg.send is not None:
                 writer.write(cfg.send.encode())
                 await writer.drain()
             if cfg.expect is not None or cfg.expect_regex is not None:
-                await self._expect(reader, obs)
+                try:
+                    await self._expect(reader, obs)
+                except ProbeError:
+                    obs.values["failed_due_to_regex"] = 1.0
+                    raise
                 obs.add_phase("exchange", time.perf_counter() - connected)
         finally:
             writer.close()
@@ -97,6 +105,20 @@ class TcpProbe(Probe[TcpConfig]):
                 await asyncio.wait_for(writer.wait_closed(), 1)
             except (OSError, TimeoutError):
                 pass
+
+    async def _resolve(self, obs: Observation) -> str:
+        """The host's first address, as blackbox_exporter resolves it before connecting (the
+        resolve phase and probe_dns_lookup_time_seconds)."""
+        start = time.perf_counter()
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(self.config.host, self.config.port, type=socket.SOCK_STREAM)
+        except socket.gaierror:
+            raise ProbeError(Reason.CONNECT, f"cannot resolve host {self.config.host}") from None
+        finally:
+            seconds = time.perf_counter() - start
+            obs.add_phase("resolve", seconds)
+            obs.values["dns_lookup_seconds"] = seconds
+        return str(infos[0][4][0])
 
     async def _expect(self, reader: asyncio.StreamReader, obs: Observation) -> None:
         cfg = self.config

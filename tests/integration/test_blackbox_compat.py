@@ -30,6 +30,18 @@ pytestmark = pytest.mark.service("blackbox_exporter")
 
 # What the agent and blackbox_exporter must agree on: the query, and how values compare.
 EXACT, PRESENT, BOTH_POSITIVE = "exact", "present", "both positive"
+TCP_QUERIES = [
+    ("probe_success", EXACT),
+    ("probe_duration_seconds", BOTH_POSITIVE),
+    ("probe_ip_protocol", EXACT),
+    ("probe_ip_addr_hash", EXACT),
+    ("probe_dns_lookup_time_seconds", PRESENT),
+    ("probe_failed_due_to_regex", EXACT),
+    ("probe_ssl_earliest_cert_expiry", EXACT),
+    ("probe_ssl_last_chain_expiry_timestamp_seconds", EXACT),
+    ("probe_tls_version_info", EXACT),
+    ("probe_ssl_last_chain_info", EXACT),
+]
 QUERIES = [
     ("probe_success", EXACT),
     ("probe_http_status_code", EXACT),
@@ -62,8 +74,13 @@ OWN_LABELS = {"job", "instance", "probe", "type", "__name__"}
 def blackbox_exporter(tmp_path: Path, ca_file: Path) -> Iterator[int]:
     if BBE is None:
         pytest.skip("blackbox_exporter not installed (Debian package prometheus-blackbox-exporter)")
-    config = {"modules": {"http_2xx": {"prober": "http", "timeout": "2s", "http": {
-        "preferred_ip_protocol": "ip4", "tls_config": {"ca_file": str(ca_file)}}}}}
+    config = {"modules": {
+        "http_2xx": {"prober": "http", "timeout": "2s", "http": {
+            "preferred_ip_protocol": "ip4", "tls_config": {"ca_file": str(ca_file)}}},
+        "tcp_connect": {"prober": "tcp", "timeout": "2s", "tcp": {"preferred_ip_protocol": "ip4"}},
+        "tcp_tls": {"prober": "tcp", "timeout": "2s", "tcp": {
+            "preferred_ip_protocol": "ip4", "tls": True, "tls_config": {"ca_file": str(ca_file)}}},
+    }}
     (tmp_path / "blackbox.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     proc = subprocess.Popen([BBE, f"--config.file={tmp_path / 'blackbox.yml'}", f"--web.listen-address=127.0.0.1:{port}"],
@@ -98,25 +115,33 @@ def test_agent_and_blackbox_exporter_agree(tmp_path: Path, blackhole: BlackHole)
         plain = stack.enter_context(target())
         tls = stack.enter_context(target((ca.cert, ca.key))).replace("http://", "https://")
         stale = stack.enter_context(target((expired.cert, expired.key))).replace("http://", "https://")
+        http = {"expect_status": ["2xx"], "ca_file": str(ca.cert)}
+        tcp_port = int(tls.rsplit(":", 1)[1])
+        # name -> (blackbox_exporter module, its target, the agent's probe)
         targets = {
-            "plain": f"{plain}/",
-            "error": f"{plain}/500",
-            "tls": f"{tls}/",
-            "expired": f"{stale}/",
-            "hung": f"http://127.0.0.1:{blackhole.port}/",
+            "plain": ("http_2xx", f"{plain}/", {"type": "http", "url": f"{plain}/", **http}),
+            "error": ("http_2xx", f"{plain}/500", {"type": "http", "url": f"{plain}/500", **http}),
+            "tls": ("http_2xx", f"{tls}/", {"type": "http", "url": f"{tls}/", **http}),
+            "expired": ("http_2xx", f"{stale}/", {"type": "http", "url": f"{stale}/", **http}),
+            "hung": ("http_2xx", f"http://127.0.0.1:{blackhole.port}/",
+                     {"type": "http", "url": f"http://127.0.0.1:{blackhole.port}/", **http}),
+            "tcp": ("tcp_connect", f"127.0.0.1:{tcp_port}", {"type": "tcp", "host": "127.0.0.1", "port": tcp_port}),
+            "tcp-tls": ("tcp_tls", f"localhost:{tcp_port}", {"type": "tcp", "host": "localhost", "port": tcp_port,
+                                                             "tls": True, "ca_file": str(ca.cert)}),
+            "tcp-refused": ("tcp_connect", f"127.0.0.1:{free_port()}", {"type": "tcp", "host": "127.0.0.1", "port": 1}),
         }
+        targets["tcp-refused"][2]["port"] = int(targets["tcp-refused"][1].rsplit(":", 1)[1])
         bbe_port = stack.enter_context(blackbox_exporter(tmp_path, ca.cert))
         # blackbox_exporter trusts only the test CA; the expired certificate is its own issuer
-        probes = [{"name": name, "type": "http", "url": url, "interval": "3s", "timeout": "2s",
-                   "expect_status": ["2xx"], "ca_file": str(ca.cert)} for name, url in targets.items()]
+        probes = [{"name": name, "interval": "3s", "timeout": "2s", **probe} for name, (_m, _t, probe) in targets.items()]
         (tmp_path / "probes.yaml").write_text(yaml.safe_dump({"probes": probes}))
         agent = AgentProcess(tmp_path / "probes.yaml").start()
         stack.callback(agent.stop)
         scrape = "".join(
             f"  - job_name: bbe-{name}\n    scrape_interval: 3s\n    scrape_timeout: 3s\n    metrics_path: /probe\n"
-            f"    params: {{module: [http_2xx], target: ['{url}']}}\n"
+            f"    params: {{module: [{module}], target: ['{where}']}}\n"
             f"    static_configs: [{{targets: ['127.0.0.1:{bbe_port}']}}]\n"
-            for name, url in targets.items()
+            for name, (module, where, _p) in targets.items()
         ) + f"  - job_name: agent\n    static_configs: [{{targets: ['127.0.0.1:{agent.port}']}}]\n"
         prom = stack.enter_context(prometheus(tmp_path, scrape))
         # every target has been probed by both (the hung one takes its 2 s timeout)
@@ -127,8 +152,8 @@ def test_agent_and_blackbox_exporter_agree(tmp_path: Path, blackhole: BlackHole)
 
         differences = []
         compared = 0
-        for query, how in QUERIES:
-            for name in targets:
+        for name, (module, _where, _probe) in targets.items():
+            for query, how in (QUERIES if module.startswith("http") else TCP_QUERIES):
                 bbe = values(prom, query, lambda m, n=name: m.get("job") == f"bbe-{n}")
                 ours = values(prom, query, lambda m, n=name: m.get("probe") == n)
                 compared += 1

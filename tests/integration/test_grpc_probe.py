@@ -63,7 +63,11 @@ async def test_serving(probe_once: ProbeOnce, grpc_server: HealthServer) -> None
     whole = await probe_once(grpc_probe(grpc_server.port))
     orders = await probe_once(grpc_probe(grpc_server.port, service="orders.v1.Orders"))
     assert whole.status is orders.status is Status.OK, (whole.message, orders.message)
-    assert orders.values == {"status_code": 0, "serving_status": 1} and orders.details["serving_status"] == "SERVING"
+    assert (orders.values["status_code"], orders.values["serving_status"], orders.values["ssl"]) == (0, 1, 0)
+    assert orders.details["serving_status"] == "SERVING"
+    # blackbox_exporter's probe_grpc_healthcheck_response: every status, 1 for the answer
+    answered = {orders.value_labels[k]["serving_status"]: v for k, v in orders.values.items() if k.startswith("healthcheck_")}
+    assert answered == {"UNKNOWN": 0, "SERVING": 1, "NOT_SERVING": 0, "SERVICE_UNKNOWN": 0}
     assert 0 < orders.phases["check"] < 1
 
 
