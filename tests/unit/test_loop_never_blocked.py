@@ -143,8 +143,12 @@ async def test_a_run_measured_on_a_late_loop_is_marked_distorted() -> None:
     monitor.start()
     try:
         await asyncio.sleep(0.05)
-        calm = await run_probe(handle, monitor, lag_tolerance=0.01)
-        assert not calm.distorted and "distorted" not in calm.details
+        gc.collect()  # garbage of earlier tests must not be collected in the middle of the calm run
+        for _ in range(3):  # a 2-core machine running other things: one calm run out of three
+            calm = await run_probe(handle, monitor, lag_tolerance=0.01)
+            if not calm.distorted:
+                break
+        assert not calm.distorted and "distorted" not in calm.details, calm.loop_lag
         # The agent's own work holds the loop for 80 ms while the target answers in 50.
         asyncio.get_running_loop().call_later(0.01, time.sleep, 0.08)
         busy = await run_probe(handle, monitor, lag_tolerance=0.01)
