@@ -59,3 +59,34 @@ def test_generated_slo_rules_fire_fast_burn_soon_after_a_target_fails(tmp_path: 
     # a scrape (1 s) sees the first failed run, the next evaluation (1 s) fires: no `for`
     print(f"HighErrorRateFastBurn fired {fired_after:.1f} s after the target started failing")
     assert fired_after < 15
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus (Debian package) not installed")
+def test_the_issues_reproductions_read_right_in_prometheus(tmp_path: Path) -> None:
+    """A steady 264 ms target read a p95 of 487 ms with the old buckets (a false breach of
+    'p95 > 300 ms'), and a first failure was invisible to increase()."""
+    with demo_shop(faults="readiness=slow:0.264") as shop:
+        config = tmp_path / "probes.yaml"
+        config.write_text(
+            f"probes:\n  - {{name: slow, type: http, url: '{shop}/health/readiness', interval: 500ms, timeout: 400ms}}\n"
+            f"  - {{name: live, type: http, url: '{shop}/health/liveness', interval: 500ms, timeout: 400ms}}\n"
+        )
+        agent = AgentProcess(config).start()
+        try:
+            scrape = f"  - job_name: probe-agent\n    static_configs: [{{targets: ['127.0.0.1:{agent.port}']}}]\n"
+            with prometheus(tmp_path, scrape) as prom:
+                window = 'probe_run_duration_seconds_bucket{probe="slow"}[20s]'
+                prom.query_until('sum(increase(probe_run_duration_seconds_count{probe="slow"}[20s])) > 5', timeout=40)
+                p95 = float(prom.query_until(f"histogram_quantile(0.95, sum by (le) (rate({window})))")[0]["value"][1])
+                under = prom.query_until(
+                    'sum(rate(probe_run_duration_seconds_bucket{probe="slow",le="0.3"}[20s]))'
+                    ' / sum(rate(probe_run_duration_seconds_count{probe="slow"}[20s]))')
+                # the first failure of a reason shows in increase(): its series was there at 0
+                before = prom.query_until('probe_failures_total{probe="live",reason="assertion"}')
+                assert http_json("POST", f"{shop}/admin/faults", b'{"endpoint": "liveness", "mode": "error"}') == 200
+                seen = prom.query_until('increase(probe_failures_total{probe="live",reason="assertion"}[10s]) > 0', timeout=20)
+        finally:
+            agent.stop()
+    assert 0.264 < p95 < 0.3, p95  # interpolated inside the (0.2, 0.3] bucket: no false breach of 300 ms
+    assert float(under[0]["value"][1]) == 1.0  # the ratio at the limit is exact
+    assert before[0]["value"][1] == "0" and float(seen[0]["value"][1]) > 0
