@@ -22,6 +22,7 @@ from probe_agent.probe import Probe, ProbeConfig
 from probe_agent.probes import REGISTRY
 from probe_agent.redact import Redactor
 from probe_agent.tls import TlsFileError
+from probe_agent.units import value_text
 
 MAX_MESSAGE_CHARS = 300
 
@@ -112,7 +113,7 @@ async def run_probe(
             continue
         for level, limit in ((Status.CRITICAL, threshold.critical), (Status.WARNING, threshold.warning)):
             if limit is not None and limit.breached_by(value):
-                breaches.append(f"{key} {value:g} {limit} ({level.label})")
+                breaches.append(f"{key} {value_text(key, value)} {limit.op} {value_text(key, limit.bound)} ({level.label})")
                 if failure is None and level > status:
                     status = level
                 break

@@ -43,6 +43,7 @@ from probe_agent.model import Observation, ValueSpec
 from probe_agent.probe import Probe, ProbeConfig
 from probe_agent.redact import Redactor, is_sensitive_name
 from probe_agent.tls import client_context
+from probe_agent.units import duration_text
 
 TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 BUILTINS = ("uuid", "random", "timestamp")
@@ -311,9 +312,11 @@ class FlowRun:
         if limits is None:
             return
         if limits.critical is not None and limits.critical.breached_by(seconds):
-            raise self.fail(step, Reason.ASSERTION, f"took {seconds:.3f}s, limit {limits.critical} (critical)")
+            limit = limits.critical
+            raise self.fail(step, Reason.ASSERTION, f"took {duration_text(seconds)}, limit {limit.op} {duration_text(limit.bound)} (critical)")
         if limits.warning is not None and limits.warning.breached_by(seconds):
-            self.obs.warnings.append(f"step {step.name!r}: took {seconds:.3f}s, limit {limits.warning}")
+            limit = limits.warning
+            self.obs.warnings.append(f"step {step.name!r}: took {duration_text(seconds)}, limit {limit.op} {duration_text(limit.bound)}")
 
 
 class SyntheticProbe(Probe[SyntheticConfig]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -74,7 +75,7 @@ async def test_value_thresholds_warning_and_critical() -> None:
     h = handle(ScriptedProbe(values={"cert_expiry_days": 5}), thresholds="{cert_expiry_days: {warning: '< 30', critical: '< 7'}}")
     result = await run_probe(h)
     assert result.status is Status.CRITICAL and result.success is False
-    assert result.reason is None and result.message == "cert_expiry_days 5 < 7 (critical)"
+    assert result.reason is None and result.message == "cert_expiry_days 5 days < 7 days (critical)"
     h = handle(ScriptedProbe(values={"cert_expiry_days": 20}), thresholds="{cert_expiry_days: {warning: '< 30', critical: '< 7'}}")
     result = await run_probe(h)
     assert result.status is Status.WARNING and result.success is True
@@ -83,7 +84,7 @@ async def test_value_thresholds_warning_and_critical() -> None:
 async def test_duration_threshold() -> None:
     result = await run_probe(handle(ScriptedProbe(sleep=0.06), thresholds="{duration: {warning: 50ms}}"))
     assert result.status is Status.WARNING
-    assert result.message.startswith("duration 0.06")
+    assert re.fullmatch(r"duration 6\d ms > 50 ms \(warning\)", result.message), result.message  # human units
 
 
 async def test_values_survive_failure() -> None:
