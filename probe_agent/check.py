@@ -18,6 +18,7 @@ from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.model import Result, Status
 from probe_agent.probe import ProbeConfig
 from probe_agent.probes import REGISTRY, close_shared
+from probe_agent.reports import worst
 from probe_agent.runner import ProbeHandle, run_probe
 
 STATUS_STYLE = {Status.OK: "green", Status.WARNING: "yellow", Status.CRITICAL: "bold red", Status.UNKNOWN: "magenta"}
@@ -51,10 +52,6 @@ async def run_once(config: AgentConfig, handles: list[ProbeHandle]) -> list[Resu
         monitor.stop()
         await asyncio.gather(*(h.aclose() for h in handles))
         await close_shared()
-
-
-def worst(results: Sequence[Result]) -> Status:
-    return max((r.status for r in results), default=Status.UNKNOWN)
 
 
 def _latency(seconds: float) -> str:

@@ -115,7 +115,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from probe_agent.check import render_json, render_table, run_once, select, worst
+    from probe_agent.check import render_json, render_table, run_once, select
+    from probe_agent.reports import worst
     from probe_agent.runner import build_handles
 
     try:
@@ -128,7 +129,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     setup_logging("text", args.log_level, Redactor(config.secrets))
     results = run_async(run_once(config, handles))
     targets = {p.name: config.redactor(p.name).redact(p.target()) for p in probes}
-    (render_json if args.format == "json" else render_table)(results, targets)
+    if args.format == "nagios":
+        from probe_agent.reports import render_nagios
+
+        render_nagios(results, {p.name: p for p in probes}, sys.stdout)
+    elif args.format == "junit":
+        from probe_agent.reports import render_junit
+
+        render_junit(results, targets, sys.stdout)
+    elif args.format == "prometheus":
+        from probe_agent.reports import render_prometheus
+
+        render_prometheus(results, config, probes, sys.stdout)
+    else:
+        (render_json if args.format == "json" else render_table)(results, targets)
     return int(worst(results))
 
 
@@ -272,7 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(check)
     check.add_argument("--probe", action="append", metavar="NAME", help="only this probe (repeatable)")
     check.add_argument("--tag", action="append", metavar="TAG", help="only probes with this tag (repeatable)")
-    check.add_argument("--format", choices=("table", "json"), default="table")
+    check.add_argument(
+        "--format", choices=("table", "json", "nagios", "junit", "prometheus"), default="table",
+        help="nagios: a plugin's status line with perfdata; junit: XML for CI; prometheus: for node_exporter's textfile collector",
+    )
     check.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
     check.set_defaults(func=cmd_check)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -147,3 +149,46 @@ def test_run_refuses_a_taken_address(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+
+
+NAGIOS_PERF = re.compile(r"^'[^'=]+'=-?[\d.e+-]+(s|B|)?;[\d.:]*;[\d.:]*;\d*;$")
+
+
+def test_nagios_plugin_output(config: Path) -> None:
+    run = check("-c", str(config), "--format", "nagios")
+    assert run.returncode == 2, run.stderr
+    first, *long_output = run.stdout.splitlines()
+    status, _, perf = first.partition(" | ")
+    # the status line Nagios shows: the worst state, how many, and what failed first
+    assert status == "PROBE-AGENT CRITICAL - 1 of 4 critical: db-port connect: connection refused (and 1 more not ok)", status
+    items = perf.split(" ")
+    assert all(NAGIOS_PERF.match(item) for item in items), [i for i in items if not NAGIOS_PERF.match(i)]
+    assert "'slowish/duration'=" in perf and ";0:;" not in perf  # '> 0s' is a warn range of 0
+    assert any(i.startswith("'slowish/duration'=") and i.endswith("s;0;;0;") for i in items), perf
+    assert any(i.startswith("'live/status_code'=200;;;;") for i in items), perf
+    # the long output: a line per probe, the worst first
+    assert [line.split()[:2] for line in long_output] == [
+        ["CRITICAL", "db-port"], ["WARNING", "slowish"], ["OK", "live"], ["OK", "ready"]]
+
+
+def test_junit_for_ci(config: Path) -> None:
+    from xml.etree import ElementTree
+
+    run = check("-c", str(config), "--format", "junit")
+    assert run.returncode == 2
+    suite = ElementTree.fromstring(run.stdout).find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "1", "0")
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    failure = cases["db-port"].find("failure")
+    assert failure is not None and failure.get("message") == "connect: connection refused" and failure.get("type") == "connect"
+    assert cases["live"].find("failure") is None and cases["slowish"].findtext("system-out", "").startswith("WARNING: duration")
+
+
+def test_prometheus_textfile_passes_promtool(config: Path, tmp_path: Path) -> None:
+    run = check("-c", str(config), "--format", "prometheus")
+    assert run.returncode == 2
+    assert 'probe_success{probe="db-port",type="tcp"} 0.0' in run.stdout
+    assert 'probe_failures_total{probe="db-port",reason="connect",type="tcp"} 1.0' in run.stdout
+    if shutil.which("promtool"):
+        lint = subprocess.run(["promtool", "check", "metrics"], input=run.stdout, capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
