@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from probe_agent.config import AgentConfig
+from probe_agent.config import AgentConfig, did_you_mean
 from probe_agent.errors import ConfigError
 from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.model import Result, Status
@@ -25,10 +25,10 @@ STATUS_STYLE = {Status.OK: "green", Status.WARNING: "yellow", Status.CRITICAL: "
 
 
 def select(config: AgentConfig, names: Sequence[str], tags: Sequence[str]) -> list[ProbeConfig]:
-    known = {p.name for p in config.probes}
+    known = config.all_probe_names or tuple(p.name for p in config.probes)
     missing = [n for n in names if n not in known]
     if missing:
-        raise ConfigError([f"--probe {n}: no probe with that name (known: {', '.join(sorted(known))})" for n in missing])
+        raise ConfigError([f"--probe {n}: no probe with that name{did_you_mean(n, known)}" for n in missing])
     chosen = [
         p for p in config.probes if (not names or p.name in names) and (not tags or set(tags) & set(p.tags))
     ]

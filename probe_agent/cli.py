@@ -17,6 +17,7 @@ from probe_agent.config import (
     CONFIG_ENV_VAR,
     DEFAULT_CONFIG_PATH,
     AgentConfig,
+    Selection,
     load_config,
     resolve_config_path,
 )
@@ -64,9 +65,9 @@ def print_problems(problems: Sequence[str], source: Path | str) -> None:
 # --- commands ----------------------------------------------------------------
 
 
-def load_args_config(args: argparse.Namespace) -> tuple[Path, AgentConfig]:
+def load_args_config(args: argparse.Namespace, selection: Selection | None = None) -> tuple[Path, AgentConfig]:
     path = resolve_config_path(args.config)
-    return path, load_config(path, max_bytes=args.max_config_bytes, allow_empty=args.allow_empty)
+    return path, load_config(path, max_bytes=args.max_config_bytes, allow_empty=args.allow_empty, selection=selection)
 
 
 def load_or_report(args: argparse.Namespace) -> tuple[Path, AgentConfig] | None:
@@ -120,7 +121,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from probe_agent.runner import build_handles
 
     try:
-        _path, config = load_args_config(args)
+        # only the selected probes are validated, their ${VAR} only resolved
+        selection = Selection(tuple(args.probe or ()), tuple(args.tag or ()))
+        _path, config = load_args_config(args, selection)
         probes = select(config, args.probe or [], args.tag or [])
         handles = build_handles(config, probes)
     except ConfigError as exc:

@@ -12,6 +12,7 @@ import gc
 import os
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ class AgentConfig(BaseModel):
     loop_lag_tolerance: Duration = DEFAULT_LAG_TOLERANCE
     probes: list[ProbeConfig] = []
     slos: list[Slo] = []  # objectives over groups of probes; `probe-agent rules` writes their alerts
+    # Every probe name in the file, also those a selection left out (for `check --probe` errors).
+    all_probe_names: tuple[str, ...] = ()
     # Strings that must never leave the agent (passwords, tokens); filled by the loader.
     # By probe: a probe's outputs are masked with its own secrets (a password of one probe
     # that is an ordinary word in another's message stays readable there); all of them
@@ -117,12 +120,33 @@ def _pydantic_problems(prefix: str, exc: ValidationError) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The probes `check` runs, chosen before anything is validated: a probe left out is not
+    validated and its ${VAR} not resolved (an unset variable of an unrelated probe must not
+    stop a check at 3 a.m.). Empty names and tags select everything."""
+
+    names: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def wants(self, entry: Mapping[str, Any]) -> bool:
+        tags = entry.get("tags")
+        tags = tags if isinstance(tags, list) else []
+        return (not self.names or entry.get("name") in self.names) and (not self.tags or any(t in tags for t in self.tags))
+
+
 def parse_config(
-    text: str, source: str = "<config>", env: Mapping[str, str] | None = None, *, allow_empty: bool = False
+    text: str,
+    source: str = "<config>",
+    env: Mapping[str, str] | None = None,
+    *,
+    allow_empty: bool = False,
+    selection: Selection | None = None,
 ) -> AgentConfig:
     """Parse and validate a probes.yaml text. Raises ConfigError listing every problem.
 
-    Top-level keys starting with `x-` are ignored: they hold YAML anchors, as in compose files."""
+    Top-level keys starting with `x-` are ignored: they hold YAML anchors, as in compose files.
+    With a selection, only the probes it wants are validated and kept (and no SLOs)."""
     env = os.environ if env is None else env
     raw = load_yaml(text)
     if raw is None:
@@ -143,7 +167,7 @@ def parse_config(
     except ValidationError as exc:
         problems.extend(_pydantic_problems("", exc))
         agent = AgentConfig()
-    agent = agent.model_copy(update={"slos": _parse_slos(raw_slos, env, problems, secrets)})
+    agent = agent.model_copy(update={"slos": _parse_slos(raw_slos, env, problems, secrets) if selection is None else []})
     defaults = agent.defaults.model_dump()
 
     if not isinstance(raw_probes, list):
@@ -154,6 +178,8 @@ def parse_config(
     for index, entry in enumerate(raw_probes):
         if not isinstance(entry, dict):
             problems.append(f"probes[{index}]: expected a mapping with 'name' and 'type'")
+            continue
+        if selection is not None and not selection.wants(entry):
             continue
         name = entry.get("name")
         label = f"probe {name!r}" if isinstance(name, str) and name else f"probes[{index}]"
@@ -193,7 +219,7 @@ def parse_config(
     for index, slo in enumerate(agent.slos):
         label = f"slos[{index}] ({slo.name})"
         problems.extend(
-            f"{label}: probes: no probe named {name!r}" + _did_you_mean(name, names) for name in slo.probes if name not in names
+            f"{label}: probes: no probe named {name!r}" + did_you_mean(name, names) for name in slo.probes if name not in names
         )
         members = slo_members(slo, probes)
         if not members and slo.tags:
@@ -205,9 +231,12 @@ def parse_config(
 
     if problems:
         raise ConfigError(problems)
+    all_names = tuple(e["name"] for e in raw_probes if isinstance(e, dict) and isinstance(e.get("name"), str))
     probe_secrets = {p.name: frozenset(env_secrets.get(p.name, set()) | collect_secrets([p])) for p in probes}
     all_secrets = secrets.union(*probe_secrets.values())
-    return agent.model_copy(update={"probes": probes, "secrets": frozenset(all_secrets), "probe_secrets": probe_secrets})
+    return agent.model_copy(
+        update={"probes": probes, "secrets": frozenset(all_secrets), "probe_secrets": probe_secrets, "all_probe_names": all_names}
+    )
 
 
 def _threshold_problems(probe: ProbeConfig) -> list[str]:
@@ -236,7 +265,7 @@ def _parse_slos(raw: Any, env: Mapping[str, str], problems: list[str], secrets: 
     return slos
 
 
-def _did_you_mean(name: str, known: set[str]) -> str:
+def did_you_mean(name: str, known: set[str] | tuple[str, ...]) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, sorted(known), n=1)
@@ -264,11 +293,12 @@ def load_config(
     *,
     max_bytes: int = MAX_CONFIG_BYTES,
     allow_empty: bool = False,
+    selection: Selection | None = None,
 ) -> AgentConfig:
     """Read, parse and validate a probes file. Blocking: the daemon calls it in a worker thread."""
     text = decode(read_config_bytes(str(path), max_bytes))
     with no_cyclic_gc():
-        return parse_config(text, str(path), env, allow_empty=allow_empty)
+        return parse_config(text, str(path), env, allow_empty=allow_empty, selection=selection)
 
 
 @contextlib.contextmanager

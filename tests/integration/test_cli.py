@@ -192,3 +192,21 @@ def test_prometheus_textfile_passes_promtool(config: Path, tmp_path: Path) -> No
     if shutil.which("promtool"):
         lint = subprocess.run(["promtool", "check", "metrics"], input=run.stdout, capture_output=True, text=True)
         assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_check_resolves_variables_of_the_selected_probes_only(tmp_path: Path, shop: str) -> None:
+    path = tmp_path / "probes.yaml"
+    path.write_text(f"""
+probes:
+  - {{name: web, type: http, url: "{shop}/health/liveness", tags: [shop]}}
+  - {{name: prod-db, type: postgres, host: 127.0.0.1, password: "${{PROD_PG_PASSWORD}}", tags: [db]}}
+slos:
+  - {{name: db, probes: [prod-db], availability: 99.9}}
+""")
+    by_name = check("-c", str(path), "--probe", "web")
+    by_tag = check("-c", str(path), "--tag", "shop")
+    everything = check("-c", str(path))
+    typo = check("-c", str(path), "--probe", "webb")
+    assert (by_name.returncode, by_tag.returncode) == (0, 0), by_name.stderr + by_tag.stderr
+    assert everything.returncode == 3 and "environment variable PROD_PG_PASSWORD is not set" in everything.stderr
+    assert typo.returncode == 3 and "--probe webb: no probe with that name (did you mean 'web'?)" in typo.stderr
