@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from probe_agent import __version__
 from probe_agent.config import (
@@ -27,6 +27,10 @@ from probe_agent.model import Status
 from probe_agent.redact import Redactor
 from probe_agent.yamlload import MAX_CONFIG_BYTES
 
+if TYPE_CHECKING:  # imported by the commands that use them: a command starts faster without
+    from probe_agent.probe import ProbeConfig
+    from probe_agent.runner import ProbeHandle
+
 log = logging.getLogger("probe_agent")
 
 DEFAULT_LISTEN = "0.0.0.0:9464"
@@ -37,6 +41,15 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"invalid address {value!r}: expected HOST:PORT, e.g. 127.0.0.1:9464")
     return (host.strip("[]") or "0.0.0.0"), int(port)
+
+
+def parse_seconds(value: str) -> float:
+    from probe_agent.fields import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 T = TypeVar("T")
@@ -115,21 +128,31 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from probe_agent.check import render_json, render_table, run_once, select
-    from probe_agent.reports import worst
+def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConfig], list[ProbeHandle]] | None:
+    """For check and wait: the probes `--probe` and `--tag` select, built (only they are
+    validated and have their ${VAR} resolved), with logging set up; None once problems are printed."""
+    from probe_agent.check import select
     from probe_agent.runner import build_handles
 
     try:
-        # only the selected probes are validated, their ${VAR} only resolved
-        selection = Selection(tuple(args.probe or ()), tuple(args.tag or ()))
-        _path, config = load_args_config(args, selection)
+        _path, config = load_args_config(args, Selection(tuple(args.probe or ()), tuple(args.tag or ())))
         probes = select(config, args.probe or [], args.tag or [])
         handles = build_handles(config, probes)
     except ConfigError as exc:
         print_problems(exc.problems, resolve_config_path(args.config))
-        return int(Status.UNKNOWN)
+        return None
     setup_logging("text", args.log_level, Redactor(config.secrets))
+    return config, probes, handles
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from probe_agent.check import render_json, render_table, run_once
+    from probe_agent.reports import worst
+
+    loaded = load_selected(args)
+    if loaded is None:
+        return int(Status.UNKNOWN)
+    config, probes, handles = loaded
     results = run_async(run_once(config, handles))
     targets = {p.name: config.redactor(p.name).redact(p.target()) for p in probes}
     if args.format == "nagios":
@@ -147,6 +170,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         (render_json if args.format == "json" else render_table)(results, targets)
     return int(worst(results))
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from probe_agent.check import render_table
+    from probe_agent.reports import worst
+    from probe_agent.wait import progress, wait_until_ready
+
+    loaded = load_selected(args)
+    if loaded is None:
+        return int(Status.UNKNOWN)
+    config, probes, handles = loaded
+    shown = progress()
+    ready, results = run_async(wait_until_ready(config, handles, args.timeout, args.pause, shown.update))
+    if ready:
+        print(f"ready: {len(handles)} probe{'s' if len(handles) != 1 else ''} passed", file=sys.stderr)
+        return 0
+    print(f"not ready after {args.timeout:g}s:", file=sys.stderr)
+    targets = {p.name: config.redactor(p.name).redact(p.target()) for p in probes}
+    not_ready = [r for r in results if not r.success] or results
+    render_table(not_ready, targets)
+    return int(worst(not_ready)) or int(Status.CRITICAL)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -295,6 +339,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
     check.set_defaults(func=cmd_check)
+
+    wait = commands.add_parser(
+        "wait", help="rerun probes until each passes success_threshold times in a row; exit 0, or the check code at --timeout"
+    )
+    with_config(wait)
+    wait.add_argument("--probe", action="append", metavar="NAME", help="only this probe (repeatable)")
+    wait.add_argument("--tag", action="append", metavar="TAG", help="only probes with this tag (repeatable)")
+    wait.add_argument("--timeout", type=parse_seconds, default=120.0, help="give up after this long (default 2m)")
+    wait.add_argument("--pause", type=parse_seconds, default=1.0, help="between two runs of a probe (default 1s)")
+    wait.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
+    wait.set_defaults(func=cmd_wait)
 
     validate = commands.add_parser("validate", help="check the probes file; list every problem")
     with_config(validate)
