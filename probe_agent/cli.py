@@ -70,6 +70,7 @@ def print_problems(problems: Sequence[str], source: Path | str) -> None:
     # A problem may quote what was written (an invalid URL with a password in it): the
     # redactor's patterns mask the secret forms even where no config could be loaded.
     redact = Redactor().redact
+    source = "standard input" if str(source) == "-" else source
     print(f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:", file=sys.stderr)
     for problem in problems:
         print(f"  - {redact(problem)}", file=sys.stderr)
@@ -102,7 +103,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print_problems(exc.problems, resolve_config_path(args.config))
         return 1
-    print(f"{path}: ok, {len(config.probes)} probes")
+    print(f"{'standard input' if str(path) == '-' else path}: ok, {len(config.probes)} probes")
     return 0
 
 
@@ -194,6 +195,9 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.config == "-":
+        print("run: -c - is not possible: the daemon reloads its file (use validate or check with -c -)", file=sys.stderr)
+        return 1
     loaded = load_or_report(args)
     if loaded is None:
         return 1
@@ -298,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_config(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "-c", "--config", help=f"probes file (default: ${CONFIG_ENV_VAR} or ./{DEFAULT_CONFIG_PATH})"
+            "-c", "--config", help=f"probes file, - for standard input (default: ${CONFIG_ENV_VAR} or ./{DEFAULT_CONFIG_PATH})"
         )
         p.add_argument(
             "--max-config-bytes", type=int, default=MAX_CONFIG_BYTES, metavar="N",

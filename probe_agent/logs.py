@@ -43,10 +43,14 @@ class RedactingFilter(logging.Filter):
         return value
 
 
+def _timestamp(record: logging.LogRecord) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -64,7 +68,7 @@ class TextFormatter(logging.Formatter):
         extras = " ".join(
             f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD and v is not None and v != ""
         )
-        line = f"{record.levelname.lower()}: {record.getMessage()}" + (f" {extras}" if extras else "")
+        line = f"{_timestamp(record)} {record.levelname.lower()}: {record.getMessage()}" + (f" {extras}" if extras else "")
         return line + (f"\n{record.exc_text}" if record.exc_text else "")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -38,11 +39,20 @@ _OPEN = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
 _CLOSE = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 
 
+STDIN = "-"
+
+
 def read_config_bytes(path: str, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
     """The file's bytes; more than max_bytes is an error (nothing past the limit is read).
 
     Only a regular file (or a link to one, as Kubernetes mounts a ConfigMap): opening a FIFO
-    would wait for a writer forever, and a device could be read forever."""
+    would wait for a writer forever, and a device could be read forever. `-` is standard input
+    (`probe-agent validate -c - < probes.yaml`), read to its end or the limit."""
+    if path == STDIN:
+        data = sys.stdin.buffer.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ConfigError([f"standard input is over the limit of {max_bytes:,} bytes (raise it with --max-config-bytes)"])
+        return data
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             raise ConfigError([f"{path} is not a regular file"])

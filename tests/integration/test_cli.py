@@ -210,3 +210,28 @@ slos:
     assert (by_name.returncode, by_tag.returncode) == (0, 0), by_name.stderr + by_tag.stderr
     assert everything.returncode == 3 and "environment variable PROD_PG_PASSWORD is not set" in everything.stderr
     assert typo.returncode == 3 and "--probe webb: no probe with that name (did you mean 'web'?)" in typo.stderr
+
+
+def test_config_from_standard_input(shop: str) -> None:
+    def run(*args: str, text: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "probe_agent", *args], input=text, capture_output=True, text=True,
+                              timeout=60, env={"PATH": "/usr/bin:/bin"})
+
+    good = f"probes:\n  - {{name: live, type: http, url: '{shop}/health/liveness'}}\n"
+    assert run("validate", "-c", "-", text=good).stdout == "standard input: ok, 1 probes\n"
+    assert run("check", "-c", "-", "--format", "json", text=good).returncode == 0
+    bad = run("validate", "-c", "-", text="probes:\n  - {name: x, type: htp}\n")
+    assert bad.returncode == 1 and bad.stderr.startswith("standard input: 1 problem:")
+    daemon = run("run", "-c", "-", text=good)
+    assert daemon.returncode == 1 and "the daemon reloads its file" in daemon.stderr
+
+
+def test_text_logs_have_timestamps_and_no_empty_fields() -> None:
+    import logging
+
+    from probe_agent.logs import TextFormatter
+
+    record = logging.LogRecord("probe_agent", logging.WARNING, "x", 1, "probe %s failing", ("web",), None)
+    record.probe, record.reason, record.previous = "web", "timeout", None
+    line = TextFormatter().format(record)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z warning: probe web failing probe=web reason=timeout", line), line
