@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import TextIO
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from probe_agent.config import AgentConfig, did_you_mean
-from probe_agent.errors import ConfigError
+from probe_agent.errors import ConfigError, Reason
 from probe_agent.loopmonitor import LoopMonitor
 from probe_agent.model import Result, Status
 from probe_agent.probe import ProbeConfig
 from probe_agent.probes import REGISTRY, close_shared
 from probe_agent.reports import worst
 from probe_agent.runner import ProbeHandle, run_probe
-
-STATUS_STYLE = {Status.OK: "green", Status.WARNING: "yellow", Status.CRITICAL: "bold red", Status.UNKNOWN: "magenta"}
+from probe_agent.units import value_text
 
 
 def select(config: AgentConfig, names: Sequence[str], tags: Sequence[str]) -> list[ProbeConfig]:
@@ -58,29 +56,55 @@ def _latency(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
+ANSI = {Status.OK: "\x1b[32m", Status.WARNING: "\x1b[33m", Status.CRITICAL: "\x1b[1;31m", Status.UNKNOWN: "\x1b[35m"}
+RESET = "\x1b[0m"
+
+
+def _detail(r: Result) -> str:
+    detail = f"{r.reason.value}: {r.message}" if r.reason else r.message
+    probe_cls = REGISTRY[r.type]
+    info = [r.details[key] for key in probe_cls.info_details if key in r.details]
+    if info:  # what answered: a server version, beside what it said
+        detail = f"{detail} [{', '.join(info)}]".lstrip()
+    shown = [f"{name} {value_text(name, r.values[name])}" for name in probe_cls.shown_values if name in r.values]
+    if shown and not detail:
+        detail = ", ".join(shown)
+    elif shown and r.reason in (None, Reason.ASSERTION):  # it answered: what it measured helps
+        detail = f"{detail} ({', '.join(shown)})"
+    if r.distorted:
+        detail = f"{detail} [DISTORTED: agent loop late {r.loop_lag * 1000:.0f} ms]".lstrip()
+    return detail
+
+
 def render_table(results: Sequence[Result], targets: dict[str, str], out: TextIO | None = None) -> None:
-    console = Console(file=out or sys.stdout, highlight=False, soft_wrap=False)
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    # On a narrow terminal the target gives way: the detail is what on-call reads.
-    show_target = console.width >= 120
-    columns = ("PROBE", "TYPE", "STATUS", "LATENCY", "TARGET") if show_target else ("PROBE", "TYPE", "STATUS", "LATENCY")
-    for column in columns:
-        table.add_column(column, no_wrap=True)
-    table.add_column("DETAIL", overflow="fold")
-    for r in sorted(results, key=lambda r: (-r.status, r.probe)):
-        detail = f"{r.reason.value}: {r.message}" if r.reason else r.message
-        info = [r.details[key] for key in REGISTRY[r.type].info_details if key in r.details]
-        if info:  # what answered: a server version, beside what it said
-            detail = f"{detail} [{', '.join(info)}]".lstrip()
-        if r.distorted:
-            detail = f"{detail} [DISTORTED: agent loop late {r.loop_lag * 1000:.0f} ms]".lstrip()
-        cells: list[str | Text] = [r.probe, r.type, Text(r.status.name, style=STATUS_STYLE[r.status]), _latency(r.duration)]
-        table.add_row(*cells, *([targets.get(r.probe, "")] if show_target else []), detail)
-    console.print(table)
+    """A row per probe, the worst first. DETAIL gets the rest of the terminal and wraps at
+    words; a probe that is not OK shows its target on a line of its own under the row."""
+    stream = out or sys.stdout
+    color = stream.isatty() and not os.environ.get("NO_COLOR")
+    width = shutil.get_terminal_size((120, 24)).columns
+    ordered = sorted(results, key=lambda r: (-r.status, r.probe))
+    rows = [(r.probe, r.type, r.status.name, _latency(r.duration)) for r in ordered]
+    heads = ("PROBE", "TYPE", "STATUS", "LATENCY")
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(heads)]
+    indent = sum(widths) + 2 * len(widths)
+    room = max(30, width - indent)  # never squeezed below 30 columns: long lines then run on
+    lines = ["  ".join(h.ljust(w) for h, w in zip((*heads, "DETAIL"), (*widths, 0), strict=True)).rstrip()]
+    for r, row in zip(ordered, rows, strict=True):
+        cells = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        if color:
+            cells = cells.replace(r.status.name, f"{ANSI[r.status]}{r.status.name}{RESET}", 1)
+        wrapped = textwrap.wrap(_detail(r), room, break_on_hyphens=False) or [""]
+        lines.append(f"{cells}  {wrapped[0]}".rstrip())
+        lines.extend(" " * indent + more for more in wrapped[1:])
+        if r.status is not Status.OK and targets.get(r.probe):
+            where = f"target: {targets[r.probe]}"
+            lines.append((" " * indent if indent + len(where) <= width else "  ") + where)  # a URL does not wrap
     counts = {s: sum(1 for r in results if r.status is s) for s in Status}
     summary = ", ".join(f"{n} {s.name}" for s, n in counts.items() if n)
     overall = worst(results)
-    console.print(Text(f"\n{overall.name}: {summary}", style=STATUS_STYLE[overall]))
+    verdict = f"{overall.name}: {summary}"
+    lines += ["", f"{ANSI[overall]}{verdict}{RESET}" if color else verdict]
+    stream.write("\n".join(lines) + "\n")
 
 
 def render_json(results: Sequence[Result], targets: dict[str, str], out: TextIO | None = None) -> None:

@@ -130,6 +130,9 @@ class Probe(abc.ABC, Generic[C]):
     phase_histogram: ClassVar[str] = ""
     # One probe of this type as a YAML list item, as the README shows it.
     example: ClassVar[str] = ""
+    # The measured values `check` shows beside a probe, in human units: what on-call wants to
+    # see at a glance (the rest is in `check --format json`).
+    shown_values: ClassVar[tuple[str, ...]] = ()
     # The reasons a run of this type can fail with: probe_failures_total has each from the start.
     failure_reasons: ClassVar[tuple[Reason, ...]] = tuple(Reason)
     # Details that say what the target is (a server's version): labels on probe_info, shown by `check`.

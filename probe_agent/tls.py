@@ -49,7 +49,7 @@ class HandshakeClock:
 HANDSHAKE_CLOCK: contextvars.ContextVar[HandshakeClock | None] = contextvars.ContextVar("handshake_clock", default=None)
 
 
-class _TimedSSLObject(ssl.SSLObject):
+class TimedSSLObject(ssl.SSLObject):
     # asyncio calls do_handshake() as soon as TCP is up and again on every read
     # until it completes, so the first call marks the end of connect and the
     # successful one the end of TLS.
@@ -120,7 +120,7 @@ def _build_context(
             context.load_cert_chain(cert_file, key_file)
         except (OSError, ssl.SSLError) as exc:
             raise TlsFileError(f"cert_file: cannot load {cert_file} (key_file {key_file or 'in it'}): {_why(exc)}") from None
-    context.sslobject_class = _TimedSSLObject
+    context.sslobject_class = TimedSSLObject
     return context
 
 

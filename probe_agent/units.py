@@ -9,6 +9,8 @@ from __future__ import annotations
 
 def duration_text(seconds: float) -> str:
     """0.507499 -> '507 ms'; 0.0004 -> '400 µs'; 75 -> '1m15s'."""
+    if seconds == 0:
+        return "0 s"
     if seconds < 0.001:
         return f"{seconds * 1e6:.0f} µs"
     if seconds < 1:

@@ -26,7 +26,7 @@ from pydantic import Field
 from probe_agent.datastore import ConnectionSlot, DatastoreConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.fields import HttpUrl
-from probe_agent.httpclient import make_session, parse_json, read_capped, translate_client_error
+from probe_agent.httpclient import http_client_context, make_session, parse_json, read_capped, translate_client_error
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probe import Probe
 from probe_agent.tls import client_context
@@ -105,6 +105,7 @@ class AmqpProbe(Probe[AmqpConfig]):
     depth: {warning: "> 0", critical: "> 100"}"""
     translate = staticmethod(translate)
     phase_metric = "probe_amqp_duration_seconds"
+    shown_values = ("depth", "messages_unacknowledged", "consumers")
     values = {
         "depth": ValueSpec(None, "Messages ready, plus unacknowledged with management_url (for thresholds)."),
         "messages_ready": ValueSpec("probe_amqp_messages_ready", "Messages ready for delivery (passive queue.declare)."),
@@ -125,7 +126,7 @@ class AmqpProbe(Probe[AmqpConfig]):
         self._slot = ConnectionSlot(self._connect, self._close, self._abort, config.pool)
         self._session: aiohttp.ClientSession | None = None
         self._management_tls = (
-            client_context(config.tls_verify, config.ca_file)
+            http_client_context(config.tls_verify, config.ca_file, None, None)
             if config.management_url and config.management_url.startswith("https")
             else None
         )

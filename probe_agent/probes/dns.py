@@ -122,6 +122,7 @@ class DnsProbe(Probe[DnsConfig]):
     translate = staticmethod(translate)
     failure_reasons = (Reason.TIMEOUT, Reason.CONNECT, Reason.PROTOCOL, Reason.ASSERTION, Reason.INTERNAL)
     phase_metric = "probe_dns_duration_seconds"
+    shown_values = ("answer_rrs",)
     values = {
         "answer_rrs": ValueSpec("probe_dns_answer_rrs", "Number of records in the answer section."),
         "authority_rrs": ValueSpec("probe_dns_authority_rrs", "Number of records in the authority section."),

@@ -26,6 +26,7 @@ from probe_agent.httpclient import (
     check_body,
     close_shared_session,
     format_status_ranges,
+    http_client_context,
     read_capped,
     shared_session,
     translate_client_error,
@@ -33,7 +34,7 @@ from probe_agent.httpclient import (
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.netinfo import ADDRESS_VALUES, TLS_VALUES, literal_address, record_address, record_tls
 from probe_agent.probe import Probe, ProbeConfig
-from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock, client_context
+from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 
@@ -73,6 +74,7 @@ class HttpProbe(Probe[HttpConfig]):
 """
     translate = staticmethod(translate_client_error)
     phase_metric = "probe_http_duration_seconds"
+    shown_values = ("status_code", "body_bytes", "cert_expiry_days")
     # blackbox_exporter's names, types and meanings; the first eight are there after every run,
     # 0 when the run ended before they could be known (as there).
     values = {
@@ -92,7 +94,7 @@ class HttpProbe(Probe[HttpConfig]):
         self._tls = None
         if urlsplit(config.url).scheme == "https" or config.follow_redirects:
             # Shared with every probe of the same TLS setting (a redirect may lead to https).
-            self._tls = client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file)
+            self._tls = http_client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file)
         self._literal_address = literal_address(urlsplit(config.url).hostname or "")  # aiohttp does not resolve it
 
     @classmethod

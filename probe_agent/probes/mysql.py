@@ -70,6 +70,7 @@ class MysqlProbe(Probe[MysqlConfig]):
 """
     translate = staticmethod(translate)
     phase_metric = "probe_mysql_duration_seconds"
+    shown_values = ("connections", "max_connections", "replication_lag_seconds")
     values = {
         "connections": ValueSpec("probe_mysql_threads_connected", "Threads_connected: client connections open."),
         "max_connections": ValueSpec("probe_mysql_max_connections", "The server's max_connections."),

@@ -16,11 +16,10 @@ import aiohttp
 
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.fields import HttpUrl
-from probe_agent.httpclient import make_session
+from probe_agent.httpclient import http_client_context, make_session
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.natsclient import NatsClientConfig, get_monitor_json, translate_nats
 from probe_agent.probe import Probe
-from probe_agent.tls import client_context
 
 _UPTIME_PART = re.compile(r"(\d+)([ywdhms])")
 _UPTIME_UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -67,6 +66,7 @@ class NatsProbe(Probe[NatsConfig]):
 """
     translate = staticmethod(translate_nats)
     phase_metric = "probe_nats_duration_seconds"
+    shown_values = ("connections", "slow_consumers", "memory_bytes")
     values = {
         **{name: ValueSpec(metric, help_text) for name, (_f, metric, help_text, _s) in VARZ_VALUES.items()},
         "uptime_seconds": ValueSpec("probe_nats_uptime_seconds", "Seconds since the server started."),
@@ -74,7 +74,7 @@ class NatsProbe(Probe[NatsConfig]):
 
     def __init__(self, config: NatsConfig):
         super().__init__(config)
-        self._tls = client_context(config.tls_verify, config.ca_file)
+        self._tls = http_client_context(config.tls_verify, config.ca_file, None, None)
         self._session: aiohttp.ClientSession | None = None
         self._client = config.client_slot() if config.servers else None
 

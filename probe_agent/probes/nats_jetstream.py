@@ -21,11 +21,10 @@ from pydantic import model_validator
 
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.fields import HttpUrl
-from probe_agent.httpclient import make_session
+from probe_agent.httpclient import http_client_context, make_session
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.natsclient import NatsClientConfig, get_monitor_json, translate_nats
 from probe_agent.probe import Probe
-from probe_agent.tls import client_context
 
 STREAM_NOT_FOUND = 10059
 CONSUMER_NOT_FOUND = 10014
@@ -69,6 +68,7 @@ class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
 """
     translate = staticmethod(translate_nats)
     phase_metric = "probe_nats_jetstream_duration_seconds"
+    shown_values = ("depth",)
     values = {
         "depth": ValueSpec(
             "probe_nats_jetstream_pending_messages",
@@ -88,7 +88,7 @@ class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
         super().__init__(config)
         self._client = config.client_slot() if config.source == "client" else None
         self._session: aiohttp.ClientSession | None = None
-        self._tls = client_context(config.tls_verify, config.ca_file) if config.source == "monitor" else None
+        self._tls = http_client_context(config.tls_verify, config.ca_file, None, None) if config.source == "monitor" else None
 
     async def run(self, obs: Observation) -> None:
         start = time.perf_counter()

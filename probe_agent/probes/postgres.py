@@ -99,6 +99,7 @@ class PostgresProbe(Probe[PostgresConfig]):
 """
     translate = staticmethod(translate)
     phase_metric = "probe_postgres_duration_seconds"
+    shown_values = ("connections", "max_connections", "replication_lag_seconds")
     values = {
         "connections": ValueSpec("probe_postgres_connections", "Client connections open on the server."),
         "max_connections": ValueSpec("probe_postgres_max_connections", "The server's max_connections."),

@@ -73,6 +73,7 @@ class RedisProbe(Probe[RedisConfig]):
 """
     translate = staticmethod(translate)
     phase_metric = "probe_redis_duration_seconds"
+    shown_values = ("connected_clients", "used_memory_bytes")
     values = {
         "connected_clients": ValueSpec("probe_redis_connected_clients", "INFO connected_clients."),
         "used_memory_bytes": ValueSpec("probe_redis_used_memory_bytes", "INFO used_memory."),

@@ -34,6 +34,7 @@ from probe_agent.httpclient import (
     StatusRanges,
     check_body,
     format_status_ranges,
+    http_client_context,
     make_session,
     parse_json,
     read_capped,
@@ -42,7 +43,6 @@ from probe_agent.httpclient import (
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probe import Probe, ProbeConfig
 from probe_agent.redact import Redactor, is_sensitive_name
-from probe_agent.tls import client_context
 from probe_agent.units import duration_text
 
 TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -334,6 +334,7 @@ class SyntheticProbe(Probe[SyntheticConfig]):
     - {name: delete, method: DELETE, path: "/api/users/{{user_id}}", requires: [user_id], expect_status: [204]}
 """
     phase_metric = "probe_step_duration_seconds"
+    shown_values = ("steps_passed", "cleanup_failures")
     phase_label = "step"
     phase_histogram = "probe_step_run_duration_seconds"
     values = {
@@ -345,7 +346,7 @@ class SyntheticProbe(Probe[SyntheticConfig]):
 
     def __init__(self, config: SyntheticConfig):
         super().__init__(config)
-        self._tls = client_context(config.tls_verify, config.ca_file)
+        self._tls = http_client_context(config.tls_verify, config.ca_file, None, None)
 
     async def run(self, obs: Observation) -> None:
         cfg = self.config

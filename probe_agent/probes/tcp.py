@@ -52,6 +52,7 @@ class TcpProbe(Probe[TcpConfig]):
   timeout: 3s
 """
     phase_metric = "probe_tcp_duration_seconds"
+    shown_values = ("cert_expiry_days",)
     failure_reasons = (Reason.TIMEOUT, Reason.CONNECT, Reason.TLS, Reason.PROTOCOL, Reason.ASSERTION, Reason.INTERNAL)
     values = {
         "failed_due_to_regex": ValueSpec("probe_failed_due_to_regex", "Indicates if probe failed due to regex."),

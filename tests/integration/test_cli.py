@@ -51,13 +51,30 @@ def test_exit_code_is_the_worst_status(config: Path) -> None:
 def test_table_shows_what_on_call_needs(config: Path) -> None:
     out = check("-c", str(config))
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["PROBE", "TYPE", "STATUS", "LATENCY", "TARGET", "DETAIL"]
-    # worst first, so the problem is at the top
+    assert lines[0].split() == ["PROBE", "TYPE", "STATUS", "LATENCY", "DETAIL"]
+    # worst first, so the problem is at the top, with its target on a line of its own
     assert lines[1].split()[:3] == ["db-port", "tcp", "CRITICAL"]
-    assert "connect: connection refused" in lines[1]
-    assert lines[2].split()[:3] == ["slowish", "http", "WARNING"]
-    assert "duration" in lines[2] and "(warning)" in lines[2]
+    assert lines[1].endswith("connect: connection refused")
+    assert lines[2].strip().startswith("target: 127.0.0.1:")
+    assert lines[3].split()[:3] == ["slowish", "http", "WARNING"]
+    # human units, and what the probe measured
+    assert re.search(r"duration [\d.]+ ms > 0 s \(warning\) \(status_code 200, body_bytes \d+ B\)", lines[3]), lines[3]
+    ok_rows = [line for line in lines if " OK " in line]
+    assert len(ok_rows) == 2 and all("status_code 200" in row for row in ok_rows)
     assert lines[-1] == "CRITICAL: 2 OK, 1 WARNING, 1 CRITICAL"
+
+
+def test_table_gives_detail_the_room_on_a_narrow_terminal(tmp_path: Path) -> None:
+    long = "x" * 20
+    path = tmp_path / "probes.yaml"
+    path.write_text(f"probes:\n  - {{name: a-rather-long-probe-name, type: tcp, host: {long}.invalid, port: 1}}\n")
+    out = subprocess.run([sys.executable, "-m", "probe_agent", "check", "-c", str(path)], capture_output=True, text=True,
+                         timeout=60, env={"COLUMNS": "80", "PATH": "/usr/bin:/bin"})
+    lines = out.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines  # wrapped at words, never folded mid-word
+    assert not any(line.rstrip().endswith("-") for line in lines)
+    detail = " ".join(line.strip() for line in lines[1:] if not line.strip().startswith(("target:", "CRITICAL:")) and line.strip())
+    assert f"cannot resolve host {long}.invalid" in detail
 
 
 def test_probe_selection(config: Path) -> None:

@@ -124,7 +124,9 @@ def test_a_timer_that_fires_early_never_runs_a_tick_twice() -> None:
     starts = uvloop.run(scenario())
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(starts) <= 2.0 / 0.02 + 2, len(starts)
-    assert min(gaps) > 0.01, sorted(gaps)[:5]
+    # a tick served twice shows as two runs at once; a run late by a loaded machine followed by
+    # one on time is a short gap, but not that short
+    assert min(gaps) > 0.002, sorted(gaps)[:5]
 
 
 async def test_missed_ticks_are_skipped_not_queued() -> None:
