@@ -147,30 +147,14 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from probe_agent.check import render_json, render_table, run_once
-    from probe_agent.reports import worst
+    from probe_agent.check import run_once
 
     loaded = load_selected(args)
     if loaded is None:
         return int(Status.UNKNOWN)
     config, probes, handles = loaded
     results = run_async(run_once(config, handles))
-    targets = {p.name: config.redactor(p.name).redact(p.target()) for p in probes}
-    if args.format == "nagios":
-        from probe_agent.reports import render_nagios
-
-        render_nagios(results, {p.name: p for p in probes}, sys.stdout)
-    elif args.format == "junit":
-        from probe_agent.reports import render_junit
-
-        render_junit(results, targets, sys.stdout)
-    elif args.format == "prometheus":
-        from probe_agent.reports import render_prometheus
-
-        render_prometheus(results, config, probes, sys.stdout)
-    else:
-        (render_json if args.format == "json" else render_table)(results, targets)
-    return int(worst(results))
+    return report(args.format, results, config, probes)
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -333,7 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     with_logging(run, "json")
     run.set_defaults(func=cmd_run)
 
-    check = commands.add_parser("check", help="run probes once, print, exit 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN")
+    check = commands.add_parser(
+        "check", help="run probes once, print, exit 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN",
+        epilog="Without a file: probe-agent check TYPE TARGET [-w DURATION] [-c DURATION] [--set FIELD=VALUE] "
+        "(probe-agent check http --help for its options).",
+    )
     with_config(check)
     check.add_argument("--probe", action="append", metavar="NAME", help="only this probe (repeatable)")
     check.add_argument("--tag", action="append", metavar="TAG", help="only probes with this tag (repeatable)")
@@ -372,7 +360,102 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def adhoc_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="probe-agent check TYPE TARGET",
+        description="Check one target without a probes file, with the same probe types, defaults and runner.",
+        epilog="Examples: check http https://shop.example/health -w 250ms -c 1s; check postgres postgresql://probe@db/app; "
+        "check redis cache:6379; check tcp smtp:25 --set expect='220 '; check dns 10.0.0.2 --set query_name=api.internal. "
+        "Secrets from the environment: --set 'password=${PGPASSWORD}'.",
+    )
+    parser.add_argument("type", help="a probe type")
+    parser.add_argument("target", help="URL, DSN or HOST:PORT, as the type takes it")
+    parser.add_argument("-w", "--warning", metavar="DURATION", help="WARNING when the run takes longer")
+    parser.add_argument("-c", "--critical", metavar="DURATION", help="CRITICAL when the run takes longer")
+    parser.add_argument("-t", "--timeout", default="10s", metavar="DURATION", help="hard deadline of the run (default 10s)")
+    parser.add_argument("--expect-status", action="append", metavar="STATUS", help="http: 200, 2xx or 200-204 (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any field of the type (YAML value)")
+    parser.add_argument("--format", choices=("table", "json", "nagios", "junit", "prometheus"), default="table")
+    parser.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
+    return parser
+
+
+def adhoc_probe(args: argparse.Namespace) -> str:
+    """The probes file an ad-hoc check stands for, as YAML: validated as any other."""
+    import yaml
+
+    from probe_agent.fields import parse_duration
+    from probe_agent.probes import REGISTRY
+
+    if args.type not in REGISTRY:
+        from probe_agent.config import did_you_mean
+
+        known = tuple(sorted(REGISTRY))
+        raise ConfigError([f"unknown probe type {args.type!r}{did_you_mean(args.type, known)} (known: {', '.join(known)})"])
+    try:
+        probe: dict[str, Any] = REGISTRY[args.type].config_model.from_target(args.target)
+    except ValueError as exc:
+        raise ConfigError([f"{args.type} {args.target}: {exc}"]) from None
+    for item in args.set:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError([f"--set {item}: expected FIELD=VALUE"])
+        probe[field] = yaml.safe_load(value) if value else ""
+    try:
+        timeout = parse_duration(args.timeout)
+    except ValueError as exc:
+        raise ConfigError([f"--timeout: {exc}"]) from None
+    limits = {level: getattr(args, level) for level in ("warning", "critical") if getattr(args, level)}
+    if limits:
+        probe["thresholds"] = {"duration": limits}
+    if args.expect_status:
+        probe["expect_status"] = args.expect_status
+    entry = {"name": args.type, "type": args.type, "timeout": args.timeout, "interval": f"{max(timeout * 2, 30):g}s", **probe}
+    return yaml.safe_dump({"probes": [entry]})
+
+
+def cmd_check_adhoc(argv: Sequence[str]) -> int:
+    from probe_agent.check import run_once
+    from probe_agent.config import parse_config
+    from probe_agent.runner import build_handles
+
+    args = adhoc_parser().parse_args(argv)
+    try:
+        config = parse_config(adhoc_probe(args), "<command line>")
+        handles = build_handles(config)
+    except ConfigError as exc:
+        print_problems(exc.problems, "command line")
+        return int(Status.UNKNOWN)
+    setup_logging("text", args.log_level, Redactor(config.secrets))
+    results = run_async(run_once(config, handles))
+    return report(args.format, results, config, config.probes)
+
+
+def report(fmt: str, results: list[Any], config: AgentConfig, probes: list[ProbeConfig]) -> int:
+    """Print `check` results in the format asked; the check exit code."""
+    from probe_agent.check import render_json, render_table
+    from probe_agent.reports import render_junit, render_nagios, render_prometheus, worst
+
+    targets = {p.name: config.redactor(p.name).redact(p.target()) for p in probes}
+    if fmt == "nagios":
+        render_nagios(results, {p.name: p for p in probes}, sys.stdout)
+    elif fmt == "junit":
+        render_junit(results, targets, sys.stdout)
+    elif fmt == "prometheus":
+        render_prometheus(results, config, probes, sys.stdout)
+    else:
+        (render_json if fmt == "json" else render_table)(results, targets)
+    return int(worst(results))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "check" and not argv[1].startswith("-"):
+        # `check TYPE TARGET`: an ad-hoc check, whose -c is Nagios' critical, not a file
+        try:
+            return cmd_check_adhoc(argv[1:])
+        except KeyboardInterrupt:
+            return 130
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import re
+import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -93,6 +94,12 @@ class ProbeConfig(BaseModel):
             )
         return self
 
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        """The fields a target given on the command line stands for (`check http URL`)."""
+        name = typing.get_args(cls.model_fields["type"].annotation) or ("this",)
+        raise ValueError(f"a {name[0]} probe has no one-word target: write it in a probes file")
+
     def duration_limits(self) -> tuple[float, ...]:
         """Latency limits of the type's own (a synthetic step's), added to the histogram bounds."""
         return ()
@@ -113,6 +120,16 @@ class ProbeConfig(BaseModel):
             netloc = urlsplit(target).netloc.rpartition("@")[2]
             return netloc.lower() or target
         return target.lower()
+
+
+def host_port(target: str) -> dict[str, Any]:
+    """'db.internal:5432' or '[::1]:5432' -> host and port; a missing port is the type's default."""
+    host, sep, port = target.rpartition(":")
+    if not sep or "]" in port or (":" in host and not host.startswith("[")):
+        return {"host": target.strip("[]")}
+    if not port.isdigit():
+        raise ValueError(f"invalid port in {target!r}: expected HOST:PORT")
+    return {"host": host.strip("[]"), "port": int(port)}
 
 
 C = TypeVar("C", bound=ProbeConfig)

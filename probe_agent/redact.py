@@ -90,12 +90,19 @@ def _walk(value: Any, name: str, found: set[str]) -> None:
                 found.update((secret, urllib.parse.unquote(secret)))
 
 
+MIN_PART = 4  # a shorter piece of a secret would mask ordinary words
+
+
 class Redactor:
     CACHE_SIZE = 4096
 
     def __init__(self, secrets: Iterable[str] = ()):
-        # Longest first, so a secret that contains another is masked whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # Longest first, so a secret that contains another is masked whole. A secret with a line
+        # break in it (a token read with its newline, a line-protocol command) comes back from a
+        # server, or in a message, without it: its stripped lines are secrets as well.
+        variants = {s for s in secrets if s}
+        variants |= {line.strip() for s in variants for line in (s, *s.splitlines()) if len(line.strip()) >= MIN_PART}
+        self._secrets = sorted(variants, key=len, reverse=True)
         # Probes report the same details and messages run after run: remember the answers.
         self._cache: dict[str, str] = {}
 

@@ -28,7 +28,7 @@ from probe_agent.errors import ProbeError, Reason
 from probe_agent.fields import HttpUrl
 from probe_agent.httpclient import http_client_context, make_session, parse_json, read_capped, translate_client_error
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.probe import Probe
+from probe_agent.probe import Probe, host_port
 from probe_agent.tls import client_context
 
 # aiormq logs every failed connection attempt with a traceback; the probe reports it instead.
@@ -53,6 +53,10 @@ class AmqpConfig(DatastoreConfig):
     @classmethod
     def default_thresholds(cls, raw: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         return {"depth": {"warning": "> 0"}} if raw.get("dlq", True) else {}
+
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        return host_port(target)
 
     def target(self) -> str:
         vhost = quote(self.vhost, safe="")

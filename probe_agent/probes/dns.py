@@ -88,6 +88,10 @@ class DnsConfig(ProbeConfig):
             data = {**data, "min_answers": 1 if expects_data else 0}
         return data
 
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        return {"server": target}
+
     def target(self) -> str:
         host = f"[{self.server}]" if ":" in self.server else self.server
         return f"{host}:{self.port} {self.query_type} {self.query_name}"

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.probe import Probe, ProbeConfig
+from probe_agent.probe import Probe, ProbeConfig, host_port
 from probe_agent.tls import TlsFileError, client_context
 
 SERVING_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
@@ -51,6 +51,10 @@ class GrpcConfig(ProbeConfig):
     key_file: str | None = None
     server_name: str | None = None  # the name the certificate must carry, if not `host`
     pool: bool = False  # keep the channel between runs
+
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        return host_port(target)
 
     def target(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

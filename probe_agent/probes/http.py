@@ -10,7 +10,7 @@ DNS, connect and TLS are measured the way `curl` sees them.
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -55,6 +55,10 @@ class HttpConfig(ProbeConfig):
     ca_file: str | None = None  # CA bundle to verify against instead of the system one
     cert_file: str | None = None  # client certificate (PEM) for mutual TLS
     key_file: str | None = None
+
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        return {"url": target}
 
     def target(self) -> str:
         return self.url

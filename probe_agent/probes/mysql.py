@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import aiomysql
 import pymysql
@@ -18,7 +18,7 @@ import pymysql
 from probe_agent.datastore import ConnectionSlot, QueryConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.probe import Probe
+from probe_agent.probe import Probe, host_port
 from probe_agent.tls import client_context
 
 # MySQL client/server error numbers an operator will search for.
@@ -35,6 +35,10 @@ class MysqlConfig(QueryConfig):
     tls: bool = False
     tls_verify: bool = True
     ca_file: str | None = None
+
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        return host_port(target)
 
     def target(self) -> str:
         return f"mysql://{self.host}:{self.port}/{self.database or ''}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 
@@ -33,6 +33,10 @@ class NatsConfig(NatsClientConfig):
     type: Literal["nats"]
     monitor_url: HttpUrl  # http://host:8222
     jetstream: bool = False  # also require JetStream to be enabled and healthy (/healthz?js-enabled-only=true)
+
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        return {"monitor_url": target}
 
     def target(self) -> str:
         return self.monitor_url

@@ -51,6 +51,10 @@ class NatsJetstreamConfig(NatsClientConfig):
             raise ValueError("monitor_url: required with source: monitor")
         return self
 
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        return {"servers": [target]}
+
     def target(self) -> str:
         where = self.monitor_url if self.source == "monitor" else ",".join(self.servers)
         return f"{where} stream={self.stream}" + (f" consumer={self.consumer}" if self.consumer else "")

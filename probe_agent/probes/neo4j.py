@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import neo4j
@@ -36,6 +36,10 @@ class Neo4jConfig(QueryConfig):
         if parts.scheme not in ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc") or not parts.hostname:
             raise ValueError("must be a bolt:// or neo4j:// URI with a host (optionally +s or +ssc)")
         return uri
+
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        return {"uri": target}
 
     def target(self) -> str:
         return self.uri

@@ -20,7 +20,7 @@ from pydantic import field_validator
 from probe_agent.datastore import ConnectionSlot, QueryConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.probe import Probe
+from probe_agent.probe import Probe, host_port
 from probe_agent.tls import client_context
 
 MEASURES = {
@@ -58,6 +58,10 @@ class PostgresConfig(QueryConfig):
             if port and not (port.isdigit() and 0 < int(port) < 65536):
                 raise ValueError(f"port {port} is out of range")
         return dsn
+
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        return {"dsn": target} if "://" in target else host_port(target)
 
     def target(self) -> str:
         if self.dsn:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from probe_agent.datastore import ConnectionSlot, DatastoreConfig
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.probe import Probe
+from probe_agent.probe import Probe, host_port
 
 
 class RedisConfig(DatastoreConfig):
@@ -33,6 +33,10 @@ class RedisConfig(DatastoreConfig):
     tls: bool = False
     tls_verify: bool = True
     ca_file: str | None = None
+
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        return host_port(target)
 
     def target(self) -> str:
         return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/{self.db}"

@@ -11,7 +11,7 @@ import asyncio
 import re
 import socket
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -19,7 +19,7 @@ from probe_agent.errors import ProbeError, Reason
 from probe_agent.fields import Regex
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.netinfo import ADDRESS_VALUES, TLS_VALUES, literal_address, record_address, record_tls
-from probe_agent.probe import Probe, ProbeConfig
+from probe_agent.probe import Probe, ProbeConfig, host_port
 from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock, client_context
 
 
@@ -36,6 +36,10 @@ class TcpConfig(ProbeConfig):
     tls_verify: bool = True
     ca_file: str | None = None
     server_name: str | None = None  # SNI and the name to verify; defaults to host
+
+    @classmethod
+    def from_target(cls, target: str) -> dict[str, Any]:
+        return host_port(target)
 
     def target(self) -> str:
         return f"{self.host}:{self.port}"

@@ -252,3 +252,34 @@ def test_text_logs_have_timestamps_and_no_empty_fields() -> None:
     record.probe, record.reason, record.previous = "web", "timeout", None
     line = TextFormatter().format(record)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z warning: probe web failing probe=web reason=timeout", line), line
+
+
+def test_adhoc_checks_without_a_file(shop: str) -> None:
+    from tests.integration.conftest import need_shared
+
+    redis_port = need_shared("redis")
+
+    def adhoc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "probe_agent", "check", *args], capture_output=True, text=True,
+                              timeout=60, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", **(env or {})})
+
+    ok = adhoc("http", f"{shop}/health/liveness", "-w", "1s", "-c", "2s", "--expect-status", "2xx")
+    slow = adhoc("http", f"{shop}/health/liveness", "-w", "0s")  # Nagios style: -w and -c are duration limits
+    redis = adhoc("redis", f"127.0.0.1:{redis_port}", "--set", "measure=[clients]", "--format", "nagios")
+    refused = adhoc("tcp", f"127.0.0.1:{free_port()}", "--format", "json")
+    assert ok.returncode == 0 and "status_code 200" in ok.stdout, ok.stdout + ok.stderr
+    assert slow.returncode == 1 and "(warning)" in slow.stdout
+    assert redis.returncode == 0 and redis.stdout.startswith("PROBE-AGENT OK - 1 of 1 ok | 'redis/duration'=")
+    assert "'redis/connected_clients'=" in redis.stdout
+    assert refused.returncode == 2 and json.loads(refused.stdout)["probes"][0]["reason"] == "connect"
+    # a secret from the environment is a secret: masked in every output
+    # (Redis answers an unknown command by quoting it: the token would be in the message)
+    secret = adhoc("tcp", f"127.0.0.1:{redis_port}", "--set", "send=${ADHOC_TOKEN}", "--set", "expect=NOPE",
+                   "--set", "max_read_bytes=40", "-t", "2s", "--format", "json", env={"ADHOC_TOKEN": "Adh0c-s3cret-tok\r\n"})
+    message = json.loads(secret.stdout)["probes"][0]["message"]
+    assert secret.returncode == 2 and "unknown command" in message and "***" in message, message
+    assert "Adh0c-s3cret-tok" not in secret.stdout + secret.stderr
+    typo = adhoc("htp", "http://x")
+    assert typo.returncode == 3 and "unknown probe type 'htp' (did you mean 'http'?)" in typo.stderr
+    flow = adhoc("synthetic", "x")
+    assert flow.returncode == 3 and "a synthetic probe has no one-word target" in flow.stderr

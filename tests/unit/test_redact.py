@@ -76,3 +76,11 @@ def test_collecting_secrets_leaves_no_reference_cycle() -> None:
     finally:
         if enabled:
             gc.enable()
+
+
+def test_a_secret_with_a_line_break_is_masked_without_it() -> None:
+    from probe_agent.redact import Redactor
+
+    redact = Redactor({"T0ken-with-newline\r\n", "ab\n"}).redact
+    assert redact("-ERR unknown command 'T0ken-with-newline', with args") == "-ERR unknown command '***', with args"
+    assert redact("ab is too short to mask alone") == "ab is too short to mask alone"
