@@ -66,14 +66,16 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return runner.run(coro)
 
 
-def print_problems(problems: Sequence[str], source: Path | str) -> None:
+def print_problems(problems: Sequence[str], source: Path | str, locations: Sequence[tuple[int, int] | None] = ()) -> None:
     # A problem may quote what was written (an invalid URL with a password in it): the
     # redactor's patterns mask the secret forms even where no config could be loaded.
     redact = Redactor().redact
     source = "standard input" if str(source) == "-" else source
     print(f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:", file=sys.stderr)
-    for problem in problems:
-        print(f"  - {redact(problem)}", file=sys.stderr)
+    name = "<stdin>" if source == "standard input" else source
+    for problem, where in zip(problems, [*locations, *[None] * len(problems)], strict=False):
+        at = f"{name}:{where[0]}:{where[1]}: " if where else ""
+        print(f"  - {at}{redact(problem)}", file=sys.stderr)
 
 
 # --- commands ----------------------------------------------------------------
@@ -89,7 +91,7 @@ def load_or_report(args: argparse.Namespace) -> tuple[Path, AgentConfig] | None:
     try:
         return load_args_config(args)
     except ConfigError as exc:
-        print_problems(exc.problems, resolve_config_path(args.config))
+        print_problems(exc.problems, resolve_config_path(args.config), exc.locations)
         return None
 
 
@@ -101,7 +103,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         # The same build steps as run and check (TLS contexts, files), without connecting.
         build_handles(config)
     except ConfigError as exc:
-        print_problems(exc.problems, resolve_config_path(args.config))
+        print_problems(exc.problems, resolve_config_path(args.config), exc.locations)
         return 1
     print(f"{'standard input' if str(path) == '-' else path}: ok, {len(config.probes)} probes")
     return 0
@@ -140,7 +142,7 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
         probes = select(config, args.probe or [], args.tag or [])
         handles = build_handles(config, probes)
     except ConfigError as exc:
-        print_problems(exc.problems, resolve_config_path(args.config))
+        print_problems(exc.problems, resolve_config_path(args.config), exc.locations)
         return None
     setup_logging("text", args.log_level, Redactor(config.secrets))
     return config, probes, handles
@@ -191,7 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         options = WebOptions.load(args.web_enable_lifecycle, args.web_health_detail, args.web_config_file)
     except ConfigError as exc:
-        print_problems(exc.problems, args.web_config_file)
+        print_problems(exc.problems, args.web_config_file, exc.locations)
         return 1
     host, port = args.listen
     return run_async(
@@ -249,7 +251,7 @@ async def serve(
     try:
         await agent.start()
     except ConfigError as exc:
-        print_problems(exc.problems, path or "config")
+        print_problems(exc.problems, path or "config", exc.locations)
         await agent.stop()
         await runner.cleanup()
         return 1
@@ -424,7 +426,7 @@ def cmd_check_adhoc(argv: Sequence[str]) -> int:
         config = parse_config(adhoc_probe(args), "<command line>")
         handles = build_handles(config)
     except ConfigError as exc:
-        print_problems(exc.problems, "command line")
+        print_problems(exc.problems, "command line", exc.locations)
         return int(Status.UNKNOWN)
     setup_logging("text", args.log_level, Redactor(config.secrets))
     results = run_async(run_once(config, handles))

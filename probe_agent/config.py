@@ -19,13 +19,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from probe_agent.errors import ConfigError
-from probe_agent.fields import DEFAULT_BUCKETS, Buckets, Duration, Interval, Timeout
+from probe_agent.fields import DEFAULT_BUCKETS, Buckets, Duration, Interval, Timeout, parse_duration
 from probe_agent.loopmonitor import DEFAULT_LAG_TOLERANCE
 from probe_agent.probe import ProbeConfig
 from probe_agent.probes import REGISTRY
 from probe_agent.redact import Redactor, collect_secrets
 from probe_agent.slo import Slo, slo_members
-from probe_agent.yamlload import MAX_CONFIG_BYTES, decode, load_yaml, read_config_bytes
+from probe_agent.yamlload import MAX_CONFIG_BYTES, decode, load_yaml, locate, positions, read_config_bytes
 
 DEFAULT_CONFIG_PATH = "probes.yaml"
 CONFIG_ENV_VAR = "PROBE_AGENT_CONFIG"
@@ -108,15 +108,39 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
+_PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+
+
+def _path_of(text: str) -> tuple[str | int, ...]:
+    """'steps[0].extract' -> ('steps', 0, 'extract'); anything else -> ()."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*", text):
+        return ()
+    return tuple(name or int(index) for name, index in _PATH_PART.findall(text))
+
+
 def _pydantic_problems(prefix: str, exc: ValidationError) -> list[str]:
+    return [text for text, _loc in _located_problems(prefix, exc)]
+
+
+def _located_problems(
+    prefix: str, exc: ValidationError, model: type[BaseModel] | None = None
+) -> list[tuple[str, tuple[str | int, ...]]]:
+    """Each error as text, with the path of its field in the input (for line:column)."""
     problems = []
     for err in exc.errors(include_url=False, include_input=False):
         msg = err["msg"].removeprefix("Value error, ")
+        loc = tuple(item for item in err["loc"] if isinstance(item, int) or not ("[" in str(item) and "(" in str(item)))
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
+            if model is not None and len(loc) == 1:
+                known = {name for name, f in model.model_fields.items() if name != "type"} | {
+                    f.alias for f in model.model_fields.values() if f.alias}
+                msg += did_you_mean(str(loc[0]), tuple(sorted(known)))
         # A model-level rule names its field at the start of its message itself.
         field = _field_path(err["loc"])
-        problems.append(f"{prefix}{field}: {msg}" if field else f"{prefix}{msg}")
+        if not loc:
+            loc = _path_of(msg.split(": ", 1)[0])
+        problems.append((f"{prefix}{field}: {msg}" if field else f"{prefix}{msg}", loc))
     return problems
 
 
@@ -175,9 +199,16 @@ def parse_config(
 
     probes: list[ProbeConfig] = []
     seen: dict[str, int] = {}
+    where: dict[int, tuple[str | int, ...]] = {}  # problem index -> where in the file
+    index_of: dict[str, int] = {}
+
+    def add(text: str, path: tuple[str | int, ...]) -> None:
+        where[len(problems)] = path
+        problems.append(text)
+
     for index, entry in enumerate(raw_probes):
         if not isinstance(entry, dict):
-            problems.append(f"probes[{index}]: expected a mapping with 'name' and 'type'")
+            add(f"probes[{index}]: expected a mapping with 'name' and 'type'", ("probes", index))
             continue
         if selection is not None and not selection.wants(entry):
             continue
@@ -185,14 +216,15 @@ def parse_config(
         label = f"probe {name!r}" if isinstance(name, str) and name else f"probes[{index}]"
         if isinstance(name, str):
             if name in seen:
-                problems.append(f"{label}: name: duplicate name (also probes[{seen[name]}])")
+                add(f"{label}: name: duplicate name (also probes[{seen[name]}])", ("probes", index, "name"))
             seen.setdefault(name, index)
         else:
-            problems.append(f"{label}: name: required, a string")
+            add(f"{label}: name: required, a string", ("probes", index))
         probe_type = entry.get("type")
         if not isinstance(probe_type, str) or probe_type not in REGISTRY:
-            known = ", ".join(sorted(REGISTRY))
-            problems.append(f"{label}: type: unknown probe type {probe_type!r} (known: {known})")
+            known = tuple(sorted(REGISTRY))
+            hint = did_you_mean(probe_type, known) if isinstance(probe_type, str) else ""
+            add(f"{label}: type: unknown probe type {probe_type!r}{hint} (known: {', '.join(known)})", ("probes", index, "type"))
             continue
         model = REGISTRY[probe_type].config_model
         env_problems: list[str] = []
@@ -200,20 +232,31 @@ def parse_config(
         expanded = _expand(entry, env, "", env_problems, own_secrets)
         if isinstance(name, str):
             env_secrets[name] = own_secrets
-        if env_problems:
-            # The empty string left behind would only cause follow-on errors: report the cause alone.
-            problems.extend(f"{label}: {p}" for p in env_problems)
-            continue
+        # A field whose variable is unset holds an empty string: its own errors would only
+        # follow from that; every other field is still checked, so one pass shows everything.
+        unset = {p.split(":", 1)[0].split(".")[0].split("[")[0] for p in env_problems}
+        for problem in env_problems:
+            add(f"{label}: {problem}", ("probes", index, problem.split(":", 1)[0].split(".")[0].split("[")[0]))
+        merged = {**defaults, **expanded}
+        timing = _timing_problem(merged)
+        if timing:
+            add(f"{label}: {timing}", ("probes", index, "timeout"))
         try:
-            probes.append(model.model_validate({**defaults, **expanded}))
+            probe = model.model_validate(merged)
         except ValidationError as exc:
-            found = _pydantic_problems(f"{label}: ", exc)
-            if not isinstance(name, str):
-                found = [p for p in found if not p.startswith(f"{label}: name:")]
-            problems.extend(found)
+            for problem_text, loc in _located_problems(f"{label}: ", exc, model):
+                if (loc and loc[0] in unset) or (not isinstance(name, str) and loc[:1] == ("name",)):
+                    continue
+                add(problem_text, ("probes", index, *loc))
+            continue
+        if not env_problems and not timing:
+            probes.append(probe)
+            index_of[probe.name] = index
 
     for probe in probes:
-        problems.extend(f"probe {probe.name!r}: {p}" for p in _threshold_problems(probe))
+        for problem_text in _threshold_problems(probe):
+            field_path = problem_text.split(":", 1)[0].split(".")
+            add(f"probe {probe.name!r}: {problem_text}", ("probes", index_of[probe.name], *field_path))
     slo_limits: dict[str, set[float]] = {}
     names = {p.name for p in probes}
     for index, slo in enumerate(agent.slos):
@@ -230,7 +273,8 @@ def parse_config(
     probes = [with_limit_buckets(probe, tuple(slo_limits.get(probe.name, ()))) for probe in probes]
 
     if problems:
-        raise ConfigError(problems)
+        found = positions(text) if where else {}
+        raise ConfigError(problems, [locate(found, where[i]) if i in where else None for i in range(len(problems))])
     all_names = tuple(e["name"] for e in raw_probes if isinstance(e, dict) and isinstance(e.get("name"), str))
     probe_secrets = {p.name: frozenset(env_secrets.get(p.name, set()) | collect_secrets([p])) for p in probes}
     all_secrets = secrets.union(*probe_secrets.values())
@@ -263,6 +307,18 @@ def _parse_slos(raw: Any, env: Mapping[str, str], problems: list[str], secrets: 
         except ValidationError as exc:
             problems.extend(_pydantic_problems(f"{label}: ", exc))
     return slos
+
+
+def _timing_problem(merged: Mapping[str, Any]) -> str:
+    """timeout must be shorter than interval. Checked here, not by a model rule: a model rule
+    that fails stops the type's own, whose problems would show only once this one is fixed."""
+    try:
+        interval, timeout = parse_duration(merged.get("interval")), parse_duration(merged.get("timeout"))
+    except ValueError:
+        return ""  # the field's own error says so
+    if timeout >= interval:
+        return f"timeout: {timeout:g}s must be shorter than interval ({interval:g}s)"
+    return ""
 
 
 def did_you_mean(name: str, known: set[str] | tuple[str, ...]) -> str:

@@ -36,8 +36,10 @@ class ProbeAgentError(Exception):
 class ConfigError(ProbeAgentError):
     """probes.yaml cannot be used. `problems` holds one line per problem."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], locations: list[tuple[int, int] | None] | None = None):
         self.problems = problems
+        # (line, column) in the file of each problem, where known; printed before it
+        self.locations = locations or [None] * len(problems)
         super().__init__("\n".join(problems))
 
 

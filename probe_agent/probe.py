@@ -86,14 +86,6 @@ class ProbeConfig(BaseModel):
                 raise ValueError(f"label {key!r} is reserved by probe-agent")
         return labels
 
-    @model_validator(mode="after")
-    def _timeout_below_interval(self) -> ProbeConfig:
-        if self.timeout >= self.interval:
-            raise ValueError(
-                f"timeout: {self.timeout:g}s must be shorter than interval ({self.interval:g}s)"
-            )
-        return self
-
     @classmethod
     def from_target(cls, target: str) -> dict[str, Any]:
         """The fields a target given on the command line stands for (`check http URL`)."""

@@ -218,3 +218,49 @@ def _check_duplicate_keys(node: yaml.MappingNode) -> None:
         if ident in first:
             raise ConfigError([f"line {line}: duplicate key {key_node.value!r} (first on line {first[ident]})"])
         first[ident] = line
+
+
+Path = tuple[str | int, ...]
+
+
+def positions(text: str, under: str = "probes", depth: int = 4) -> dict[Path, tuple[int, int]]:
+    """(line, column), 1-based, of every key and list item under the top-level key `under`, to
+    `depth` levels: where to point a problem. Composed again, only when there are problems."""
+    loader = yaml.SafeLoader("")
+    try:
+        root = _compose(text, loader)
+    except (yaml.YAMLError, ConfigError):
+        return {}
+    finally:
+        loader.dispose()
+    found: dict[Path, tuple[int, int]] = {}
+    if not isinstance(root, yaml.MappingNode):
+        return found
+    stack: list[tuple[yaml.Node, Path]] = []
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == under:
+            found[(under,)] = (key.start_mark.line + 1, key.start_mark.column + 1)
+            stack.append((value, (under,)))
+    while stack:
+        node, path = stack.pop()
+        if len(path) > depth:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    found.setdefault((*path, key.value), (key.start_mark.line + 1, key.start_mark.column + 1))
+                    stack.append((value, (*path, key.value)))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                found.setdefault((*path, index), (item.start_mark.line + 1, item.start_mark.column + 1))
+                stack.append((item, (*path, index)))
+    return found
+
+
+def locate(found: dict[Path, tuple[int, int]], path: Path) -> tuple[int, int] | None:
+    """The position of `path`, or of its nearest ancestor that has one."""
+    for end in range(len(path), 0, -1):
+        if path[:end] in found:
+            return found[path[:end]]
+    return None
+

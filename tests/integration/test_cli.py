@@ -283,3 +283,16 @@ def test_adhoc_checks_without_a_file(shop: str) -> None:
     assert typo.returncode == 3 and "unknown probe type 'htp' (did you mean 'http'?)" in typo.stderr
     flow = adhoc("synthetic", "x")
     assert flow.returncode == 3 and "a synthetic probe has no one-word target" in flow.stderr
+
+
+def test_validate_points_at_file_line_and_column(tmp_path: Path) -> None:
+    from tests.unit.test_config import ONE_PASS
+
+    path = tmp_path / "probes.yaml"
+    path.write_text(ONE_PASS)
+    out = subprocess.run([sys.executable, "-m", "probe_agent", "validate", "-c", str(path)], capture_output=True,
+                         text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    lines = out.stderr.splitlines()
+    assert out.returncode == 1 and lines[0] == f"{path}: 5 problems:"
+    assert f"  - {path}:12:5: probe 'web': methd: unknown field (did you mean 'method'?)" in lines
+    assert f"  - {path}:6:5: probe 'flow': timeout: 10s must be shorter than interval (5s)" in lines

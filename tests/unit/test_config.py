@@ -108,3 +108,35 @@ def test_buckets_defaults_per_probe_and_limits() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("probes: [{name: e, type: tcp, host: h, port: 1, buckets: [" + ", ".join(f"{i}ms" for i in range(1, 50)) + "]}]", env={})
     assert info.value.problems == ["probe 'e': buckets: at most 40 bucket bounds (each is a series per probe), got 49"]
+
+
+ONE_PASS = """\
+probes:
+  - name: flow
+    type: synthetic
+    base_url: http://x
+    interval: 5s
+    timeout: 10s
+    steps:
+      - {name: a, path: '/{{nope}}'}
+  - name: web
+    type: http
+    url: ${UNSET_URL}
+    methd: GET
+  - {name: q, type: htp}
+"""
+
+
+def test_validation_reports_every_problem_in_one_pass_with_line_and_column() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(ONE_PASS, "probes.yaml", env={})
+    found = dict(zip(info.value.problems, info.value.locations, strict=True))
+    # the flow's own rule is not hidden by its timeout, nor the typo by the unset variable
+    assert found == {
+        "probe 'flow': steps[0]: step 'a' uses undefined variable {{nope}} (defined at that point: random, timestamp, uuid)": (8, 9),
+        "probe 'web': url: environment variable UNSET_URL is not set (use ${UNSET_URL:-default} for a default)": (11, 5),
+        "probe 'web': methd: unknown field (did you mean 'method'?)": (12, 5),
+        "probe 'q': type: unknown probe type 'htp' (did you mean 'http'?) (known: "
+        + ", ".join(sorted(REGISTRY)) + ")": (13, 15),
+        "probe 'flow': timeout: 10s must be shorter than interval (5s)": (6, 5),
+    }, found
