@@ -107,9 +107,9 @@ def test_validate(config: Path, tmp_path: Path) -> None:
     assert out.returncode == 1
     assert out.stderr.splitlines() == [
         f"{bad}: 3 problems:",
-        "  - probe 'a': bogus: unknown field",
-        "  - probe 'a': name: duplicate name (also probes[0])",
-        "  - probe 'a': port: Input should be greater than or equal to 1",
+        f"  - {bad}:2:45: probe 'a': bogus: unknown field",
+        f"  - {bad}:3:6: probe 'a': name: duplicate name (also probes[0])",
+        f"  - {bad}:3:35: probe 'a': port: Input should be greater than or equal to 1",
     ]
 
 
