@@ -35,14 +35,14 @@ def select(config: AgentConfig, names: Sequence[str], tags: Sequence[str]) -> li
     return chosen
 
 
-async def run_once(config: AgentConfig, handles: list[ProbeHandle]) -> list[Result]:
+async def run_once(config: AgentConfig, handles: list[ProbeHandle], trace: bool = False) -> list[Result]:
     limit = asyncio.Semaphore(config.max_concurrency)
     monitor = LoopMonitor()  # `check` marks runs measured on a late loop too
     monitor.start()
 
     async def one(handle: ProbeHandle) -> Result:
         async with limit:
-            return await run_probe(handle, monitor, config.loop_lag_tolerance)
+            return await run_probe(handle, monitor, config.loop_lag_tolerance, trace=trace)
 
     try:
         return list(await asyncio.gather(*(one(h) for h in handles)))
@@ -104,6 +104,9 @@ def render_table(results: Sequence[Result], targets: dict[str, str], out: TextIO
     overall = worst(results)
     verdict = f"{overall.name}: {summary}"
     lines += ["", f"{ANSI[overall]}{verdict}{RESET}" if color else verdict]
+    for r in ordered:
+        if r.trace:  # check -v: what happened, under the verdict
+            lines += ["", f"--- {r.probe} ({r.type}, {r.status.name}) ---", *r.trace]
     stream.write("\n".join(lines) + "\n")
 
 

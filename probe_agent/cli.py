@@ -155,7 +155,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if loaded is None:
         return int(Status.UNKNOWN)
     config, probes, handles = loaded
-    results = run_async(run_once(config, handles))
+    results = run_async(run_once(config, handles, trace=args.verbose))
     return report(args.format, results, config, probes)
 
 
@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(check)
     check.add_argument("--probe", action="append", metavar="NAME", help="only this probe (repeatable)")
     check.add_argument("--tag", action="append", metavar="TAG", help="only probes with this tag (repeatable)")
+    check.add_argument("-v", "--verbose", action="store_true", help="a trace of each run: requests, answers, TLS, errors (redacted)")
     check.add_argument(
         "--format", choices=("table", "json", "nagios", "junit", "prometheus"), default="table",
         help="nagios: a plugin's status line with perfdata; junit: XML for CI; prometheus: for node_exporter's textfile collector",
@@ -378,6 +379,7 @@ def adhoc_parser() -> argparse.ArgumentParser:
     parser.add_argument("--expect-status", action="append", metavar="STATUS", help="http: 200, 2xx or 200-204 (repeatable)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any field of the type (YAML value)")
     parser.add_argument("--format", choices=("table", "json", "nagios", "junit", "prometheus"), default="table")
+    parser.add_argument("-v", "--verbose", action="store_true", help="a trace of the run: requests, answers, TLS, errors")
     parser.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
     return parser
 
@@ -429,7 +431,7 @@ def cmd_check_adhoc(argv: Sequence[str]) -> int:
         print_problems(exc.problems, "command line", exc.locations)
         return int(Status.UNKNOWN)
     setup_logging("text", args.log_level, Redactor(config.secrets))
-    results = run_async(run_once(config, handles))
+    results = run_async(run_once(config, handles, trace=args.verbose))
     return report(args.format, results, config, config.probes)
 
 

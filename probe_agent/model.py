@@ -38,6 +38,13 @@ class Observation:
     warnings: list[str] = field(default_factory=list)
     # value name -> its labels, for values whose ValueSpec declares labels
     value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    # What happened, step by step, when someone asked (`check -v`, /debug/probe): None otherwise,
+    # so a daemon's runs pay nothing for it. Redacted by the runner.
+    trace: list[str] | None = None
+
+    def note(self, line: str) -> None:
+        if self.trace is not None:
+            self.trace.append(line)
 
     def add_phase(self, name: str, seconds: float) -> None:
         self.phases[name] = self.phases.get(name, 0.0) + max(seconds, 0.0)
@@ -70,6 +77,7 @@ class Result:
     loop_lag: float = 0.0  # the largest event-loop lag seen during the run, seconds
     distorted: bool = False  # loop_lag exceeded the tolerance: timings may be the agent's, not the target's
     value_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # see ValueSpec.labels
+    trace: tuple[str, ...] = ()  # see Observation.trace
 
     @property
     def success(self) -> bool:
@@ -92,4 +100,5 @@ class Result:
             "breaches": list(self.breaches),
             "loop_lag_seconds": round(self.loop_lag, 6),
             "distorted": self.distorted,
+            **({"trace": list(self.trace)} if self.trace else {}),
         }

@@ -7,7 +7,7 @@ import ipaddress
 import time
 
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.tls import HandshakeClock, cert_labels, tls_version_label
+from probe_agent.tls import HandshakeClock, cert_labels, cert_not_after, tls_version_label
 
 TLS_VALUES = {
     "ssl_earliest_cert_expiry": ValueSpec("probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime."),
@@ -46,6 +46,19 @@ def record_tls(clock: HandshakeClock, obs: Observation) -> None:
     if clock.peer_cert:
         obs.values["ssl_chain"] = 1.0
         obs.value_labels["ssl_chain"] = cert_labels(clock.peer_cert)
+
+
+def describe_certificate(der: bytes) -> str:
+    """'subject CN=shop, issuer CN=Internal CA, expires 2026-12-01 12:00:00 UTC (8 days)'."""
+    import datetime as dt
+
+    labels = cert_labels(der)
+    expiry = cert_not_after(der)
+    days = (expiry - time.time()) / 86400
+    when = dt.datetime.fromtimestamp(expiry, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    state = f"expired {-days:.0f} days ago" if days < 0 else f"{days:.0f} days left"
+    return (f"subject {labels['subject']}, issuer {labels['issuer']}, names {labels['subjectalternative'] or '-'}, "
+            f"expires {when} ({state})")
 
 
 def record_address(address: str | None, obs: Observation) -> None:

@@ -78,10 +78,14 @@ def _shorten(text: str) -> str:
 
 
 async def run_probe(
-    handle: ProbeHandle, monitor: LoopMonitor | None = None, lag_tolerance: float = DEFAULT_LAG_TOLERANCE
+    handle: ProbeHandle,
+    monitor: LoopMonitor | None = None,
+    lag_tolerance: float = DEFAULT_LAG_TOLERANCE,
+    *,
+    trace: bool = False,
 ) -> Result:
     config = handle.config
-    obs = Observation()
+    obs = Observation(trace=[] if trace else None)
     started_at = time.time()
     started_mono = time.monotonic()
     start = time.perf_counter()
@@ -97,8 +101,19 @@ async def run_probe(
         failure = exc
     except Exception as exc:  # noqa: BLE001 - every failure becomes data
         failure = handle.probe.translate(exc) or classify_exception(exc)
+        # what the client library said, word for word, for a trace; never the query it ran
+        if obs.trace is not None:
+            said = " ".join(str(exc).split())[:2000]
+            query = getattr(config, "query", None)
+            if isinstance(query, str) and query.strip():
+                said = said.replace(" ".join(query.split()), "…").replace(query.strip(), "…")
+            obs.note(f"error: {type(exc).__module__}.{type(exc).__name__}: {said}")
     duration = time.perf_counter() - start
     loop_lag = monitor.lag_during(started_mono) if monitor is not None else 0.0
+    if obs.trace is not None:
+        obs.note(f"phases: {', '.join(f'{k} {v * 1000:.1f} ms' for k, v in obs.phases.items()) or 'none'}")
+        if failure is not None:
+            obs.note(f"failed: {failure.reason.value}: {failure.message}")
 
     if failure is None:
         status, reason, message = Status.OK, None, ""
@@ -143,6 +158,7 @@ async def run_probe(
         loop_lag=loop_lag,
         distorted=distorted,
         value_labels={k: {n: redact(v) for n, v in labels.items()} for k, labels in obs.value_labels.items()},
+        trace=tuple(redact(line) for line in obs.trace) if obs.trace else (),
     )
 
 

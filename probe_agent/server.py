@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import json
 import ssl
 from dataclasses import dataclass, field
@@ -132,7 +133,8 @@ async def reload(request: web.Request) -> web.Response:
 async def index(_request: web.Request) -> web.Response:
     return web.Response(
         text="probe-agent\n\n/metrics        Prometheus metrics\n/health         probe health (JSON)\n"
-        "/health/live    agent liveness\n/health/ready   readiness (503 when a critical probe fails)\n",
+        "/health/live    agent liveness\n/health/ready   readiness (503 when a critical probe fails)\n"
+        "/debug/probe?name=NAME   run one configured probe now, with a trace of what happened\n",
     )
 
 
@@ -178,6 +180,41 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     return await handler(request)
 
 
+DEBUG_KEY = web.AppKey("debug_runs", asyncio.Semaphore)
+DEBUG_RUNS = 2  # at once: a debug run is a probe run more, on demand
+
+
+async def debug_probe(request: web.Request) -> web.Response:
+    """One run of one configured probe, now, with its trace, as `check -v` prints it; never an
+    arbitrary target. Redacted as every output. The run does not count in /metrics or /health."""
+    from probe_agent.check import render_table
+    from probe_agent.config import did_you_mean
+    from probe_agent.runner import ProbeHandle, run_probe
+
+    if request.app[OPTIONS_KEY].health_detail != "full":
+        return web.Response(status=403, text="debug runs are off: the agent runs with --web.health-detail=status\n")
+    agent = request.app[AGENT_KEY]
+    name = request.query.get("name", "")
+    config = next((p for p in agent.config.probes if p.name == name), None)
+    if config is None:
+        hint = did_you_mean(name, tuple(p.name for p in agent.config.probes))
+        return web.Response(status=404, text=f"no probe named {name!r}{hint}; GET /debug/probe?name=NAME\n")
+    runs = request.app[DEBUG_KEY]
+    if runs.locked():
+        return web.Response(status=429, text=f"{DEBUG_RUNS} debug runs are in flight already; try again\n",
+                            headers={"Retry-After": "1"})
+    async with runs:
+        redactor = agent.config.redactor(name)
+        handle = await asyncio.to_thread(ProbeHandle.build, config, redactor)  # TLS files: off the loop
+        try:
+            result = await run_probe(handle, agent.monitor, agent.config.loop_lag_tolerance, trace=True)
+        finally:
+            await handle.aclose()
+    out = io.StringIO()
+    render_table([result], {name: redactor.redact(config.target())}, out)
+    return web.Response(text=out.getvalue())
+
+
 def make_app(agent: Agent, options: WebOptions | None = None) -> web.Application:
     app = web.Application(middlewares=[basic_auth])
     app[AGENT_KEY] = agent
@@ -188,6 +225,8 @@ def make_app(agent: Agent, options: WebOptions | None = None) -> web.Application
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     app.router.add_post("/-/reload", reload)
+    app.router.add_get("/debug/probe", debug_probe)
+    app[DEBUG_KEY] = asyncio.Semaphore(DEBUG_RUNS)
     return app
 
 

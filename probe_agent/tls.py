@@ -23,7 +23,7 @@ class HandshakeClock:
     """When the last TLS handshake started and finished (the tls phase), the peer's certificate,
     and the address connected to: what one run learns below the HTTP client, per run."""
 
-    __slots__ = ("address", "finished", "peer_cert", "started", "version")
+    __slots__ = ("address", "cipher", "finished", "peer_cert", "started", "version")
 
     def __init__(self) -> None:
         self.reset()
@@ -33,6 +33,7 @@ class HandshakeClock:
         self.finished: float | None = None
         self.peer_cert: bytes | None = None
         self.version: str | None = None  # "TLSv1.3", as ssl says it
+        self.cipher: str | None = None
         self.address: str | None = None  # the address a host name resolved to (httpclient's resolver)
 
     def cert_expiry(self) -> float | None:
@@ -63,6 +64,8 @@ class TimedSSLObject(ssl.SSLObject):
             # Read here, not from the response: aiohttp may release the connection before we look.
             clock.peer_cert = self.getpeercert(binary_form=True)
             clock.version = self.version()
+            cipher = self.cipher()
+            clock.cipher = cipher[0] if cipher else None
 
 
 class TlsFileError(ValueError):

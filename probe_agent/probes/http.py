@@ -13,6 +13,7 @@ import time
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import aiohttp
 from pydantic import Field
 
 from probe_agent.errors import ProbeError, Reason
@@ -32,7 +33,14 @@ from probe_agent.httpclient import (
     translate_client_error,
 )
 from probe_agent.model import Observation, ValueSpec
-from probe_agent.netinfo import ADDRESS_VALUES, TLS_VALUES, literal_address, record_address, record_tls
+from probe_agent.netinfo import (
+    ADDRESS_VALUES,
+    TLS_VALUES,
+    describe_certificate,
+    literal_address,
+    record_address,
+    record_tls,
+)
 from probe_agent.probe import Probe, ProbeConfig
 from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock
 
@@ -113,6 +121,9 @@ class HttpProbe(Probe[HttpConfig]):
         values = obs.values
         for name in ("status_code", "content_length", "body_bytes", "redirects", "ssl", "http_version", "failed_due_to_regex"):
             values[name] = 0.0
+        obs.note(f"> {cfg.method} {cfg.url}")
+        for key, value in cfg.headers.items():
+            obs.note(f"> {key}: {value}")
         try:
             async with shared_session().request(
                 cfg.method,
@@ -133,7 +144,13 @@ class HttpProbe(Probe[HttpConfig]):
                 record_tls(clock, obs)
                 if len(response.history):
                     obs.details["final_url"] = str(response.url)
+                if obs.trace is not None:
+                    trace_response(obs, response, clock)
                 body = await read_capped(response, cfg.max_body_bytes)
+                if obs.trace is not None:
+                    shown = body[:TRACE_BODY_BYTES].decode("utf-8", errors="replace")
+                    obs.note(f"< body ({len(body)} bytes{', first ' + str(TRACE_BODY_BYTES) if len(body) > TRACE_BODY_BYTES else ''}):")
+                    obs.trace.extend(f"<   {line}" for line in shown.splitlines()[:60])
                 values["body_bytes"] = len(body)
                 timings.add("transfer", time.perf_counter() - headers_at)
         finally:
@@ -154,6 +171,23 @@ class HttpProbe(Probe[HttpConfig]):
         except BodyMismatch:
             values["failed_due_to_regex"] = 1.0
             raise
+
+
+TRACE_BODY_BYTES = 4096
+
+
+def trace_response(obs: Observation, response: aiohttp.ClientResponse, clock: HandshakeClock) -> None:
+    """Redirects, the TLS session and the response's status line and headers, for a trace."""
+    for hop in response.history:
+        obs.note(f"< {hop.status} {hop.reason} from {hop.url}: redirect to {hop.headers.get('Location', '?')}")
+    if clock.version:
+        obs.note(f"tls: {clock.version}, cipher {clock.cipher or '?'}")
+        if clock.peer_cert:
+            obs.note("tls: certificate " + describe_certificate(clock.peer_cert))
+    version = f"HTTP/{response.version.major}.{response.version.minor}" if response.version else "HTTP"
+    obs.note(f"< {version} {response.status} {response.reason or ''}".rstrip())
+    for key, value in response.headers.items():
+        obs.note(f"< {key}: {value}")
 
 
 PROBE = HttpProbe

@@ -48,6 +48,7 @@ from probe_agent.units import duration_text
 TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 BUILTINS = ("uuid", "random", "timestamp")
 DEFAULT_MARKER = {"X-Synthetic-Probe": "probe-agent"}
+TRACE_BODY_CHARS = 1024
 
 
 class Extract(BaseModel):
@@ -241,11 +242,20 @@ class FlowRun:
             kwargs["data"] = render(step.form, v)
         elif step.body is not None:
             kwargs["data"] = render(step.body, v)
+        self.obs.note(f"step {step.name!r}: > {step.method} {url}")
+        if self.obs.trace is not None:
+            sent = kwargs.get("json", kwargs.get("data"))
+            if sent is not None:
+                self.obs.note(f"step {step.name!r}: > body {json.dumps(sent)[:TRACE_BODY_CHARS] if not isinstance(sent, str) else sent[:TRACE_BODY_CHARS]}")
         start = time.perf_counter()
         try:
             async with asyncio.timeout(step.timeout):
                 async with self.session.request(step.method, url, allow_redirects=True, **kwargs) as response:
                     body = await read_capped(response, cfg.max_body_bytes)
+                    self.obs.note(f"step {step.name!r}: < {response.status} {response.reason or ''}, "
+                                  f"{len(body)} bytes in {(time.perf_counter() - start) * 1000:.1f} ms")
+                    if self.obs.trace is not None and body:
+                        self.obs.note(f"step {step.name!r}: < body {body[:TRACE_BODY_CHARS].decode('utf-8', errors='replace')}")
         except ProbeError as exc:
             raise self.fail(step, exc.reason, exc.message) from exc
         except TimeoutError:
@@ -370,6 +380,10 @@ class SyntheticProbe(Probe[SyntheticConfig]):
                 failure = exc
             if cfg.cleanup:
                 await self._cleanup(flow, obs)
+            if obs.trace:
+                # what the flow learned at run time (tokens, cookies) is secret in its trace too
+                redact = Redactor(flow.secrets).redact
+                obs.trace[:] = [redact(line) for line in obs.trace]
             if failure is not None:
                 raise failure
 

@@ -88,6 +88,7 @@ class TcpProbe(Probe[TcpConfig]):
         )
         connected = time.perf_counter()
         record_tls(clock, obs)
+        obs.note(f"connected to {address}:{cfg.port}" + (f", {clock.version} {clock.cipher or ''}" if clock.version else ""))
         try:
             if clock.started is not None and clock.finished is not None:
                 obs.add_phase("connect", clock.started - start)
@@ -95,6 +96,7 @@ class TcpProbe(Probe[TcpConfig]):
             else:
                 obs.add_phase("connect", connected - start)
             if cfg.send is not None:
+                obs.note(f"> {cfg.send!r}")
                 writer.write(cfg.send.encode())
                 await writer.drain()
             if cfg.expect is not None or cfg.expect_regex is not None:
@@ -133,6 +135,7 @@ class TcpProbe(Probe[TcpConfig]):
             if not chunk:
                 break
             received += chunk
+            obs.note(f"< {chunk!r}")
             text = received.decode("utf-8", errors="replace")
             if (cfg.expect is None or cfg.expect in text) and (
                 cfg.expect_regex is None or re.search(cfg.expect_regex, text)
