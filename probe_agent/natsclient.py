@@ -16,6 +16,7 @@ from pydantic import SecretStr, field_validator
 from probe_agent.datastore import ConnectionSlot
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.httpclient import parse_json, read_capped, translate_client_error
+from probe_agent.model import Observation
 from probe_agent.probe import ProbeConfig
 from probe_agent.tls import client_context
 
@@ -110,12 +111,17 @@ def translate_nats(exc: BaseException) -> ProbeError | None:
     return None
 
 
-async def get_monitor_json(session: aiohttp.ClientSession, base: str, path: str) -> Any:
-    """GET a monitoring endpoint and return its JSON; failures as ProbeError."""
+async def get_monitor_json(session: aiohttp.ClientSession, base: str, path: str, obs: Observation | None = None) -> Any:
+    """GET a monitoring endpoint and return its JSON; failures as ProbeError. With a tracing
+    observation, the answer goes into the trace (its first KB)."""
+    url = urljoin(base.rstrip("/") + "/", path.lstrip("/"))
     try:
-        async with session.get(urljoin(base.rstrip("/") + "/", path.lstrip("/"))) as response:
+        async with session.get(url) as response:
             body = await read_capped(response, 16 * 1024 * 1024)
             status = response.status
+        if obs is not None and obs.trace is not None:
+            obs.note(f"monitoring GET {url}: {status}, {len(body)} bytes")
+            obs.note("< " + " ".join(body[:1024].decode("utf-8", errors="replace").split()))
     except aiohttp.ClientError as exc:
         translated = translate_client_error(exc)
         assert translated is not None

@@ -4,6 +4,7 @@ version and certificate, and the address it reached. Shared by the http and tcp 
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import time
 
 from probe_agent.model import Observation, ValueSpec
@@ -59,6 +60,26 @@ def describe_certificate(der: bytes) -> str:
     state = f"expired {-days:.0f} days ago" if days < 0 else f"{days:.0f} days left"
     return (f"subject {labels['subject']}, issuer {labels['issuer']}, names {labels['subjectalternative'] or '-'}, "
             f"expires {when} ({state})")
+
+
+async def unverified_certificate(host: str, port: int, server_name: str | None = None) -> bytes | None:
+    """The certificate a server presents, fetched without verifying it: for a trace, to say what
+    a certificate that failed verification was (its expiry date, its names)."""
+    import asyncio
+
+    from probe_agent.tls import client_context
+
+    try:
+        _reader, writer = await asyncio.open_connection(
+            host, port, ssl=client_context(verify=False), server_hostname=server_name or host
+        )
+    except (OSError, ssl.SSLError):
+        return None
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    finally:
+        writer.transport.abort()
 
 
 def record_address(address: str | None, obs: Observation) -> None:

@@ -112,6 +112,8 @@ async def run_probe(
     loop_lag = monitor.lag_during(started_mono) if monitor is not None else 0.0
     if obs.trace is not None:
         obs.note(f"phases: {', '.join(f'{k} {v * 1000:.1f} ms' for k, v in obs.phases.items()) or 'none'}")
+        if obs.details:
+            obs.note(f"details: {', '.join(f'{k}={v}' for k, v in obs.details.items())}")
         if failure is not None:
             obs.note(f"failed: {failure.reason.value}: {failure.message}")
 

@@ -40,6 +40,7 @@ from probe_agent.netinfo import (
     literal_address,
     record_address,
     record_tls,
+    unverified_certificate,
 )
 from probe_agent.probe import Probe, ProbeConfig
 from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock
@@ -153,6 +154,11 @@ class HttpProbe(Probe[HttpConfig]):
                     obs.trace.extend(f"<   {line}" for line in shown.splitlines()[:60])
                 values["body_bytes"] = len(body)
                 timings.add("transfer", time.perf_counter() - headers_at)
+        except aiohttp.ClientConnectorCertificateError as exc:
+            if obs.trace is not None:  # what was the certificate it refused?
+                der = await unverified_certificate(exc.host, exc.port or 443)
+                obs.note("tls: refused certificate " + describe_certificate(der) if der else "tls: no certificate to show")
+            raise
         finally:
             # all five, 0 for those that did not happen, as blackbox_exporter has them
             for phase in PHASES:

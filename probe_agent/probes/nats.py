@@ -88,8 +88,8 @@ class NatsProbe(Probe[NatsConfig]):
             self._session = make_session(self._tls)
         start = time.perf_counter()
         health_path = "/healthz?js-enabled-only=true" if cfg.jetstream else "/healthz"
-        status, health = await get_monitor_json(self._session, cfg.monitor_url, health_path)
-        _, varz = await get_monitor_json(self._session, cfg.monitor_url, "/varz")
+        status, health = await get_monitor_json(self._session, cfg.monitor_url, health_path, obs)
+        _, varz = await get_monitor_json(self._session, cfg.monitor_url, "/varz", obs)
         obs.add_phase("monitor", time.perf_counter() - start)
         for name, (field, _metric, _help, scale) in VARZ_VALUES.items():
             if isinstance(varz.get(field), (int, float)):

@@ -124,7 +124,7 @@ class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
         if self._session is None:
             self._session = make_session(self._tls)
         path = "/jsz?accounts=true&streams=true&consumers=true" + (f"&acc={cfg.account}" if cfg.account else "")
-        status, jsz = await get_monitor_json(self._session, cfg.monitor_url, path)
+        status, jsz = await get_monitor_json(self._session, cfg.monitor_url, path, obs)
         if status != 200 or not isinstance(jsz, dict):
             raise ProbeError(Reason.PROTOCOL, f"monitoring /jsz answered {status}")
         if jsz.get("disabled") or (jsz.get("config") is None and not jsz.get("account_details")):

@@ -21,15 +21,20 @@ def check(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_check_verbose_shows_what_the_server_answered(tmp_path: Path) -> None:
     cert = make_cert(tmp_path, days_valid=20)
+    expired = make_cert(tmp_path, "expired", expired=True)
+    stale_port = free_port()
     tls_port = free_port()
     with demo_shop(faults="readiness=error") as shop, http_server_process(
         [sys.executable, "-m", "tests.helpers.target_server", str(tls_port), str(cert.cert), str(cert.key)], tls_port
+    ), http_server_process(
+        [sys.executable, "-m", "tests.helpers.target_server", str(stale_port), str(expired.cert), str(expired.key)], stale_port
     ):
         config = tmp_path / "probes.yaml"
         config.write_text(f"""
 probes:
   - {{name: ready, type: http, url: "{shop}/health/readiness", headers: {{Authorization: "Bearer ${{TRACE_TOKEN}}"}}}}
   - {{name: tls, type: http, url: "https://127.0.0.1:{tls_port}/", ca_file: "{cert.cert}"}}
+  - {{name: stale, type: http, url: "https://127.0.0.1:{stale_port}/", ca_file: "{expired.cert}"}}
   - {{name: banner, type: tcp, host: 127.0.0.1, port: {shop.rsplit(":", 1)[1]}, send: "HELLO\\r\\n\\r\\n", expect: "nope", max_read_bytes: 64}}
 """)
         out = check("-c", str(config), "-v")
@@ -42,6 +47,10 @@ probes:
     tls = text.split("--- tls (http, OK) ---")[1].split("--- ")[0]
     assert "tls: TLSv1.3, cipher " in tls
     assert "tls: certificate subject CN=localhost, issuer CN=localhost, names localhost" in tls and "(20 days left)" in tls
+    stale = text.split("--- stale (http, CRITICAL) ---")[1].split("--- ")[0]
+    # a certificate that failed verification: what it was, and when it expired
+    assert "tls: refused certificate subject CN=localhost" in stale and "days ago)" in stale, stale
+    assert f"expires {expired.not_after:%Y-%m-%d}" in stale
     banner = text.split("--- banner (tcp, CRITICAL) ---")[1]
     assert "> 'HELLO\\r\\n\\r\\n'" in banner and "< b'HTTP/1.0 400 Bad Request" in banner, banner  # bytes sent and received
     assert TOKEN not in text + out.stderr
