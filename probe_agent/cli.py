@@ -200,6 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         serve(
             config, path, host, port, args.log_format, args.log_level, args.grace,
             max_config_bytes=args.max_config_bytes, allow_empty=args.allow_empty, web_options=options,
+            watch_interval=args.watch_config if args.watch_config is not None else 0.0,
         )
     )
 
@@ -217,6 +218,7 @@ async def serve(
     max_config_bytes: int = MAX_CONFIG_BYTES,
     allow_empty: bool = False,
     web_options: Any = None,
+    watch_interval: float = 0.0,
 ) -> int:
     from probe_agent.agent import Agent
     from probe_agent.server import WebOptions, start_server
@@ -256,7 +258,10 @@ async def serve(
         await runner.cleanup()
         return 1
     log.info("listening", extra={"address": f"{host}:{port}", "config": str(path) if path else "(embedded)"})
-    await stop.wait()
+    from probe_agent.watch import watching
+
+    async with watching(path, agent.reload, watch_interval):
+        await stop.wait()
     log.info("stopping: draining probe runs in flight", extra={"grace_seconds": grace})
     await agent.stop()
     await runner.cleanup()
@@ -316,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--web.health-detail", dest="web_health_detail", choices=("full", "status"), default="full",
         help="status: /health lists probes and their health only, no targets, messages or values",
     )
+    run.add_argument(
+        "--watch-config", type=parse_seconds, default=2.0, metavar="INTERVAL",
+        help="reload when the probes file changes (a ConfigMap update too), looking every INTERVAL (default 2s)",
+    )
+    run.add_argument("--no-watch-config", dest="watch_config", action="store_const", const=None,
+                     help="reload on SIGHUP or POST /-/reload only")
     with_logging(run, "json")
     run.set_defaults(func=cmd_run)
 
