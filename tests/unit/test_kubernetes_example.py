@@ -37,3 +37,17 @@ def test_agent_wiring_matches_its_endpoints() -> None:
     mount = AGENT["volumeMounts"][0]["mountPath"]
     assert AGENT["args"][2] == f"{mount}/probes.yaml"
     assert "readinessProbe" not in AGENT  # see the comment at the top of the manifest
+
+
+def test_pod_runs_as_the_images_numeric_user() -> None:
+    """The kubelet refuses runAsNonRoot with an image whose USER is a name: 'container has
+    runAsNonRoot and image has non-numeric user (probe), cannot verify user is non-root'."""
+    dockerfile = (Path(__file__).parents[2] / "Dockerfile").read_text()
+    user = next(line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER "))
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and int(uid) != 0, f"USER {user} must be a non-root number"
+    context = AGENT["securityContext"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] == int(uid)
+    assert str(context.get("runAsGroup", gid)) == (gid or str(context.get("runAsGroup")))
+    healthcheck = next(line for line in dockerfile.splitlines() if "CMD [\"probe-agent\", \"check\"" in line)
+    assert "/health/live" in healthcheck  # the image checks itself with the agent
