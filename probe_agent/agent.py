@@ -34,6 +34,7 @@ from probe_agent.probes import close_shared
 from probe_agent.redact import Redactor
 from probe_agent.runner import ProbeHandle, build_handles
 from probe_agent.scheduler import Scheduler
+from probe_agent.shard import Shard
 from probe_agent.state import ProbeState, StateStore
 from probe_agent.yamlload import MAX_CONFIG_BYTES
 
@@ -74,7 +75,10 @@ class Agent:
         log_filter: RedactingFilter | None = None,
         max_config_bytes: int = MAX_CONFIG_BYTES,
         allow_empty: bool = False,
+        shard: Shard | None = None,
     ):
+        self.shard = shard
+        config = shard.select(config) if shard is not None else config
         self.config = config
         self.config_path = config_path
         self.grace = grace
@@ -82,6 +86,8 @@ class Agent:
         self.allow_empty = allow_empty
         self.store = StateStore()
         self.metrics = AgentMetrics()
+        if shard is not None:
+            self.metrics.shard_info.labels(str(shard.index), str(shard.count)).set(1)
         self.exposition = ProbeExposition()
         self.redactor = Redactor(config.secrets)
         self.monitor = LoopMonitor(on_sample=self.metrics.observe_loop_lag)
@@ -157,6 +163,8 @@ class Agent:
                 config = await asyncio.to_thread(
                     load_config, self.config_path, max_bytes=self.max_config_bytes, allow_empty=self.allow_empty
                 )
+                if self.shard is not None:
+                    config = self.shard.select(config)
                 assert self._scheduler is not None
                 plan = await asyncio.to_thread(self._build, config, self._scheduler.handles())
             except ConfigError as exc:

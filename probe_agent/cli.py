@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -195,12 +197,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print_problems(exc.problems, args.web_config_file, exc.locations)
         return 1
+    shard = None
+    if args.shard:
+        from probe_agent.shard import Shard
+
+        try:
+            shard = Shard.parse(args.shard, os.environ.get("HOSTNAME", "") or socket.gethostname())
+        except ValueError as exc:
+            print(f"run: {exc}", file=sys.stderr)
+            return 1
     host, port = args.listen
     return run_async(
         serve(
             config, path, host, port, args.log_format, args.log_level, args.grace,
             max_config_bytes=args.max_config_bytes, allow_empty=args.allow_empty, web_options=options,
             watch_interval=args.watch_config if args.watch_config is not None else 0.0,
+            shard=shard,
         )
     )
 
@@ -219,6 +231,7 @@ async def serve(
     allow_empty: bool = False,
     web_options: Any = None,
     watch_interval: float = 0.0,
+    shard: Any = None,
 ) -> int:
     from probe_agent.agent import Agent
     from probe_agent.server import WebOptions, start_server
@@ -227,7 +240,8 @@ async def serve(
 
     log_filter = setup_logging(log_format, log_level, Redactor(config.secrets))
     agent = Agent(
-        config, path, grace=grace, log_filter=log_filter, max_config_bytes=max_config_bytes, allow_empty=allow_empty
+        config, path, grace=grace, log_filter=log_filter, max_config_bytes=max_config_bytes, allow_empty=allow_empty,
+        shard=shard,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -324,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--watch-config", type=parse_seconds, default=2.0, metavar="INTERVAL",
         help="reload when the probes file changes (a ConfigMap update too), looking every INTERVAL (default 2s)",
+    )
+    run.add_argument(
+        "--shard", metavar="INDEX/COUNT",
+        help="run only this replica's share of the probes: 1/3, or auto/3 for a StatefulSet pod's ordinal",
     )
     run.add_argument("--no-watch-config", dest="watch_config", action="store_const", const=None,
                      help="reload on SIGHUP or POST /-/reload only")

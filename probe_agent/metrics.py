@@ -22,6 +22,10 @@ class AgentMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
         build = Gauge("probe_agent_build_info", "Build information; always 1.", ["version", "python"], registry=r)
+        self.shard_info = Gauge(
+            "probe_agent_shard_info", "Which shard of the probes this replica runs (run --shard); always 1.",
+            ["shard", "shards"], registry=r,
+        )
         build.labels(__version__, platform.python_version()).set(1)
         self.scheduler_lag = Histogram(
             "probe_agent_scheduler_lag_seconds",

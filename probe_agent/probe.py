@@ -48,6 +48,7 @@ class ProbeConfig(BaseModel):
     labels: dict[str, str] = {}  # extra Prometheus labels on this probe's series
     tags: list[str] = []  # for `check --tag`
     thresholds: dict[str, Threshold] = {}  # 'duration' or a value name -> warning/critical
+    every_shard: bool = False  # with run --shard: run on every replica (a node-local check), not on one
     # Bounds of probe_run_duration_seconds; empty: defaults.buckets or DEFAULT_BUCKETS. The loader
     # adds this probe's duration limits (thresholds, SLOs), so ratios at them are exact.
     buckets: Buckets = ()
