@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # imported by the commands that use them: a command starts fa
 log = logging.getLogger("probe_agent")
 
 DEFAULT_LISTEN = "0.0.0.0:9464"
+FORMATS = ("table", "json", "nagios", "junit", "prometheus")  # of check, with a file or without
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -358,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--tag", action="append", metavar="TAG", help="only probes with this tag (repeatable)")
     check.add_argument("-v", "--verbose", action="store_true", help="a trace of each run: requests, answers, TLS, errors (redacted)")
     check.add_argument(
-        "--format", choices=("table", "json", "nagios", "junit", "prometheus"), default="table",
+        "--format", choices=FORMATS, default="table",
         help="nagios: a plugin's status line with perfdata; junit: XML for CI; prometheus: for node_exporter's textfile collector",
     )
     check.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
@@ -407,7 +408,7 @@ def adhoc_parser() -> argparse.ArgumentParser:
     parser.add_argument("-t", "--timeout", default="10s", metavar="DURATION", help="hard deadline of the run (default 10s)")
     parser.add_argument("--expect-status", action="append", metavar="STATUS", help="http: 200, 2xx or 200-204 (repeatable)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any field of the type (YAML value)")
-    parser.add_argument("--format", choices=("table", "json", "nagios", "junit", "prometheus"), default="table")
+    parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("-v", "--verbose", action="store_true", help="a trace of the run: requests, answers, TLS, errors")
     parser.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
     return parser

@@ -18,10 +18,10 @@ from probe_agent.runner import ProbeHandle, run_probe
 
 
 class Progress:
-    """One line per change of a probe's state; on a terminal, a line rewritten in place."""
+    """One line per change of a probe's state (a terminal and a CI log read the same)."""
 
-    def __init__(self, out: TextIO, live: bool):
-        self.out, self.live = out, live
+    def __init__(self, out: TextIO):
+        self.out = out
         self.shown: dict[str, str] = {}
 
     def update(self, handle: ProbeHandle, result: Result, streak: int, elapsed: float) -> None:
@@ -33,7 +33,7 @@ class Progress:
         if self.shown.get(handle.name) == state:
             return
         self.shown[handle.name] = state
-        self.out.write(f"{'' if not self.live else chr(13)}{elapsed:6.1f}s  {handle.name}: {state}\n")
+        self.out.write(f"{elapsed:6.1f}s  {handle.name}: {state}\n")
         self.out.flush()
 
 
@@ -80,5 +80,4 @@ async def wait_until_ready(
 
 
 def progress(out: TextIO | None = None) -> Progress:
-    stream = out or sys.stderr
-    return Progress(stream, live=stream.isatty())
+    return Progress(out or sys.stderr)
