@@ -73,17 +73,17 @@ def test_slo_errors_name_the_slo_and_the_probe() -> None:
 
 
 def series(probe: str, status: str, per_15s: str) -> dict[str, str]:
-    return {"series": f'probe_results_total{{probe="{probe}",type="tcp",status="{status}",instance="a:9464",job="probe-agent"}}',
+    return {"series": f'probe_results_total{{probe="{probe}",type="tcp",status="{status}",instance="a:9110",job="probe-agent"}}',
             "values": per_15s}
 
 
 def buckets(probe: str, le: str, per_15s: str) -> dict[str, str]:
-    return {"series": f'probe_run_duration_seconds_bucket{{probe="{probe}",type="tcp",le="{le}",instance="a:9464",job="probe-agent"}}',
+    return {"series": f'probe_run_duration_seconds_bucket{{probe="{probe}",type="tcp",le="{le}",instance="a:9110",job="probe-agent"}}',
             "values": per_15s}
 
 
 def count(probe: str, per_15s: str) -> dict[str, str]:
-    return {"series": f'probe_run_duration_seconds_count{{probe="{probe}",type="tcp",instance="a:9464",job="probe-agent"}}',
+    return {"series": f'probe_run_duration_seconds_count{{probe="{probe}",type="tcp",instance="a:9110",job="probe-agent"}}',
             "values": per_15s}
 
 
@@ -110,8 +110,8 @@ def test_generated_rules_fire_as_the_workbook_says(tmp_path: Path, promtool: str
                     series("checkout-flow", "ok", "0x240"), series("checkout-flow", "critical", healthy),
                     series("cart.api", "ok", "0x240"), series("cart.api", "critical", healthy),
                     buckets("checkout-flow", "0.25", healthy), count("checkout-flow", healthy),
-                    {"series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9464",job="probe-agent"}', "values": "0x240"},
-                    {"series": 'probe_success{probe="cart.api",type="tcp",instance="a:9464",job="probe-agent"}', "values": "0x240"},
+                    {"series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}', "values": "0x240"},
+                    {"series": 'probe_success{probe="cart.api",type="tcp",instance="a:9110",job="probe-agent"}', "values": "0x240"},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "5m", "alertname": "HighErrorRateFastBurn", "exp_alerts": [fired("HighErrorRateFastBurn", "page")]},
@@ -128,8 +128,8 @@ def test_generated_rules_fire_as_the_workbook_says(tmp_path: Path, promtool: str
                 "input_series": [
                     series("checkout-flow", "ok", healthy), series("checkout-flow", "critical", "0x240"),
                     series("cart.api", "ok", "0x240"), series("cart.api", "critical", healthy),
-                    {"series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9464",job="probe-agent"}', "values": "1x240"},
-                    {"series": 'probe_success{probe="cart.api",type="tcp",instance="a:9464",job="probe-agent"}', "values": "0x240"},
+                    {"series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}', "values": "1x240"},
+                    {"series": 'probe_success{probe="cart.api",type="tcp",instance="a:9110",job="probe-agent"}', "values": "0x240"},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "10m", "alertname": "HighErrorRateFastBurn", "exp_alerts": [fired("HighErrorRateFastBurn", "page")]},
