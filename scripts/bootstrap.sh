@@ -26,6 +26,7 @@ if [ "$want_test" = 1 ]; then
   need nats-server nats-server
   need dnsmasq dnsmasq-base          # the dns probe's tests run a private one
   need prometheus-blackbox-exporter prometheus-blackbox-exporter  # the compatibility test runs the real one
+  need kubectl kubernetes-client     # its kustomize renders deploy/kubernetes for the manifest test
   command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || apt_packages+=(rabbitmq-server)
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
@@ -46,9 +47,10 @@ fi
 extras=""
 [ "$want_test" = 1 ] && extras="[test]"
 stamp=".venv/.installed${extras}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   log "installing probe-agent${extras} into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}"
+  # the exact versions tested (scripts/lock.sh re-pins them)
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".${extras}"
   touch "$stamp"
 fi
 
