@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from probe_agent.errors import ConfigError
 from probe_agent.exposition import ProbeExposition
 from probe_agent.logs import RedactingFilter
 from probe_agent.loopmonitor import LoopMonitor
+from probe_agent.maintenance import MaintenanceWindow, active_windows, ad_hoc, window_of
 from probe_agent.metrics import AgentMetrics
 from probe_agent.model import Result, Status
 from probe_agent.probes import close_shared
@@ -99,6 +101,9 @@ class Agent:
         self._stuck: list[str] = []
         self._closing: set[asyncio.Task[None]] = set()
         self.started = False  # the store holds the config's probes (until then /health says starting)
+        # maintenance started by hand (POST /-/maintenance): kept over reloads, not restarts
+        self.ad_hoc_maintenance: dict[str, MaintenanceWindow] = {}
+        self.active_maintenance: list[tuple[MaintenanceWindow, dt.datetime]] = []
 
     async def start(self) -> None:
         self.monitor.start()
@@ -148,6 +153,7 @@ class Agent:
         if self._log_filter is not None:
             self._log_filter.redactor = plan.redactor
         self.store.probes = plan.states
+        await self._mark_maintenance()  # before the new probes' first runs
         for i, handle in enumerate(plan.start, 1):
             scheduler.add(handle)
             if i % BATCH == 0:
@@ -206,7 +212,57 @@ class Agent:
         }
         if result.distorted:
             extra["distorted"] = result.details["distorted"]
+        state = self.store.probes.get(result.probe)
+        if state is not None and state.maintenance is not None:
+            extra["maintenance"] = state.maintenance
+            level = logging.INFO  # expected during planned work: nothing to warn about
         log.log(level, "probe status changed", extra=extra)
+
+    # --- maintenance ----------------------------------------------------------
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]:
+        return [*self.config.maintenance, *self.ad_hoc_maintenance.values()]
+
+    async def _mark_maintenance(self) -> None:
+        """Set each probe's window (or None) from the windows in effect now; log windows that
+        begin or end (one line per window, not per probe)."""
+        now = dt.datetime.now(dt.UTC)
+        for name, window in list(self.ad_hoc_maintenance.items()):
+            if window.end is not None and window.end <= now:
+                del self.ad_hoc_maintenance[name]
+        before = {window.name for window, _ in self.active_maintenance}
+        active = self.active_maintenance = active_windows(self.maintenance_windows(), now)
+        for window, until in active:
+            if window.name not in before:
+                log.info("maintenance window started", extra={"window": window.name, "reason": window.reason,
+                                                               "until": until.isoformat()})
+        for name in before - {window.name for window, _ in active}:
+            log.info("maintenance window ended", extra={"window": name})
+        for i, state in enumerate(list(self.store.probes.values()), 1):
+            covering = window_of(state.config.name, state.config.tags, active) if active else None
+            if state.maintenance != covering:
+                state.maintenance = covering
+                state.version += 1
+            if i % BATCH == 0:
+                await asyncio.sleep(0)
+
+    async def start_maintenance(self, request: dict[str, object]) -> MaintenanceWindow:
+        """An ad hoc window from now on. Raises ValueError with what is wrong with the request."""
+        window = ad_hoc(request, dt.datetime.now(dt.UTC))
+        if window.name in {w.name for w in self.config.maintenance}:
+            raise ValueError(f"name {window.name!r} is a scheduled window's; choose another")
+        if not any(window.covers(s.config.name, s.config.tags) for s in self.store.probes.values()):
+            raise ValueError("it covers no probe of this agent (check probes and tags)")
+        self.ad_hoc_maintenance[window.name] = window
+        await self._mark_maintenance()
+        return window
+
+    async def end_maintenance(self, name: str) -> bool:
+        """End an ad hoc window now; False when there is none of that name."""
+        if self.ad_hoc_maintenance.pop(name, None) is None:
+            return False
+        await self._mark_maintenance()
+        return True
 
     # --- liveness -------------------------------------------------------------
 
@@ -232,6 +288,8 @@ class Agent:
                     await asyncio.sleep(0)
             self.metrics.pending_probes.set(pending)
             self.metrics.stale_probes.set(stale)
+            if self.active_maintenance or self.maintenance_windows():
+                await self._mark_maintenance()
             self._stuck = self._scheduler.stuck() if self._scheduler is not None else []
             self._watch_beat = time.monotonic()
 

@@ -52,6 +52,23 @@ async def run_once(config: AgentConfig, handles: list[ProbeHandle], trace: bool 
         await close_shared()
 
 
+def mark_maintenance(config: AgentConfig, results: Sequence[Result]) -> None:
+    """Name the scheduled window a probe is in. The status stays what the run found: `check`
+    tells the truth at 3 a.m.; not paging for planned work is the alerting's job."""
+    if not config.maintenance:
+        return
+    import datetime as dt
+
+    from probe_agent.maintenance import active_windows, window_of
+
+    active = active_windows(config.maintenance, dt.datetime.now(dt.UTC))
+    tags = {p.name: p.tags for p in config.probes}
+    for result in results:
+        window = window_of(result.probe, tags.get(result.probe, []), active) if active else None
+        if window is not None:
+            result.details["maintenance"] = window
+
+
 def _latency(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
@@ -71,6 +88,8 @@ def _detail(r: Result) -> str:
         detail = ", ".join(shown)
     elif shown and r.reason in (None, Reason.ASSERTION):  # it answered: what it measured helps
         detail = f"{detail} ({', '.join(shown)})"
+    if "maintenance" in r.details:
+        detail = f"{detail} [in maintenance window {r.details['maintenance']}]".lstrip()
     if r.distorted:
         detail = f"{detail} [DISTORTED: agent loop late {r.loop_lag * 1000:.0f} ms]".lstrip()
     return detail

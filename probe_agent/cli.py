@@ -157,6 +157,67 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_maintenance(args: argparse.Namespace) -> int:
+    """Start, end or list maintenance windows on a running agent (its /-/maintenance)."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    base = args.agent.rstrip("/")
+    if args.action == "start":
+        if not args.probe and not args.tag:
+            print("maintenance start: name the probes (--probe) or tags (--tag) it covers", file=sys.stderr)
+            return 2
+        body = {"probes": args.probe, "tags": args.tag, "duration": args.duration, "reason": args.reason or ""}
+        if args.name:
+            body["name"] = args.name
+        request = urllib.request.Request(f"{base}/-/maintenance", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+    elif args.action == "end":
+        if not args.name:
+            print("maintenance end: give the window's --name (`maintenance list` shows them)", file=sys.stderr)
+            return 2
+        request = urllib.request.Request(f"{base}/-/maintenance/{urllib.parse.quote(args.name, safe='')}", method="DELETE")
+    else:
+        request = urllib.request.Request(f"{base}/-/maintenance")
+    if args.user:
+        # the password from the environment: a command line is visible to every user of the host
+        password = os.environ.get("PROBE_AGENT_PASSWORD", "")
+        token = base64.b64encode(f"{args.user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            answer = json.loads(response.read(1 << 20))
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read(1 << 16)).get("error") or exc.reason
+        except ValueError:
+            detail = exc.reason
+        print(f"maintenance {args.action}: {base} answered {exc.code}: {detail}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"maintenance {args.action}: cannot reach the agent at {base}: {reason}", file=sys.stderr)
+        return 1
+    if args.action == "list":
+        windows = answer.get("windows", [])
+        if not windows:
+            print("no maintenance windows")
+        for window in windows:
+            covers = ", ".join([*window["probes"], *(f"tag {t}" for t in window["tags"])])
+            state = f"active until {window['until']}" if window.get("active") else "inactive"
+            print(f"{window['name']} ({window['kind']}): {state}; covers {covers}"
+                  + (f"; {window['reason']}" if window.get("reason") else ""))
+    elif args.action == "start":
+        window = answer["window"]
+        print(f"maintenance {window['name']} started, until {window['end']}")
+    else:
+        print(f"maintenance {args.name} ended")
+    return 0
+
+
 def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConfig], list[ProbeHandle]] | None:
     """For check and wait: the probes `--probe` and `--tag` select, built (only they are
     validated and have their ${VAR} resolved), with logging set up; None once problems are printed."""
@@ -175,13 +236,14 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from probe_agent.check import run_once
+    from probe_agent.check import mark_maintenance, run_once
 
     loaded = load_selected(args)
     if loaded is None:
         return int(Status.UNKNOWN)
     config, probes, handles = loaded
     results = run_async(run_once(config, handles, trace=args.verbose))
+    mark_maintenance(config, results)
     return report(args.format, results, config, probes)
 
 
@@ -410,6 +472,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="put this rules file's groups first (such as deploy/alerts.yml)")
     rules.add_argument("--kubernetes", metavar="NAME", help="write a prometheus-operator PrometheusRule of this name")
     rules.set_defaults(func=cmd_rules)
+
+    maintenance = commands.add_parser("maintenance", help="start, end or list maintenance windows on a running agent")
+    maintenance.add_argument("action", choices=("start", "end", "list"))
+    maintenance.add_argument("--probe", action="append", default=[], metavar="NAME", help="a probe it covers (repeatable)")
+    maintenance.add_argument("--tag", action="append", default=[], metavar="TAG", help="probes with this tag (repeatable)")
+    maintenance.add_argument("--for", dest="duration", default="1h", metavar="DURATION", help="from now (default 1h)")
+    maintenance.add_argument("--reason", help="shown on /health and the status page")
+    maintenance.add_argument("--name", help="the window's name (start: default adhoc-TIME; end: required)")
+    maintenance.add_argument("--agent", default=f"http://127.0.0.1:{DEFAULT_LISTEN.rpartition(':')[2]}",
+                             help="the agent's URL (default %(default)s); it must run with --web.enable-lifecycle")
+    maintenance.add_argument("--user", help="basic auth user; the password is read from $PROBE_AGENT_PASSWORD")
+    maintenance.add_argument("--timeout", type=parse_seconds, default=10.0, help="default 10s")
+    maintenance.set_defaults(func=cmd_maintenance)
 
     demo = commands.add_parser("demo", help="serve the bundled demo shop and probe it")
     demo.add_argument("--listen", type=parse_listen, default=parse_listen("127.0.0.1:9110"), help="agent HOST:PORT")

@@ -14,19 +14,21 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from probe_agent.errors import ConfigError
 from probe_agent.fields import DEFAULT_BUCKETS, Buckets, Duration, Interval, Timeout, parse_duration
 from probe_agent.loopmonitor import DEFAULT_LAG_TOLERANCE
+from probe_agent.maintenance import MaintenanceWindow
 from probe_agent.probe import ProbeConfig
 from probe_agent.probes import REGISTRY
 from probe_agent.redact import Redactor, collect_secrets
 from probe_agent.slo import Slo, slo_members
 from probe_agent.yamlload import MAX_CONFIG_BYTES, decode, load_yaml, locate, positions, read_config_bytes
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 DEFAULT_CONFIG_PATH = "probes.yaml"
 CONFIG_ENV_VAR = "PROBE_AGENT_CONFIG"
 
@@ -49,6 +51,7 @@ class AgentConfig(BaseModel):
     loop_lag_tolerance: Duration = DEFAULT_LAG_TOLERANCE
     probes: list[ProbeConfig] = []
     slos: list[Slo] = []  # objectives over groups of probes; `probe-agent rules` writes their alerts
+    maintenance: list[MaintenanceWindow] = []  # scheduled windows (probe_agent.maintenance)
     # Every probe name in the file, also those a selection left out (for `check --probe` errors).
     all_probe_names: tuple[str, ...] = ()
     # Strings that must never leave the agent (passwords, tokens); filled by the loader.
@@ -185,13 +188,19 @@ def parse_config(
     env_secrets: dict[str, set[str]] = {}
     raw_probes = raw.pop("probes", None) or []
     raw_slos = raw.pop("slos", None) or []
+    raw_maintenance = raw.pop("maintenance", None) or []
+    maintenance_indices: list[int] = []
     top = _expand(raw, env, "", problems, secrets)
     try:
         agent = AgentConfig.model_validate(top)
     except ValidationError as exc:
         problems.extend(_pydantic_problems("", exc))
         agent = AgentConfig()
-    agent = agent.model_copy(update={"slos": _parse_slos(raw_slos, env, problems, secrets) if selection is None else []})
+    agent = agent.model_copy(update={
+        "slos": _parse_entries("slos", Slo, raw_slos, env, problems, secrets) if selection is None else [],
+        "maintenance": _parse_entries("maintenance", MaintenanceWindow, raw_maintenance, env, problems, secrets,
+                                      maintenance_indices),
+    })
     defaults = agent.defaults.model_dump()
 
     if not isinstance(raw_probes, list):
@@ -272,10 +281,11 @@ def parse_config(
                 slo_limits.setdefault(name, set()).add(slo.latency.threshold)
     probes = [with_limit_buckets(probe, tuple(slo_limits.get(probe.name, ()))) for probe in probes]
 
+    all_names = tuple(e["name"] for e in raw_probes if isinstance(e, dict) and isinstance(e.get("name"), str))
+    problems.extend(_maintenance_problems(agent.maintenance, maintenance_indices, probes if selection is None else [], set(all_names)))
     if problems:
         found = positions(text) if where else {}
         raise ConfigError(problems, [locate(found, where[i]) if i in where else None for i in range(len(problems))])
-    all_names = tuple(e["name"] for e in raw_probes if isinstance(e, dict) and isinstance(e.get("name"), str))
     probe_secrets = {p.name: frozenset(env_secrets.get(p.name, set()) | collect_secrets([p])) for p in probes}
     all_secrets = secrets.union(*probe_secrets.values())
     return agent.model_copy(
@@ -293,20 +303,43 @@ def _threshold_problems(probe: ProbeConfig) -> list[str]:
     ]
 
 
-def _parse_slos(raw: Any, env: Mapping[str, str], problems: list[str], secrets: set[str]) -> list[Slo]:
-    """Each SLO on its own, so one bad SLO does not hide the problems of the others."""
+def _parse_entries(
+    key: str, model: type[ModelT], raw: Any, env: Mapping[str, str], problems: list[str], secrets: set[str],
+    indices: list[int] | None = None,
+) -> list[ModelT]:
+    """Each entry of a top-level list (slos, maintenance) on its own, so one bad entry does not
+    hide the problems of the others."""
     if not isinstance(raw, list):
-        problems.append("slos: expected a list of SLOs")
+        problems.append(f"{key}: expected a list")
         return []
-    slos = []
+    entries = []
     for index, entry in enumerate(raw):
         name = entry.get("name") if isinstance(entry, dict) else None
-        label = f"slos[{index}] ({name})" if isinstance(name, str) else f"slos[{index}]"
+        label = f"{key}[{index}] ({name})" if isinstance(name, str) else f"{key}[{index}]"
         try:
-            slos.append(Slo.model_validate(_expand(entry, env, "", problems, secrets)))
+            entries.append(model.model_validate(_expand(entry, env, "", problems, secrets)))
+            if indices is not None:
+                indices.append(index)  # where each valid entry was in the file, for its problems
         except ValidationError as exc:
             problems.extend(_pydantic_problems(f"{label}: ", exc))
-    return slos
+    return entries
+
+
+def _maintenance_problems(
+    windows: list[MaintenanceWindow], indices: list[int], probes: list[ProbeConfig], all_names: set[str]
+) -> list[str]:
+    problems, seen = [], set()
+    tags = {tag for probe in probes for tag in probe.tags}
+    for index, window in zip(indices, windows, strict=True):
+        label = f"maintenance[{index}] ({window.name})"
+        if window.name in seen:
+            problems.append(f"{label}: name: duplicate name")
+        seen.add(window.name)
+        problems.extend(f"{label}: probes: no probe named {name!r}" + did_you_mean(name, all_names)
+                        for name in window.probes if name not in all_names)
+        if probes and window.tags and not tags.intersection(window.tags):
+            problems.append(f"{label}: tags: no probe has any of the tags {', '.join(window.tags)}")
+    return problems
 
 
 def _timing_problem(merged: Mapping[str, Any]) -> str:

@@ -47,6 +47,7 @@ CORE_FAMILIES: dict[str, tuple[str, str]] = {
     "probe_failures_total": ("counter", "Failed probe runs by reason."),
     "probe_last_run_timestamp_seconds": ("gauge", "Unix time at which the last run started."),
     "probe_info": ("gauge", "Probe configuration; always 1."),
+    "probe_maintenance": ("gauge", "1 while a maintenance window covers the probe (the window's name in `window`)."),
 }
 
 
@@ -177,7 +178,10 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
     before, after = with_label(labels, "status")
     add("probe_results_total", "".join(
         f"probe_results_total{before}{status.label}{after} {_num(by_status.get(status, 0))}\n" for status in Status
-    ))
+    ) + (f"probe_results_total{before}maintenance{after} {state.maintenance_runs}.0\n" if state.maintenance_runs else ""))
+    if state.maintenance is not None:
+        before, after = with_label(labels, "window")
+        add("probe_maintenance", f"probe_maintenance{before}{_escape(state.maintenance)}{after} 1.0\n")
     # Every reason the type can fail with is there from the start, at 0: rate() and increase()
     # see the first failure (a series born at 1 counts nothing until its second sample).
     failures = state.failures_by_reason

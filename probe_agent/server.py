@@ -106,7 +106,7 @@ async def ready(request: web.Request) -> web.Response:
             await asyncio.sleep(0)
     status, code = tally.overall()
     body: dict[str, object] = {"status": status}
-    for health in (Health.FAILING, Health.STALE, Health.PENDING):
+    for health in (Health.FAILING, Health.STALE, Health.PENDING, Health.MAINTENANCE):
         body[health.value] = tally.by_health[health]
     return web.json_response(body, status=code)
 
@@ -118,23 +118,71 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def reload(request: web.Request) -> web.Response:
-    if not request.app[OPTIONS_KEY].lifecycle:
-        return web.json_response(
-            {"status": "forbidden",
-             "error": "lifecycle endpoints are disabled; start with --web.enable-lifecycle (SIGHUP reloads too)"},
-            status=403,
-        )
+    if (refused := _lifecycle_refused(request)) is not None:
+        return refused
     problems = await request.app[AGENT_KEY].reload()
     if problems:
         return web.json_response({"status": "rejected", "errors": problems}, status=400)
     return web.json_response({"status": "reloaded"})
 
 
+def _lifecycle_refused(request: web.Request) -> web.Response | None:
+    if request.app[OPTIONS_KEY].lifecycle:
+        return None
+    return web.json_response(
+        {"status": "forbidden",
+         "error": "lifecycle endpoints are disabled; start with --web.enable-lifecycle (SIGHUP reloads too)"},
+        status=403,
+    )
+
+
+async def maintenance_list(request: web.Request) -> web.Response:
+    """Every window, scheduled and ad hoc, with whether it is in effect and until when."""
+    agent = request.app[AGENT_KEY]
+    active = {window.name: until for window, until in agent.active_maintenance}
+    windows = []
+    for window in agent.maintenance_windows():
+        view = window.describe() | {"kind": "ad hoc" if window.name in agent.ad_hoc_maintenance else "scheduled",
+                                    "active": window.name in active}
+        if window.name in active:
+            view["until"] = active[window.name].isoformat()
+        windows.append(view)
+    return web.json_response({"windows": windows})
+
+
+MAX_MAINTENANCE_REQUEST = 64 * 1024
+
+
+async def maintenance_start(request: web.Request) -> web.Response:
+    if (refused := _lifecycle_refused(request)) is not None:
+        return refused
+    try:
+        body = json.loads(await request.content.read(MAX_MAINTENANCE_REQUEST)) if request.can_read_body else {}
+        if not isinstance(body, dict):
+            raise ValueError("expected a JSON object such as {\"probes\": [\"orders-db\"], \"duration\": \"30m\"}")
+        window = await request.app[AGENT_KEY].start_maintenance(body)
+    except ValueError as exc:  # pydantic's ValidationError and json's errors are ValueErrors
+        text = str(exc).splitlines()
+        return web.json_response({"status": "rejected", "error": "; ".join(line.strip() for line in text if line.strip())},
+                                 status=400)
+    return web.json_response({"status": "started", "window": window.describe()}, status=201)
+
+
+async def maintenance_end(request: web.Request) -> web.Response:
+    if (refused := _lifecycle_refused(request)) is not None:
+        return refused
+    name = request.match_info["name"]
+    if not await request.app[AGENT_KEY].end_maintenance(name):
+        return web.json_response({"status": "not found", "error": f"no ad hoc window named {name!r}"}, status=404)
+    return web.json_response({"status": "ended", "name": name})
+
+
 async def index(_request: web.Request) -> web.Response:
     return web.Response(
         text="probe-agent\n\n/metrics        Prometheus metrics\n/health         probe health (JSON)\n"
         "/health/live    agent liveness\n/health/ready   readiness (503 when a critical probe fails)\n"
-        "/debug/probe?name=NAME   run one configured probe now, with a trace of what happened\n",
+        "/debug/probe?name=NAME   run one configured probe now, with a trace of what happened\n"
+        "/-/maintenance  maintenance windows (POST starts one, DELETE /-/maintenance/NAME ends it)\n",
     )
 
 
@@ -226,6 +274,9 @@ def make_app(agent: Agent, options: WebOptions | None = None) -> web.Application
     app.router.add_get("/health/ready", ready)
     app.router.add_post("/-/reload", reload)
     app.router.add_get("/debug/probe", debug_probe)
+    app.router.add_get("/-/maintenance", maintenance_list)
+    app.router.add_post("/-/maintenance", maintenance_start)
+    app.router.add_delete("/-/maintenance/{name}", maintenance_end)
     app[DEBUG_KEY] = asyncio.Semaphore(DEBUG_RUNS)
     return app
 

@@ -18,7 +18,7 @@ group more probes into the SLO, when the objective is tight.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -79,6 +79,10 @@ class Slo(BaseModel):
     labels: dict[str, str] = {}  # added to every alert of this SLO
     alert_names: AlertNames = AlertNames()
     degraded_for: str = "2m"  # every probe of the SLO failing this long: the degraded alert
+    # Runs inside a maintenance window: left out of the error ratio ("exclude"), or counted as
+    # good runs ("good", planned downtime spends no budget but keeps the denominator).
+    # Either way they never count as errors, and the latency ratio never sees them.
+    maintenance: Literal["exclude", "good"] = "exclude"
 
     @field_validator("window")
     @classmethod
@@ -137,13 +141,15 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
         alerts: list[dict[str, Any]] = []
         annotations = {"runbook_url": slo.runbook_url} if slo.runbook_url else {}
+        # maintenance runs are counted as status="maintenance" (probe_agent.maintenance)
+        total_filter = ',status!="maintenance"' if slo.maintenance == "exclude" else ""
         if slo.availability is not None:
             _add_sli(
                 slo, records, alerts, base_labels, annotations,
                 objective=("slo:availability:objective", slo.availability),
                 ratio=("slo:probe_errors:ratio_rate",
                        f'sum(rate(probe_results_total{{{selector},status=~"critical|unknown"}}[$window]))'
-                       f" / sum(rate(probe_results_total{{{selector}}}[$window]))"),
+                       f" / sum(rate(probe_results_total{{{selector}{total_filter}}}[$window]))"),
                 names=(slo.alert_names.error_fast, slo.alert_names.error_slow),
                 what=f"error rate of {slo.name} burns its {slo.availability:g}% budget",
             )
@@ -160,7 +166,7 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
             )
         alerts.append({
             "alert": slo.alert_names.degraded,
-            "expr": f"max(probe_success{{{selector}}}) == 0",
+            "expr": f"max(probe_success{{{selector}}} unless on (probe) probe_maintenance) == 0",
             "for": slo.degraded_for,
             "labels": {**base_labels, "severity": slo.page_severity},
             "annotations": {"summary": f"every probe of {slo.name} is failing", **annotations},

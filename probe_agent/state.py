@@ -29,6 +29,7 @@ class Health(enum.StrEnum):
     OK = "ok"
     FAILING = "failing"
     STALE = "stale"  # the last result is too old to vouch for anything
+    MAINTENANCE = "maintenance"  # in a maintenance window: runs, but vouches for nothing and fails nothing
 
 
 def stale_after(config: ProbeConfig) -> float:
@@ -64,6 +65,8 @@ class ProbeState:
     version: int = 0  # bumped on every change, for caches of what is derived from the state
     serial: int = field(default_factory=lambda: next(_serials))  # tells a state from the one it replaced
     exposition_labels: object = None  # the /metrics label text, made once (probe_agent.exposition)
+    maintenance: str | None = None  # the window covering the probe now; set by the agent
+    maintenance_runs: int = 0  # runs during maintenance: counted apart, in nothing else
 
     def _count_phases(self, phases: dict[str, float]) -> None:
         known = self.config.phase_names()
@@ -83,15 +86,20 @@ class ProbeState:
         self.finished = time.monotonic()
         self.stale = False
         self.version += 1
-        self.results_by_status[result.status] += 1
-        if result.reason is not None:
-            self.failures_by_reason[result.reason.value] += 1
         if not self.bucket_counts:
             self.bucket_counts = [0] * (len(self.config.buckets) + 1)
-        self.bucket_counts[bisect.bisect_left(self.config.buckets, result.duration)] += 1
-        if result.phases and REGISTRY[self.config.type].phase_histogram:
-            self._count_phases(result.phases)
-        self.duration_sum += result.duration
+        if self.maintenance is not None:
+            # Planned work is not a failure and its latencies are not the service's: these runs
+            # stay out of the results and failures counters and the histogram the SLOs read.
+            self.maintenance_runs += 1
+        else:
+            self.results_by_status[result.status] += 1
+            if result.reason is not None:
+                self.failures_by_reason[result.reason.value] += 1
+            self.bucket_counts[bisect.bisect_left(self.config.buckets, result.duration)] += 1
+            if result.phases and REGISTRY[self.config.type].phase_histogram:
+                self._count_phases(result.phases)
+            self.duration_sum += result.duration
 
         if result.success:
             self.consecutive_successes += 1
@@ -111,9 +119,14 @@ class ProbeState:
         return self.last is not None and now - self.finished > stale_after(self.config)
 
     def effective_health(self) -> Health:
+        """What the runs say (probe_healthy), maintenance or not."""
         if self.last is None:
             return Health.PENDING
         return Health.STALE if self.stale else self.health
+
+    def reported_health(self) -> Health:
+        """What /health, `check` and the status page say: MAINTENANCE inside a window."""
+        return Health.MAINTENANCE if self.maintenance is not None else self.effective_health()
 
     def to_dict(self) -> dict[str, Any]:
         last = self.last
@@ -122,7 +135,8 @@ class ProbeState:
             "type": self.config.type,
             "target": self.target,
             "critical": self.config.critical,
-            "health": self.effective_health().value,
+            "health": self.reported_health().value,
+            "maintenance": self.maintenance,
             "status": last.status.label if last else None,
             "reason": last.reason.value if last and last.reason else None,
             "message": last.message if last else "",
@@ -191,9 +205,11 @@ class Tally:
         self.by_health: dict[Health, list[str]] = {h: [] for h in Health}
 
     def add(self, state: ProbeState) -> Health:
-        health = state.effective_health()
+        health = state.reported_health()
         self.by_health[health].append(state.config.name)
-        if health in (Health.FAILING, Health.STALE):
+        if health is Health.MAINTENANCE:
+            pass  # fails nothing, and is not pending either: its window says why
+        elif health in (Health.FAILING, Health.STALE):
             self.degraded = True
             self.critical_bad = self.critical_bad or state.config.critical
         elif health is Health.PENDING:

@@ -172,3 +172,36 @@ def test_rules_without_slos_says_so(tmp_path: Path, capsys: pytest.CaptureFixtur
     (tmp_path / "probes.yaml").write_text("probes:\n  - {name: a, type: tcp, host: h, port: 1}\n")
     assert main(["rules", "-c", str(tmp_path / "probes.yaml")]) == 1
     assert "no slos" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("mode", "ratio"), [("exclude", "0.1"), ("good", "0.05")])
+def test_maintenance_runs_are_left_out_or_counted_good(tmp_path: Path, promtool: str, mode: str, ratio: str) -> None:
+    """One probe, 1 run in 10 failing, and as many runs again inside a maintenance window
+    (status="maintenance", as the agent counts them): `exclude` keeps the ratio at 0.1, `good`
+    halves it; neither counts a maintenance run as an error. ServiceDegraded stays quiet while
+    the only failing probe is in maintenance."""
+    config = CONFIG.replace("    labels: {team: storefront}\n", f"    labels: {{team: storefront}}\n    maintenance: {mode}\n")
+    rules = write_rules(tmp_path, config)
+    tests = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "15s",
+        "tests": [{
+            "interval": "15s",
+            "input_series": [
+                series("checkout-flow", "ok", "0+9x240"), series("checkout-flow", "critical", "0+1x240"),
+                series("checkout-flow", "maintenance", "0+10x240"),
+                {"series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}', "values": "0x240"},
+                {"series": 'probe_maintenance{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent",window="w"}',
+                 "values": "1x240"},
+            ],
+            "promql_expr_test": [{
+                "expr": 'round(slo:probe_errors:ratio_rate5m{slo="checkout"}, 0.0001)', "eval_time": "10m",
+                "exp_samples": [{"labels": '{slo="checkout"}', "value": float(ratio)}],
+            }],
+            "alert_rule_test": [{"eval_time": "10m", "alertname": "ServiceDegraded", "exp_alerts": []}],
+        }],
+    }
+    test_file = tmp_path / "slo_test.yml"
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    run = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
