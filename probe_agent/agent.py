@@ -241,8 +241,11 @@ class Agent:
         for i, state in enumerate(list(self.store.probes.values()), 1):
             covering = window_of(state.config.name, state.config.tags, active) if active else None
             if state.maintenance != covering:
+                health_before, old_window = state.reported_health(), state.maintenance
                 state.maintenance = covering
                 state.version += 1
+                state.note_health(health_before, f"maintenance window {covering} began" if covering
+                                  else f"maintenance window {old_window} ended")
             if i % BATCH == 0:
                 await asyncio.sleep(0)
 
@@ -277,8 +280,10 @@ class Agent:
                 elif state.is_stale(now):
                     stale += 1
                     if not state.stale:
+                        before = state.reported_health()
                         state.stale = True
                         state.version += 1
+                        state.note_health(before, f"no run has finished for {now - state.finished:.0f}s")
                         log.warning(
                             "probe result is stale: no run has finished for %.0fs",
                             now - state.finished,

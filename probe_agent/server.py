@@ -178,12 +178,19 @@ async def maintenance_end(request: web.Request) -> web.Response:
 
 
 async def index(_request: web.Request) -> web.Response:
-    return web.Response(
-        text="probe-agent\n\n/metrics        Prometheus metrics\n/health         probe health (JSON)\n"
-        "/health/live    agent liveness\n/health/ready   readiness (503 when a critical probe fails)\n"
-        "/debug/probe?name=NAME   run one configured probe now, with a trace of what happened\n"
-        "/-/maintenance  maintenance windows (POST starts one, DELETE /-/maintenance/NAME ends it)\n",
-    )
+    # relative, so that it also works behind a proxy that serves the agent under a path
+    raise web.HTTPFound("status")
+
+
+async def status_page(request: web.Request) -> web.Response:
+    from probe_agent.statuspage import CSP, render
+
+    agent = request.app[AGENT_KEY]
+    body = await render(agent, brief=request.app[OPTIONS_KEY].health_detail == "status",
+                        partial=request.query.get("partial") == "1")
+    return web.Response(body=body, content_type="text/html", charset="utf-8",
+                        headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store",
+                                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 
 
 @dataclass
@@ -268,6 +275,7 @@ def make_app(agent: Agent, options: WebOptions | None = None) -> web.Application
     app[AGENT_KEY] = agent
     app[OPTIONS_KEY] = options or WebOptions()
     app.router.add_get("/", index)
+    app.router.add_get("/status", status_page)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
     app.router.add_get("/health/live", live)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from probe_agent.config import AgentConfig
+from probe_agent.history import ProbeHistory
 from probe_agent.model import Result, Status
 from probe_agent.probe import ProbeConfig
 from probe_agent.probes import REGISTRY
@@ -67,6 +68,7 @@ class ProbeState:
     exposition_labels: object = None  # the /metrics label text, made once (probe_agent.exposition)
     maintenance: str | None = None  # the window covering the probe now; set by the agent
     maintenance_runs: int = 0  # runs during maintenance: counted apart, in nothing else
+    history: ProbeHistory = field(default_factory=ProbeHistory)  # for the status page; survives a config change
 
     def _count_phases(self, phases: dict[str, float]) -> None:
         known = self.config.phase_names()
@@ -82,6 +84,7 @@ class ProbeState:
 
     def record(self, result: Result) -> Transition | None:
         old = self.last.status if self.last else None
+        health_before = self.reported_health()
         self.last = result
         self.finished = time.monotonic()
         self.stale = False
@@ -113,7 +116,17 @@ class ProbeState:
             self.consecutive_successes = 0
             if self.consecutive_failures >= self.config.failure_threshold:
                 self.health = Health.FAILING
+        if self.maintenance is None:
+            self.history.count(result.success)
+        self.note_health(health_before, result.message)
         return Transition(self.config.name, old, result.status, result) if old != result.status else None
+
+    def note_health(self, before: Health, message: str) -> None:
+        """An incident for the status page when the reported health changed (a first run that
+        succeeds is no news)."""
+        after = self.reported_health()
+        if after is not before and not (before is Health.PENDING and after is Health.OK):
+            self.history.change(before.value, after.value, message)
 
     def is_stale(self, now: float) -> bool:
         return self.last is not None and now - self.finished > stale_after(self.config)
@@ -161,7 +174,12 @@ class StateStore:
         fresh: dict[str, ProbeState] = {}
         for config in configs:
             old = current.get(config.name)
-            fresh[config.name] = old if old is not None and old.config == config else ProbeState(config, targets[config.name])
+            if old is not None and old.config == config:
+                fresh[config.name] = old
+            else:  # new, or changed: a fresh state, but a changed probe keeps its past for the status page
+                fresh[config.name] = ProbeState(config, targets[config.name])
+                if old is not None:
+                    fresh[config.name].history = old.history
         return fresh
 
     def plan_config(self, config: AgentConfig) -> dict[str, ProbeState]:

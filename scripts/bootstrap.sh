@@ -27,6 +27,7 @@ if [ "$want_test" = 1 ]; then
   need dnsmasq dnsmasq-base          # the dns probe's tests run a private one
   need prometheus-blackbox-exporter prometheus-blackbox-exporter  # the compatibility test runs the real one
   need kubectl kubernetes-client     # its kustomize renders deploy/kubernetes for the manifest test
+  need chromium chromium            # the status page's browser test (Playwright drives it)
   command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || apt_packages+=(rabbitmq-server)
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)

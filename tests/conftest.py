@@ -36,6 +36,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.helpers.screens import SAVED
+
+    for path in SAVED:
+        terminalreporter.write_line(f"screenshot: {path}")
     if os.environ.get("CI") == "true" and _skipped:
         terminalreporter.write_line(f"CI: {len(_skipped)} test(s) skipped; in CI a skip is a failure:", red=True)
         for nodeid in _skipped:

@@ -76,7 +76,7 @@ def test_tls_and_basic_auth(tmp_path: Path) -> None:
         assert agent.get("/metrics")[0] == 200 and agent.get("/health")[0] in (200, 503)
         wrong = AgentProcess(agent.config, tls=client_tls(ca), auth=("prometheus", "not-it"))
         wrong.port = agent.port
-        for path in ("/metrics", "/health", "/health/ready", "/"):
+        for path in ("/metrics", "/health", "/health/ready", "/", "/status", "/-/maintenance"):
             code, _ = wrong.get(path)
             assert code == 401, path
         nobody = AgentProcess(agent.config, tls=client_tls(ca))

@@ -1,0 +1,74 @@
+"""A probe's recent past, for the status page: uptime over the last day and its incidents.
+
+Bounded and small, since it is per probe (10,000 probes are 10,000 of these):
+- uptime in BUCKETS time slots of BUCKET_SECONDS each (24 hours of 15 minutes): per slot
+  the slot's number (to tell this day's slot from yesterday's in the same place) and the
+  runs that succeeded and that counted, in three flat arrays: 1.0 KB a probe whatever the
+  interval (tests/unit/test_history.py measures it);
+- the last INCIDENTS changes of health (failing, ok again, stale, maintenance), in a deque
+  made at the first change: nothing for a probe that never changed.
+Runs inside a maintenance window do not count for uptime, as they do not for the SLOs.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from array import array
+from dataclasses import dataclass
+
+BUCKET_SECONDS = 900
+BUCKETS = 96  # 24 hours
+INCIDENTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    at: float  # Unix time
+    old: str  # health before
+    new: str  # health after
+    message: str  # what the run said (redacted, as every output)
+
+
+class ProbeHistory:
+    __slots__ = ("incidents", "ok", "slot_ids", "total")
+
+    def __init__(self) -> None:
+        self.slot_ids = array("i", [-1]) * BUCKETS  # Unix time / 900 fits 32 bits until the year 60,000
+        self.ok = array("H", [0]) * BUCKETS
+        self.total = array("H", [0]) * BUCKETS
+        self.incidents: collections.deque[Incident] | tuple[()] = ()  # a deque from the first change on
+
+    def count(self, success: bool, now: float | None = None) -> None:
+        slot_id = int((time.time() if now is None else now) // BUCKET_SECONDS)
+        index = slot_id % BUCKETS
+        if self.slot_ids[index] != slot_id:  # a day-old slot: start it over
+            self.slot_ids[index], self.ok[index], self.total[index] = slot_id, 0, 0
+        if self.total[index] < 65535:  # a run a second fills a slot with 900: far from the cap
+            self.total[index] += 1
+            self.ok[index] += success
+
+    def uptime(self, now: float | None = None) -> float | None:
+        """The share of counted runs that succeeded over the last 24 hours; None without runs."""
+        oldest = int((time.time() if now is None else now) // BUCKET_SECONDS) - BUCKETS + 1
+        ok = total = 0
+        for slot_id, slot_ok, slot_total in zip(self.slot_ids, self.ok, self.total, strict=True):
+            if slot_id >= oldest:
+                ok += slot_ok
+                total += slot_total
+        return ok / total if total else None
+
+    def slots(self, now: float | None = None) -> list[float | None]:
+        """Uptime per slot, oldest first (None: no counted run), for the page's bar."""
+        current = int((time.time() if now is None else now) // BUCKET_SECONDS)
+        found: list[float | None] = []
+        for slot_id in range(current - BUCKETS + 1, current + 1):
+            index = slot_id % BUCKETS
+            total = self.total[index] if self.slot_ids[index] == slot_id else 0
+            found.append(self.ok[index] / total if total else None)
+        return found
+
+    def change(self, old: str, new: str, message: str, now: float | None = None) -> None:
+        if not isinstance(self.incidents, collections.deque):
+            self.incidents = collections.deque(maxlen=INCIDENTS)
+        self.incidents.append(Incident(time.time() if now is None else now, old, new, message))

@@ -1,0 +1,3 @@
+"""Screenshots browser tests saved in this run; tests/conftest.py lists them in the summary."""
+
+SAVED: list[str] = []
