@@ -34,6 +34,7 @@ from probe_agent.metrics import AgentMetrics
 from probe_agent.model import Result, Status
 from probe_agent.probes import close_shared
 from probe_agent.redact import Redactor
+from probe_agent.remediation import Remediator
 from probe_agent.runner import ProbeHandle, build_handles
 from probe_agent.scheduler import Scheduler
 from probe_agent.shard import Shard
@@ -93,6 +94,7 @@ class Agent:
         self.exposition = ProbeExposition()
         self.redactor = Redactor(config.secrets)
         self.monitor = LoopMonitor(on_sample=self.metrics.observe_loop_lag)
+        self.remediator = Remediator(self.metrics)
         self._log_filter = log_filter
         self._scheduler: Scheduler | None = None
         self._reload_lock = asyncio.Lock()
@@ -153,6 +155,7 @@ class Agent:
         if self._log_filter is not None:
             self._log_filter.redactor = plan.redactor
         self.store.probes = plan.states
+        self.remediator.forget(set(plan.states))
         await self._mark_maintenance()  # before the new probes' first runs
         for i, handle in enumerate(plan.start, 1):
             scheduler.add(handle)
@@ -198,6 +201,9 @@ class Agent:
         if result.distorted:
             self.metrics.distorted_runs.inc()
         transition = self.store.record(result)
+        state = self.store.probes.get(result.probe)
+        if state is not None and state.config.remediation is not None:
+            self.remediator.on_result(state, result, self.redactor)  # starts a task at most; never waits
         if transition is None:
             return
         level = logging.INFO if result.status is Status.OK else logging.WARNING
@@ -212,7 +218,6 @@ class Agent:
         }
         if result.distorted:
             extra["distorted"] = result.details["distorted"]
-        state = self.store.probes.get(result.probe)
         if state is not None and state.maintenance is not None:
             extra["maintenance"] = state.maintenance
             level = logging.INFO  # expected during planned work: nothing to warn about
@@ -314,6 +319,7 @@ class Agent:
             await asyncio.gather(*(h.aclose() for h in self._scheduler.handles().values()))
         if self._closing:
             await asyncio.wait(self._closing, timeout=5)
+        await self.remediator.close()
         await close_shared()
         if self._watchdog is not None:
             self._watchdog.cancel()

@@ -78,6 +78,19 @@ class AgentMetrics:
         self.last_scrape = Gauge(
             "probe_agent_last_scrape_timestamp_seconds", "Unix time of the last /metrics scrape.", registry=r
         )
+        self.remediations = Counter(
+            "probe_agent_remediations",
+            "Remediation hook outcomes by probe and action: ok, failed, dry_run (logged, not run), suppressed"
+            " (wanted, but the attempts of the window were spent).",
+            ["probe", "action", "result"],
+            registry=r,
+        )
+        self.remediation_escalated = Gauge(
+            "probe_agent_remediation_escalated",
+            "1 while a probe is still failing after its remediation attempts of the window: escalate.",
+            ["probe"],
+            registry=r,
+        )
         self._loop_lag_peak = 0.0
 
     def observe_loop_lag(self, lag: float) -> None:

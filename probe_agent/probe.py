@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.fields import RESERVED_LABELS, Buckets, Interval, Threshold, Timeout
 from probe_agent.model import Observation, ValueSpec
+from probe_agent.remediation import Remediation
 
 
 class ProbeConfig(BaseModel):
@@ -54,6 +55,7 @@ class ProbeConfig(BaseModel):
     buckets: Buckets = ()
     failure_threshold: int = Field(1, ge=1)  # consecutive failures before it counts as failing
     success_threshold: int = Field(1, ge=1)  # consecutive successes before it counts as healthy again
+    remediation: Remediation | None = None  # hooks run when it becomes failing (probe_agent.remediation)
 
     # The port used when a config leaves `port` out or 0 (types with a port field only).
     default_port: ClassVar[int] = 0

@@ -82,6 +82,8 @@ async def health(request: web.Request) -> web.StreamResponse:
         view = state.to_dict()
         if brief:
             view = {k: view[k] for k in BRIEF_FIELDS}
+        elif state.config.remediation is not None:
+            view["remediation"] = agent.remediator.view(state.config.name)
         chunks.append(json.dumps(view).encode())
         if i % HEALTH_BATCH == 0:
             await asyncio.sleep(0)

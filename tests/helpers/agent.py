@@ -135,7 +135,7 @@ def all_outputs(config: Path, env: dict[str, str] | None = None, settle: Any = N
     try:
         agent.wait_for(lambda: settle(agent) if settle else all(p["status"] for p in agent.health()[1]["probes"]),
                        what="results to settle")
-        outputs = {"metrics": agent.get("/metrics")[1], "health": agent.get("/health")[1], 
+        outputs = {"metrics": agent.get("/metrics")[1], "health": agent.get("/health")[1],
                    # unescaped: a secret with & or < in it must not hide as &amp; or &lt;
                    "status page": html.unescape(agent.get("/status")[1])}
     finally:
