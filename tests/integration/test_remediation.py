@@ -85,7 +85,7 @@ probes:
             headers: {{Authorization: "Bearer ${{ADMIN_TOKEN}}"}}
             json: {{probe: "{{{{probe}}}}", status: "{{{{status}}}}", why: "{{{{reason}}}}: {{{{message}}}}"}}
         - name: note
-          command: ["{sys.executable}", "-c", "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\\\n')", "{marks}", "{{{{probe}}}} {{{{status}}}}"]
+          command: ["{sys.executable}", "-c", "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\\\n')", "{marks}", "{{{{probe}}}} {{{{status}}}}", "--token=${{ADMIN_TOKEN}}"]
 """)
         agent = AgentProcess(config, env={"ADMIN_TOKEN": ADMIN_TOKEN, "URL_TOKEN": URL_TOKEN}).start()
         try:
@@ -112,6 +112,7 @@ probes:
             agent.stop()
         outputs["logs"] = agent.logs()
     assert "remediation ran recycle-pool: POST" in outputs["logs"]
+    assert "--token=***" in outputs["logs"]  # a secret in a command's arguments
     assert_no_secret(outputs, {"admin token": ADMIN_TOKEN, "url token": URL_TOKEN})
 
 
