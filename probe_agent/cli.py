@@ -256,7 +256,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
     if loaded is None:
         return int(Status.UNKNOWN)
     config, probes, handles = loaded
-    shown = progress()
+    shown = progress([h.name for h in handles])
     ready, results = run_async(wait_until_ready(config, handles, args.timeout, args.pause, shown.update))
     if ready:
         print(f"ready: {len(handles)} probe{'s' if len(handles) != 1 else ''} passed", file=sys.stderr)

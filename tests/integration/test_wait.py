@@ -46,3 +46,46 @@ def test_gives_up_at_the_timeout_with_the_check_table_and_code(tmp_path: Path) -
     out, err = gate.communicate(timeout=30)
     assert gate.returncode == 2 and time.monotonic() - started < 5
     assert "not ready after 1.5s:" in err and "db" in out and "connection refused" in out
+
+
+def test_on_a_terminal_the_progress_is_redrawn_in_place(tmp_path: Path) -> None:
+    """Under a pseudo-terminal: a line per probe, redrawn with cursor movements, ending all
+    ready; through a pipe (the tests above) plain lines."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    with demo_shop(faults="readiness=error") as shop:
+        config = tmp_path / "probes.yaml"
+        config.write_text(
+            f"probes:\n  - {{name: ready, type: http, url: '{shop}/health/readiness', timeout: 1s}}\n"
+            f"  - {{name: live, type: http, url: '{shop}/health/liveness', timeout: 1s}}\n"
+        )
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        gate = subprocess.Popen([sys.executable, "-m", "probe_agent", "wait", "-c", str(config), "--timeout", "30s",
+                                 "--pause", "200ms"], stdout=subprocess.DEVNULL, stderr=follower,
+                                env={"PATH": "/usr/bin:/bin", "TERM": "xterm"})
+        os.close(follower)
+        time.sleep(1.5)
+        assert http_json("DELETE", f"{shop}/admin/faults") == 200
+        gate.wait(timeout=30)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            screen += chunk
+        os.close(leader)
+    text = screen.decode()
+    assert gate.returncode == 0, text
+    assert "\x1b[3F" in text  # back up over 2 probe lines and the summary, and redraw
+    assert text.count("\x1b[2K") >= 6
+    last_frame = text.rsplit("\x1b[3F", 1)[-1]
+    assert "✔ ready  ready" in last_frame and "✔ live   ready" in last_frame and "2 of 2 ready" in last_frame
+    assert "critical: assertion: status 500" in text  # what it was waiting on, shown meanwhile
