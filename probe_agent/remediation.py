@@ -258,13 +258,13 @@ class Remediator:
         except aiohttp.ClientError as exc:
             return f"{type(exc).__name__}: {exc}"
 
-    def view(self, probe: str) -> dict[str, object] | None:
+    def view(self, probe: str, window: float) -> dict[str, object] | None:
         """What /health shows of a probe's remediation."""
         record = self.records.get(probe)
         if record is None:
             return None
         now = time.monotonic()
-        return {"escalated": record.escalated, "attempts_in_window": sum(1 for t in record.attempts if now - t < 3600),
+        return {"escalated": record.escalated, "attempts_in_window": sum(1 for t in record.attempts if now - t < window),
                 "last_outcome": record.last_outcome or None}
 
     def forget(self, names: set[str]) -> None:

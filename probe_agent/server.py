@@ -83,7 +83,7 @@ async def health(request: web.Request) -> web.StreamResponse:
         if brief:
             view = {k: view[k] for k in BRIEF_FIELDS}
         elif state.config.remediation is not None:
-            view["remediation"] = agent.remediator.view(state.config.name)
+            view["remediation"] = agent.remediator.view(state.config.name, state.config.remediation.window)
         chunks.append(json.dumps(view).encode())
         if i % HEALTH_BATCH == 0:
             await asyncio.sleep(0)

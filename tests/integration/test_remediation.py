@@ -100,7 +100,7 @@ probes:
             assert outcome(agent, "orders-db", "recycle-pool", "ok") == 2 and outcome(agent, "orders-db", "note", "ok") == 2
             assert metric(agent, r'^probe_agent_remediation_escalated\{probe="orders-db"\} (\S+)$') == 1
             view = next(p for p in agent.health()[1]["probes"] if p["name"] == "orders-db")
-            assert view["remediation"]["escalated"] is True and view["remediation"]["last_outcome"] == "ok"
+            assert view["remediation"] == {"escalated": True, "attempts_in_window": 2, "last_outcome": "ok"}
             errors = [e for e in agent.log_entries() if e["level"] == "error"]
             assert len(errors) == 1 and "escalate to the owning team" in errors[0]["msg"]
             # the database comes back: the escalation clears
