@@ -51,6 +51,13 @@ def admin_api(delay: float = 0.0, status: int = 200) -> Iterator[tuple[str, list
         server.server_close()
 
 
+def refused(name: str, more: str) -> str:
+    """A probes-file entry for a probe of a closed port (it always fails), run every 300 ms,
+    with `more` (indented YAML) added."""
+    return (f"  - name: {name}\n    type: tcp\n    host: 127.0.0.1\n    port: {free_port()}\n"
+            f"    interval: 300ms\n    timeout: 200ms\n{more}")
+
+
 def metric(agent: AgentProcess, pattern: str) -> float:
     found = re.findall(pattern, agent.get("/metrics")[1], re.MULTILINE)
     return float(found[0]) if found else 0.0
@@ -119,18 +126,10 @@ probes:
 def test_dry_run_is_the_default_and_only_logs(tmp_path: Path) -> None:
     with admin_api() as (admin, received):
         config = tmp_path / "probes.yaml"
-        config.write_text(f"""
-probes:
-  - name: cache
-    type: tcp
-    host: 127.0.0.1
-    port: {free_port()}
-    interval: 300ms
-    timeout: 200ms
-    remediation:
+        config.write_text("probes:\n" + refused("cache", f"""    remediation:
       actions:
         - {{name: flush, http: {{url: "{admin}/flush?token=${{URL_TOKEN}}"}}}}
-""")
+"""))
         agent = AgentProcess(config, env={"URL_TOKEN": URL_TOKEN}).start()
         try:
             agent.wait_for(lambda: outcome(agent, "cache", "flush", "dry_run") >= 1, what="a dry run")
@@ -219,28 +218,12 @@ def test_remediation_config_errors_name_probe_and_field(tmp_path: Path) -> None:
 
 def test_no_remediation_inside_a_maintenance_window(tmp_path: Path) -> None:
     config = tmp_path / "probes.yaml"
-    config.write_text(f"""
-probes:
-  - name: db
-    type: tcp
-    host: 127.0.0.1
-    port: {free_port()}
-    interval: 300ms
-    timeout: 200ms
-    tags: [db]
-    remediation:
-      actions: [{{name: restart, command: [/bin/true]}}]
-  - name: cache
-    type: tcp
-    host: 127.0.0.1
-    port: {free_port()}
-    interval: 300ms
-    timeout: 200ms
-    remediation:
-      actions: [{{name: flush, command: [/bin/true]}}]
-maintenance:
-  - {{name: upgrade, tags: [db], every: day, at: "00:00", duration: 7d}}
-""")
+    config.write_text(
+        "probes:\n"
+        + refused("db", "    tags: [db]\n    remediation:\n      actions: [{name: restart, command: [/bin/true]}]\n")
+        + refused("cache", "    remediation:\n      actions: [{name: flush, command: [/bin/true]}]\n")
+        + 'maintenance:\n  - {name: upgrade, tags: [db], every: day, at: "00:00", duration: 7d}\n'
+    )
     agent = AgentProcess(config).start()
     try:
         agent.wait_for(lambda: outcome(agent, "cache", "flush", "dry_run") >= 1, what="the other probe's dry run")
