@@ -24,7 +24,7 @@ from probe_agent.state import Health, ProbeState, Tally
 if TYPE_CHECKING:
     from probe_agent.agent import Agent
 
-BATCH = 200  # probes turned into HTML between two turns of the loop
+BATCH = 100  # probes turned into HTML between two turns of the loop (~2 ms)
 BARS_UP_TO = 500  # above this many probes, no per-slot uptime bars (96 elements each): the % only
 SHOWN_INCIDENTS = 50
 ORDER = {Health.FAILING: 0, Health.STALE: 1, Health.PENDING: 2, Health.MAINTENANCE: 3, Health.OK: 4}
@@ -131,7 +131,16 @@ def _banners(agent: Agent) -> str:
 
 
 async def render(agent: Agent, *, brief: bool, partial: bool) -> bytes:
-    states = sorted(agent.store.probes.values(), key=lambda s: (ORDER[s.reported_health()], s.config.name))
+    # the sort keys in batches, then one sort of plain tuples (a C loop): 10,000 probes sorted
+    # by a Python key function would hold the loop ~10 ms at once
+    keyed: list[tuple[int, str, int]] = []
+    all_states = list(agent.store.probes.values())
+    for i, state in enumerate(all_states):
+        keyed.append((ORDER[state.reported_health()], state.config.name, i))
+        if i % (BATCH * 5) == 0:
+            await asyncio.sleep(0)
+    keyed.sort()
+    states = [all_states[i] for _, _, i in keyed]
     bars = len(states) <= BARS_UP_TO
     tally, items = Tally(), []
     incidents: list[tuple[float, int, str, Incident]] = []  # a heap of the newest

@@ -89,6 +89,7 @@ async def test_scrapes_and_health_at_10000_probes_do_not_hold_the_loop(big_confi
             ("/metrics", False, lambda body: body.count(b"probe_success{") == N),  # from the cache
             ("/health", False, lambda body: body.count(b'"name": "p') == N),
             ("/health/ready", False, lambda body: b'"status": "ok"' in body),
+            ("/status", False, lambda body: body.count(b'<li class="probe ok"') == N),
         ]:
             started = time.monotonic()
             code, body = await asyncio.to_thread(fetch, path, gzipped)
