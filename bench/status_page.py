@@ -18,14 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from aiohttp.test_utils import TestServer  # noqa: E402
+from aiohttp.test_utils import TestServer
 
-from probe_agent.agent import Agent  # noqa: E402
-from probe_agent.config import no_cyclic_gc, parse_config  # noqa: E402
-from probe_agent.errors import Reason  # noqa: E402
-from probe_agent.loopmonitor import LoopMonitor  # noqa: E402
-from probe_agent.model import Result, Status  # noqa: E402
-from probe_agent.server import make_app  # noqa: E402
+from probe_agent.agent import Agent
+from probe_agent.config import no_cyclic_gc, parse_config
+from probe_agent.errors import Reason
+from probe_agent.loopmonitor import LoopMonitor
+from probe_agent.model import Result, Status
+from probe_agent.server import make_app
 
 
 def agent_with(n: int) -> Agent:
