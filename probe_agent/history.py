@@ -3,7 +3,7 @@
 Bounded and small, since it is per probe (10,000 probes are 10,000 of these):
 - uptime in BUCKETS time slots of BUCKET_SECONDS each (24 hours of 15 minutes): per slot
   the slot's number (to tell this day's slot from yesterday's in the same place) and the
-  runs that succeeded and that counted, in three flat arrays: 1.0 KB a probe whatever the
+  runs that succeeded and that counted, in three flat arrays: about 1.1 KB a probe whatever the
   interval (tests/unit/test_history.py measures it);
 - the last INCIDENTS changes of health (failing, ok again, stale, maintenance), in a deque
   made at the first change: nothing for a probe that never changed.
