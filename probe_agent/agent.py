@@ -156,7 +156,7 @@ class Agent:
             self._log_filter.redactor = plan.redactor
         self.store.probes = plan.states
         self.remediator.forget(set(plan.states))
-        await self._mark_maintenance()  # before the new probes' first runs
+        await self._mark_maintenance(all_probes=True)  # before the new probes' first runs
         for i, handle in enumerate(plan.start, 1):
             scheduler.add(handle)
             if i % BATCH == 0:
@@ -228,9 +228,11 @@ class Agent:
     def maintenance_windows(self) -> list[MaintenanceWindow]:
         return [*self.config.maintenance, *self.ad_hoc_maintenance.values()]
 
-    async def _mark_maintenance(self) -> None:
+    async def _mark_maintenance(self, *, all_probes: bool = False) -> None:
         """Set each probe's window (or None) from the windows in effect now; log windows that
-        begin or end (one line per window, not per probe)."""
+        begin or end (one line per window, not per probe). The probes are gone through only
+        when the set of windows in effect changed, or for a new config (`all_probes`): the
+        watchdog calls this every second."""
         now = dt.datetime.now(dt.UTC)
         for name, window in list(self.ad_hoc_maintenance.items()):
             if window.end is not None and window.end <= now:
@@ -243,6 +245,8 @@ class Agent:
                                                                "until": until.isoformat()})
         for name in before - {window.name for window, _ in active}:
             log.info("maintenance window ended", extra={"window": name})
+        if not all_probes and before == {window.name for window, _ in active}:
+            return
         for i, state in enumerate(list(self.store.probes.values()), 1):
             covering = window_of(state.config.name, state.config.tags, active) if active else None
             if state.maintenance != covering:
@@ -262,7 +266,7 @@ class Agent:
         if not any(window.covers(s.config.name, s.config.tags) for s in self.store.probes.values()):
             raise ValueError("it covers no probe of this agent (check probes and tags)")
         self.ad_hoc_maintenance[window.name] = window
-        await self._mark_maintenance()
+        await self._mark_maintenance(all_probes=True)  # a window of the same name may cover others now
         return window
 
     async def end_maintenance(self, name: str) -> bool:
