@@ -63,6 +63,31 @@ def _at_most(limit: float, text: str) -> AfterValidator:
 Interval = Annotated[Duration, _at_most(MAX_INTERVAL, "1d")]
 Timeout = Annotated[Duration, _at_most(MAX_TIMEOUT, "1h")]
 
+_BYTE_SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?")
+_BYTE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2, "GB": 1000**3, "GiB": 1024**3}
+MAX_BYTE_SIZE = 256 * 1024**2  # no reader of outside data may be given more than this
+
+
+def parse_byte_size(value: Any) -> int:
+    """'64KiB', '4MiB', '1MB' or a number of bytes -> bytes, at most MAX_BYTE_SIZE."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("expected a size such as 65536, 64KiB or 4MiB")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _BYTE_SIZE.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(f"invalid size {value[:40]!r}: expected a size such as 65536, 64KiB or 4MiB")
+        size = int(match.group(1)) * _BYTE_UNITS[match.group(2)]
+    if size < 1:
+        raise ValueError(f"size must be positive, got {value!r}")
+    if size > MAX_BYTE_SIZE:
+        raise ValueError(f"at most 256MiB, got {size} bytes")
+    return size
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_byte_size)]  # bytes: 65536, 64KiB, 4MiB; at most 256MiB
+
 
 def _check_regex(pattern: str) -> str:
     try:

@@ -30,8 +30,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from probe_agent.budget import DEFAULT_RECEIVED_BYTES
 from probe_agent.errors import ProbeError, Reason
-from probe_agent.fields import RESERVED_LABELS, Buckets, Interval, Threshold, Timeout
+from probe_agent.fields import RESERVED_LABELS, Buckets, ByteSize, Interval, Threshold, Timeout
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.remediation import Remediation
 
@@ -56,6 +57,9 @@ class ProbeConfig(BaseModel):
     failure_threshold: int = Field(1, ge=1)  # consecutive failures before it counts as failing
     success_threshold: int = Field(1, ge=1)  # consecutive successes before it counts as healthy again
     remediation: Remediation | None = None  # hooks run when it becomes failing (probe_agent.remediation)
+    # Bytes one run may receive from its target, over all its connections (after TLS): more
+    # fails the run, reason protocol. Unset: received_bytes_limit()'s default; at most 256MiB.
+    max_received_bytes: ByteSize | None = None
 
     # The port used when a config leaves `port` out or 0 (types with a port field only).
     default_port: ClassVar[int] = 0
@@ -94,6 +98,11 @@ class ProbeConfig(BaseModel):
         """The fields a target given on the command line stands for (`check http URL`)."""
         name = typing.get_args(cls.model_fields["type"].annotation) or ("this",)
         raise ValueError(f"a {name[0]} probe has no one-word target: write it in a probes file")
+
+    def received_bytes_limit(self) -> int:
+        """The run's byte budget (probe_agent.budget); a type that reads large answers by design
+        (an HTTP body up to max_body_bytes) makes room for them."""
+        return self.max_received_bytes or DEFAULT_RECEIVED_BYTES
 
     def duration_limits(self) -> tuple[float, ...]:
         """Latency limits of the type's own (a synthetic step's), added to the histogram bounds."""

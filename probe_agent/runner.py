@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from probe_agent.budget import READ_BUDGET, ReadBudget, guard_loop
 from probe_agent.config import AgentConfig
 from probe_agent.errors import ConfigError, ProbeError, Reason, classify_exception
 from probe_agent.loopmonitor import DEFAULT_LAG_TOLERANCE, LoopMonitor
@@ -34,6 +35,11 @@ class ProbeHandle:
     config: ProbeConfig
     probe: Probe[Any]
     redactor: Redactor
+    # bytes a run may receive (probe_agent.budget); a pooled connection counts against it for good
+    budget: ReadBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.budget = ReadBudget(self.config.received_bytes_limit())
 
     @classmethod
     def build(cls, config: ProbeConfig, redactor: Redactor) -> ProbeHandle:
@@ -90,8 +96,12 @@ async def run_probe(
     started_mono = time.monotonic()
     start = time.perf_counter()
     failure: ProbeError | None = None
+    budget = handle.budget
+    guard_loop(asyncio.get_running_loop())
+    budget_token = READ_BUDGET.set(budget)
     try:
-        async with asyncio.timeout(config.timeout):
+        async with asyncio.timeout(config.timeout) as deadline:
+            budget.start(deadline)
             await handle.probe.run(obs)
     except TimeoutError:
         failure = ProbeError(Reason.TIMEOUT, f"no answer within {config.timeout:g}s")
@@ -108,7 +118,15 @@ async def run_probe(
             if isinstance(query, str) and query.strip():
                 said = said.replace(" ".join(query.split()), "…").replace(query.strip(), "…")
             obs.note(f"error: {type(exc).__module__}.{type(exc).__name__}: {said}")
+    finally:
+        READ_BUDGET.reset(budget_token)
+        budget.deadline = None
     duration = time.perf_counter() - start
+    if budget.exceeded:
+        # whatever the library made of the cut connection, this is what happened
+        failure = ProbeError(
+            Reason.PROTOCOL, f"the target sent more than {budget.limit} bytes in one run (max_received_bytes)"
+        )
     loop_lag = monitor.lag_during(started_mono) if monitor is not None else 0.0
     if obs.trace is not None:
         obs.note(f"phases: {', '.join(f'{k} {v * 1000:.1f} ms' for k, v in obs.phases.items()) or 'none'}")

@@ -139,6 +139,10 @@ class GrpcProbe(Probe[GrpcConfig]):
             except OSError as exc:
                 raise TlsFileError(f"ca_file, cert_file or key_file: cannot read: {exc.strerror}") from None
         options: list[tuple[str, Any]] = list(CHANNEL_OPTIONS)
+        # A connection attempt lives at least this long, 20 s by default, even after the channel
+        # is closed: against a server that accepts and never answers, every timed-out run would
+        # leave its socket open for 20 s. The probe's own timeout is the attempt's life.
+        options.append(("grpc.min_reconnect_backoff_ms", max(100, int(config.timeout * 1000))))
         if config.server_name:
             options.append(("grpc.ssl_target_name_override", config.server_name))
         self._options = tuple(options)

@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import Field
 
+from probe_agent.budget import DEFAULT_RECEIVED_BYTES
 from probe_agent.errors import ProbeError, Reason
-from probe_agent.fields import HttpUrl, Regex
+from probe_agent.fields import MAX_BYTE_SIZE, HttpUrl, Regex
 from probe_agent.httpclient import (
     BodyMismatch,
     HttpMethod,
@@ -58,7 +59,7 @@ class HttpConfig(ProbeConfig):
     body_contains: str | None = None  # the body must contain this text
     body_regex: Regex | None = None  # the body must match this regular expression
     expect_json: JsonExpectations = {}  # JSON path -> expected value, e.g. {"status": "ok"}
-    max_body_bytes: int = Field(1_048_576, ge=0)  # a larger body fails the probe
+    max_body_bytes: int = Field(1_048_576, ge=0, le=MAX_BYTE_SIZE)  # a larger body fails the probe
     follow_redirects: bool = True
     tls_verify: bool = True  # verify the server certificate and host name
     ca_file: str | None = None  # CA bundle to verify against instead of the system one
@@ -71,6 +72,10 @@ class HttpConfig(ProbeConfig):
 
     def target(self) -> str:
         return self.url
+
+    def received_bytes_limit(self) -> int:
+        # room for the largest body it accepts, its headers and its redirects' answers
+        return self.max_received_bytes or DEFAULT_RECEIVED_BYTES + self.max_body_bytes
 
 
 class HttpProbe(Probe[HttpConfig]):

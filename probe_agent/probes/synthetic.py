@@ -26,8 +26,9 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from probe_agent import jsonpath
+from probe_agent.budget import DEFAULT_RECEIVED_BYTES
 from probe_agent.errors import ProbeError, Reason
-from probe_agent.fields import Duration, HttpUrl, Regex, Threshold
+from probe_agent.fields import MAX_BYTE_SIZE, Duration, HttpUrl, Regex, Threshold
 from probe_agent.httpclient import (
     HttpMethod,
     JsonExpectations,
@@ -116,9 +117,14 @@ class SyntheticConfig(ProbeConfig):
     steps: list[Step] = Field(min_length=1)
     cleanup: list[Step] = []  # always run, also after a failed step
     cleanup_timeout: Duration | None = None  # reserved out of timeout for cleanup; default timeout/3, at most 5s
-    max_body_bytes: int = Field(1_048_576, ge=0)
+    max_body_bytes: int = Field(1_048_576, ge=0, le=MAX_BYTE_SIZE)
     tls_verify: bool = True
     ca_file: str | None = None
+
+    def received_bytes_limit(self) -> int:
+        # every step may read a body of up to max_body_bytes
+        steps = len(self.steps) + len(self.cleanup)
+        return self.max_received_bytes or DEFAULT_RECEIVED_BYTES + steps * self.max_body_bytes
 
     def duration_limits(self) -> tuple[float, ...]:
         return tuple(

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from probe_agent.errors import ProbeError, Reason
-from probe_agent.fields import Regex
+from probe_agent.fields import MAX_BYTE_SIZE, Regex
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.netinfo import ADDRESS_VALUES, TLS_VALUES, literal_address, record_address, record_tls
 from probe_agent.probe import Probe, ProbeConfig, host_port
@@ -31,7 +31,7 @@ class TcpConfig(ProbeConfig):
     send_secret: bool = False  # `send` holds a credential (AUTH ...): masked everywhere, echoes included
     expect: str | None = None  # the answer must contain this text
     expect_regex: Regex | None = None  # the answer must match this regular expression
-    max_read_bytes: int = Field(65536, ge=1)  # stop reading after this many bytes
+    max_read_bytes: int = Field(65536, ge=1, le=MAX_BYTE_SIZE)  # stop reading after this many bytes
     tls: bool = False
     tls_verify: bool = True
     ca_file: str | None = None

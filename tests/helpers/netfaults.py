@@ -192,3 +192,77 @@ class BlackHole:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class SpewServer:
+    """Accepts and streams bytes at the client without end: `prefix` first (a protocol-looking
+    header such as Redis's `$999999999999\\r\\n`), then random bytes, until the client hangs up or
+    the server is closed. Threads with blocking sockets, so it sends whatever the client's loop is
+    doing, and costs nothing while the client's window is full."""
+
+    CHUNK = 65536
+
+    def __init__(self, prefix: bytes = b"", answer_first: bool = False):
+        self.prefix = prefix
+        self.answer_first = answer_first  # wait for the client's first bytes before sending
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+        self._closed = False
+        self._peers: list[socket.socket] = []
+        import threading
+
+        self._threading = threading
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                peer, _ = self.sock.accept()
+            except OSError:
+                return
+            self._peers.append(peer)
+            self._threading.Thread(target=self._spew, args=(peer,), daemon=True).start()
+
+    def _spew(self, peer: socket.socket) -> None:
+        import os
+
+        chunk = os.urandom(self.CHUNK)
+        self._threading.Thread(target=self._drain, args=(peer,), daemon=True).start()
+        try:
+            if self.answer_first:
+                peer.recv(1, socket.MSG_PEEK)
+            peer.sendall(self.prefix)
+            while not self._closed:
+                peer.sendall(chunk)
+                self.sent += len(chunk)
+        except OSError:
+            pass
+        finally:
+            peer.close()
+
+    @staticmethod
+    def _drain(peer: socket.socket) -> None:
+        # read what the client says, so its writes never block on a full window
+        try:
+            while peer.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._closed = True
+        self.sock.close()
+        for peer in self._peers:
+            try:
+                peer.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> SpewServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
