@@ -19,10 +19,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from probe_agent.config import AgentConfig, load_config, no_cyclic_gc
 from probe_agent.errors import ConfigError
@@ -41,10 +43,15 @@ from probe_agent.shard import Shard
 from probe_agent.state import ProbeState, StateStore
 from probe_agent.yamlload import MAX_CONFIG_BYTES
 
+T = TypeVar("T")
+
 log = logging.getLogger("probe_agent")
 
 LIVENESS_STALL = 10.0  # /health/live fails when the loop monitor or watchdog has not run for this long
 WATCH_EVERY = 1.0  # the watchdog's period: staleness and scheduler progress
+# A reload (reading the file and every file it names, building every probe) that takes longer is
+# a failed reload: a file on a hung mount must not wedge reloads, nor SIGTERM, for good.
+RELOAD_DEADLINE = 60.0
 BATCH = 100  # loop-side work (scheduling probes, scanning states) yields to the loop after this many
 
 
@@ -55,6 +62,37 @@ async def _building() -> AsyncIterator[None]:
     # new config is in place, then freeze it (it lives until the next reload) out of them.
     with no_cyclic_gc():
         yield
+
+
+class BuildOverran(Exception):
+    """Building a config did not finish within its deadline; its thread may still be blocked."""
+
+
+async def _in_thread(work: Callable[[], T], deadline: float) -> tuple[T, None] | tuple[None, threading.Thread]:
+    """`work()` in a thread of its own, waited for up to `deadline` seconds: its result, or the
+    thread still running it. A daemon thread, not the loop's executor, whose threads are joined
+    at exit: one blocked in a read that never ends would keep SIGTERM from ending the agent."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, exc: BaseException | None) -> None:
+        if not future.done():
+            future.set_exception(exc) if exc is not None else future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, exc = work(), None
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting coroutine
+            result, exc = None, error
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, exc)
+
+    thread = threading.Thread(target=run, name="config-build", daemon=True)
+    thread.start()
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), deadline), None
+    except TimeoutError:
+        return None, thread
 
 
 @dataclass(slots=True)
@@ -101,6 +139,7 @@ class Agent:
         self._watchdog: asyncio.Task[None] | None = None
         self._watch_beat = time.monotonic()
         self._stuck: list[str] = []
+        self._overrun_build: threading.Thread | None = None  # a reload's thread, past its deadline and still blocked
         self._closing: set[asyncio.Task[None]] = set()
         self.started = False  # the store holds the config's probes (until then /health says starting)
         # maintenance started by hand (POST /-/maintenance): kept over reloads, not restarts
@@ -168,14 +207,29 @@ class Agent:
         async with self._reload_lock, _building():
             if self.config_path is None:
                 return ["the agent was started without a config file; nothing to reload"]
-            try:
-                config = await asyncio.to_thread(
-                    load_config, self.config_path, max_bytes=self.max_config_bytes, allow_empty=self.allow_empty
-                )
+            if self._overrun_build is not None and self._overrun_build.is_alive():
+                return self._rejected([
+                    f"an earlier reload is still blocked reading the config or a file it names "
+                    f"(over {RELOAD_DEADLINE:g}s); the agent must be restarted to read it again"
+                ])
+            path = self.config_path
+            assert self._scheduler is not None
+            running = self._scheduler.handles()
+
+            def build() -> _Plan:
+                config = load_config(path, max_bytes=self.max_config_bytes, allow_empty=self.allow_empty)
                 if self.shard is not None:
                     config = self.shard.select(config)
-                assert self._scheduler is not None
-                plan = await asyncio.to_thread(self._build, config, self._scheduler.handles())
+                return self._build(config, running)
+
+            try:
+                plan, blocked = await _in_thread(build, RELOAD_DEADLINE)
+                if plan is None:
+                    self._overrun_build = blocked
+                    return self._rejected([
+                        f"reading and building the config did not finish within {RELOAD_DEADLINE:g}s "
+                        "(is a file it names on a hung mount?); the running probes stay"
+                    ])
             except ConfigError as exc:
                 return self._rejected([self.redactor.redact(p) for p in exc.problems])
             except Exception as exc:
@@ -313,6 +367,7 @@ class Agent:
             now - self.monitor.heartbeat < LIVENESS_STALL
             and now - self._watch_beat < LIVENESS_STALL
             and not self._stuck
+            and (self._overrun_build is None or not self._overrun_build.is_alive())
             and self._scheduler is not None
             and self._scheduler.alive()
         )

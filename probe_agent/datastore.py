@@ -6,16 +6,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import Field, SecretStr, model_validator
 
 from probe_agent.errors import ProbeError, Reason
+from probe_agent.files import read_named_file
 from probe_agent.model import Observation
 from probe_agent.probe import ProbeConfig
 
 T = TypeVar("T")
+
+MAX_SECRET_FILE_BYTES = 64 * 1024  # a password, a token: anything larger is not one
 
 
 class DatastoreConfig(ProbeConfig):
@@ -37,10 +39,11 @@ class DatastoreConfig(ProbeConfig):
         if isinstance(data, dict) and data.get("password_file"):
             if data.get("password"):
                 raise ValueError("password_file: set either password or password_file, not both")
+            raw = read_named_file(str(data["password_file"]), "password_file", MAX_SECRET_FILE_BYTES)
             try:
-                secret = Path(data["password_file"]).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"password_file: cannot read {data['password_file']}: {exc.strerror}") from None
+                secret = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise ValueError(f"password_file: {data['password_file']} is not UTF-8 text") from None
             data = {**data, "password": secret}
         return data
 

@@ -15,6 +15,7 @@ from pydantic import SecretStr, field_validator
 
 from probe_agent.datastore import ConnectionSlot
 from probe_agent.errors import ProbeError, Reason
+from probe_agent.files import check_named_file
 from probe_agent.httpclient import parse_json, read_capped, translate_client_error
 from probe_agent.model import Observation
 from probe_agent.probe import ProbeConfig
@@ -47,6 +48,10 @@ class NatsClientConfig(ProbeConfig):
         return servers
 
     def client_slot(self) -> ConnectionSlot[NatsClient]:
+        # nats-py opens these itself at every connect, on the event loop: they must be files
+        for field, path in (("nkey_seed_file", self.nkey_seed_file), ("credentials_file", self.credentials_file)):
+            if path:
+                check_named_file(path, field, 64 * 1024)
         tls: ssl.SSLContext | None = None
         if self.tls or any(s.startswith("tls://") for s in self.servers):
             tls = client_context(self.tls_verify, self.ca_file, self.cert_file, self.key_file)

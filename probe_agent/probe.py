@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from probe_agent.budget import DEFAULT_RECEIVED_BYTES
 from probe_agent.errors import ProbeError, Reason
 from probe_agent.fields import RESERVED_LABELS, Buckets, ByteSize, Interval, Threshold, Timeout
+from probe_agent.files import check_named_file
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.remediation import Remediation
 
@@ -82,6 +83,16 @@ class ProbeConfig(BaseModel):
         if cls.default_port and not data.get("port"):
             data = {**data, "port": cls.default_port}
         return data
+
+    @model_validator(mode="after")
+    def _named_files(self) -> ProbeConfig:
+        # Every *_file field of every type (CA bundles, keys, password and credential files):
+        # a FIFO or a device there would hang or flood whoever opens it, at load or at connect.
+        for field_name in type(self).model_fields:
+            path = getattr(self, field_name) if field_name.endswith("_file") else None
+            if isinstance(path, str) and path:
+                check_named_file(path, field_name, missing_ok=True)  # missing: a problem of the build
+        return self
 
     @field_validator("labels")
     @classmethod

@@ -17,6 +17,7 @@ from typing import Any
 from probe_agent.budget import READ_BUDGET, ReadBudget, guard_loop
 from probe_agent.config import AgentConfig
 from probe_agent.errors import ConfigError, ProbeError, Reason, classify_exception
+from probe_agent.files import NamedFileError
 from probe_agent.loopmonitor import DEFAULT_LAG_TOLERANCE, LoopMonitor
 from probe_agent.model import Observation, Result, Status
 from probe_agent.probe import Probe, ProbeConfig
@@ -67,7 +68,7 @@ def build_handles(agent_config: AgentConfig, configs: list[ProbeConfig] | None =
         redactor = agent_config.redactor(config.name)
         try:
             handles.append(ProbeHandle.build(config, redactor))
-        except TlsFileError as exc:
+        except (TlsFileError, NamedFileError) as exc:
             problems.append(f"probe {config.name!r}: {exc}")
         except Exception as exc:  # noqa: BLE001 - any failure to build is a problem with this probe
             problems.append(f"probe {config.name!r}: cannot be set up: {type(exc).__name__}: {exc}")

@@ -18,6 +18,8 @@ import threading
 import time
 import weakref
 
+from probe_agent.files import NamedFileError, check_named_file
+
 
 class HandshakeClock:
     """When the last TLS handshake started and finished (the tls phase), the peer's certificate,
@@ -111,6 +113,12 @@ def client_context(
 def _build_context(
     verify: bool, check_hostname: bool, ca_file: str | None, cert_file: str | None, key_file: str | None
 ) -> ssl.SSLContext:
+    for field, path in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)):
+        if path:
+            try:
+                check_named_file(path, field)
+            except NamedFileError as exc:
+                raise TlsFileError(str(exc)) from None
     try:
         context = ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as exc:

@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from probe_agent.errors import ConfigError
+from probe_agent.files import NamedFileError, check_named_file
 from probe_agent.yamlload import decode, load_yaml, read_config_bytes
 
 ClientAuthType = Literal[
@@ -85,6 +86,12 @@ def server_context(tls: TlsServerConfig, context: ssl.SSLContext | None = None) 
     context.minimum_version = _TLS_VERSIONS[tls.min_version]
     if tls.max_version:
         context.maximum_version = _TLS_VERSIONS[tls.max_version]
+    for field, path in (("cert_file", tls.cert_file), ("key_file", tls.key_file), ("client_ca_file", tls.client_ca_file)):
+        if path:
+            try:
+                check_named_file(path, field)
+            except NamedFileError as exc:
+                raise ConfigError([f"tls_server_config.{exc}"]) from None
     try:
         context.load_cert_chain(tls.cert_file, tls.key_file)
     except (OSError, ssl.SSLError) as exc:

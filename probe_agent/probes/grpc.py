@@ -25,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import Field
 
 from probe_agent.errors import ProbeError, Reason
+from probe_agent.files import read_named_file
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probe import Probe, ProbeConfig, host_port
 from probe_agent.tls import TlsFileError, client_context
@@ -63,8 +64,7 @@ class GrpcConfig(ProbeConfig):
 
 @functools.lru_cache(maxsize=64)
 def _file_bytes(path: str, _mtime_ns: int, _size: int) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
+    return read_named_file(path, "ca_file, cert_file or key_file")
 
 
 def _read(path: str | None) -> bytes | None:

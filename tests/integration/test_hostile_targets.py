@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from probe_agent.probes import REGISTRY, close_shared
 from probe_agent.redact import Redactor
 from probe_agent.runner import ProbeHandle, run_probe
 from tests.helpers.netfaults import BlackHole, SpewServer
+from tests.helpers.probe_examples import hostile_definition
 
 TIMEOUT = 2.0
 RSS_GROWTH_LIMIT = 20 * 1024 * 1024
@@ -36,38 +36,6 @@ PREFIXES = {
     "http_header": b"HTTP/1.1 200 OK\r\nX-Endless: ",  # a header line that never ends
     "http_body": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7fffffff\r\n",
 }
-
-
-def _point_at(value: Any, port: int) -> Any:
-    """The example's addresses, all moved to 127.0.0.1:port, in plain text."""
-    if isinstance(value, str) and "://" in value:
-        scheme, _, rest = value.partition("://")
-        path = rest.partition("/")[2]
-        return f"{scheme.replace('https', 'http').replace('rediss', 'redis')}://127.0.0.1:{port}/{path}"
-    if isinstance(value, list):
-        return [_point_at(item, port) for item in value]
-    return value
-
-
-def hostile_definition(type_name: str, port: int) -> dict[str, Any]:
-    cls = REGISTRY[type_name]
-    example = yaml.safe_load(re.sub(r"\$\{[A-Z_]+:-\}", "", cls.example))[0]
-    fields = cls.config_model.model_fields
-    definition: dict[str, Any] = {}
-    for key, value in example.items():
-        if key in ("thresholds", "ca_file", "cert_file", "key_file", "tls", "pool"):
-            continue
-        if key in ("host", "server"):
-            definition[key] = "127.0.0.1"
-        elif key == "port":
-            definition[key] = port
-        else:
-            definition[key] = _point_at(value, port)
-    if "port" in fields:
-        definition["port"] = port
-    if "transport_protocol" in fields:
-        definition["transport_protocol"] = "tcp"  # the hostile servers speak TCP
-    return {**definition, "name": f"hostile-{type_name}", "interval": "60s", "timeout": f"{TIMEOUT}s"}
 
 
 def _rss() -> int:
@@ -124,7 +92,7 @@ def open_client_sockets(port: int) -> int:
 
 
 async def run_once(type_name: str, port: int) -> tuple[Any, float, int, int]:
-    config = parse_config(yaml.safe_dump({"probes": [hostile_definition(type_name, port)]}), env={})
+    config = parse_config(yaml.safe_dump({"probes": [hostile_definition(type_name, port, TIMEOUT)]}), env={})
     handle = ProbeHandle.build(config.probes[0], Redactor(config.secrets))
     with PeakRss() as rss:
         started = time.monotonic()

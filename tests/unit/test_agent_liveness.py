@@ -98,3 +98,45 @@ async def test_live_turns_503_when_the_scheduler_stops_making_progress(monkeypat
     finally:
         stubborn.released = True
         await agent.stop()
+
+
+async def test_a_reload_blocked_on_a_file_fails_in_time_and_the_agent_says_it_is_not_live(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pytest.TempPathFactory
+) -> None:
+    # No file here blocks a read for good any more (a FIFO or device is refused before opening),
+    # so the hung mount is played by a load that waits on an event.
+    import threading
+    from pathlib import Path
+
+    import probe_agent.agent as agent_module
+
+    path = Path(str(tmp_path)) / "probes.yaml"
+    path.write_text("probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 1s, timeout: 500ms}]")
+    released = threading.Event()
+    real_load = agent_module.load_config
+
+    def hung_load(*args: object, **kwargs: object) -> object:
+        released.wait(30)
+        return real_load(*args, **kwargs)  # type: ignore[arg-type]
+
+    config = real_load(path)
+    agent = Agent(config, grace=1, config_path=path)
+    await agent.start()
+    monkeypatch.setattr(agent_module, "RELOAD_DEADLINE", 0.3)
+    monkeypatch.setattr(agent_module, "load_config", hung_load)
+    try:
+        problems = await asyncio.wait_for(agent.reload(), 5)
+        assert "did not finish within 0.3s" in problems[0]
+        assert agent.metrics.reload_success._value.get() == 0  # type: ignore[attr-defined]
+        assert not agent.alive()
+        again = await asyncio.wait_for(agent.reload(), 5)
+        assert "still blocked" in again[0]
+        released.set()
+        for _ in range(50):
+            if agent.alive():
+                break
+            await asyncio.sleep(0.05)
+        assert agent.alive()
+    finally:
+        released.set()
+        await agent.stop()
