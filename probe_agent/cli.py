@@ -276,10 +276,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     path, config = loaded
+    from probe_agent.connlimits import ConnectionLimits
     from probe_agent.server import WebOptions
 
     try:
-        options = WebOptions.load(args.web_enable_lifecycle, args.web_health_detail, args.web_config_file)
+        limits = ConnectionLimits(max(1, args.web_max_connections), args.web_read_header_timeout)
+        options = WebOptions.load(args.web_enable_lifecycle, args.web_health_detail, args.web_config_file, limits)
     except ConfigError as exc:
         print_problems(exc.problems, args.web_config_file, exc.locations)
         return 1
@@ -325,6 +327,10 @@ async def serve(
     options: WebOptions = web_options or WebOptions()
 
     log_filter = setup_logging(log_format, log_level, Redactor(config.secrets))
+    from probe_agent.connlimits import raise_fd_limit
+
+    soft_before, soft_now = raise_fd_limit()
+    log.info("open files limit", extra={"was": soft_before, "now": soft_now})
     agent = Agent(
         config, path, grace=grace, log_filter=log_filter, max_config_bytes=max_config_bytes, allow_empty=allow_empty,
         shard=shard,
@@ -420,6 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--web.health-detail", dest="web_health_detail", choices=("full", "status"), default="full",
         help="status: /health lists probes and their health only, no targets, messages or values",
+    )
+    run.add_argument(
+        "--web.max-connections", dest="web_max_connections", type=int, default=256, metavar="N",
+        help="connections to the agent's port at once; more are closed on accept (default 256)",
+    )
+    run.add_argument(
+        "--web.read-header-timeout", dest="web_read_header_timeout", type=parse_seconds, default=10.0,
+        metavar="DURATION", help="time a client has to send a request's headers, and a TLS handshake (default 10s)",
     )
     run.add_argument(
         "--watch-config", type=parse_seconds, default=2.0, metavar="INTERVAL",

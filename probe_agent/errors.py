@@ -52,6 +52,31 @@ class ProbeError(ProbeAgentError):
         super().__init__(f"{reason}: {message}")
 
 
+# The agent's own resources running out: whatever a library made of it, never the target's fault.
+_AGENT_ERRNOS = {
+    errno.EMFILE: "out of file descriptors",
+    errno.ENFILE: "unable to open files: the system's file table is full",
+    errno.ENOMEM: "out of memory",
+    errno.ENOBUFS: "out of socket buffer space",
+}
+
+
+def agent_resource_error(exc: BaseException) -> ProbeError | None:
+    """Reason internal when `exc`, or what caused it, is the agent out of fds or memory."""
+    current: BaseException | None = exc
+    for _ in range(8):  # a library's chain of wrappers, not an unbounded walk
+        if current is None:
+            break
+        if isinstance(current, MemoryError):
+            return ProbeError(Reason.INTERNAL, "the agent is out of memory (not a fault of the target)")
+        if isinstance(current, OSError) and current.errno in _AGENT_ERRNOS:
+            return ProbeError(Reason.INTERNAL, f"the agent is {_AGENT_ERRNOS[current.errno]} (not a fault of the target)")
+        if "Too many open files" in str(current):  # folded into a library's own message
+            return ProbeError(Reason.INTERNAL, f"the agent is {_AGENT_ERRNOS[errno.EMFILE]} (not a fault of the target)")
+        current = getattr(current, "os_error", None) or current.__cause__ or current.__context__
+    return None
+
+
 def classify_exception(exc: BaseException) -> ProbeError:
     """Map an exception nobody translated into a Reason and a short message."""
     if isinstance(exc, ProbeError):

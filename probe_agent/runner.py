@@ -16,7 +16,7 @@ from typing import Any
 
 from probe_agent.budget import READ_BUDGET, ReadBudget, guard_loop
 from probe_agent.config import AgentConfig
-from probe_agent.errors import ConfigError, ProbeError, Reason, classify_exception
+from probe_agent.errors import ConfigError, ProbeError, Reason, agent_resource_error, classify_exception
 from probe_agent.files import NamedFileError
 from probe_agent.loopmonitor import DEFAULT_LAG_TOLERANCE, LoopMonitor
 from probe_agent.model import Observation, Result, Status
@@ -109,9 +109,10 @@ async def run_probe(
     except asyncio.CancelledError:
         raise
     except ProbeError as exc:
-        failure = exc
+        failure = agent_resource_error(exc.__cause__) if exc.__cause__ is not None else None
+        failure = failure or exc
     except Exception as exc:  # noqa: BLE001 - every failure becomes data
-        failure = handle.probe.translate(exc) or classify_exception(exc)
+        failure = agent_resource_error(exc) or handle.probe.translate(exc) or classify_exception(exc)
         # what the client library said, word for word, for a trace; never the query it ran
         if obs.trace is not None:
             said = " ".join(str(exc).split())[:2000]

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import io
 import json
+import logging
 import ssl
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from probe_agent.agent import Agent
+from probe_agent.connlimits import ConnectionLimits, GuardedSite
 from probe_agent.exposition import GZIP_LEVEL
 from probe_agent.state import Health, Tally
 from probe_agent.webconfig import BasicAuth, WebConfig, load_web_config, server_context
@@ -205,10 +207,13 @@ class WebOptions:
     web_config: WebConfig = field(default_factory=WebConfig)
     ssl_context: ssl.SSLContext | None = None
     auth: BasicAuth | None = None
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # who may hold the port, how long
 
     @classmethod
-    def load(cls, lifecycle: bool, health_detail: str, web_config_file: str | None) -> WebOptions:
-        options = cls(lifecycle, health_detail, web_config_file)
+    def load(
+        cls, lifecycle: bool, health_detail: str, web_config_file: str | None, limits: ConnectionLimits | None = None
+    ) -> WebOptions:
+        options = cls(lifecycle, health_detail, web_config_file, limits=limits or ConnectionLimits())
         options.reload_web_config()
         return options
 
@@ -291,9 +296,22 @@ def make_app(agent: Agent, options: WebOptions | None = None) -> web.Application
     return app
 
 
+def _client_gone(record: logging.LogRecord) -> bool:
+    """aiohttp logs a scraper that hung up before its answer was written as an error with a
+    traceback ("Cannot write to closing transport"): nothing went wrong in the agent."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, ConnectionResetError)
+
+
 async def start_server(agent: Agent, host: str, port: int, options: WebOptions | None = None) -> web.AppRunner:
     options = options or WebOptions()
-    runner = web.AppRunner(make_app(agent, options), access_log=None, handle_signals=False)
+    server_log = logging.getLogger("aiohttp.server")
+    if _client_gone not in server_log.filters:
+        server_log.addFilter(_client_gone)
+    limits = options.limits
+    runner = web.AppRunner(
+        make_app(agent, options), access_log=None, handle_signals=False, keepalive_timeout=limits.keepalive_timeout
+    )
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=options.ssl_context).start()
+    await GuardedSite(runner, host, port, limits, reuse_address=True, ssl_context=options.ssl_context).start()
     return runner

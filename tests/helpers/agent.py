@@ -27,6 +27,7 @@ class AgentProcess:
         args: list[str] | None = None,
         tls: ssl.SSLContext | None = None,
         auth: tuple[str, str] | None = None,
+        open_files: int | None = None,
     ):
         """tls: the client context to reach an agent serving HTTPS; auth: (user, password) to send."""
         self.tls = tls
@@ -37,6 +38,7 @@ class AgentProcess:
         self.env = {**os.environ, **(env or {})}
         self.args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
+        self.open_files = open_files  # RLIMIT_NOFILE, soft and hard, as a container may set it
 
     @property
     def url(self) -> str:
@@ -55,6 +57,7 @@ class AgentProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=self.env,
+            preexec_fn=self._limit_open_files if self.open_files else None,
         )
         if wait_ready:
             deadline = time.monotonic() + 15
@@ -68,6 +71,12 @@ class AgentProcess:
                     time.sleep(0.05)
             raise RuntimeError(f"agent did not start: {self.logs()}")
         return self
+
+    def _limit_open_files(self) -> None:
+        import resource
+
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def get(self, path: str, timeout: float = 5) -> tuple[int, str]:
         request = urllib.request.Request(self.url + path, headers=self._headers())

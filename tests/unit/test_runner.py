@@ -99,3 +99,41 @@ async def test_messages_are_redacted_and_short() -> None:
     result = await run_probe(handle(ScriptedProbe(error=error), secrets=("hunter2-secret",)))
     assert "hunter2-secret" not in result.message
     assert len(result.message) <= 300
+
+
+def _emfile() -> OSError:
+    import errno
+    import os
+
+    return OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+
+def _wrapped_emfile() -> BaseException:
+    import aiohttp
+
+    # what aiohttp raises when the agent cannot open a socket: a connect error, by its type
+    key = aiohttp.client_reqrep.ConnectionKey("t", 80, False, True, None, None, None)
+    return aiohttp.ClientConnectorError(key, _emfile())
+
+
+def _folded_emfile() -> BaseException:
+    # redis-py and others fold the OS error into their own message
+    return ConnectionError("Error 24 connecting to 127.0.0.1:6379. Too many open files.")
+
+
+def _probe_error_from_emfile() -> BaseException:
+    try:
+        raise _emfile()
+    except OSError as exc:
+        try:
+            raise ProbeError(Reason.CONNECT, "cannot connect") from exc
+        except ProbeError as wrapped:
+            return wrapped
+
+
+@pytest.mark.parametrize("make", [_emfile, _wrapped_emfile, _folded_emfile, _probe_error_from_emfile, MemoryError])
+async def test_the_agent_out_of_fds_or_memory_is_never_the_targets_fault(make: object) -> None:
+    result = await run_probe(handle(ScriptedProbe(error=make())))  # type: ignore[operator]
+    assert result.status is Status.UNKNOWN
+    assert result.reason is Reason.INTERNAL
+    assert "the agent is out of" in result.message and "not a fault of the target" in result.message

@@ -1,0 +1,22 @@
+"""A scraper that hangs up is no error of the agent's: aiohttp's traceback for it is dropped."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from probe_agent.server import _client_gone
+
+
+def _record(error: BaseException) -> logging.LogRecord:
+    try:
+        raise error
+    except BaseException:  # noqa: BLE001
+        return logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "Error handling request", (), sys.exc_info())
+
+
+def test_a_client_that_hung_up_is_not_logged_but_a_real_error_is() -> None:
+    import aiohttp
+
+    assert not _client_gone(_record(aiohttp.ClientConnectionResetError("Cannot write to closing transport")))
+    assert _client_gone(_record(RuntimeError("a bug")))
