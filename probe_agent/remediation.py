@@ -3,7 +3,12 @@ cache, pause a queue), run by the agent when a probe becomes failing.
 
 A probe's `remediation` lists actions, each an HTTP request (a webhook to the application's
 admin API) or a command (an argument list, never a shell), with `{{probe}}`, `{{type}}`,
-`{{status}}`, `{{reason}}`, `{{message}}` and `{{target}}` filled in. The rules:
+`{{status}}`, `{{reason}}`, `{{message}}` and `{{target}}` filled in. A value comes from the
+target's own words (a message quotes what it answered), so it is encoded for where it goes and
+can never change the shape of the call: in a URL it is one percent-encoded component, allowed
+only after the host (in the path, query or fragment); in a header its line breaks become spaces;
+in `json` and in a JSON `body` it is a JSON string's content; a command argument stays one
+argument. The rules:
 
 - Dry run by default: the agent logs what it would do and counts `dry_run`; `dry_run: false`
   makes it act.
@@ -30,6 +35,8 @@ import os
 import re
 import signal
 import time
+import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -72,6 +79,9 @@ class HttpAction(BaseModel):
         if self.body is not None and self.json_body is not None:
             raise ValueError("body or json, not both")
         _check_templates(self.url, "url")
+        first = TEMPLATE.search(self.url)
+        if first is not None and not re.match(r"^https?://[^/?#]*[/?#]", self.url[: first.start()]):
+            raise ValueError("url: a template may stand only after the host, in the path, query or fragment")
         for name, value in self.headers.items():
             _check_templates(value, f"headers.{name}")
         _check_templates(self.body or "", "body")
@@ -120,8 +130,34 @@ class Remediation(BaseModel):
         return self
 
 
-def fill(text: str, values: dict[str, str]) -> str:
-    return TEMPLATE.sub(lambda m: values.get(m.group(1), ""), text)
+def fill(text: str, values: dict[str, str], encode: Callable[[str], str] | None = None) -> str:
+    """`text` with its templates filled, each value passed through `encode` for its context."""
+    if encode is None:
+        return TEMPLATE.sub(lambda m: values.get(m.group(1), ""), text)
+    return TEMPLATE.sub(lambda m: encode(values.get(m.group(1), "")), text)
+
+
+def url_component(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def header_text(value: str) -> str:
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", value)
+
+
+def json_string_content(value: str) -> str:
+    return json.dumps(value)[1:-1]
+
+
+def _is_json_body(http: HttpAction) -> bool:
+    types = [v for k, v in http.headers.items() if k.lower() == "content-type"]
+    if types:
+        return "json" in types[0].lower()
+    try:  # no content type given: a body that is JSON once its templates are filled is JSON
+        json.loads(TEMPLATE.sub("", http.body or ""))
+    except ValueError:
+        return False
+    return True
 
 
 def _fill_json(value: Any, values: dict[str, str]) -> Any:
@@ -221,7 +257,7 @@ class Remediator:
     @staticmethod
     def _describe(action: RemediationAction, values: dict[str, str]) -> str:
         if action.http is not None:
-            return f"{action.name}: {action.http.method} {fill(action.http.url, values)}"
+            return f"{action.name}: {action.http.method} {fill(action.http.url, values, url_component)}"
         assert action.command is not None
         return f"{action.name}: " + " ".join(fill(arg, values) for arg in action.command)
 
@@ -237,16 +273,16 @@ class Remediator:
 
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
-        headers = {name: fill(value, values) for name, value in http.headers.items()}
+        headers = {name: fill(value, values, header_text) for name, value in http.headers.items()}
         body: bytes | None = None
         if http.json_body is not None:
             body = json.dumps(_fill_json(http.json_body, values)).encode()
             headers.setdefault("Content-Type", "application/json")
         elif http.body is not None:
-            body = fill(http.body, values).encode()
+            body = fill(http.body, values, json_string_content if _is_json_body(http) else None).encode()
         try:
             async with self._session.request(
-                http.method, fill(http.url, values), headers=headers, data=body, ssl=None if http.tls_verify else False,
+                http.method, fill(http.url, values, url_component), headers=headers, data=body, ssl=None if http.tls_verify else False,
                 timeout=aiohttp.ClientTimeout(total=seconds), allow_redirects=False,
             ) as response:
                 if 200 <= response.status < 300:

@@ -232,3 +232,80 @@ def test_no_remediation_inside_a_maintenance_window(tmp_path: Path) -> None:
         assert outcome(agent, "db", "restart", "dry_run") == 0  # planned work: nothing to remediate
     finally:
         agent.stop()
+
+
+HOSTILE_STATUS = 'x&action=drop_all&confirm=yes#"}\r\nX-Injected: 1\r\n\r\n{"a": "'
+
+
+@contextmanager
+def hostile_target() -> Iterator[str]:
+    """A health endpoint whose JSON status is written to rewrite whatever quotes it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": HOSTILE_STATUS}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/health"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_targets_text_cannot_rewrite_a_remediation_call(tmp_path: Path) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    with admin_api() as (admin, received), hostile_target() as target:
+        config = tmp_path / "probes.yaml"
+        config.write_text(f"""
+probes:
+  - name: evil
+    type: http
+    url: "{target}"
+    expect_json: {{status: ok}}
+    interval: 300ms
+    timeout: 200ms
+    remediation:
+      dry_run: false
+      actions:
+        - name: hook
+          http:
+            url: "{admin}/hook?probe={{{{probe}}}}&why={{{{message}}}}"
+            headers: {{X-Why: "{{{{message}}}}"}}
+            body: '{{"why": "{{{{message}}}}", "probe": "{{{{probe}}}}"}}'
+""")
+        agent = AgentProcess(config).start()
+        try:
+            agent.wait_for(lambda: received, what="the hook called")
+        finally:
+            agent.stop()
+    call = received[0]
+    query = parse_qs(urlsplit(str(call["path"])).query)
+    assert sorted(query) == ["probe", "why"], call["path"]
+    assert query["probe"] == ["evil"] and "action=drop_all" in query["why"][0]
+    headers = call["headers"]
+    assert isinstance(headers, dict) and "X-Injected" not in headers
+    assert "\r" not in headers["X-Why"] and "\n" not in headers["X-Why"]
+    body = json.loads(str(call["body"]))
+    assert sorted(body) == ["probe", "why"] and "action=drop_all" in body["why"]
+
+
+def test_a_template_in_a_urls_host_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "probes.yaml"
+    config.write_text("probes:\n" + refused("p", "    remediation:\n      actions:\n        - name: hook\n"
+                                   "          http: {url: 'http://{{message}}/'}\n"))
+    done = subprocess.run([sys.executable, "-m", "probe_agent", "validate", "-c", str(config)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "url: a template may stand only after the host" in done.stderr
