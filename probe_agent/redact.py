@@ -15,6 +15,7 @@ Two nets, both applied by `Redactor.redact`:
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Iterable
@@ -40,8 +41,13 @@ _URL_USERINFO = re.compile(
 )
 # A query parameter whose name (at most 64 characters) looks secret: the name is checked apart
 # (see _query_secrets), since a pattern that searched for the word inside it would backtrack.
-_QUERY_PARAM = re.compile(r"(?P<head>[?&](?P<name>[A-Za-z0-9_.-]{1,64}+)=)(?P<secret>[^&#\s'\"]++)")
-_QUERY_NAME = re.compile(r"pass|pw|secret|token|key|auth|cred|sig", re.IGNORECASE)
+_QUERY_PARAM = re.compile(r"(?P<head>[?&#](?P<name>[A-Za-z0-9_.-]{1,64}+)=)(?P<secret>[^&#\s'\"]++)")
+# OAuth callbacks carry a one-time `code` and a `state` bound to the session: secrets too, as
+# whole names only (`statement=` is not one). A fragment (`#access_token=`) is a query as well.
+_QUERY_NAME = re.compile(r"pass|pw|secret|token|key|auth|cred|sig|^(?:code|state)$", re.IGNORECASE)
+# A command-line option whose next argument is its value: `--token VALUE`, `--password VALUE`.
+_SECRET_OPTION = re.compile(r"^--?[A-Za-z0-9_-]{0,40}(?:pass|pw|secret|token|key|auth|cred)[A-Za-z0-9_-]{0,40}$", re.I)
+MAX_JSON_BODY = 64 * 1024  # a request body parsed for secret-named keys; larger ones are not
 # Matched in lower case without IGNORECASE, whose scan tries every position (8x slower): the
 # text is lowered first where that keeps its length (ASCII), and \b is checked on the match.
 _KV_PASSWORD = re.compile(r"(?P<head>(?:password|passwd|pwd|token|secret)\s*+=\s*+)(?P<secret>[^\s&;,'\"]++)")
@@ -85,8 +91,21 @@ def _walk(value: Any, name: str, found: set[str]) -> None:
             else:
                 _walk(item, str(key), found)
     elif isinstance(value, (list, tuple)):
-        for item in value:
+        for index, item in enumerate(value):
+            if isinstance(item, str) and _SECRET_OPTION.match(item) and index + 1 < len(value):
+                following = value[index + 1]
+                if isinstance(following, str) and following:
+                    found.add(following)  # `--token VALUE` as two arguments
             _walk(item, name, found)
+    elif isinstance(value, str) and name == "body" and value.lstrip()[:1] in ("{", "[") and len(value) <= MAX_JSON_BODY:
+        # a JSON request body written as text: its secret-named keys hold secrets, as in `json:`
+        try:
+            document = json.loads(value)
+        except ValueError:
+            document = None
+        if isinstance(document, (dict, list)):
+            _walk(_json_strings(document), "json", found)
+        _walk(value, "", found)
     elif isinstance(value, str):
         secrets = []
         for match in _URL_USERINFO.finditer(value):
@@ -100,6 +119,17 @@ def _walk(value: Any, name: str, found: set[str]) -> None:
         secrets += [m.group("secret") for m in _QUERY_PARAM.finditer(value) if _QUERY_NAME.search(m.group("name"))]
         for secret in secrets:
             found.update((secret, urllib.parse.unquote(secret)))
+
+
+def _json_strings(value: Any, depth: int = 0) -> Any:
+    """A parsed JSON body with its scalars as text (a password may be written as a number)."""
+    if depth > 32:
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_strings(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_strings(v, depth + 1) for v in value]
+    return value if isinstance(value, str) else None
 
 
 def _mask(match: re.Match[str]) -> str:

@@ -123,3 +123,37 @@ def test_bounded_patterns_still_mask_long_secrets() -> None:
     assert Redactor().redact("PassWord = x1 mytoken=abc TOKEN=t9 https://ghp_0123456789abcdef@h") == (
         "PassWord = *** mytoken=abc TOKEN=*** https://***@h"
     )
+
+
+def test_secret_forms_that_leaked_before() -> None:
+    config = parse_config(
+        """
+probes:
+  - {name: frag, type: http, url: "https://app.internal/cb#access_token=fragm3nt-t0ken-value&x=1"}
+  - {name: oauth, type: http, url: "https://app.internal/cb?code=0ne-time-c0de-123&state=st4te-b0und-v4lue"}
+  - name: body
+    type: http
+    url: https://app.internal/login
+    method: POST
+    body: '{"user": "probe", "password": "b0dy-passw0rd-9", "nested": {"api_key": "n3sted-k3y-77"}}'
+  - name: hook
+    type: tcp
+    host: 127.0.0.1
+    port: 1
+    remediation:
+      actions:
+        - {name: flush, command: [/bin/flush, --token, arg-t0ken-v4lue-1, --statement, keep-this]}
+""",
+        env={},
+    )
+    text = ("GET /cb#access_token=fragm3nt-t0ken-value code 0ne-time-c0de-123 st4te-b0und-v4lue "
+            "b0dy-passw0rd-9 n3sted-k3y-77 arg-t0ken-v4lue-1 keep-this statement=fine")
+    redacted = Redactor(config.secrets).redact(text)
+    for secret in ("fragm3nt-t0ken-value", "0ne-time-c0de-123", "st4te-b0und-v4lue", "b0dy-passw0rd-9",
+                   "n3sted-k3y-77", "arg-t0ken-v4lue-1"):
+        assert secret not in redacted, (secret, redacted)
+    assert "keep-this" in redacted and "statement=fine" in redacted
+    # and the patterns alone, on text no config announced
+    assert Redactor().redact("https://x/cb#access_token=abc123&y=1 ?code=zz9&state=qq8") == (
+        "https://x/cb#access_token=***&y=1 ?code=***&state=***"
+    )
