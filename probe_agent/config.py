@@ -196,8 +196,10 @@ def parse_config(
     except ValidationError as exc:
         problems.extend(_pydantic_problems("", exc))
         agent = AgentConfig()
+    # `check` selects probes and keeps no SLOs, but a bad entry is as bad for it as for validate
+    slos = _parse_entries("slos", Slo, raw_slos, env, problems, secrets)
     agent = agent.model_copy(update={
-        "slos": _parse_entries("slos", Slo, raw_slos, env, problems, secrets) if selection is None else [],
+        "slos": slos if selection is None else [],
         "maintenance": _parse_entries("maintenance", MaintenanceWindow, raw_maintenance, env, problems, secrets,
                                       maintenance_indices),
     })
@@ -222,7 +224,9 @@ def parse_config(
         if selection is not None and not selection.wants(entry):
             continue
         name = entry.get("name")
-        label = f"probe {name!r}" if isinstance(name, str) and name else f"probes[{index}]"
+        # a name is at most 128 characters; a longer one is shown cut, not 100,000 times over
+        shown = name if isinstance(name, str) and len(name) <= 128 else f"{str(name)[:60]}…"
+        label = f"probe {shown!r}" if isinstance(name, str) and name else f"probes[{index}]"
         if isinstance(name, str):
             if name in seen:
                 add(f"{label}: name: duplicate name (also probes[{seen[name]}])", ("probes", index, "name"))

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import Field, SecretStr, model_validator
 
 from probe_agent.errors import ProbeError, Reason
+from probe_agent.fields import Host
 from probe_agent.files import read_named_file
 from probe_agent.model import Observation
 from probe_agent.probe import ProbeConfig
@@ -23,7 +24,7 @@ MAX_SECRET_FILE_BYTES = 64 * 1024  # a password, a token: anything larger is not
 class DatastoreConfig(ProbeConfig):
     """Options common to datastore probes. `password` and a password inside `dsn` are redacted everywhere."""
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)  # 0 or unset: the type's default_port
     user: str | None = None
     password: SecretStr | None = None

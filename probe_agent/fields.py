@@ -117,6 +117,40 @@ def _check_buckets(bounds: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(sorted(set(bounds)))
 
 
+def _check_host(host: str) -> str:
+    text = host.strip()
+    if not text:
+        raise ValueError("a host name or address is required")
+    if "://" in text:
+        raise ValueError(f"{text[:80]!r} is a URL: write the host name or address alone")
+    if text.startswith("[") and "]:" in text:
+        name, port = text[1:].split("]:", 1)
+    elif text.count(":") == 1:
+        name, port = text.split(":")
+    else:
+        name = port = ""
+    if port:
+        raise ValueError(f"{text[:80]!r} has a port in it: write host: {name[:80]} and port: {port[:10]}")
+    if any(c.isspace() or c in "/@?#" for c in text):
+        raise ValueError(f"{text[:80]!r} is not a host name or address")
+    return text
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+
+
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name[:60]!r} is not a valid header name")
+        # the value may be a secret (${TOKEN}): say where the problem is, never what it is
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"header {name}: the value has a line break or NUL in it (from a ${{VAR}} read with its newline?)")
+    return headers
+
+
+Host = Annotated[str, AfterValidator(_check_host)]  # a name or address, no port, scheme or path
+Headers = Annotated[dict[str, str], AfterValidator(_check_headers)]  # names are tokens; values one line
 Buckets = Annotated[tuple[Duration, ...], AfterValidator(_check_buckets)]  # histogram bounds, sorted
 Regex = Annotated[str, AfterValidator(_check_regex)]  # a regular expression, compiled once to check it
 HttpUrl = Annotated[str, AfterValidator(_check_http_url)]  # kept as the user wrote it (no normalising)

@@ -199,7 +199,7 @@ def check_body(body: bytes, contains: str | None, regex: str | None, expect_json
 
 def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return jsonpath.loads(body)
     except ValueError:
         raise ProbeError(Reason.ASSERTION, "body is not valid JSON") from None
 

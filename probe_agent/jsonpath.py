@@ -1,9 +1,20 @@
-"""A small path syntax for JSON bodies: `status`, `checks.db.status`, `items[0].id`, `$.status`."""
+"""JSON from outside: a parser that survives hostile nesting, and a small path syntax for JSON
+bodies: `status`, `checks.db.status`, `items[0].id`, `$.status`."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+
+
+def loads(data: bytes | str) -> Any:
+    """json.loads, with a body nested deeper than the interpreter's stack (`[[[[...` from a
+    target or a client of the agent) refused as invalid JSON (a ValueError), not a RecursionError."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 _TOKEN = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
 

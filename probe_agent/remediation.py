@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from probe_agent.fields import Duration
+from probe_agent.fields import Duration, Headers
 
 if TYPE_CHECKING:
     from probe_agent.metrics import AgentMetrics
@@ -69,7 +69,7 @@ class HttpAction(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
     url: str = Field(pattern=r"^https?://")
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers: dict[str, str] = {}  # Authorization-like values are secrets: redacted everywhere
+    headers: Headers = {}  # Authorization-like values are secrets: redacted everywhere
     body: str | None = None  # sent as is, after templating
     json_body: dict[str, Any] | None = Field(None, alias="json")  # each string value templated, then encoded
     tls_verify: bool = True

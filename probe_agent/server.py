@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from probe_agent import jsonpath
 from probe_agent.agent import Agent
 from probe_agent.connlimits import ConnectionLimits, GuardedSite
 from probe_agent.exposition import GZIP_LEVEL
@@ -161,7 +162,7 @@ async def maintenance_start(request: web.Request) -> web.Response:
     if (refused := _lifecycle_refused(request)) is not None:
         return refused
     try:
-        body = json.loads(await request.content.read(MAX_MAINTENANCE_REQUEST)) if request.can_read_body else {}
+        body = jsonpath.loads(await request.content.read(MAX_MAINTENANCE_REQUEST)) if request.can_read_body else {}
         if not isinstance(body, dict):
             raise ValueError("expected a JSON object such as {\"probes\": [\"orders-db\"], \"duration\": \"30m\"}")
         window = await request.app[AGENT_KEY].start_maintenance(body)

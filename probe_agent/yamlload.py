@@ -171,6 +171,7 @@ def _check_graph(root: yaml.Node) -> None:
     written: set[int] = set()
     open_nodes: set[int] = set()  # collections whose children are still being counted
     size: dict[int, int] = {}  # node id -> nodes in its expansion
+    depth: dict[int, int] = {}  # node id -> nesting of its expansion (aliases chain written depths)
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -178,7 +179,7 @@ def _check_graph(root: yaml.Node) -> None:
         if key in size:
             continue
         if isinstance(node, yaml.ScalarNode):
-            size[key] = 1
+            size[key] = depth[key] = 1
             written.add(key)
             continue
         children = _children(node)
@@ -200,6 +201,11 @@ def _check_graph(root: yaml.Node) -> None:
                  " (a billion-laughs file?)"]
             )
         size[key] = total
+        # each anchor nests within the limit, but one inside another inside another does not:
+        # everything that walks the data afterwards would recurse that deep
+        depth[key] = 1 + max((depth[id(child)] for child in children), default=0)
+        if depth[key] > MAX_DEPTH:
+            raise ConfigError([f"line {node.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels once aliases are expanded"])
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

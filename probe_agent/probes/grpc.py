@@ -25,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import Field
 
 from probe_agent.errors import ProbeError, Reason
+from probe_agent.fields import Host
 from probe_agent.files import read_named_file
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.probe import Probe, ProbeConfig, host_port
@@ -43,7 +44,7 @@ CHANNEL_OPTIONS = (
 
 class GrpcConfig(ProbeConfig):
     type: Literal["grpc"]
-    host: str = Field(min_length=1)
+    host: Host
     port: int = Field(ge=1, le=65535)
     service: str = ""  # the service name registered with the health service; "" is the whole server
     tls: bool = False

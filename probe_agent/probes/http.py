@@ -14,11 +14,11 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from probe_agent.budget import DEFAULT_RECEIVED_BYTES
 from probe_agent.errors import ProbeError, Reason
-from probe_agent.fields import MAX_BYTE_SIZE, HttpUrl, Regex
+from probe_agent.fields import MAX_BYTE_SIZE, Headers, HttpUrl, Regex
 from probe_agent.httpclient import (
     BodyMismatch,
     HttpMethod,
@@ -53,7 +53,7 @@ class HttpConfig(ProbeConfig):
     type: Literal["http"]
     url: HttpUrl  # http:// or https:// URL to request
     method: HttpMethod = "GET"
-    headers: dict[str, str] = {}  # sent as is; values of Authorization-like headers are redacted everywhere
+    headers: Headers = {}  # sent as is; values of Authorization-like headers are redacted everywhere
     body: str | None = None  # request body
     expect_status: StatusRanges = ((200, 399),)  # codes or ranges: [200, "2xx", "200-204"]
     body_contains: str | None = None  # the body must contain this text
@@ -69,6 +69,14 @@ class HttpConfig(ProbeConfig):
     @classmethod
     def from_target(cls, target: str) -> dict[str, Any]:
         return {"url": target}
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> HttpConfig:
+        # aiohttp refuses to send both, so every run would fail: say so at load
+        parts = urlsplit(self.url)
+        if (parts.username or parts.password) and any(k.lower() == "authorization" for k in self.headers):
+            raise ValueError("url has credentials (user:password@) and headers has Authorization: keep one of them")
+        return self
 
     def target(self) -> str:
         return self.url

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from probe_agent import jsonpath
 from probe_agent.budget import DEFAULT_RECEIVED_BYTES
 from probe_agent.errors import ProbeError, Reason
-from probe_agent.fields import MAX_BYTE_SIZE, Duration, HttpUrl, Regex, Threshold
+from probe_agent.fields import MAX_BYTE_SIZE, Duration, Headers, HttpUrl, Regex, Threshold
 from probe_agent.httpclient import (
     HttpMethod,
     JsonExpectations,
@@ -84,7 +84,7 @@ class Step(BaseModel):
     method: HttpMethod = "GET"
     path: str | None = None  # joined to the flow's base_url
     url: str | None = None  # a full URL instead of path
-    headers: dict[str, str] = {}
+    headers: Headers = {}
     query: dict[str, str] = {}
     json_body: Any = Field(None, alias="json")  # JSON request body
     form: dict[str, str] | None = None  # form-encoded request body
@@ -113,7 +113,7 @@ class SyntheticConfig(ProbeConfig):
     variables: dict[str, str] = {}  # fixed variables, e.g. a password from ${VAR}
     # variables whose values are masked everywhere; those with secret-like names always are
     secret_variables: list[str] = []
-    marker: dict[str, str] = DEFAULT_MARKER  # headers on every request; {} turns it off
+    marker: Headers = DEFAULT_MARKER  # headers on every request; {} turns it off
     steps: list[Step] = Field(min_length=1)
     cleanup: list[Step] = []  # always run, also after a failed step
     cleanup_timeout: Duration | None = None  # reserved out of timeout for cleanup; default timeout/3, at most 5s

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from probe_agent.errors import ProbeError, Reason
-from probe_agent.fields import MAX_BYTE_SIZE, Regex
+from probe_agent.fields import MAX_BYTE_SIZE, Host, Regex
 from probe_agent.model import Observation, ValueSpec
 from probe_agent.netinfo import ADDRESS_VALUES, TLS_VALUES, literal_address, record_address, record_tls
 from probe_agent.probe import Probe, ProbeConfig, host_port
@@ -25,7 +25,7 @@ from probe_agent.tls import HANDSHAKE_CLOCK, HandshakeClock, client_context
 
 class TcpConfig(ProbeConfig):
     type: Literal["tcp"]
-    host: str
+    host: Host
     port: int = Field(ge=1, le=65535)
     send: str | None = None  # sent after connecting; use \n in YAML double quotes for a newline
     send_secret: bool = False  # `send` holds a credential (AUTH ...): masked everywhere, echoes included

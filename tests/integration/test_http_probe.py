@@ -291,3 +291,15 @@ async def test_shared_context_keeps_each_runs_own_handshake(probe_once: ProbeOnc
         days = 5 if i % 2 == 0 else 90
         assert days - 0.1 < result.values["cert_expiry_days"] <= days, (i, result.values)
         assert result.phases["tls"] > 0
+
+
+async def test_json_nested_past_the_stack_is_the_targets_fault(probe_once: ProbeOnce, serve_app: ServeApp) -> None:
+    async def deep(_request: web.Request) -> web.Response:
+        return web.Response(body=b"[" * 200_000 + b"]" * 200_000, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/", deep)
+    base = await serve_app(app)
+    result = await probe_once({"type": "http", "url": base + "/", "expect_json": {"status": "ok"}})
+    assert result.status is Status.CRITICAL and result.reason is Reason.ASSERTION, result
+    assert result.message == "body is not valid JSON"

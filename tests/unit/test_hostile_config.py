@@ -56,6 +56,41 @@ CASES: dict[str, tuple[bytes, str]] = {
         b"probes:\n- {name: db, type: postgres, dsn: 'postgresql://u@h:99999/db'}\n",
         "probe 'db': dsn: port 99999 is out of range",
     ),
+    # validate = run: each of these validated, then every run was UNKNOWN or failed
+    "header_crlf": (
+        b'probes:\n- {name: h, type: http, url: "http://127.0.0.1:1/", headers: {X-A: "one\\r\\nX-B: two"}}\n',
+        "probe 'h': headers: header X-A: the value has a line break or NUL in it",
+    ),
+    "header_name": (
+        b'probes:\n- {name: h, type: http, url: "http://127.0.0.1:1/", headers: {"X A": "v"}}\n',
+        "'X A' is not a valid header name",
+    ),
+    "userinfo_and_authorization": (
+        b'probes:\n- {name: h, type: http, url: "http://u:p@127.0.0.1:1/", headers: {Authorization: "Bearer abcdefgh"}}\n',
+        "url has credentials (user:password@) and headers has Authorization: keep one of them",
+    ),
+    "redis_host_with_port": (
+        b'probes:\n- {name: r, type: redis, host: "127.0.0.1:6379"}\n',
+        "'127.0.0.1:6379' has a port in it: write host: 127.0.0.1 and port: 6379",
+    ),
+    "tcp_host_with_port": (
+        b'probes:\n- {name: t, type: tcp, host: "[::1]:25", port: 25}\n',
+        "'[::1]:25' has a port in it: write host: ::1 and port: 25",
+    ),
+    "grpc_host_is_url": (
+        b'probes:\n- {name: g, type: grpc, host: "http://payments:50051"}\n',
+        "is a URL: write the host name or address alone",
+    ),
+    "remediation_header_crlf": (
+        b'probes:\n- {name: h, type: tcp, host: 127.0.0.1, port: 1, remediation: {actions: [{name: a, http: '
+        b'{url: "http://127.0.0.1:1/", headers: {X-A: "a\\nb"}}}]}}\n',
+        "header X-A: the value has a line break or NUL in it",
+    ),
+    "deep_alias_chain": (  # 120 anchors each 50 deep, each inside the next: a RecursionError before
+        ("\n".join(["x0: &x0 [1]"] + [f"x{i}: &x{i} {'[' * 50}*x{i - 1}{']' * 50}" for i in range(1, 121)])
+         + "\nprobes: [{name: a, type: tcp, host: 127.0.0.1, port: 1, tags: *x120}]\n").encode(),
+        "nested deeper than 64 levels once aliases are expanded",
+    ),
     "missing_ca_file": (
         b'probes:\n- {name: b, type: http, url: "https://127.0.0.1:1/", ca_file: /nonexistent}\n',
         "probe 'b': ca_file: cannot load /nonexistent: No such file or directory",
@@ -161,3 +196,39 @@ def test_a_path_that_is_not_a_regular_file_is_refused_at_once(kind: str, tmp_pat
         load_config(path, env={})
     assert time.perf_counter() - started < 1.0
     assert info.value.problems == [f"{path} is not a regular file"]
+
+
+def test_a_line_break_from_an_environment_variable_is_refused_without_showing_it() -> None:
+    text = 'probes:\n- {name: h, type: http, url: "http://127.0.0.1:1/", headers: {Authorization: "Bearer ${TOKEN}"}}\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, env={"TOKEN": "s3cret-token-value\n"})
+    problems = "\n".join(caught.value.problems)
+    assert "header Authorization: the value has a line break or NUL in it" in problems
+    assert "s3cret-token-value" not in problems
+
+
+@pytest.mark.parametrize("field", ["name", "variable"])
+def test_huge_values_fail_or_load_fast(field: str) -> None:
+    big = "x" * 100_000
+    if field == "name":
+        text, env = f'probes:\n- {{name: {big}, type: tcp, host: 127.0.0.1, port: 1}}\n', {}
+    else:
+        text, env = 'probes:\n- {name: a, type: http, url: "http://127.0.0.1:1/?token=${BIG}"}\n', {"BIG": big}
+    started = time.process_time()
+    problems: list[str] = []
+    try:
+        parse_config(text, env=env)
+    except ConfigError as exc:
+        problems = exc.problems
+    assert time.process_time() - started < 1.0
+    assert all(len(p) < 2000 for p in problems), [len(p) for p in problems]
+
+
+def test_check_refuses_a_bad_slo_as_validate_does(tmp_path: Path) -> None:
+    path = tmp_path / "probes.yaml"
+    path.write_text("probes:\n- {name: a, type: tcp, host: 127.0.0.1, port: 9}\nslos:\n- {name: s, objective: 2}\n")
+    for command in (["validate"], ["check"]):
+        done = subprocess.run([sys.executable, "-m", "probe_agent", *command, "-c", str(path)],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == (1 if command == ["validate"] else 3), (command, done.stdout, done.stderr)
+        assert "slos[0]" in done.stderr, (command, done.stderr)
