@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -63,12 +64,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+MAX_TEXT_VALUE = 4096  # characters of one field in a text line; a target's text may be longer
+_LOGFMT_PLAIN = re.compile(r"[^\s\"=\\\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def logfmt_value(value: object) -> str:
+    """A field's value as logfmt writes it: bare when it is one plain word, else quoted with its
+    quotes, backslashes and control characters escaped, so a target's text (`x probe=orders-db
+    to=ok`, a newline in a reason) can never read as other fields or another line."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value)
+    if len(text) > MAX_TEXT_VALUE:
+        text = text[:MAX_TEXT_VALUE] + "…"
+    if _LOGFMT_PLAIN.fullmatch(text):
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _CONTROL.sub(lambda m: json.dumps(m.group(0))[1:-1], escaped) + '"'
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(
-            f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD and v is not None and v != ""
+            f"{k}={logfmt_value(v)}" for k, v in record.__dict__.items() if k not in _STANDARD and v is not None and v != ""
         )
-        line = f"{_timestamp(record)} {record.levelname.lower()}: {record.getMessage()}" + (f" {extras}" if extras else "")
+        message = _CONTROL.sub(lambda m: json.dumps(m.group(0))[1:-1], record.getMessage()[:MAX_TEXT_VALUE])
+        line = f"{_timestamp(record)} {record.levelname.lower()}: {message}" + (f" {extras}" if extras else "")
         return line + (f"\n{record.exc_text}" if record.exc_text else "")
 
 
