@@ -236,7 +236,9 @@ OPEN_PATHS = frozenset({"/health/live"})  # says alive or stalled, nothing more:
 @web.middleware
 async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     auth = request.app[OPTIONS_KEY].auth
-    if auth is not None and request.path not in OPEN_PATHS and not await auth.allows(request.headers.get("Authorization")):
+    if auth is not None and request.path not in OPEN_PATHS and not await auth.allows(
+        request.headers.get("Authorization"), request.remote or ""
+    ):
         return web.json_response(
             {"status": "unauthorized"}, status=401, headers={"WWW-Authenticate": 'Basic realm="probe-agent"'}
         )

@@ -23,6 +23,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import os
 import ssl
 from pathlib import Path
 from typing import Literal
@@ -120,12 +121,35 @@ def _why(exc: BaseException) -> str:
 
 
 class BasicAuth:
+    """bcrypt checks, in worker threads, two at a time. Against guessing and queueing-out:
+    - an unknown user costs a check against a stand-in hash of the same cost, so the time of a
+      refusal does not tell which users exist;
+    - one check at a time per client address (a second one meanwhile is refused at once), and
+      at most MAX_QUEUED waiting in all: a flood of wrong passwords cannot delay a right login
+      by more than a few checks;
+    - an accepted login is remembered, so a scraper pays for its first request only."""
+
+    MAX_QUEUED = 4
+
     def __init__(self, users: dict[str, str]):
         self.users = users
         self._remembered: dict[bytes, bool] = {}  # digest of the presented credentials -> accepted
         self._checking = asyncio.Semaphore(2)
+        self._clients: set[str] = set()  # addresses with a check running or waiting
+        self._queued = 0
+        self._pending: dict[bytes, asyncio.Future[bool]] = {}  # credentials being checked -> their answer
+        self._stand_in: bytes | None = None  # a hash no password matches, for unknown users
+        cost = next((h.split("$")[2] for h in users.values() if h.count("$") >= 3), "10")
+        self._cost = int(cost) if cost.isdigit() and 4 <= int(cost) <= 31 else 10
 
-    async def allows(self, header: str | None) -> bool:
+    def _stand_in_hash(self) -> bytes:
+        import bcrypt
+
+        if self._stand_in is None:
+            self._stand_in = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(self._cost))
+        return self._stand_in
+
+    async def allows(self, header: str | None, client: str = "") -> bool:
         if not header or not header.startswith("Basic "):
             return False
         try:
@@ -133,16 +157,37 @@ class BasicAuth:
         except (binascii.Error, UnicodeDecodeError):
             return False
         hashed = self.users.get(user)
-        if hashed is None:
-            return False
         key = hashlib.sha256(f"{user}\0{password}\0{hashed}".encode()).digest()
-        known = self._remembered.get(key)
+        known = self._remembered.get(key) if hashed is not None else None
         if known is not None:
             return known
-        async with self._checking:
-            import bcrypt
+        pending = self._pending.get(key)
+        if pending is not None:  # the same credentials are being checked: share that answer
+            return await asyncio.shield(pending)
+        if client in self._clients or self._queued >= self.MAX_QUEUED:
+            return False  # refused without a check: this client's last one is still running, or too many wait
+        self._clients.add(client)
+        self._queued += 1
+        self._pending[key] = answer = asyncio.get_running_loop().create_future()
+        ok, queued = False, True
+        try:
+            async with self._checking:
+                self._queued -= 1
+                queued = False
+                import bcrypt
 
-            ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed.encode())
+                def check() -> bool:
+                    if hashed is None:  # the same work as for a known user, and always no
+                        bcrypt.checkpw(password.encode(), self._stand_in_hash())
+                        return False
+                    return bool(bcrypt.checkpw(password.encode(), hashed.encode()))
+
+                ok = await asyncio.to_thread(check)
+        finally:
+            self._queued -= queued  # cancelled while waiting
+            self._clients.discard(client)
+            del self._pending[key]
+            answer.set_result(ok)
         if ok:  # wrong passwords are not remembered: they must not fill the memory
             if len(self._remembered) >= REMEMBERED_LOGINS:
                 self._remembered.clear()
