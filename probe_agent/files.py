@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import stat
 
+_DEV_NULL = os.makedev(1, 3)  # Linux's null device
 MAX_NAMED_FILE_BYTES = 1024 * 1024  # a CA bundle is ~200 KB; keys, passwords and .creds are far smaller
 
 
@@ -31,6 +32,8 @@ def _kind(mode: int) -> str:
 
 
 def _check(st: os.stat_result, path: str, field: str, max_bytes: int) -> None:
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == _DEV_NULL:
+        return  # /dev/null: an empty file by another name (`password_file: /dev/null`, no password)
     if not stat.S_ISREG(st.st_mode):
         raise NamedFileError(f"{field}: {path} is {_kind(st.st_mode)}, not a regular file")
     if st.st_size > max_bytes:

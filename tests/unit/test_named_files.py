@@ -79,3 +79,10 @@ def test_every_named_file_must_be_a_small_regular_file(tmp_path: Path, kind: str
         mine = [line for line in lines if f"'{type_name}-{field}'" in line]
         assert mine, f"{type_name}.{field}: no problem reported\n{stderr}"
         assert any(field in line and words in line for line in mine), f"{type_name}.{field}: {mine}"
+
+
+def test_dev_null_is_an_empty_file() -> None:
+    # `password_file: /dev/null` (no password) is a common way to say "none"; it reads as empty
+    from probe_agent.files import read_named_file
+
+    assert read_named_file("/dev/null", "password_file") == b""
