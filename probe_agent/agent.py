@@ -16,6 +16,7 @@ Two rules shape it:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from probe_agent.config import AgentConfig, load_config, no_cyclic_gc
-from probe_agent.errors import ConfigError
+from probe_agent.errors import AGENT_STARVED, ConfigError, Reason
 from probe_agent.exposition import ProbeExposition
 from probe_agent.logs import RedactingFilter
 from probe_agent.loopmonitor import LoopMonitor
@@ -52,6 +53,8 @@ WATCH_EVERY = 1.0  # the watchdog's period: staleness and scheduler progress
 # A reload (reading the file and every file it names, building every probe) that takes longer is
 # a failed reload: a file on a hung mount must not wedge reloads, nor SIGTERM, for good.
 RELOAD_DEADLINE = 60.0
+STARVATION_WINDOW = 10  # watchdog periods over which runs the agent itself could not make are counted
+STARVED_RUNS = 10  # at least this many, and half the runs, and /health/live fails
 BATCH = 100  # loop-side work (scheduling probes, scanning states) yields to the loop after this many
 
 
@@ -139,6 +142,8 @@ class Agent:
         self._watchdog: asyncio.Task[None] | None = None
         self._watch_beat = time.monotonic()
         self._stuck: list[str] = []
+        self._runs = self._starved_runs = 0  # since the watchdog last looked
+        self._starvation: collections.deque[tuple[int, int]] = collections.deque(maxlen=STARVATION_WINDOW)
         self._overrun_build: threading.Thread | None = None  # a reload's thread, past its deadline and still blocked
         self._closing: set[asyncio.Task[None]] = set()
         self.started = False  # the store holds the config's probes (until then /health says starting)
@@ -254,6 +259,9 @@ class Agent:
     def _record(self, result: Result) -> None:
         if result.distorted:
             self.metrics.distorted_runs.inc()
+        self._runs += 1
+        if result.reason is Reason.INTERNAL and result.message.startswith(AGENT_STARVED):
+            self._starved_runs += 1
         transition = self.store.record(result)
         state = self.store.probes.get(result.probe)
         if state is not None and state.config.remediation is not None:
@@ -359,7 +367,25 @@ class Agent:
             if self.active_maintenance or self.maintenance_windows():
                 await self._mark_maintenance()
             self._stuck = self._scheduler.stuck() if self._scheduler is not None else []
+            self._note_starvation()
             self._watch_beat = time.monotonic()
+
+    def _note_starvation(self) -> None:
+        """Runs, and runs the agent could not make for want of fds or memory, in the last
+        STARVATION_WINDOW watchdog periods: an agent whose own resources fail most of its runs
+        cannot work, and /health/live says so (a restart is the cure a kubelet can give)."""
+        was = self.starved()
+        self._starvation.append((self._runs, self._starved_runs))
+        self._runs = self._starved_runs = 0
+        if self.starved() != was:
+            level = logging.ERROR if not was else logging.INFO
+            log.log(level, "the agent is out of file descriptors or memory for most runs" if not was
+                    else "the agent has the resources for its runs again")
+
+    def starved(self) -> bool:
+        runs = sum(r for r, _ in self._starvation)
+        starved = sum(s for _, s in self._starvation)
+        return starved >= STARVED_RUNS and 2 * starved >= runs
 
     def alive(self) -> bool:
         now = time.monotonic()
@@ -368,6 +394,7 @@ class Agent:
             and now - self._watch_beat < LIVENESS_STALL
             and not self._stuck
             and (self._overrun_build is None or not self._overrun_build.is_alive())
+            and not self.starved()
             and self._scheduler is not None
             and self._scheduler.alive()
         )

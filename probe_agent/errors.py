@@ -55,10 +55,13 @@ class ProbeError(ProbeAgentError):
 # The agent's own resources running out: whatever a library made of it, never the target's fault.
 _AGENT_ERRNOS = {
     errno.EMFILE: "out of file descriptors",
-    errno.ENFILE: "unable to open files: the system's file table is full",
+    errno.ENFILE: "out of file descriptors system-wide (the file table is full)",
     errno.ENOMEM: "out of memory",
     errno.ENOBUFS: "out of socket buffer space",
 }
+
+
+AGENT_STARVED = "the agent is out of"  # how every such message starts
 
 
 def agent_resource_error(exc: BaseException) -> ProbeError | None:
@@ -68,7 +71,7 @@ def agent_resource_error(exc: BaseException) -> ProbeError | None:
         if current is None:
             break
         if isinstance(current, MemoryError):
-            return ProbeError(Reason.INTERNAL, "the agent is out of memory (not a fault of the target)")
+            return ProbeError(Reason.INTERNAL, f"{AGENT_STARVED} memory (not a fault of the target)")
         if isinstance(current, OSError) and current.errno in _AGENT_ERRNOS:
             return ProbeError(Reason.INTERNAL, f"the agent is {_AGENT_ERRNOS[current.errno]} (not a fault of the target)")
         if "Too many open files" in str(current):  # folded into a library's own message

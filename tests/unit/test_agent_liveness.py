@@ -140,3 +140,44 @@ async def test_a_reload_blocked_on_a_file_fails_in_time_and_the_agent_says_it_is
     finally:
         released.set()
         await agent.stop()
+
+
+class OutOfFds(Probe):
+    """Every run meets the agent's own fd limit, as under 2,000 idle connections with 1,024 fds."""
+
+    def __init__(self) -> None:
+        self.starving = True
+
+    async def run(self, obs: Observation) -> None:
+        import errno
+        import os
+
+        if self.starving:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+
+async def test_live_turns_503_while_the_agent_cannot_open_sockets_for_its_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import probe_agent.agent as agent_module
+
+    monkeypatch.setattr(agent_module, "WATCH_EVERY", 0.1)
+    monkeypatch.setattr(agent_module, "STARVATION_WINDOW", 5)
+    config = parse_config(
+        "probes:\n" + "".join(f"- {{name: p{i}, type: tcp, host: 127.0.0.1, port: 9, interval: 100ms, timeout: 50ms}}\n"
+                              for i in range(10)),
+        env={},
+    )
+    agent = Agent(config, grace=0.2)
+    await agent.start()
+    probes = [OutOfFds() for _ in range(10)]
+    for name, probe in zip([f"p{i}" for i in range(10)], probes, strict=True):
+        agent._scheduler._probes[name].handle.probe = probe  # type: ignore[union-attr]
+    try:
+        await asyncio.sleep(0.8)
+        assert not agent.alive()
+        assert agent.store.probes["p0"].last.reason == "internal"  # type: ignore[union-attr]
+        for probe in probes:
+            probe.starving = False
+        await asyncio.sleep(1.0)
+        assert agent.alive()
+    finally:
+        await agent.stop()
