@@ -56,13 +56,15 @@ class NatsClientConfig(ProbeConfig):
         if self.tls or any(s.startswith("tls://") for s in self.servers):
             tls = client_context(self.tls_verify, self.ca_file, self.cert_file, self.key_file)
 
-        async def on_error(_exc: Exception) -> None:
-            # nats-py reports connection errors here and logs them by default; the probe
-            # reports them itself, redacted, so stay quiet.
-            return None
-
         async def connect() -> NatsClient:
             client = NatsClient()
+            errors: list[Exception] = []
+
+            async def on_error(exc: Exception) -> None:
+                # nats-py reports connection errors here and logs them by default; the probe
+                # reports them itself, redacted: keep the last, to say why no server was reached
+                errors[:] = [exc]
+
             try:
                 await client.connect(
                     servers=self.servers,
@@ -74,10 +76,19 @@ class NatsClientConfig(ProbeConfig):
                     tls=tls,
                     connect_timeout=self.timeout,  # type: ignore[arg-type]  # annotated int, used as wait_for seconds
                     allow_reconnect=False,  # one probe, one deadline; pool: true reconnects on the next run
-                    max_reconnect_attempts=0,
+                    # nats-py tries each server again until max_reconnect_attempts is passed (0 is
+                    # "forever", every 2 s): a refused port took the whole timeout. 1 and no wait:
+                    # each server twice, at once, then the last error.
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=0,
                     error_cb=on_error,
                     name="probe-agent",
                 )
+            except nerr.NoServersError:
+                slot.discard(client)
+                if errors:
+                    raise errors[0] from None
+                raise
             except BaseException:
                 # nats-py leaves the socket of a refused handshake (bad credentials) open
                 slot.discard(client)

@@ -212,3 +212,16 @@ probes:
     outputs = all_outputs(config, env={"NATS_PASSWORD": server.password})
     assert "nats-wrong" in outputs["health"] and "authorization violation" in outputs["check table"]
     assert_no_secret(outputs, {"right": server.password, "url": "wrong-In-Url-pw", "token": "tok-Nats-Secret-1"})
+
+
+@pytest.mark.parametrize("servers", [["nats://127.0.0.1:{port}"], ["nats://127.0.0.1:{port}", "nats://127.0.0.1:{port}"]])
+async def test_a_refused_port_is_connect_at_once_not_a_timeout(probe_once: ProbeOnce, servers: list[str]) -> None:
+    from tests.helpers.netfaults import free_port
+
+    port = free_port()
+    started = time.monotonic()
+    result = await probe_once({"type": "nats_jetstream", "servers": [s.format(port=port) for s in servers],
+                               "stream": "DLQ", "timeout": "3s"})
+    assert result.reason is Reason.CONNECT, result
+    assert "connection refused" in result.message
+    assert time.monotonic() - started < 0.5
