@@ -53,6 +53,7 @@ WATCH_EVERY = 1.0  # the watchdog's period: staleness and scheduler progress
 # A reload (reading the file and every file it names, building every probe) that takes longer is
 # a failed reload: a file on a hung mount must not wedge reloads, nor SIGTERM, for good.
 RELOAD_DEADLINE = 60.0
+OVERLOAD_HOLD = 5.0  # the agent reads overloaded for this long after it last shed a run
 STARVATION_WINDOW = 10  # watchdog periods over which runs the agent itself could not make are counted
 STARVED_RUNS = 10  # at least this many, and half the runs, and /health/live fails
 BATCH = 100  # loop-side work (scheduling probes, scanning states) yields to the loop after this many
@@ -142,6 +143,7 @@ class Agent:
         self._watchdog: asyncio.Task[None] | None = None
         self._watch_beat = time.monotonic()
         self._stuck: list[str] = []
+        self.overloaded = False  # shedding runs it cannot start (the scheduler's last_shed)
         self._runs = self._starved_runs = 0  # since the watchdog last looked
         self._starvation: collections.deque[tuple[int, int]] = collections.deque(maxlen=STARVATION_WINDOW)
         self._overrun_build: threading.Thread | None = None  # a reload's thread, past its deadline and still blocked
@@ -164,6 +166,9 @@ class Agent:
         async with self._reload_lock, _building():  # a reload asked for while starting waits for the start
             # Every probe shows as pending at once; building its handle (TLS, files) comes next.
             states = self.store.probes = await asyncio.to_thread(self.store.plan_config, self.config)
+            # pending from the first moment the probes exist: a gate on "pending == 0" must not pass early
+            self.metrics.pending_probes.set(len(states))
+            self.metrics.probes.set(len(states))
             self.started = True
             plan = await asyncio.to_thread(self._build, self.config, {}, states)
             await self._apply(plan)
@@ -206,6 +211,7 @@ class Agent:
             if i % BATCH == 0:
                 await asyncio.sleep(0)
         self.metrics.probes.set(len(plan.states))
+        self.metrics.pending_probes.set(sum(1 for state in plan.states.values() if state.last is None))
 
     async def reload(self) -> list[str]:
         """Load the config file again. On any problem keep the running probes untouched and return the problems."""
@@ -368,7 +374,20 @@ class Agent:
                 await self._mark_maintenance()
             self._stuck = self._scheduler.stuck() if self._scheduler is not None else []
             self._note_starvation()
+            self._note_overload(now)
             self._watch_beat = time.monotonic()
+
+    def _note_overload(self, now: float) -> None:
+        was = self.overloaded
+        self.overloaded = self._scheduler is not None and now - self._scheduler.last_shed < OVERLOAD_HOLD
+        if self.overloaded != was:
+            self.metrics.overloaded.set(1 if self.overloaded else 0)
+            if self.overloaded:
+                log.warning("the agent is overloaded: runs it cannot start are shed and reported UNKNOWN"
+                            " (probe_agent_skipped_runs_total{cause=\"overload\"}); fewer probes or a longer"
+                            " interval per replica, or more replicas (run --shard)")
+            else:
+                log.info("the agent is no longer overloaded")
 
     def _note_starvation(self) -> None:
         """Runs, and runs the agent could not make for want of fds or memory, in the last

@@ -178,7 +178,8 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
     before, after = with_label(labels, "status")
     add("probe_results_total", "".join(
         f"probe_results_total{before}{status.label}{after} {_num(by_status.get(status, 0))}\n" for status in Status
-    ) + (f"probe_results_total{before}maintenance{after} {state.maintenance_runs}.0\n" if state.maintenance_runs else ""))
+    ) + (f"probe_results_total{before}maintenance{after} {state.maintenance_runs}.0\n" if state.maintenance_runs else "")
+      + (f"probe_results_total{before}skipped{after} {state.skipped_runs}.0\n" if state.skipped_runs else ""))
     if state.maintenance is not None:
         before, after = with_label(labels, "window")
         add("probe_maintenance", f"probe_maintenance{before}{_escape(state.maintenance)}{after} 1.0\n")

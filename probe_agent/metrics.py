@@ -42,7 +42,8 @@ class AgentMetrics:
         self.skipped_runs = Counter(
             "probe_agent_skipped_runs",
             "Planned runs skipped, by cause: overrun (the previous run ended after the tick), target (the"
-            " target's slots were held by slow runs until the next tick), concurrency (all slots were).",
+            " target's slots were held by slow runs until the next tick), concurrency (all slots were),"
+            " overload (shed at once: more runs already waited for a slot than can run).",
             ["cause"],
             registry=r,
         )
@@ -52,7 +53,7 @@ class AgentMetrics:
             ["cause"],
             registry=r,
         )
-        for cause in ("overrun", "target", "concurrency"):
+        for cause in ("overrun", "target", "concurrency", "overload"):
             self.skipped_runs.labels(cause)
         for cause in ("target", "concurrency"):
             self.delayed_runs.labels(cause)
@@ -67,6 +68,12 @@ class AgentMetrics:
             "probe_agent_stale_probes", "Probes whose last result is older than about twice their interval.", registry=r
         )
         self.in_flight = Gauge("probe_agent_runs_in_flight", "Probe runs in progress.", registry=r)
+        self.overloaded = Gauge(
+            "probe_agent_overloaded",
+            "1 while the agent sheds runs it cannot start (past saturation, in the last 5 s): their results"
+            " are UNKNOWN, reason internal, not failures of their targets.",
+            registry=r,
+        )
         self.probes = Gauge("probe_agent_probes", "Probes configured.", registry=r)
         self.reload_success = Gauge(
             "probe_agent_config_last_reload_successful", "1 if the last config load succeeded.", registry=r

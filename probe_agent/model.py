@@ -78,6 +78,10 @@ class Result:
     distorted: bool = False  # loop_lag exceeded the tolerance: timings may be the agent's, not the target's
     value_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # see ValueSpec.labels
     trace: tuple[str, ...] = ()  # see Observation.trace
+    # The agent could not start the run (overloaded): its own condition, not a result about the
+    # target. Counted apart (probe_results_total{status="skipped"}), in no health, failure,
+    # histogram or SLO; the probe's last real result keeps standing (and goes stale in time).
+    skipped: bool = False
 
     @property
     def success(self) -> bool:

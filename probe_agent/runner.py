@@ -184,9 +184,14 @@ async def run_probe(
     )
 
 
-def not_run(handle: ProbeHandle, status: Status, reason: Reason, message: str, started_at: float, waited: float) -> Result:
-    """The result of a tick the scheduler had to skip: a probe that cannot run is not ok."""
+def not_run(
+    handle: ProbeHandle, status: Status, reason: Reason, message: str, started_at: float, waited: float,
+    *, skipped: bool = False,
+) -> Result:
+    """The result of a tick the scheduler had to skip. About the target (its slots held by runs
+    that time out) it is a failed run; the agent's own (`skipped`) it is counted apart."""
     return Result(
+        skipped=skipped,
         probe=handle.name,
         type=handle.config.type,
         status=status,

@@ -27,6 +27,13 @@ Fairness: a hung target must cost its own probes, not everyone's.
   skipped and counted with its cause (`target`, `concurrency`), never queued,
   and still gives a result of its own ("not run: ..."): a probe that cannot
   run must not read as pending, or as its last good result.
+
+Honest under overload: a tick the agent could not start is the agent's condition, UNKNOWN
+with reason internal, unless runs against the same target have been timing out (then the
+target is what holds its slots, and the tick is CRITICAL, reason timeout, as a run of it would
+be). Past saturation, when more runs already wait for a slot than can run at once
+(SHED_BACKLOG rounds), a due tick is shed at once without a task, a timer or a wait (cause
+`overload`): the core goes to the runs that can still start, not to ticks that never will.
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ DEFAULT_PER_TARGET = 32
 DELAYED_SHARE = 0.1
 # A probe whose loop has not moved on for interval + timeout + this is stuck (liveness fails).
 STUCK_MARGIN = 30.0
+# Ticks are shed, not started, while this many rounds of max_concurrency runs wait for a slot.
+SHED_BACKLOG = 2
 
 
 def stable_fraction(name: str) -> float:
@@ -103,6 +112,11 @@ class Scheduler:
         self._on_result = on_result
         self._origin = time.monotonic()
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._max_concurrency = max_concurrency
+        self._waiting = 0  # runs waiting for a pool slot
+        self._target_waiting: dict[str, int] = {}  # target -> runs waiting for one of its slots
+        self.last_shed = -math.inf  # monotonic time of the last tick shed for overload
+        self._target_timed_out: dict[str, float] = {}  # target -> when a run against it last timed out
         # Suspects get a pool of their own, a quarter of the size: enough to notice a recovery.
         self._suspect_slots = asyncio.Semaphore(max(1, max_concurrency // 4))
         self._per_target = per_target
@@ -131,9 +145,11 @@ class Scheduler:
         fraction = stable_fraction(handle.name)
         entry = _Scheduled(handle, target, self._origin + fraction * interval)
         first = time.monotonic() + fraction * min(interval, STARTUP_SPREAD)
-        # The first run stands for the grid tick just before it (started early, within the start-up
-        # spread): the next run is the tick after, not one further on.
-        entry.tick = math.floor((first - entry.grid) / interval)
+        # The first run comes early, within the start-up spread; the next is the first grid tick a
+        # whole interval after it (less 1%, for timers' resolution). Standing for the tick just
+        # before it instead ran a 10-minute probe twice within seconds when its grid offset lay
+        # just after the first run.
+        entry.tick = math.ceil((first + 0.99 * interval - entry.grid) / interval) - 1
         self._probes[handle.name] = entry
         self._push(entry, first)
 
@@ -153,6 +169,8 @@ class Scheduler:
         if not self._target_users[entry.target]:
             del self._target_users[entry.target]
             del self._target_slots[entry.target]
+            self._target_timed_out.pop(entry.target, None)
+            self._target_waiting.pop(entry.target, None)
         return entry.handle
 
     # --- the timer ------------------------------------------------------------
@@ -178,9 +196,17 @@ class Scheduler:
             return
         now = time.monotonic() + 0.001  # a timer of millisecond resolution may fire that early
         heap = self._heap
+        pool_backlog = self._waiting >= SHED_BACKLOG * self._max_concurrency
         while heap and heap[0].due <= now:
             entry = heapq.heappop(heap)
             if entry.removed:
+                continue
+            # suspects have a pool of their own: they wait behind no backlog of the main one
+            if self._target_waiting.get(entry.target, 0) >= SHED_BACKLOG * self._per_target:
+                self._shed(entry, "target")
+                continue
+            if pool_backlog and not entry.suspect:
+                self._shed(entry, "concurrency")
                 continue
             entry.task = task = asyncio.create_task(self._run(entry), name=f"probe:{entry.handle.name}")
             self._running.add(task)
@@ -237,7 +263,10 @@ class Scheduler:
         except _Skip as skip:
             self._metrics.skipped_runs.labels(skip.cause).inc()
             result = self._skipped(entry, skip.cause, asked_at, time.monotonic() - asked)
-        entry.suspect = result.reason is Reason.TIMEOUT
+        if not result.skipped:
+            entry.suspect = result.reason is Reason.TIMEOUT
+        if entry.suspect:
+            self._target_timed_out[entry.target] = time.monotonic()
         try:
             self._on_result(result)
         except Exception:  # a bug in reporting must not stop this probe's schedule
@@ -250,8 +279,39 @@ class Scheduler:
         if not entry.removed:
             self._push(entry, entry.grid + next_tick * handle.config.interval)
 
-    def _skipped(self, entry: _Scheduled, cause: str, asked_at: float, waited: float) -> Result:
+    def _shed(self, entry: _Scheduled, slots: str) -> None:
+        """Skip a due tick without starting it: more runs already wait for the `slots` it needs
+        (`target`, `concurrency`) than can run before its next tick."""
+        self.last_shed = time.monotonic()
+        self._metrics.skipped_runs.labels("overload").inc()
+        result = self._skipped(entry, slots, time.time(), 0.0, shed=True)
+        try:
+            self._on_result(result)
+        except Exception:  # a bug in reporting must not stop this probe's schedule
+            log.exception("recording the result of probe %s failed", entry.handle.name)
+        entry.tick = entry.tick_after(time.monotonic())
+        self._push(entry, entry.grid + entry.tick * entry.handle.config.interval)
+
+    def _skipped(self, entry: _Scheduled, cause: str, asked_at: float, waited: float, shed: bool = False) -> Result:
         # A tick that cannot run still says something: not "pending", not the last result.
+        config = entry.handle.config
+        hanging = time.monotonic() - self._target_timed_out.get(entry.target, -math.inf) < config.interval + config.timeout
+        if shed and not (cause == "target" and hanging):
+            waiting = self._target_waiting.get(entry.target, 0) if cause == "target" else self._waiting
+            slots = self._per_target if cause == "target" else self._max_concurrency
+            return not_run(
+                entry.handle, Status.UNKNOWN, Reason.INTERNAL,
+                f"not run: the agent is overloaded ({waiting} runs were waiting for"
+                f" {'this target' if cause == 'target' else 'its'}'s {slots} slots); not a fault of the target",
+                asked_at, waited, skipped=True,
+            )
+        if cause == "target" and not hanging:
+            return not_run(
+                entry.handle, Status.UNKNOWN, Reason.INTERNAL,
+                f"not run: this target's {self._per_target} slots (max_concurrency_per_target) were busy for"
+                f" {waited:.1f}s with runs that did not time out: the agent is overloaded, not the target",
+                asked_at, waited, skipped=True,
+            )
         if cause == "target":
             return not_run(
                 entry.handle, Status.CRITICAL, Reason.TIMEOUT,
@@ -262,7 +322,7 @@ class Scheduler:
         return not_run(
             entry.handle, Status.UNKNOWN, Reason.INTERNAL,
             f"not run: the agent had all its slots (max_concurrency) busy for {waited:.1f}s",
-            asked_at, waited,
+            asked_at, waited, skipped=True,
         )
 
     async def _run_when_slots_free(self, entry: _Scheduled, planned: float, give_up_at: float) -> Result:
@@ -270,9 +330,21 @@ class Scheduler:
         target_slot = self._target_slots[entry.target]
         pool = self._suspect_slots if entry.suspect else self._slots
         asked = time.monotonic()
-        async with _acquired(target_slot, give_up_at, "target"):
+        target = entry.target
+        self._target_waiting[target] = self._target_waiting.get(target, 0) + 1
+        try:
+            await _acquire(target_slot, give_up_at, "target")
+        finally:
+            if target in self._target_waiting:  # gone when the target's last probe was removed
+                self._target_waiting[target] -= 1
+        try:
             got_target = time.monotonic()
-            async with _acquired(pool, give_up_at, "concurrency"):
+            self._waiting += 1  # the backlog _dispatch sheds ticks by
+            try:
+                await _acquire(pool, give_up_at, "concurrency")
+            finally:
+                self._waiting -= 1
+            try:
                 now = time.monotonic()
                 if now - asked > DELAYED_SHARE * entry.handle.config.interval:
                     cause = "target" if got_target - asked >= now - got_target else "concurrency"
@@ -283,25 +355,19 @@ class Scheduler:
                     return await run_probe(entry.handle, self._monitor, self._lag_tolerance)
                 finally:
                     self._metrics.in_flight.dec()
+            finally:
+                pool.release()
+        finally:
+            target_slot.release()
 
 
-class _acquired:
-    """Hold a semaphore, or raise _Skip(cause) if it is not free by the deadline."""
-
-    __slots__ = ("cause", "deadline", "semaphore")
-
-    def __init__(self, semaphore: asyncio.Semaphore, deadline: float, cause: str):
-        self.semaphore, self.deadline, self.cause = semaphore, deadline, cause
-
-    async def __aenter__(self) -> None:
-        if not self.semaphore.locked():
-            await self.semaphore.acquire()  # free: no timer needed (the common case)
-            return
-        try:
-            async with asyncio.timeout_at(asyncio.get_running_loop().time() + self.deadline - time.monotonic()):
-                await self.semaphore.acquire()
-        except TimeoutError:
-            raise _Skip(self.cause) from None
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self.semaphore.release()
+async def _acquire(semaphore: asyncio.Semaphore, deadline: float, cause: str) -> None:
+    """Take the semaphore, or raise _Skip(cause) if it is not free by the deadline (monotonic)."""
+    if not semaphore.locked():
+        await semaphore.acquire()  # free: no timer needed (the common case)
+        return
+    try:
+        async with asyncio.timeout_at(asyncio.get_running_loop().time() + deadline - time.monotonic()):
+            await semaphore.acquire()
+    except TimeoutError:
+        raise _Skip(cause) from None

@@ -93,8 +93,11 @@ async def health(request: web.Request) -> web.StreamResponse:
     status, code = tally.overall()
     compress = _wants_gzip(request)
 
+    # the agent's own condition, when it has one: its probes' results are then partly its doing
+    condition = ', "agent": {"condition": "overloaded"}' if agent.overloaded else ""
+
     def finish() -> bytes:
-        body = b"".join([f'{{"status": {json.dumps(status)}, "probes": ['.encode(), b", ".join(chunks), b"]}"])
+        body = b"".join([f'{{"status": {json.dumps(status)}{condition}, "probes": ['.encode(), b", ".join(chunks), b"]}"])
         return gzip.compress(body, GZIP_LEVEL) if compress else body
 
     return await _send(request, await asyncio.to_thread(finish), "application/json", code, gzipped=compress)

@@ -142,7 +142,8 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
         alerts: list[dict[str, Any]] = []
         annotations = {"runbook_url": slo.runbook_url} if slo.runbook_url else {}
         # maintenance runs are counted as status="maintenance" (probe_agent.maintenance)
-        total_filter = ',status!="maintenance"' if slo.maintenance == "exclude" else ""
+        # ticks the agent could not start (status="skipped") are its condition: never in an SLO
+        total_filter = ',status!~"maintenance|skipped"' if slo.maintenance == "exclude" else ',status!="skipped"'
         if slo.availability is not None:
             _add_sli(
                 slo, records, alerts, base_labels, annotations,

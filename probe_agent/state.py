@@ -68,6 +68,8 @@ class ProbeState:
     exposition_labels: object = None  # the /metrics label text, made once (probe_agent.exposition)
     maintenance: str | None = None  # the window covering the probe now; set by the agent
     maintenance_runs: int = 0  # runs during maintenance: counted apart, in nothing else
+    skipped_runs: int = 0  # ticks the agent could not start (Result.skipped): counted apart, in nothing else
+    last_skipped: Result | None = None
     history: ProbeHistory = field(default_factory=ProbeHistory)  # for the status page; survives a config change
 
     def _count_phases(self, phases: dict[str, float]) -> None:
@@ -83,6 +85,12 @@ class ProbeState:
             self.phase_sums[name] = self.phase_sums.get(name, 0.0) + seconds
 
     def record(self, result: Result) -> Transition | None:
+        if result.skipped:
+            # the agent's condition, not the target's: the last real result stands
+            self.skipped_runs += 1
+            self.last_skipped = result
+            self.version += 1
+            return None
         old = self.last.status if self.last else None
         health_before = self.reported_health()
         self.last = result
@@ -158,6 +166,9 @@ class ProbeState:
             "consecutive_failures": self.consecutive_failures,
             "values": last.values if last else {},
             "distorted": last.distorted if last else False,
+            # the newest tick the agent could not start, when newer than the last run
+            "skipped": (self.last_skipped.message if self.last_skipped is not None
+                        and (last is None or self.last_skipped.started_at >= last.started_at) else None),
         }
 
 

@@ -181,3 +181,20 @@ async def test_live_turns_503_while_the_agent_cannot_open_sockets_for_its_runs(m
         assert agent.alive()
     finally:
         await agent.stop()
+
+
+async def test_pending_is_right_from_the_first_moment_the_probes_exist() -> None:
+    config = parse_config(
+        "probes:\n" + "".join(f"- {{name: p{i}, type: tcp, host: 127.0.0.1, port: 9, interval: 10m, timeout: 1s}}\n"
+                              for i in range(100)),
+        env={},
+    )
+    agent = Agent(config, grace=0.2)
+    await agent.start()
+    try:
+        pending = agent.metrics.registry.get_sample_value("probe_agent_pending_probes")
+        not_run_yet = sum(1 for state in agent.store.probes.values() if state.last is None)
+        # the gauge was set as the probes appeared; a few may have run since
+        assert pending is not None and pending >= not_run_yet > 50, (pending, not_run_yet)
+    finally:
+        await agent.stop()

@@ -11,7 +11,11 @@ probes:
   - name: api
     type: http
     url: http://user:url-pass-123@127.0.0.1:1/
-    headers: {Authorization: "Bearer tok-abcdef-123456", X-Trace: visible-value}
+    headers: {X-Trace: visible-value}
+  - name: bearer
+    type: http
+    url: http://127.0.0.1:1/
+    headers: {Authorization: "Bearer tok-abcdef-123456"}
   - name: other
     type: http
     url: http://127.0.0.1:1/${PATH_PART}

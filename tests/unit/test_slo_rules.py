@@ -179,7 +179,8 @@ def test_maintenance_runs_are_left_out_or_counted_good(tmp_path: Path, promtool:
     """One probe, 1 run in 10 failing, and as many runs again inside a maintenance window
     (status="maintenance", as the agent counts them): `exclude` keeps the ratio at 0.1, `good`
     halves it; neither counts a maintenance run as an error. ServiceDegraded stays quiet while
-    the only failing probe is in maintenance."""
+    the only failing probe is in maintenance. As many ticks again that the agent could not start
+    (status="skipped", overloaded) count in neither mode."""
     config = CONFIG.replace("    labels: {team: storefront}\n", f"    labels: {{team: storefront}}\n    maintenance: {mode}\n")
     rules = write_rules(tmp_path, config)
     tests = {
@@ -190,6 +191,7 @@ def test_maintenance_runs_are_left_out_or_counted_good(tmp_path: Path, promtool:
             "input_series": [
                 series("checkout-flow", "ok", "0+9x240"), series("checkout-flow", "critical", "0+1x240"),
                 series("checkout-flow", "maintenance", "0+10x240"),
+                series("checkout-flow", "skipped", "0+10x240"),
                 {"series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}', "values": "0x240"},
                 {"series": 'probe_maintenance{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent",window="w"}',
                  "values": "1x240"},

@@ -55,3 +55,25 @@ def test_sync_keeps_unchanged_and_drops_removed() -> None:
     s.sync(config.probes, {"a": "t", "c": "t"})
     assert set(s.probes) == {"a", "c"}
     assert s.probes["a"].last is not None
+
+
+def test_a_tick_the_agent_could_not_start_is_counted_apart_and_changes_no_health() -> None:
+    from dataclasses import replace
+
+    from probe_agent.exposition import ProbeExposition
+
+    s = store("probes: [{name: a, type: tcp, host: h, port: 1, critical: true}]")
+    s.record(result("a", Status.OK))
+    skipped = replace(result("a", Status.UNKNOWN), reason=Reason.INTERNAL, message="not run: the agent is overloaded",
+                      skipped=True, started_at=1.0)
+    for _ in range(5):
+        assert s.record(skipped) is None  # no status change logged per probe
+    state = s.probes["a"]
+    assert state.health is Health.OK and state.consecutive_failures == 0
+    assert state.last is not None and state.last.status is Status.OK  # the last real result stands
+    assert dict(state.results_by_status) == {Status.OK: 1} and not state.failures_by_reason
+    assert state.to_dict()["skipped"] == "not run: the agent is overloaded"
+    assert s.health()[:2] == ("ok", 200)
+    text = ProbeExposition().render(list(s.probes.values())).decode()
+    assert 'probe_results_total{probe="a",status="skipped",type="tcp"} 5.0' in text, [
+        line for line in text.splitlines() if line.startswith("probe_results_total")]
