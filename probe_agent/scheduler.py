@@ -31,9 +31,10 @@ Fairness: a hung target must cost its own probes, not everyone's.
 Honest under overload: a tick the agent could not start is the agent's condition, UNKNOWN
 with reason internal, unless runs against the same target have been timing out (then the
 target is what holds its slots, and the tick is CRITICAL, reason timeout, as a run of it would
-be). Past saturation, when more runs already wait for a slot than can run at once
-(SHED_BACKLOG rounds), a due tick is shed at once without a task, a timer or a wait (cause
-`overload`): the core goes to the runs that can still start, not to ticks that never will.
+be). Past saturation, when the runs already waiting for the slots a due tick needs would
+take longer than its interval to get through them (waiting x the mean run time / slots), the
+tick is shed at once without a task, a timer or a wait (cause `overload`): the core goes to
+the runs that can still start, not to ticks that never will.
 """
 
 from __future__ import annotations
@@ -61,8 +62,14 @@ DEFAULT_PER_TARGET = 32
 DELAYED_SHARE = 0.1
 # A probe whose loop has not moved on for interval + timeout + this is stuck (liveness fails).
 STUCK_MARGIN = 30.0
-# Ticks are shed, not started, while this many rounds of max_concurrency runs wait for a slot.
-SHED_BACKLOG = 2
+# The mean wall time of a run, for the backlog a due tick would wait behind, moves by this share.
+RUN_TIME_WEIGHT = 0.02
+
+
+SHED_TARGET = ("not run: the agent is overloaded: the runs waiting for this target's slots would not get through"
+               " them before its next tick; not a fault of the target")
+SHED_POOL = ("not run: the agent is overloaded: the runs waiting for its slots would not get through them before"
+             " this probe's next tick; not a fault of the target")
 
 
 def stable_fraction(name: str) -> float:
@@ -116,6 +123,7 @@ class Scheduler:
         self._waiting = 0  # runs waiting for a pool slot
         self._target_waiting: dict[str, int] = {}  # target -> runs waiting for one of its slots
         self.last_shed = -math.inf  # monotonic time of the last tick shed for overload
+        self._run_seconds = 0.01  # mean wall time of runs that did not time out
         self._target_timed_out: dict[str, float] = {}  # target -> when a run against it last timed out
         # Suspects get a pool of their own, a quarter of the size: enough to notice a recovery.
         self._suspect_slots = asyncio.Semaphore(max(1, max_concurrency // 4))
@@ -196,16 +204,18 @@ class Scheduler:
             return
         now = time.monotonic() + 0.001  # a timer of millisecond resolution may fire that early
         heap = self._heap
-        pool_backlog = self._waiting >= SHED_BACKLOG * self._max_concurrency
+        # how long the runs already waiting take to get through the slots, at the mean run time
+        pool_wait = self._waiting * self._run_seconds / self._max_concurrency
         while heap and heap[0].due <= now:
             entry = heapq.heappop(heap)
             if entry.removed:
                 continue
-            # suspects have a pool of their own: they wait behind no backlog of the main one
-            if self._target_waiting.get(entry.target, 0) >= SHED_BACKLOG * self._per_target:
+            interval = entry.handle.config.interval
+            if self._target_waiting.get(entry.target, 0) * self._run_seconds / self._per_target >= interval:
                 self._shed(entry, "target")
                 continue
-            if pool_backlog and not entry.suspect:
+            # suspects have a pool of their own: they wait behind no backlog of the main one
+            if pool_wait >= interval and not entry.suspect:
                 self._shed(entry, "concurrency")
                 continue
             entry.task = task = asyncio.create_task(self._run(entry), name=f"probe:{entry.handle.name}")
@@ -265,6 +275,8 @@ class Scheduler:
             result = self._skipped(entry, skip.cause, asked_at, time.monotonic() - asked)
         if not result.skipped:
             entry.suspect = result.reason is Reason.TIMEOUT
+            if not entry.suspect and not result.message.startswith("not run"):
+                self._run_seconds += RUN_TIME_WEIGHT * (result.duration - self._run_seconds)
         if entry.suspect:
             self._target_timed_out[entry.target] = time.monotonic()
         try:
@@ -297,13 +309,10 @@ class Scheduler:
         config = entry.handle.config
         hanging = time.monotonic() - self._target_timed_out.get(entry.target, -math.inf) < config.interval + config.timeout
         if shed and not (cause == "target" and hanging):
-            waiting = self._target_waiting.get(entry.target, 0) if cause == "target" else self._waiting
-            slots = self._per_target if cause == "target" else self._max_concurrency
+            # one text for every shed tick: the redactor's cache answers it (a count in it would not)
             return not_run(
                 entry.handle, Status.UNKNOWN, Reason.INTERNAL,
-                f"not run: the agent is overloaded ({waiting} runs were waiting for"
-                f" {'this target' if cause == 'target' else 'its'}'s {slots} slots); not a fault of the target",
-                asked_at, waited, skipped=True,
+                SHED_TARGET if cause == "target" else SHED_POOL, asked_at, waited, skipped=True,
             )
         if cause == "target" and not hanging:
             return not_run(
