@@ -133,6 +133,7 @@ class Agent:
         self.metrics = AgentMetrics()
         if shard is not None:
             self.metrics.shard_info.labels(str(shard.index), str(shard.count)).set(1)
+            self.metrics.shards.set(shard.count)
         self.exposition = ProbeExposition()
         self.redactor = Redactor(config.secrets)
         self.monitor = LoopMonitor(on_sample=self.metrics.observe_loop_lag)

@@ -26,6 +26,11 @@ class AgentMetrics:
             "probe_agent_shard_info", "Which shard of the probes this replica runs (run --shard); always 1.",
             ["shard", "shards"], registry=r,
         )
+        # a number, for the alert that counts the shards reporting (a label cannot be compared)
+        self.shards = Gauge(
+            "probe_agent_shards", "Replicas the probes are split across (run --shard INDEX/N): N. Absent unsharded.",
+            registry=r,
+        )
         build.labels(__version__, platform.python_version()).set(1)
         self.scheduler_lag = Histogram(
             "probe_agent_scheduler_lag_seconds",

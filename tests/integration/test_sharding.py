@@ -60,3 +60,33 @@ def test_shard_from_a_statefulset_pods_name() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad} accepted")
+
+
+def test_a_killed_shard_is_noticed_by_the_shipped_alert_in_a_real_prometheus(tmp_path: Path) -> None:
+    import signal
+    import urllib.parse
+
+    import yaml
+
+    from tests.helpers.prometheus import prometheus
+
+    config = tmp_path / "probes.yaml"
+    config.write_text("probes:\n" + "".join(
+        f"  - {{name: p{i}, type: tcp, host: 127.0.0.1, port: {free_port()}, interval: 1s, timeout: 500ms}}\n"
+        for i in range(12)))
+    rules = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "alerts.yml").read_text())
+    shard_rule = next(r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "ProbeAgentShardMissing")
+    agents = [AgentProcess(config, args=["--shard", f"{i}/3"]).start() for i in range(3)]
+    try:
+        targets = ", ".join(f'"127.0.0.1:{a.port}"' for a in agents)
+        with prometheus(tmp_path, f"  - job_name: probe-agent\n    static_configs: [{{targets: [{targets}]}}]\n") as prom:
+            prom.query_until('count(up{job="probe-agent"} == 1) == 3')
+            query = urllib.parse.urlencode({"query": shard_rule["expr"]})
+            assert not prom.api(f"/api/v1/query?{query}")["result"], "the alert's condition holds with every shard up"
+            assert agents[1].proc is not None
+            agents[1].proc.send_signal(signal.SIGKILL)  # as a node dies: no goodbye
+            fired = prom.query_until(shard_rule["expr"], timeout=30)
+            assert fired[0]["metric"] == {"job": "probe-agent"} and fired[0]["value"][1] == "2", fired
+    finally:
+        for agent in agents:
+            agent.stop()
