@@ -68,8 +68,11 @@ async def _building() -> AsyncIterator[None]:
         yield
 
 
-class BuildOverran(Exception):
-    """Building a config did not finish within its deadline; its thread may still be blocked."""
+def _first(names: list[str], shown: int = 20) -> str:
+    """'a, b, c' or 'a, b, ... and 980 more': names in a log line, bounded."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown]) + f", ... and {len(names) - shown} more"
 
 
 async def _in_thread(work: Callable[[], T], deadline: float) -> tuple[T, None] | tuple[None, threading.Thread]:
@@ -208,7 +211,7 @@ class Agent:
         self.remediator.forget(set(plan.states))
         await self._mark_maintenance(all_probes=True)  # before the new probes' first runs
         for i, handle in enumerate(plan.start, 1):
-            scheduler.add(handle)
+            scheduler.add(handle, resume=plan.states[handle.name].last is not None)
             if i % BATCH == 0:
                 await asyncio.sleep(0)
         self.metrics.probes.set(len(plan.states))
@@ -250,10 +253,15 @@ class Agent:
             await self._apply(plan)
             self.metrics.reload_success.set(1)
             self.metrics.reload_timestamp.set(time.time())
-            log.info(
-                "config reloaded",
-                extra={"probes": len(plan.states), "started": len(plan.start), "stopped": len(plan.stop)},
-            )
+            added = [name for name in plan.states if name not in running]
+            removed = [name for name in running if name not in plan.states]
+            changed = [name for name in plan.stop if name in plan.states]
+            # one line per reload, whatever its size: counts, and the first names of each kind
+            log.info("config reloaded", extra={
+                "probes": len(plan.states),
+                "added": len(added), "changed": len(changed), "removed": len(removed),
+                "added_probes": _first(added), "changed_probes": _first(changed), "removed_probes": _first(removed),
+            })
             return []
 
     def _rejected(self, problems: list[str]) -> list[str]:

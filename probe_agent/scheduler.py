@@ -142,7 +142,10 @@ class Scheduler:
 
     # --- membership -------------------------------------------------------
 
-    def add(self, handle: ProbeHandle) -> None:
+    def add(self, handle: ProbeHandle, resume: bool = False) -> None:
+        """Schedule a probe: its first run early, within the start-up spread; with `resume` (a
+        probe rebuilt by a reload that has a result already), at its next grid tick, as if it
+        had never stopped: a reload adds no run."""
         if handle.name in self._probes:
             raise ValueError(f"probe {handle.name!r} is already scheduled")
         target = handle.config.target_key()
@@ -158,6 +161,9 @@ class Scheduler:
         # before it instead ran a 10-minute probe twice within seconds when its grid offset lay
         # just after the first run.
         entry.tick = math.ceil((first + 0.99 * interval - entry.grid) / interval) - 1
+        if resume:
+            entry.tick = math.floor((time.monotonic() - entry.grid) / interval)
+            first = entry.grid + (entry.tick + 1) * interval
         self._probes[handle.name] = entry
         self._push(entry, first)
 

@@ -72,6 +72,13 @@ class ProbeState:
     last_skipped: Result | None = None
     history: ProbeHistory = field(default_factory=ProbeHistory)  # for the status page; survives a config change
 
+    def carry_over(self, old: ProbeState) -> None:
+        """What a changed probe of the same target keeps: its last result, health and streaks, so a
+        reload neither runs it early nor shows it pending (its counters start afresh with its series)."""
+        self.last, self.finished = old.last, old.finished
+        self.health = old.health
+        self.consecutive_failures, self.consecutive_successes = old.consecutive_failures, old.consecutive_successes
+
     def _count_phases(self, phases: dict[str, float]) -> None:
         known = self.config.phase_names()
         bounds = self.config.buckets
@@ -188,9 +195,13 @@ class StateStore:
             if old is not None and old.config == config:
                 fresh[config.name] = old
             else:  # new, or changed: a fresh state, but a changed probe keeps its past for the status page
-                fresh[config.name] = ProbeState(config, targets[config.name])
+                state = fresh[config.name] = ProbeState(config, targets[config.name])
                 if old is not None:
-                    fresh[config.name].history = old.history
+                    state.history = old.history
+                    if old.config.type == config.type and old.target == state.target:
+                        # the same target, other settings (a threshold, a label): what was last
+                        # seen of it still stands until its next run, which keeps its tick
+                        state.carry_over(old)
         return fresh
 
     def plan_config(self, config: AgentConfig) -> dict[str, ProbeState]:

@@ -198,3 +198,55 @@ async def test_pending_is_right_from_the_first_moment_the_probes_exist() -> None
         assert pending is not None and pending >= not_run_yet > 50, (pending, not_run_yet)
     finally:
         await agent.stop()
+
+
+async def test_a_reload_that_changes_every_probe_adds_no_run_no_unknown_and_one_log_line(
+    tmp_path: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    from collections import Counter
+    from pathlib import Path
+
+    from probe_agent.config import load_config
+
+    def probes(warning: str) -> str:
+        return "probes:\n" + "".join(
+            f"- {{name: p{i}, type: tcp, host: 127.0.0.1, port: 6379, interval: 2s, timeout: 1s,"
+            f" thresholds: {{duration: {{warning: {warning}}}}}}}\n" for i in range(50)
+        )
+
+    path = Path(str(tmp_path)) / "probes.yaml"
+    path.write_text(probes("5s"))
+    agent = Agent(load_config(path), path, grace=0.2)
+    runs: Counter[str] = Counter()
+    statuses: list[str] = []
+    record = agent._record
+
+    def counting(result: object) -> None:
+        runs[result.probe] += 1  # type: ignore[attr-defined]
+        statuses.append(result.status.label)  # type: ignore[attr-defined]
+        record(result)  # type: ignore[arg-type]
+
+    agent._record = counting  # type: ignore[method-assign]
+    await agent.start()
+    try:
+        await asyncio.sleep(2.5)  # every probe has run
+        assert len(runs) == 50
+        path.write_text(probes("4s"))  # every probe changed, its target not
+        caplog.clear()
+        runs.clear()
+        statuses.clear()
+        with caplog.at_level(logging.INFO, logger="probe_agent"):
+            assert await agent.reload() == []
+            pending = agent.metrics.registry.get_sample_value("probe_agent_pending_probes")
+            await asyncio.sleep(4.0)
+        assert pending == 0, "changed probes of the same targets read as pending after the reload"
+        assert max(runs.values()) <= 2, f"{sum(runs.values())} runs in 4 s of 50 probes every 2 s: {runs.most_common(3)}"
+        assert set(statuses) == {"ok"}, Counter(statuses)
+        messages = [r.getMessage() for r in caplog.records]
+        assert messages.count("config reloaded") == 1 and "probe status changed" not in messages, messages[:5]
+        reloaded = next(r for r in caplog.records if r.getMessage() == "config reloaded")
+        assert (reloaded.changed, reloaded.added, reloaded.removed) == (50, 0, 0)  # type: ignore[attr-defined]
+        assert reloaded.changed_probes.endswith("... and 30 more")  # type: ignore[attr-defined]
+    finally:
+        await agent.stop()
