@@ -42,6 +42,7 @@ from probe_agent.runner import ProbeHandle, build_handles
 from probe_agent.scheduler import Scheduler
 from probe_agent.shard import Shard
 from probe_agent.state import ProbeState, StateStore
+from probe_agent.watch import SHRINK_SHARE, ReloadHeld
 from probe_agent.yamlload import MAX_CONFIG_BYTES
 
 T = TypeVar("T")
@@ -217,8 +218,10 @@ class Agent:
         self.metrics.probes.set(len(plan.states))
         self.metrics.pending_probes.set(sum(1 for state in plan.states.values() if state.last is None))
 
-    async def reload(self) -> list[str]:
-        """Load the config file again. On any problem keep the running probes untouched and return the problems."""
+    async def reload(self, cautious: bool = False) -> list[str]:
+        """Load the config file again. On any problem keep the running probes untouched and return the
+        problems. `cautious` (the file watcher): raise ReloadHeld instead of applying a config that
+        would remove a large share of the running probes (a file still being written, perhaps)."""
         async with self._reload_lock, _building():
             if self.config_path is None:
                 return ["the agent was started without a config file; nothing to reload"]
@@ -245,6 +248,13 @@ class Agent:
                         f"reading and building the config did not finish within {RELOAD_DEADLINE:g}s "
                         "(is a file it names on a hung mount?); the running probes stay"
                     ])
+                dropped = sum(1 for name in running if name not in plan.states)
+                if cautious and dropped >= 2 and dropped >= SHRINK_SHARE * len(running):
+                    for handle in plan.start:  # built for nothing, for now
+                        await handle.aclose()
+                    raise ReloadHeld(dropped, len(running))
+            except ReloadHeld:
+                raise
             except ConfigError as exc:
                 return self._rejected([self.redactor.redact(p) for p in exc.problems])
             except Exception as exc:

@@ -76,6 +76,7 @@ class ProbeState:
         """What a changed probe of the same target keeps: its last result, health and streaks, so a
         reload neither runs it early nor shows it pending (its counters start afresh with its series)."""
         self.last, self.finished = old.last, old.finished
+        self.bucket_counts = [0] * (len(self.config.buckets) + 1)  # /metrics renders them once there is a result
         self.health = old.health
         self.consecutive_failures, self.consecutive_successes = old.consecutive_failures, old.consecutive_successes
 

@@ -2,10 +2,20 @@
 
 Kubernetes swaps a ConfigMap's files by re-pointing a `..data` symlink, so the file's own
 modification time need not change: the watcher compares what `stat` says of the file the
-path leads to (device, inode, size, modification time), every `interval`. A change must hold
-still for one more look before it is loaded, so a file caught half-written is not; a change
-that does not load (a typo) keeps the running probes, as every reload does, and is not tried
-again until the file changes once more.
+path leads to (device, inode, size, modification time), every `interval`. A change that does
+not load (a typo) keeps the running probes, as every reload does, and is not tried again until
+the file changes once more.
+
+A file caught half-written must never run. How long a change must hold still depends on how
+it came:
+- a new file at the path (another inode: the ConfigMap's symlink swap, an editor's or
+  `mv`'s rename) is complete the moment it appears: half a second (at most one look);
+- the same file written in place (`>`, `cat >`, a tool that truncates and writes) can pause
+  between its writes: IN_PLACE_LOOKS looks of stillness first (10 s at the default 2 s);
+- and however it came, a change that would remove a large share of the running probes
+  (SHRINK_SHARE) is held back for SHRINK_LOOKS more looks of stillness (30 s), with a log
+  line: a writer that paused longer than any hold shows as a file that lost half its probes,
+  which is rarely meant at once (and if it is, it is loaded a little later).
 """
 
 from __future__ import annotations
@@ -21,6 +31,18 @@ log = logging.getLogger("probe_agent")
 
 Signature = tuple[int, int, int, int] | None
 
+IN_PLACE_LOOKS = 5  # looks a file written in place must hold still for
+SHRINK_SHARE = 0.25  # a change removing this share of the running probes (and 2 or more) ...
+SHRINK_LOOKS = 15  # ... is held back for this many more looks of stillness
+
+
+class ReloadHeld(Exception):
+    """The new config would remove many of the running probes: not applied yet."""
+
+    def __init__(self, removed: int, running: int):
+        self.removed, self.running = removed, running
+        super().__init__(f"the changed file would remove {removed} of {running} probes")
+
 
 def signature(path: Path) -> Signature:
     try:
@@ -30,7 +52,20 @@ def signature(path: Path) -> Signature:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-async def watch(path: Path, reload: Callable[[], Awaitable[list[str]]], interval: float = 2.0) -> None:
+Reload = Callable[..., Awaitable[list[str]]]  # reload(cautious=True) may raise ReloadHeld
+
+
+async def _holds_still(path: Path, seen: Signature, seconds: float, look: float) -> bool:
+    """Whether the file keeps signature `seen` for `seconds`, looked at every `look` seconds."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        await asyncio.sleep(min(look, left))
+        if await asyncio.to_thread(signature, path) != seen:
+            return False
+    return True
+
+
+async def watch(path: Path, reload: Reload, interval: float = 2.0) -> None:
     """Run until cancelled; calls `reload` once per settled change of the file."""
     loaded = await asyncio.to_thread(signature, path)  # stat off the loop: the file may be on NFS
     while True:
@@ -38,11 +73,21 @@ async def watch(path: Path, reload: Callable[[], Awaitable[list[str]]], interval
         seen = await asyncio.to_thread(signature, path)
         if seen == loaded or seen is None:
             continue  # unchanged, or gone for a moment (a swap in progress): keep what runs
-        await asyncio.sleep(min(interval, 0.5))
-        if await asyncio.to_thread(signature, path) != seen:
+        in_place = loaded is not None and seen[:2] == loaded[:2]  # same device and inode
+        hold = IN_PLACE_LOOKS * interval if in_place else min(interval, 0.5)
+        if not await _holds_still(path, seen, hold, min(interval, 0.5)):
             continue  # still being written: look again next time
+        try:
+            problems = await reload(cautious=True)
+        except ReloadHeld as held:
+            log.warning(
+                "probes file changed and would remove many probes: loading it once it holds still for %gs more",
+                SHRINK_LOOKS * interval, extra={"config": str(path), "removed": held.removed, "running": held.running},
+            )
+            if not await _holds_still(path, seen, SHRINK_LOOKS * interval, interval):
+                continue  # it was still being written after all
+            problems = await reload()
         loaded = seen
-        problems = await reload()
         if problems:
             log.error("probes file changed but does not load; keeping the running probes", extra={"problems": problems})
         else:
@@ -50,7 +95,7 @@ async def watch(path: Path, reload: Callable[[], Awaitable[list[str]]], interval
 
 
 @contextlib.asynccontextmanager
-async def watching(path: Path | None, reload: Callable[[], Awaitable[list[str]]], interval: float) -> AsyncIterator[None]:
+async def watching(path: Path | None, reload: Reload, interval: float) -> AsyncIterator[None]:
     """Watch while the block runs (interval 0 or no file: not at all)."""
     task = asyncio.create_task(watch(path, reload, interval)) if path is not None and interval > 0 else None
     try:

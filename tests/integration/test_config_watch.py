@@ -68,3 +68,63 @@ def test_watching_can_be_turned_off(tmp_path: Path) -> None:
         assert names(agent) == {"a"}
     finally:
         agent.stop()
+
+
+def test_a_file_written_in_place_with_a_pause_is_never_loaded_half_written(tmp_path: Path) -> None:
+    # The writer: truncate, write 50 of 100 probes, pause 4 s, write the rest. With the
+    # watcher looking every 200 ms, in place means 1 s of stillness and a loss of half the probes
+    # 3 s more: the pause outlasts the first, not the second.
+    import threading
+
+    port = free_port()
+    lines = [f"  - {{name: p{i}, type: tcp, host: 127.0.0.1, port: {port}, interval: 1s, timeout: 500ms}}\n"
+             for i in range(100)]
+    path = tmp_path / "probes.yaml"
+    path.write_text("probes:\n" + "".join(lines))
+    agent = AgentProcess(path, args=["--watch-config", "200ms"]).start()
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch_counts() -> None:
+        while not done.is_set():
+            try:
+                seen.append(len(names(agent)))
+            except OSError:
+                pass
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_counts, daemon=True)
+    try:
+        watcher.start()
+        time.sleep(0.5)  # the file watcher starts just after the port answers: let it take its first look
+        changed = [line.replace("interval: 1s", "interval: 2s") for line in lines]
+        with open(path, "w") as file:  # in place: the same inode
+            file.write("probes:\n" + "".join(changed[:50]))
+            file.flush()
+            time.sleep(4)
+            file.write("".join(changed[50:]))
+        time.sleep(2)  # the complete file holds still and loads
+        done.set()
+        watcher.join()
+        assert seen and min(seen) == 100, f"the half-written file ran: probe counts seen {sorted(set(seen))}"
+        code, text = agent.get("/metrics")
+        assert code == 200 and "probe_agent_config_last_reload_successful 1.0" in text, (code, text[:300])
+    finally:
+        done.set()
+        agent.stop()
+    assert "would remove many probes" in agent.log_path.read_text()
+
+
+def test_an_intended_shrink_is_loaded_after_its_hold(tmp_path: Path) -> None:
+    path = tmp_path / "probes.yaml"
+    path.write_text(probes(*[f"p{i}" for i in range(10)]))
+    agent = AgentProcess(path, args=["--watch-config", "200ms"]).start()
+    try:
+        replacement = tmp_path / "probes.yaml.new"
+        replacement.write_text(probes("p0", "p1"))
+        os.replace(replacement, path)  # atomic, as tools that mean it write
+        started = time.monotonic()
+        agent.wait_for(lambda: names(agent) == {"p0", "p1"}, timeout=10, what="the smaller file loaded")
+        assert 3.0 <= time.monotonic() - started < 8, time.monotonic() - started
+    finally:
+        agent.stop()
