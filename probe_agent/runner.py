@@ -77,6 +77,23 @@ def build_handles(agent_config: AgentConfig, configs: list[ProbeConfig] | None =
     return handles
 
 
+def _drop_tracebacks(exc: BaseException) -> None:
+    """Clear the tracebacks of a failed run's exception chain. Each holds the frames it passed
+    through, whose locals hold the exceptions (`except ... as exc: raise ProbeError(...) from
+    exc`): a reference cycle per failed run, with its observation and the client's request
+    objects, that only the garbage collector frees, and that a reload's gc.freeze() (runs fail
+    while it builds) would keep for good. Nothing reads them after this."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        seen.add(id(current))
+        current.__traceback__ = None
+        os_error = getattr(current, "os_error", None)  # aiohttp's connector errors wrap one
+        if isinstance(os_error, BaseException):
+            os_error.__traceback__ = None
+        current = current.__cause__ or current.__context__
+
+
 def _shorten(text: str) -> str:
     if len(text) <= MAX_MESSAGE_CHARS and "\n" not in text and "  " not in text:
         return text
@@ -104,15 +121,18 @@ async def run_probe(
         async with asyncio.timeout(config.timeout) as deadline:
             budget.start(deadline)
             await handle.probe.run(obs)
-    except TimeoutError:
+    except TimeoutError as exc:
         failure = ProbeError(Reason.TIMEOUT, f"no answer within {config.timeout:g}s")
+        _drop_tracebacks(exc)
     except asyncio.CancelledError:
         raise
     except ProbeError as exc:
         failure = agent_resource_error(exc.__cause__) if exc.__cause__ is not None else None
         failure = failure or exc
+        _drop_tracebacks(exc)
     except Exception as exc:  # noqa: BLE001 - every failure becomes data
         failure = agent_resource_error(exc) or handle.probe.translate(exc) or classify_exception(exc)
+        _drop_tracebacks(exc)
         # what the client library said, word for word, for a trace; never the query it ran
         if obs.trace is not None:
             said = " ".join(str(exc).split())[:2000]
