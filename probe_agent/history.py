@@ -31,16 +31,20 @@ class Incident:
 
 
 class ProbeHistory:
-    __slots__ = ("incidents", "ok", "slot_ids", "total")
+    __slots__ = ("incidents", "ok", "since", "slot_ids", "total")
 
     def __init__(self) -> None:
         self.slot_ids = array("i", [-1]) * BUCKETS  # Unix time / 900 fits 32 bits until the year 60,000
         self.ok = array("H", [0]) * BUCKETS
         self.total = array("H", [0]) * BUCKETS
         self.incidents: collections.deque[Incident] | tuple[()] = ()  # a deque from the first change on
+        self.since = 0.0  # Unix time of the first counted run (0: none yet), for "up over 8 min"
 
     def count(self, success: bool, now: float | None = None) -> None:
-        slot_id = int((time.time() if now is None else now) // BUCKET_SECONDS)
+        now = time.time() if now is None else now
+        if not self.since:
+            self.since = now
+        slot_id = int(now // BUCKET_SECONDS)
         index = slot_id % BUCKETS
         if self.slot_ids[index] != slot_id:  # a day-old slot: start it over
             self.slot_ids[index], self.ok[index], self.total[index] = slot_id, 0, 0
@@ -57,6 +61,12 @@ class ProbeHistory:
                 ok += slot_ok
                 total += slot_total
         return ok / total if total else None
+
+    def known_for(self, now: float | None = None) -> float:
+        """Seconds of the last day that the uptime covers: since the first counted run, at most 24 h."""
+        if not self.since:
+            return 0.0
+        return min((time.time() if now is None else now) - self.since, BUCKETS * BUCKET_SECONDS)
 
     def slots(self, now: float | None = None) -> list[float | None]:
         """Uptime per slot, oldest first (None: no counted run), for the page's bar."""

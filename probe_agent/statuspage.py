@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 BATCH = 100  # probes turned into HTML between two turns of the loop (~2 ms)
 BARS_UP_TO = 500  # above this many probes, no per-slot uptime bars (96 elements each): the % only
 SHOWN_INCIDENTS = 50
-ORDER = {Health.FAILING: 0, Health.STALE: 1, Health.PENDING: 2, Health.MAINTENANCE: 3, Health.OK: 4}
+ORDER = {Health.FAILING: 0, Health.STALE: 1, Health.PENDING: 2, Health.MAINTENANCE: 3, Health.OK: 5}
+WARNING_RANK = 4  # a healthy probe past a warning threshold: after the troubles, before the quiet
 VERDICT = {"ok": "All probes are passing", "degraded": "Some probes are failing or warning",
            "failing": "A critical probe is failing", "pending": "Waiting for first results"}
 
@@ -53,9 +54,12 @@ footer{color:var(--muted);font-size:.85em}footer a{color:inherit}
 SCRIPT = """
 (function(){var main=document.getElementById('status');var every=Number(main.dataset.refresh)*1000;
 async function refresh(){try{var r=await fetch('status?partial=1',{cache:'no-store'});
-if(r.ok){main.innerHTML=await r.text();document.getElementById('stale').hidden=true;}
-else{document.getElementById('stale').hidden=false;}}catch(e){document.getElementById('stale').hidden=false;}
-setTimeout(refresh,every);}setTimeout(refresh,every);})();
+if(r.ok){main.innerHTML=await r.text();document.getElementById('stale').hidden=true;return later();}}catch(e){}
+lost();later();}function later(){setTimeout(refresh,every);}
+function lost(){var v=document.getElementById('verdict');document.getElementById('stale').hidden=false;
+if(v&&!v.dataset.lost){v.dataset.lost='1';v.className='verdict failing';
+v.textContent='Cannot reach the agent since '+new Date().toLocaleTimeString()+': below is its last answer';}}
+setTimeout(refresh,every);})();
 """
 
 
@@ -76,11 +80,28 @@ def _when(unix: float) -> str:
     return f'<time datetime="{moment.isoformat()}">{moment:%Y-%m-%d %H:%M:%S} UTC</time>'
 
 
-def _percent(share: float | None) -> str:
+def _span(seconds: float) -> str:
+    if seconds >= 86400 - 60:
+        return "24 h"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{max(seconds, 60) / 60:.0f} min"
+
+
+def _percent(share: float | None, known_for: float) -> str:
     if share is None:
         return "no counted runs in 24 h"
     text = f"{share * 100:.3f}".rstrip("0").rstrip(".")
-    return f"{text}% up, 24 h"
+    return f"{text}% up over {_span(known_for)}"  # over what is known: not "24 h" after 8 minutes
+
+
+def _warning(state: ProbeState, health: Health) -> bool:
+    return health is Health.OK and state.last is not None and state.last.status.label == "warning"
+
+
+def _rank(state: ProbeState) -> int:
+    health = state.reported_health()
+    return WARNING_RANK if _warning(state, health) else ORDER[health]
 
 
 def _bar(state: ProbeState) -> str:
@@ -96,11 +117,11 @@ def _probe(state: ProbeState, brief: bool, bars: bool) -> str:
     last = state.last
     label = health.value.upper()
     css = health.value
-    if health is Health.OK and last is not None and last.status.label == "warning":
+    if _warning(state, health):
         label, css = "WARNING", "ok warning"
     parts = [f'<li class="probe {css}" data-probe="{escape(state.config.name)}"><div class="row">',
              f'<span class="name">{escape(state.config.name)}</span><span class="health">{label}</span>',
-             f'<span class="uptime">{_percent(state.history.uptime())}</span></div>']
+             f'<span class="uptime">{_percent(state.history.uptime(), state.history.known_for())}</span></div>']
     if not brief:
         message = last.message if last is not None else "no run has finished yet"
         if state.maintenance is not None:
@@ -136,16 +157,16 @@ async def render(agent: Agent, *, brief: bool, partial: bool) -> bytes:
     keyed: list[tuple[int, str, int]] = []
     all_states = list(agent.store.probes.values())
     for i, state in enumerate(all_states):
-        keyed.append((ORDER[state.reported_health()], state.config.name, i))
+        keyed.append((_rank(state), state.config.name, i))
         if i % (BATCH * 5) == 0:
             await asyncio.sleep(0)
     keyed.sort()
     states = [all_states[i] for _, _, i in keyed]
     bars = len(states) <= BARS_UP_TO
-    tally, items = Tally(), []
+    tally, items, warnings = Tally(), [], 0
     incidents: list[tuple[float, int, str, Incident]] = []  # a heap of the newest
     for i, state in enumerate(states, 1):
-        tally.add(state)
+        warnings += _warning(state, tally.add(state))
         items.append(_probe(state, brief, bars))
         for incident in list(state.history.incidents):
             entry = (incident.at, i, state.config.name, incident)
@@ -160,8 +181,12 @@ async def render(agent: Agent, *, brief: bool, partial: bool) -> bytes:
     refresh = max(1.0, min(10.0, min((s.config.interval for s in states), default=5.0)))
 
     def build() -> bytes:
-        counts = {h: len(names) for h, names in tally.by_health.items() if names}
-        summary = ", ".join(f"{n} {h.value}" for h, n in counts.items())
+        counts = {h.value: len(names) for h, names in tally.by_health.items() if names}
+        if warnings:  # counted as what they are, not as ok
+            counts["ok"] -= warnings
+            counts = {**{k: v for k, v in counts.items() if k != "ok"}, "warning": warnings,
+                      **({"ok": counts["ok"]} if counts["ok"] else {})}
+        summary = ", ".join(f"{n} {name}" for name, n in counts.items())
         main = [f'<p class="verdict {overall}" id="verdict">{VERDICT.get(overall, overall)}</p>',
                 _banners(agent), f"<p>{len(states)} probes: {summary or 'none'}. Updated {_when(dt.datetime.now(dt.UTC).timestamp())}</p>",
                 '<ul class="probes">', *items, "</ul>", "<h2>Recent incidents</h2>"]

@@ -126,3 +126,39 @@ def test_restricted_detail_hides_messages(tmp_path: Path) -> None:
         assert fragment.startswith('<p class="verdict') and "<html" not in fragment
     finally:
         agent.stop()
+
+
+def test_the_verdict_tells_the_truth_at_a_glance(tmp_path: Path, browser: Browser) -> None:
+    with demo_shop() as shop:
+        config = tmp_path / "probes.yaml"
+        config.write_text(f"""
+defaults: {{interval: 1s, timeout: 800ms}}
+probes:
+  - {{name: a-quiet, type: http, url: "{shop}/health/liveness"}}
+  - {{name: z-slowish, type: http, url: "{shop}/health/liveness", thresholds: {{duration: {{warning: 1us}}}}}}
+""")
+        agent = AgentProcess(config).start()
+        pages = []
+        try:
+            agent.wait_for(lambda: all(p["status"] for p in agent.health()[1]["probes"]), what="first results")
+            for width, height in ((1024, 768), (390, 844)):
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.goto(agent.url + "/status")
+                pages.append((page, height))
+            page = pages[0][0]
+            main = page.locator("main").inner_text()
+            assert "2 probes: 1 warning, 1 ok." in main, main
+            names = page.locator("li.probe").evaluate_all("items => items.map(i => i.dataset.probe)")
+            assert names == ["z-slowish", "a-quiet"], names  # the warning first, though its name sorts last
+            assert "WARNING" in row(page, "z-slowish")
+            uptime = page.locator('li.probe[data-probe="a-quiet"] .uptime').inner_text()
+            assert uptime.endswith("up over 1 min"), uptime  # not "24 h" after a few seconds
+        finally:
+            agent.stop()  # the agent goes away under the open pages
+        for page, height in pages:
+            verdict = page.locator("#verdict")
+            page.locator("#verdict.failing").wait_for(timeout=5_000)
+            assert verdict.inner_text().startswith("Cannot reach the agent since "), verdict.inner_text()
+            box = verdict.bounding_box()
+            assert box is not None and box["y"] + box["height"] <= height, box  # above the fold
+            shot(page, f"status-unreachable-{height}")
