@@ -7,7 +7,8 @@ COPY pyproject.toml README.md constraints.txt ./
 RUN mkdir probe_agent && touch probe_agent/__init__.py \
     && pip install --no-cache-dir -c constraints.txt . && pip uninstall -y probe-agent
 COPY probe_agent ./probe_agent
-RUN pip install --no-cache-dir --no-deps -c constraints.txt . && useradd --system --uid 10001 --gid 0 probe
+RUN pip install --no-cache-dir --no-deps -c constraints.txt . && useradd --system --uid 10001 --gid 0 probe \
+    && install -d -o 10001 -g 0 /var/lib/probe-agent   # the status page's history over restarts
 # Numeric, so Kubernetes can verify runAsNonRoot without resolving a name.
 USER 10001:0
 EXPOSE 9110

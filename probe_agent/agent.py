@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from probe_agent import historyfile
 from probe_agent.config import AgentConfig, load_config, no_cyclic_gc
 from probe_agent.errors import AGENT_STARVED, ConfigError, Reason
 from probe_agent.exposition import ProbeExposition
@@ -125,8 +126,13 @@ class Agent:
         max_config_bytes: int = MAX_CONFIG_BYTES,
         allow_empty: bool = False,
         shard: Shard | None = None,
+        history_file: Path | None = None,
+        history_save_every: float = 60.0,
     ):
         self.shard = shard
+        self.history_file = history_file  # the status page's history over restarts (probe_agent.historyfile)
+        self.history_save_every = history_save_every
+        self._history_saver: asyncio.Task[None] | None = None
         config = shard.select(config) if shard is not None else config
         self.config = config
         self.config_path = config_path
@@ -178,6 +184,9 @@ class Agent:
             plan = await asyncio.to_thread(self._build, self.config, {}, states)
             await self._apply(plan)
         self._watchdog = asyncio.create_task(self._watch(), name="watchdog")
+        if self.history_file is not None:
+            await self._restore_history(self.history_file)
+            self._history_saver = asyncio.create_task(self._save_history_every(), name="history-saver")
         self.metrics.reload_success.set(1)
         self.metrics.reload_timestamp.set(time.time())
         log.info("agent started", extra={"probes": len(self.store.probes)})
@@ -437,10 +446,50 @@ class Agent:
             and self._scheduler.alive()
         )
 
+    # --- the status page's history over restarts --------------------------------
+
+    async def _restore_history(self, path: Path) -> None:
+        found = await asyncio.to_thread(historyfile.read, path)
+        restored = 0
+        for name, history in found.items():
+            state = self.store.probes.get(name)
+            if state is not None:
+                state.history = history
+                restored += 1
+        if found:
+            log.info("history restored", extra={"file": str(path), "probes": restored})
+
+    async def save_history(self) -> None:
+        """Write the history file (a snapshot taken on the loop, written in a thread)."""
+        if self.history_file is None:
+            return
+        records = {}
+        for i, (name, state) in enumerate(list(self.store.probes.items()), 1):
+            records[name] = state.history.to_record()  # the snapshot, on the loop, in batches
+            if i % (BATCH * 5) == 0:
+                await asyncio.sleep(0)
+        path = self.history_file
+
+        def write() -> None:
+            historyfile.write(path, historyfile.encode(records))
+
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:
+            log.warning("cannot write the history file", extra={"file": str(self.history_file), "problem": exc.strerror})
+
+    async def _save_history_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.history_save_every)
+            await self.save_history()
+
     async def stop(self) -> None:
+        if self._history_saver is not None:
+            self._history_saver.cancel()
         if self._scheduler is not None:
             await self._scheduler.stop(self.grace)
             await asyncio.gather(*(h.aclose() for h in self._scheduler.handles().values()))
+        await self.save_history()
         if self._closing:
             await asyncio.wait(self._closing, timeout=5)
         await self.remediator.close()

@@ -294,13 +294,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"run: {exc}", file=sys.stderr)
             return 1
+    from probe_agent.historyfile import default_path
+
+    history_file = default_path() if args.history_file is None else (Path(args.history_file) if args.history_file else None)
     host, port = args.listen
     return run_async(
         serve(
             config, path, host, port, args.log_format, args.log_level, args.grace,
             max_config_bytes=args.max_config_bytes, allow_empty=args.allow_empty, web_options=options,
             watch_interval=args.watch_config if args.watch_config is not None else 0.0,
-            shard=shard,
+            shard=shard, history_file=history_file, history_save_every=args.history_save_interval,
         )
     )
 
@@ -320,6 +323,8 @@ async def serve(
     web_options: Any = None,
     watch_interval: float = 0.0,
     shard: Any = None,
+    history_file: Path | None = None,
+    history_save_every: float = 60.0,
 ) -> int:
     from probe_agent.agent import Agent
     from probe_agent.server import WebOptions, start_server
@@ -333,7 +338,7 @@ async def serve(
     log.info("open files limit", extra={"was": soft_before, "now": soft_now})
     agent = Agent(
         config, path, grace=grace, log_filter=log_filter, max_config_bytes=max_config_bytes, allow_empty=allow_empty,
-        shard=shard,
+        shard=shard, history_file=history_file, history_save_every=history_save_every,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -363,7 +368,8 @@ async def serve(
         await agent.stop()
         await runner.cleanup()
         return 1
-    log.info("listening", extra={"address": f"{host}:{port}", "config": str(path) if path else "(embedded)"})
+    log.info("listening", extra={"address": f"{host}:{port}", "config": str(path) if path else "(embedded)",
+                              "history_file": str(history_file) if history_file else None})
     from probe_agent.watch import watching
 
     async with watching(path, agent.reload, watch_interval):
@@ -434,6 +440,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--web.read-header-timeout", dest="web_read_header_timeout", type=parse_seconds, default=10.0,
         metavar="DURATION", help="time a client has to send a request's headers, and a TLS handshake (default 10s)",
+    )
+    run.add_argument(
+        "--history-file", dest="history_file", metavar="FILE",
+        help="keep the status page's history and incidents over restarts in FILE (default: "
+        "/var/lib/probe-agent/history.json when that directory is writable; '' turns it off)",
+    )
+    run.add_argument(
+        "--history-save-interval", type=parse_seconds, default=60.0, metavar="DURATION",
+        help="how often the history file is written (and at exit; default 1m)",
     )
     run.add_argument(
         "--watch-config", type=parse_seconds, default=2.0, metavar="INTERVAL",

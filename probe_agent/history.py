@@ -12,6 +12,7 @@ Runs inside a maintenance window do not count for uptime, as they do not for the
 
 from __future__ import annotations
 
+import base64
 import collections
 import time
 from array import array
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 BUCKET_SECONDS = 900
 BUCKETS = 96  # 24 hours
 INCIDENTS = 20
+MESSAGE_CHARS = 300  # of an incident's message read back from a file (what the runner keeps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +84,39 @@ class ProbeHistory:
         if not isinstance(self.incidents, collections.deque):
             self.incidents = collections.deque(maxlen=INCIDENTS)
         self.incidents.append(Incident(time.time() if now is None else now, old, new, message))
+
+    # --- kept in a file over restarts (probe_agent.historyfile) ---------------------------------
+
+    def to_record(self) -> dict[str, object]:
+        """This history as JSON-ready data: the three slot arrays as base64, the incidents as lists."""
+        return {
+            "since": self.since,
+            "slots": base64.b64encode(self.slot_ids.tobytes() + self.ok.tobytes() + self.total.tobytes()).decode(),
+            "incidents": [[i.at, i.old, i.new, i.message] for i in self.incidents],
+        }
+
+    @classmethod
+    def from_record(cls, record: object) -> ProbeHistory:
+        """The inverse of to_record; ValueError for anything else (a file is outside data)."""
+        if not isinstance(record, dict):
+            raise ValueError("not a mapping")
+        history = cls()
+        raw = base64.b64decode(str(record.get("slots", "")), validate=True)
+        sizes = (history.slot_ids.itemsize * BUCKETS, history.ok.itemsize * BUCKETS, history.total.itemsize * BUCKETS)
+        if len(raw) != sum(sizes):
+            raise ValueError("slots of the wrong size")
+        history.slot_ids = array("i", raw[: sizes[0]])
+        history.ok = array("H", raw[sizes[0] : sizes[0] + sizes[1]])
+        history.total = array("H", raw[sizes[0] + sizes[1] :])
+        since = record.get("since", 0.0)
+        history.since = float(since) if isinstance(since, (int, float)) and since >= 0 else 0.0
+        incidents = record.get("incidents", [])
+        if not isinstance(incidents, list):
+            raise ValueError("incidents not a list")
+        for entry in incidents[-INCIDENTS:]:
+            if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], (int, float))
+                    and all(isinstance(text, str) for text in entry[1:])):
+                raise ValueError("an incident of the wrong shape")
+            at, old, new, message = entry
+            history.change(old[:32], new[:32], message[:MESSAGE_CHARS], float(at))
+        return history
