@@ -241,7 +241,9 @@ async def test_a_reload_that_changes_every_probe_adds_no_run_no_unknown_and_one_
             pending = agent.metrics.registry.get_sample_value("probe_agent_pending_probes")
             await asyncio.sleep(4.0)
         assert pending == 0, "changed probes of the same targets read as pending after the reload"
-        assert max(runs.values()) <= 2, f"{sum(runs.values())} runs in 4 s of 50 probes every 2 s: {runs.most_common(3)}"
+        # 4 s of 50 probes every 2 s are 100 runs, a few more where a tick lands on the window's
+        # edge; an early run of each rebuilt probe made it ~150
+        assert sum(runs.values()) <= 105, f"{sum(runs.values())} runs in 4 s of 50 probes every 2 s: {runs.most_common(3)}"
         assert set(statuses) == {"ok"}, Counter(statuses)
         messages = [r.getMessage() for r in caplog.records]
         assert messages.count("config reloaded") == 1 and "probe status changed" not in messages, messages[:5]
