@@ -213,6 +213,7 @@ class Agent:
                 task = asyncio.create_task(old.aclose(), name=f"close:{name}")
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
+        scheduler.compact()
         self.config = plan.config
         self.redactor = plan.redactor
         if self._log_filter is not None:

@@ -136,6 +136,7 @@ class Scheduler:
         self._probes: dict[str, _Scheduled] = {}
         self._heap: list[_Scheduled] = []  # by due time
         self._sequence = 0
+        self._removed_in_heap = 0  # removed probes still in the heap, holding their handles
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = math.inf
         self._running: set[asyncio.Task[None]] = set()
@@ -176,9 +177,11 @@ class Scheduler:
         entry = self._probes.pop(name, None)
         if entry is None:
             return None
-        entry.removed = True  # its heap entry is dropped when it comes up
+        entry.removed = True  # its heap entry is dropped when it comes up, or by compact()
         if entry.task is not None:
-            entry.task.cancel()
+            entry.task.cancel()  # in flight, so not in the heap: it is not pushed back
+        else:
+            self._removed_in_heap += 1
         self._target_users[entry.target] -= 1
         if not self._target_users[entry.target]:
             del self._target_users[entry.target]
@@ -188,6 +191,15 @@ class Scheduler:
         return entry.handle
 
     # --- the timer ------------------------------------------------------------
+
+    def compact(self) -> None:
+        """Drop removed probes from the heap now, not when their tick comes: a probe of a daily
+        interval removed by a reload would keep its handle, config and client for a day, and a
+        config rewritten every minute would pile them up. O(n), so only once they are many."""
+        if self._removed_in_heap and self._removed_in_heap * 4 >= len(self._heap):
+            self._heap = [entry for entry in self._heap if not entry.removed]
+            heapq.heapify(self._heap)
+            self._removed_in_heap = 0
 
     def _push(self, entry: _Scheduled, due: float) -> None:
         entry.due = due
@@ -215,6 +227,7 @@ class Scheduler:
         while heap and heap[0].due <= now:
             entry = heapq.heappop(heap)
             if entry.removed:
+                self._removed_in_heap -= 1
                 continue
             interval = entry.handle.config.interval
             if self._target_waiting.get(entry.target, 0) * self._run_seconds / self._per_target >= interval:

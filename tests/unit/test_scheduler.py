@@ -207,3 +207,23 @@ def test_no_probe_runs_twice_within_one_interval_of_its_first_run() -> None:
         second = entry.grid + (entry.tick + 1) * 600
         assert first - now <= 5.0
         assert 0.99 * 600 <= second - first < 2 * 600, (entry.handle.name, first - now, second - first)
+
+
+def test_removed_probes_leave_the_heap_at_once() -> None:
+    # a reload removes probes of a daily interval: their heap entries held handle, probe and
+    # client until their tick, a day later (RSS grew with every reload of a rewritten config)
+    import gc
+    import weakref
+
+    hs = handles([f"daily{i}" for i in range(100)], "1d", "1s", work=0.0)
+    scheduler = Scheduler(AgentMetrics(), lambda _r: None, 64)
+    scheduler._arm = lambda _due: None  # type: ignore[method-assign]  # plan only, run nothing
+    scheduler.start(hs)
+    probes = [weakref.ref(h.probe) for h in hs]
+    for name in [h.name for h in hs[:90]]:
+        scheduler.remove(name)
+    del hs
+    scheduler.compact()
+    gc.collect()
+    assert len(scheduler._heap) == 10
+    assert sum(ref() is not None for ref in probes) == 10
