@@ -104,7 +104,7 @@ class _Guarded(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received()  # type: ignore[no-any-return]
+        return self.inner.eof_received() if self.accepted else None  # type: ignore[no-any-return]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -114,10 +114,12 @@ class _Guarded(asyncio.Protocol):
             self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        self.inner.pause_writing()
+        if self.accepted:
+            self.inner.pause_writing()
 
     def resume_writing(self) -> None:
-        self.inner.resume_writing()
+        if self.accepted:
+            self.inner.resume_writing()
 
 
 class GuardedSite(web.TCPSite):

@@ -8,10 +8,17 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from probe_agent.agent import Agent
-from probe_agent.config import parse_config
+from probe_agent.config import AgentConfig, parse_config
 from probe_agent.model import Observation
 from probe_agent.probe import Probe
 from probe_agent.server import make_app
+
+
+def tcp_probes(count: int, interval: str, timeout: str) -> AgentConfig:
+    """`count` tcp probes p0, p1, ... of a closed port."""
+    return parse_config("probes:\n" + "".join(
+        f"- {{name: p{i}, type: tcp, host: 127.0.0.1, port: 9, interval: {interval}, timeout: {timeout}}}\n"
+        for i in range(count)), env={})
 
 
 async def test_live_turns_503_when_the_scheduler_timer_dies() -> None:
@@ -161,11 +168,7 @@ async def test_live_turns_503_while_the_agent_cannot_open_sockets_for_its_runs(m
 
     monkeypatch.setattr(agent_module, "WATCH_EVERY", 0.1)
     monkeypatch.setattr(agent_module, "STARVATION_WINDOW", 5)
-    config = parse_config(
-        "probes:\n" + "".join(f"- {{name: p{i}, type: tcp, host: 127.0.0.1, port: 9, interval: 100ms, timeout: 50ms}}\n"
-                              for i in range(10)),
-        env={},
-    )
+    config = tcp_probes(10, "100ms", "50ms")
     agent = Agent(config, grace=0.2)
     await agent.start()
     probes = [OutOfFds() for _ in range(10)]
@@ -184,11 +187,7 @@ async def test_live_turns_503_while_the_agent_cannot_open_sockets_for_its_runs(m
 
 
 async def test_pending_is_right_from_the_first_moment_the_probes_exist() -> None:
-    config = parse_config(
-        "probes:\n" + "".join(f"- {{name: p{i}, type: tcp, host: 127.0.0.1, port: 9, interval: 10m, timeout: 1s}}\n"
-                              for i in range(100)),
-        env={},
-    )
+    config = tcp_probes(100, "10m", "1s")
     agent = Agent(config, grace=0.2)
     await agent.start()
     try:

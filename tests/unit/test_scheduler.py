@@ -50,13 +50,15 @@ def handles(names: list[str], interval: str, timeout: str, work: float) -> list[
     return [ProbeHandle(c, RecordingProbe(work), Redactor()) for c in config.probes]  # type: ignore[arg-type]
 
 
-async def run_for(hs: list[ProbeHandle], seconds: float, concurrency: int = 64) -> tuple[AgentMetrics, list[Result]]:
+async def run_for(
+    hs: list[ProbeHandle], seconds: float, concurrency: int = 64, per_target: int = 32, grace: float = 1
+) -> tuple[AgentMetrics, list[Result]]:
     results: list[Result] = []
     metrics = AgentMetrics()
-    scheduler = Scheduler(metrics, results.append, concurrency)
+    scheduler = Scheduler(metrics, results.append, concurrency, per_target=per_target)
     scheduler.start(hs)
     await asyncio.sleep(seconds)
-    await scheduler.stop(grace=1)
+    await scheduler.stop(grace=grace)
     return metrics, results
 
 
@@ -154,12 +156,7 @@ async def test_an_overloaded_agent_never_blames_a_healthy_target() -> None:
     # agent makes about 27 runs a second of the 300 asked for (the issue's case: "not run: the
     # target's 32 slots stayed busy" was CRITICAL). None of the runs it could not make is CRITICAL.
     hs = handles([f"p{i}" for i in range(60)], "200ms", "180ms", work=0.15)
-    results: list[Result] = []
-    metrics = AgentMetrics()
-    scheduler = Scheduler(metrics, results.append, 64, per_target=4)
-    scheduler.start(hs)
-    await asyncio.sleep(2.0)
-    await scheduler.stop(grace=1)
+    metrics, results = await run_for(hs, 2.0, per_target=4)
     not_run = [r for r in results if r.message.startswith("not run")]
     assert not_run, "the agent was not overloaded"
     assert all(r.status.label == "unknown" and r.reason == "internal" for r in not_run), {r.message for r in not_run}
@@ -173,12 +170,7 @@ async def test_ticks_of_a_target_whose_runs_time_out_are_still_the_targets_fault
     # one black-holed target, 3 slots for it, 12 probes: the runs that get a slot time out, the
     # ticks that cannot start wait behind them: those are about the target, CRITICAL as before
     hs = handles([f"hole{i}" for i in range(12)], "300ms", "250ms", work=10.0)
-    results: list[Result] = []
-    metrics = AgentMetrics()
-    scheduler = Scheduler(metrics, results.append, 64, per_target=3)
-    scheduler.start(hs)
-    await asyncio.sleep(2.0)
-    await scheduler.stop(grace=0.1)
+    _metrics, results = await run_for(hs, 2.0, per_target=3, grace=0.1)
     skipped = [r for r in results if r.message.startswith("not run")]
     assert skipped and any(r.status.label == "critical" and r.reason == "timeout" for r in skipped), (
         {(r.status.label, r.message[:60]) for r in results}
