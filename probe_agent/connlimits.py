@@ -104,7 +104,7 @@ class _Guarded(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received() if self.accepted else None  # type: ignore[no-any-return]
+        return self.inner.eof_received() if self.accepted else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
