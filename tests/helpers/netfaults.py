@@ -254,6 +254,10 @@ class SpewServer:
 
     def close(self) -> None:
         self._closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept(): close alone does not
+        except OSError:
+            pass
         self.sock.close()
         for peer in self._peers:
             try:
