@@ -74,9 +74,9 @@ def test_scrapes_and_health_at_10000_probes_do_not_hold_the_loop() -> None:
 async def serve_10000_probes() -> dict[str, float]:
     """Serve /metrics (rendering every probe, then from the cache), /health, /health/ready and
     /status of a 10,000-probe agent; the longest loop stall during each."""
-    config = parse_config(many_probes(N), env={})
-    agent = Agent(config)
-    with no_cyclic_gc():  # as the agent builds a config: survivors frozen out of full collections
+    with no_cyclic_gc():  # as the agent loads and builds a config: survivors frozen out of full collections
+        config = parse_config(many_probes(N), env={})
+        agent = Agent(config)
         agent.store.probes = agent.store.plan_config(config)
     agent.started = True
     for i, name in enumerate(agent.store.probes):
