@@ -64,11 +64,17 @@ def test_scrapes_and_health_at_10000_probes_do_not_hold_the_loop() -> None:
 
     code = ("import asyncio, json, gc; from tests.unit.test_loop_never_blocked import serve_10000_probes;"
             "gc.collect(); gc.freeze(); print(json.dumps(asyncio.run(serve_10000_probes())))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
-                          cwd=Path(__file__).parents[2])
-    assert done.returncode == 0, done.stderr[-3000:]
-    stalls = json.loads(done.stdout.splitlines()[-1])
-    assert max(stalls.values()) < STALL_LIMIT, f"the loop stalled while serving a 10,000-probe agent: {stalls}"
+    # Work done inline on the loop stalls every try by as much; a neighbour taking the core (CI
+    # starts RabbitMQ and the linters just before) stalls one now and then: the best of three.
+    tries = []
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                              cwd=Path(__file__).parents[2])
+        assert done.returncode == 0, done.stderr[-3000:]
+        tries.append(json.loads(done.stdout.splitlines()[-1]))
+        if max(tries[-1].values()) < STALL_LIMIT:
+            break
+    assert min(max(t.values()) for t in tries) < STALL_LIMIT, f"the loop stalled while serving a 10,000-probe agent: {tries}"
 
 
 async def serve_10000_probes() -> dict[str, float]:
