@@ -9,8 +9,10 @@ in front of a real server that can add latency, black-hole, or cut after N bytes
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
+import threading
 
 
 def free_port() -> int:
@@ -202,9 +204,8 @@ class SpewServer:
 
     CHUNK = 65536
 
-    def __init__(self, prefix: bytes = b"", answer_first: bool = False):
+    def __init__(self, prefix: bytes = b""):
         self.prefix = prefix
-        self.answer_first = answer_first  # wait for the client's first bytes before sending
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -212,9 +213,6 @@ class SpewServer:
         self.sent = 0
         self._closed = False
         self._peers: list[socket.socket] = []
-        import threading
-
-        self._threading = threading
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -224,16 +222,12 @@ class SpewServer:
             except OSError:
                 return
             self._peers.append(peer)
-            self._threading.Thread(target=self._spew, args=(peer,), daemon=True).start()
+            threading.Thread(target=self._spew, args=(peer,), daemon=True).start()
 
     def _spew(self, peer: socket.socket) -> None:
-        import os
-
         chunk = os.urandom(self.CHUNK)
-        self._threading.Thread(target=self._drain, args=(peer,), daemon=True).start()
+        threading.Thread(target=self._drain, args=(peer,), daemon=True).start()
         try:
-            if self.answer_first:
-                peer.recv(1, socket.MSG_PEEK)
             peer.sendall(self.prefix)
             while not self._closed:
                 peer.sendall(chunk)
