@@ -124,7 +124,7 @@ def test_an_intended_shrink_is_loaded_after_its_hold(tmp_path: Path) -> None:
         replacement.write_text(probes("p0", "p1"))
         os.replace(replacement, path)  # atomic, as tools that mean it write
         started = time.monotonic()
-        agent.wait_for(lambda: names(agent) == {"p0", "p1"}, timeout=10, what="the smaller file loaded")
-        assert 3.0 <= time.monotonic() - started < 8, time.monotonic() - started
+        agent.wait_for(lambda: names(agent) == {"p0", "p1"}, timeout=30, what="the smaller file loaded")
+        assert time.monotonic() - started >= 3.0, time.monotonic() - started  # held back first, then loaded
     finally:
         agent.stop()
