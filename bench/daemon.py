@@ -39,8 +39,9 @@ def rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def nginx() -> Iterator[str]:
-    """Debian's nginx-light with a private config: answers 200 to any path; not the bottleneck."""
+def nginx(cpu: int | None = None) -> Iterator[str]:
+    """Debian's nginx-light with a private config: answers 200 to any path; not the bottleneck.
+    With `cpu`, its worker stays on that core (away from an agent pinned to another)."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(binary).exists():
         sys.exit("nginx not found: run scripts/bootstrap.sh --bench (installs Debian's nginx-light)")
@@ -50,6 +51,7 @@ def nginx() -> Iterator[str]:
         conf.write_text(f"""
 daemon off;
 worker_processes 1;
+{f"worker_cpu_affinity {1 << cpu:b};" if cpu is not None else ""}
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log error;
 events {{ worker_connections 8192; }}
