@@ -18,11 +18,11 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import compare, new_loop, reproduce_line
-from probe_agent.config import parse_config
-from probe_agent.model import Status
+from probe_agent.config.loader import parse_config
+from probe_agent.core.redact import Redactor
+from probe_agent.core.results import Status
 from probe_agent.probes import close_shared
-from probe_agent.redact import Redactor
-from probe_agent.runner import ProbeHandle, run_probe
+from probe_agent.runtime.runner import ProbeHandle, run_probe
 from tests.helpers.processes import demo_shop
 
 AIM = 1.3

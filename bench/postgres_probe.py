@@ -19,10 +19,10 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import compare, new_loop, reproduce_line
-from probe_agent.config import parse_config
-from probe_agent.model import Status
-from probe_agent.redact import Redactor
-from probe_agent.runner import ProbeHandle, run_probe
+from probe_agent.config.loader import parse_config
+from probe_agent.core.redact import Redactor
+from probe_agent.core.results import Status
+from probe_agent.runtime.runner import ProbeHandle, run_probe
 
 AIM = 1.2
 DSN = "postgresql://postgres@127.0.0.1:5432/test"

@@ -3,7 +3,7 @@
 `probe-agent run` with N http probes (against a refused port: no target needed) is reloaded
 with SIGHUP, every probe's URL changed each time; RSS is read from /proc every 20 reloads.
 What a reload builds is frozen out of the garbage collector's full collections (see
-probe_agent/agent.py), so any cyclic garbage alive at that moment is kept: this bench
+probe_agent/runtime/agent.py), so any cyclic garbage alive at that moment is kept: this bench
 shows how much.
 
     .venv/bin/python bench/reload_memory.py [--probes 1000] [--reloads 120]

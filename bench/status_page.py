@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from aiohttp.test_utils import TestServer
 
-from probe_agent.agent import Agent
-from probe_agent.config import no_cyclic_gc, parse_config
-from probe_agent.errors import Reason
-from probe_agent.loopmonitor import LoopMonitor
-from probe_agent.model import Result, Status
-from probe_agent.server import make_app
+from probe_agent.config.loader import no_cyclic_gc, parse_config
+from probe_agent.core.errors import Reason
+from probe_agent.core.loopmonitor import LoopMonitor
+from probe_agent.core.results import Result, Status
+from probe_agent.runtime.agent import Agent
+from probe_agent.web.server import make_app
 
 
 def agent_with(n: int) -> Agent:

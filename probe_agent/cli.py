@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import socket
 import sys
 from collections.abc import Coroutine, Sequence
@@ -15,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from probe_agent import __version__
-from probe_agent.config import (
+from probe_agent.config.loader import (
     CONFIG_ENV_VAR,
     DEFAULT_CONFIG_PATH,
     AgentConfig,
@@ -23,15 +21,16 @@ from probe_agent.config import (
     load_config,
     resolve_config_path,
 )
-from probe_agent.errors import ConfigError
-from probe_agent.logs import setup_logging
-from probe_agent.model import Status
-from probe_agent.redact import Redactor
-from probe_agent.yamlload import MAX_CONFIG_BYTES
+from probe_agent.core.errors import ConfigError
+from probe_agent.core.logs import setup_logging
+from probe_agent.core.redact import Redactor
+from probe_agent.core.results import Status
+from probe_agent.core.yamlload import MAX_CONFIG_BYTES
+from probe_agent.outputs.problems import print_problems
 
 if TYPE_CHECKING:  # imported by the commands that use them: a command starts faster without
-    from probe_agent.probe import ProbeConfig
-    from probe_agent.runner import ProbeHandle
+    from probe_agent.probes.base import ProbeConfig
+    from probe_agent.runtime.runner import ProbeHandle
 
 log = logging.getLogger("probe_agent")
 
@@ -47,7 +46,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def parse_seconds(value: str) -> float:
-    from probe_agent.fields import parse_duration
+    from probe_agent.schema.fields import parse_duration
 
     try:
         return parse_duration(value)
@@ -69,18 +68,6 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return runner.run(coro)
 
 
-def print_problems(problems: Sequence[str], source: Path | str, locations: Sequence[tuple[int, int] | None] = ()) -> None:
-    # A problem may quote what was written (an invalid URL with a password in it): the
-    # redactor's patterns mask the secret forms even where no config could be loaded.
-    redact = Redactor().redact
-    source = "standard input" if str(source) == "-" else source
-    print(f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:", file=sys.stderr)
-    name = "<stdin>" if source == "standard input" else source
-    for problem, where in zip(problems, [*locations, *[None] * len(problems)], strict=False):
-        at = f"{name}:{where[0]}:{where[1]}: " if where else ""
-        print(f"  - {at}{redact(problem)}", file=sys.stderr)
-
-
 # --- commands ----------------------------------------------------------------
 
 
@@ -99,7 +86,7 @@ def load_or_report(args: argparse.Namespace) -> tuple[Path, AgentConfig] | None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from probe_agent.runner import build_handles
+    from probe_agent.runtime.runner import build_handles
 
     try:
         path, config = load_args_config(args)
@@ -115,8 +102,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_rules(args: argparse.Namespace) -> int:
     import yaml
 
-    from probe_agent.slo import rule_groups
-    from probe_agent.yamlload import decode, load_yaml, read_config_bytes
+    from probe_agent.core.yamlload import decode, load_yaml, read_config_bytes
+    from probe_agent.outputs.rules import rule_groups
 
     loaded = load_or_report(args)
     if loaded is None:
@@ -221,8 +208,8 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
 def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConfig], list[ProbeHandle]] | None:
     """For check and wait: the probes `--probe` and `--tag` select, built (only they are
     validated and have their ${VAR} resolved), with logging set up; None once problems are printed."""
-    from probe_agent.check import select
-    from probe_agent.runner import build_handles
+    from probe_agent.commands.check import select
+    from probe_agent.runtime.runner import build_handles
 
     try:
         _path, config = load_args_config(args, Selection(tuple(args.probe or ()), tuple(args.tag or ())))
@@ -236,7 +223,7 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from probe_agent.check import mark_maintenance, run_once
+    from probe_agent.commands.check import mark_maintenance, run_once
 
     loaded = load_selected(args)
     if loaded is None:
@@ -248,9 +235,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    from probe_agent.check import render_table
-    from probe_agent.reports import worst
-    from probe_agent.wait import progress, wait_until_ready
+    from probe_agent.commands.wait import progress, wait_until_ready
+    from probe_agent.outputs.reports import render_table, worst
 
     loaded = load_selected(args)
     if loaded is None:
@@ -276,8 +262,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     path, config = loaded
-    from probe_agent.connlimits import ConnectionLimits
-    from probe_agent.server import WebOptions
+    from probe_agent.web.connlimits import ConnectionLimits
+    from probe_agent.web.server import WebOptions
 
     try:
         limits = ConnectionLimits(max(1, args.web_max_connections), args.web_read_header_timeout)
@@ -287,17 +273,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     shard = None
     if args.shard:
-        from probe_agent.shard import Shard
+        from probe_agent.config.shard import Shard
 
         try:
             shard = Shard.parse(args.shard, os.environ.get("HOSTNAME", "") or socket.gethostname())
         except ValueError as exc:
             print(f"run: {exc}", file=sys.stderr)
             return 1
-    from probe_agent.historyfile import default_path
+    from probe_agent.runtime.historyfile import default_path
 
     history_file = default_path() if args.history_file is None else (Path(args.history_file) if args.history_file else None)
     host, port = args.listen
+    from probe_agent.daemon import serve
+
     return run_async(
         serve(
             config, path, host, port, args.log_format, args.log_level, args.grace,
@@ -306,83 +294,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             shard=shard, history_file=history_file, history_save_every=args.history_save_interval,
         )
     )
-
-
-async def serve(
-    config: AgentConfig,
-    path: Path | None,
-    host: str,
-    port: int,
-    log_format: str,
-    log_level: str,
-    grace: float,
-    extra_cleanup: Any = None,
-    *,
-    max_config_bytes: int = MAX_CONFIG_BYTES,
-    allow_empty: bool = False,
-    web_options: Any = None,
-    watch_interval: float = 0.0,
-    shard: Any = None,
-    history_file: Path | None = None,
-    history_save_every: float = 60.0,
-) -> int:
-    from probe_agent.agent import Agent
-    from probe_agent.server import WebOptions, start_server
-
-    options: WebOptions = web_options or WebOptions()
-
-    log_filter = setup_logging(log_format, log_level, Redactor(config.secrets))
-    from probe_agent.connlimits import raise_fd_limit
-
-    soft_before, soft_now = raise_fd_limit()
-    log.info("open files limit", extra={"was": soft_before, "now": soft_now})
-    agent = Agent(
-        config, path, grace=grace, log_filter=log_filter, max_config_bytes=max_config_bytes, allow_empty=allow_empty,
-        shard=shard, history_file=history_file, history_save_every=history_save_every,
-    )
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    reloads: set[asyncio.Task[list[str]]] = set()
-
-    def on_hup() -> None:
-        try:
-            options.reload_web_config()  # renewed certificates, changed users
-        except ConfigError as exc:
-            log.error("web config reload rejected; keeping the running one", extra={"problems": exc.problems})
-        task = asyncio.create_task(agent.reload())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
-    try:
-        runner = await start_server(agent, host, port, options)
-    except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
-        return 1
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
-    try:
-        await agent.start()
-    except ConfigError as exc:
-        print_problems(exc.problems, path or "config", exc.locations)
-        await agent.stop()
-        await runner.cleanup()
-        return 1
-    log.info("listening", extra={"address": f"{host}:{port}", "config": str(path) if path else "(embedded)",
-                              "history_file": str(history_file) if history_file else None})
-    from probe_agent.watch import watching
-
-    async with watching(path, agent.reload, watch_interval):
-        await stop.wait()
-    log.info("stopping: draining probe runs in flight", extra={"grace_seconds": grace})
-    await agent.stop()
-    await runner.cleanup()
-    if extra_cleanup is not None:
-        await extra_cleanup()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        with contextlib.suppress(Exception):
-            loop.remove_signal_handler(sig)
-    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -548,11 +459,11 @@ def adhoc_probe(args: argparse.Namespace) -> str:
     """The probes file an ad-hoc check stands for, as YAML: validated as any other."""
     import yaml
 
-    from probe_agent.fields import parse_duration
     from probe_agent.probes import REGISTRY
+    from probe_agent.schema.fields import parse_duration
 
     if args.type not in REGISTRY:
-        from probe_agent.config import did_you_mean
+        from probe_agent.config.loader import did_you_mean
 
         known = tuple(sorted(REGISTRY))
         raise ConfigError([f"unknown probe type {args.type!r}{did_you_mean(args.type, known)} (known: {', '.join(known)})"])
@@ -579,9 +490,9 @@ def adhoc_probe(args: argparse.Namespace) -> str:
 
 
 def cmd_check_adhoc(argv: Sequence[str]) -> int:
-    from probe_agent.check import run_once
-    from probe_agent.config import parse_config
-    from probe_agent.runner import build_handles
+    from probe_agent.commands.check import run_once
+    from probe_agent.config.loader import parse_config
+    from probe_agent.runtime.runner import build_handles
 
     args = adhoc_parser().parse_args(argv)
     try:
@@ -597,8 +508,14 @@ def cmd_check_adhoc(argv: Sequence[str]) -> int:
 
 def report(fmt: str, results: list[Any], config: AgentConfig, probes: list[ProbeConfig]) -> int:
     """Print `check` results in the format asked; the check exit code."""
-    from probe_agent.check import render_json, render_table
-    from probe_agent.reports import render_junit, render_nagios, render_prometheus, worst
+    from probe_agent.outputs.reports import (
+        render_json,
+        render_junit,
+        render_nagios,
+        render_prometheus,
+        render_table,
+        worst,
+    )
 
     targets = {p.name: config.redactor(p.name).redact(p.target()) for p in probes}
     if fmt == "nagios":

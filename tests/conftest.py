@@ -11,11 +11,11 @@ import pytest
 import yaml
 from aiohttp import web
 
-from probe_agent.config import parse_config
-from probe_agent.model import Result
+from probe_agent.config.loader import parse_config
+from probe_agent.core.redact import Redactor
+from probe_agent.core.results import Result
 from probe_agent.probes import close_shared
-from probe_agent.redact import Redactor
-from probe_agent.runner import ProbeHandle, run_probe
+from probe_agent.runtime.runner import ProbeHandle, run_probe
 
 # --- in CI a skipped test is a failure ---------------------------------------
 # Tests marked `external` need something that cannot run here (a real Neo4j):

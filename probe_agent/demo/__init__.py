@@ -6,7 +6,7 @@ import logging
 import os
 from importlib import resources
 
-from probe_agent.config import parse_config
+from probe_agent.config.loader import parse_config
 
 log = logging.getLogger("probe_agent.demo")
 
@@ -16,7 +16,7 @@ def bundled_config_text() -> str:
 
 
 async def run_demo(host: str, port: int, shop_host: str, shop_port: int, log_format: str, log_level: str) -> int:
-    from probe_agent.cli import serve
+    from probe_agent.daemon import serve
     from probe_agent.demo.shop import start_shop
 
     shop_url = f"http://{shop_host}:{shop_port}"

@@ -14,8 +14,8 @@ import aiormq
 import pytest
 from aiohttp import web
 
-from probe_agent.errors import Reason
-from probe_agent.model import Status
+from probe_agent.core.errors import Reason
+from probe_agent.core.results import Status
 from tests.conftest import ProbeOnce
 from tests.helpers.netfaults import HostileServer, free_port
 
@@ -140,10 +140,10 @@ async def test_management_api_failures_are_named(
 
 
 async def test_pool_keeps_one_connection(probe_once: ProbeOnce, queue: tuple[str, aiormq.abc.AbstractChannel]) -> None:
-    from probe_agent.config import parse_config
+    from probe_agent.config.loader import parse_config
+    from probe_agent.core.redact import Redactor
     from probe_agent.probes import close_shared
-    from probe_agent.redact import Redactor
-    from probe_agent.runner import ProbeHandle, run_probe
+    from probe_agent.runtime.runner import ProbeHandle, run_probe
 
     config = parse_config(
         "probes:\n  - {name: q, type: amqp, host: 127.0.0.1, password: guest, pool: true, queue: " + queue[0] + "}\n",

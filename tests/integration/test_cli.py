@@ -246,7 +246,7 @@ def test_config_from_standard_input(shop: str) -> None:
 def test_text_logs_have_timestamps_and_no_empty_fields() -> None:
     import logging
 
-    from probe_agent.logs import TextFormatter
+    from probe_agent.core.logs import TextFormatter
 
     record = logging.LogRecord("probe_agent", logging.WARNING, "x", 1, "probe %s failing", ("web",), None)
     record.probe, record.reason, record.previous = "web", "timeout", None

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from probe_agent.config import parse_config
-from probe_agent.errors import Reason
-from probe_agent.model import Result, Status
-from probe_agent.redact import Redactor
-from probe_agent.runner import ProbeHandle, run_probe
+from probe_agent.config.loader import parse_config
+from probe_agent.core.errors import Reason
+from probe_agent.core.redact import Redactor
+from probe_agent.core.results import Result, Status
+from probe_agent.runtime.runner import ProbeHandle, run_probe
 from tests.conftest import ProbeOnce
 from tests.helpers.netfaults import FaultProxy
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import aiomysql
 import asyncpg
 
-from probe_agent.errors import Reason
-from probe_agent.model import Status
+from probe_agent.core.errors import Reason
+from probe_agent.core.results import Status
 from tests.conftest import ProbeOnce
 from tests.helpers.servers import PrivateMariaDB, PrivatePostgres
 from tests.integration.conftest import need_shared

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from probe_agent.errors import ConfigError, Reason
-from probe_agent.model import Status
+from probe_agent.core.errors import ConfigError, Reason
+from probe_agent.core.results import Status
 from tests.conftest import ProbeOnce
 from tests.helpers.netfaults import free_port
 from tests.helpers.servers import ProcessServer, have

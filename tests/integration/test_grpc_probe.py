@@ -12,8 +12,8 @@ import grpc.aio
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from probe_agent.errors import ConfigError, Reason
-from probe_agent.model import Status
+from probe_agent.core.errors import ConfigError, Reason
+from probe_agent.core.results import Status
 from tests.conftest import ProbeOnce
 from tests.helpers.certs import CertFiles, make_cert
 from tests.helpers.netfaults import BlackHole, free_port
@@ -133,9 +133,9 @@ async def test_tls(probe_once: ProbeOnce, tmp_path: Path) -> None:
 
 
 async def test_pool_reuses_the_channel(grpc_server: HealthServer) -> None:
-    from probe_agent.config import parse_config
-    from probe_agent.redact import Redactor
-    from probe_agent.runner import ProbeHandle, run_probe
+    from probe_agent.config.loader import parse_config
+    from probe_agent.core.redact import Redactor
+    from probe_agent.runtime.runner import ProbeHandle, run_probe
 
     config = parse_config(f"probes:\n  - {{name: g, type: grpc, host: 127.0.0.1, port: {grpc_server.port}, pool: true}}\n", env={})
     handle = ProbeHandle.build(config.probes[0], Redactor(config.secrets))
@@ -153,8 +153,8 @@ async def test_pool_reuses_the_channel(grpc_server: HealthServer) -> None:
 
 
 def test_missing_tls_file_names_the_field(tmp_path: Path) -> None:
-    from probe_agent.config import parse_config
-    from probe_agent.runner import build_handles
+    from probe_agent.config.loader import parse_config
+    from probe_agent.runtime.runner import build_handles
 
     config = parse_config(f"probes:\n  - {{name: t, type: grpc, host: h, port: 1, tls: true, ca_file: {tmp_path}/missing.pem}}\n", env={})
     with pytest.raises(ConfigError) as info:

@@ -10,7 +10,7 @@ import signal
 import time
 from pathlib import Path
 
-from probe_agent import historyfile
+from probe_agent.runtime import historyfile
 from tests.helpers.agent import AgentProcess
 from tests.helpers.netfaults import free_port
 

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from probe_agent.config import parse_config
-from probe_agent.model import Status
+from probe_agent.config.loader import parse_config
+from probe_agent.core.redact import Redactor
+from probe_agent.core.results import Status
 from probe_agent.probes import REGISTRY, close_shared
-from probe_agent.redact import Redactor
-from probe_agent.runner import ProbeHandle, run_probe
+from probe_agent.runtime.runner import ProbeHandle, run_probe
 from tests.helpers.netfaults import BlackHole, SpewServer
 from tests.helpers.probe_examples import hostile_definition
 

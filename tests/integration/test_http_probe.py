@@ -12,8 +12,8 @@ import pytest
 import yaml
 from aiohttp import web
 
-from probe_agent.errors import Reason
-from probe_agent.model import Status
+from probe_agent.core.errors import Reason
+from probe_agent.core.results import Status
 from tests.conftest import ProbeOnce, ServeApp
 from tests.helpers.certs import make_cert
 from tests.helpers.netfaults import HostileServer, free_port
@@ -232,10 +232,10 @@ def test_tls_phase_and_expiry_under_uvloop(tmp_path: Path) -> None:
     uvloop = pytest.importorskip("uvloop")
     from aiohttp import web as aioweb
 
-    from probe_agent.config import parse_config
+    from probe_agent.config.loader import parse_config
+    from probe_agent.core.redact import Redactor
     from probe_agent.probes import close_shared
-    from probe_agent.redact import Redactor
-    from probe_agent.runner import ProbeHandle, run_probe
+    from probe_agent.runtime.runner import ProbeHandle, run_probe
 
     async def scenario() -> tuple[str, object]:
         context, ca = server_tls(tmp_path)
@@ -261,8 +261,8 @@ def test_tls_phase_and_expiry_under_uvloop(tmp_path: Path) -> None:
 
 async def test_probes_share_one_tls_context_per_setting(tmp_path: Path) -> None:
     """A TLS context costs ~30 ms of CPU and ~0.85 MB: 200 probes of one setting build it once."""
-    from probe_agent.config import parse_config
-    from probe_agent.probes.http import HttpProbe
+    from probe_agent.config.loader import parse_config
+    from probe_agent.probes.types.http import HttpProbe
 
     _, ca = server_tls(tmp_path)
     probes = [{"name": f"p{i}", "type": "http", "url": f"https://127.0.0.1:{1000 + i}/"} for i in range(200)]

@@ -12,11 +12,11 @@ import nats
 import pytest
 from nats.js.api import ConsumerConfig, RetentionPolicy, StreamConfig
 
-from probe_agent.config import parse_config
-from probe_agent.errors import Reason
-from probe_agent.model import Status
-from probe_agent.redact import Redactor
-from probe_agent.runner import ProbeHandle, run_probe
+from probe_agent.config.loader import parse_config
+from probe_agent.core.errors import Reason
+from probe_agent.core.redact import Redactor
+from probe_agent.core.results import Status
+from probe_agent.runtime.runner import ProbeHandle, run_probe
 from tests.conftest import ProbeOnce
 from tests.helpers.netfaults import FaultProxy
 from tests.helpers.servers import PrivateNats

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from probe_agent.errors import Reason
-from probe_agent.model import Status
+from probe_agent.core.errors import Reason
+from probe_agent.core.results import Status
 from tests.conftest import ProbeOnce
 from tests.helpers.bolt import BoltServer
 
@@ -73,10 +73,10 @@ async def test_login_rejections_are_auth_failures(probe_once: ProbeOnce, mode: s
 
 
 async def test_server_agent_on_probe_info_and_in_check(probe_once: ProbeOnce) -> None:
-    from probe_agent.check import render_table
-    from probe_agent.config import parse_config
-    from probe_agent.exposition import render_probe
-    from probe_agent.state import StateStore
+    from probe_agent.config.loader import parse_config
+    from probe_agent.outputs.exposition import render_probe
+    from probe_agent.outputs.reports import render_table
+    from probe_agent.runtime.state import StateStore
 
     async with BoltServer() as server:
         result = await probe_once(neo4j_probe(server))
@@ -123,9 +123,9 @@ async def test_refused(probe_once: ProbeOnce) -> None:
 
 
 async def test_pool_keeps_the_driver(probe_once: ProbeOnce) -> None:
-    from probe_agent.config import parse_config
-    from probe_agent.redact import Redactor
-    from probe_agent.runner import ProbeHandle, run_probe
+    from probe_agent.config.loader import parse_config
+    from probe_agent.core.redact import Redactor
+    from probe_agent.runtime.runner import ProbeHandle, run_probe
 
     async with BoltServer() as server:
         config = parse_config(

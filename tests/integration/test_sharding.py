@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from probe_agent.shard import Shard
+from probe_agent.config.shard import Shard
 from tests.helpers.agent import AgentProcess
 from tests.helpers.netfaults import free_port
 

@@ -11,11 +11,11 @@ import pytest
 import yaml
 from aiohttp import web
 
-from probe_agent.config import parse_config
+from probe_agent.config.loader import parse_config
+from probe_agent.core.errors import ConfigError, Reason
+from probe_agent.core.results import Status
 from probe_agent.demo import bundled_config_text
 from probe_agent.demo.shop import STATE_KEY, Fault, ShopState, make_shop
-from probe_agent.errors import ConfigError, Reason
-from probe_agent.model import Status
 from tests.conftest import ProbeOnce, ServeApp
 from tests.helpers.agent import all_outputs, assert_no_secret
 from tests.helpers.processes import demo_shop

@@ -7,8 +7,8 @@ import ssl
 import time
 from pathlib import Path
 
-from probe_agent.errors import Reason
-from probe_agent.model import Status
+from probe_agent.core.errors import Reason
+from probe_agent.core.results import Status
 from tests.conftest import ProbeOnce
 from tests.helpers.certs import make_cert
 from tests.helpers.netfaults import HostileServer, free_port

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from probe_agent.agent import Agent
-from probe_agent.config import AgentConfig, parse_config
-from probe_agent.model import Observation
-from probe_agent.probe import Probe
-from probe_agent.server import make_app
+from probe_agent.config.loader import AgentConfig, parse_config
+from probe_agent.core.results import Observation
+from probe_agent.probes.base import Probe
+from probe_agent.runtime.agent import Agent
+from probe_agent.web.server import make_app
 
 
 def tcp_probes(count: int, interval: str, timeout: str) -> AgentConfig:
@@ -40,8 +40,8 @@ async def test_live_turns_503_when_the_scheduler_timer_dies() -> None:
 
 
 async def test_results_that_stop_coming_turn_stale_and_fail_a_critical_probe(monkeypatch: pytest.MonkeyPatch) -> None:
-    import probe_agent.agent as agent_module
-    import probe_agent.state as state_module
+    import probe_agent.runtime.agent as agent_module
+    import probe_agent.runtime.state as state_module
 
     monkeypatch.setattr(state_module, "STALE_MARGIN", 0.2)
     monkeypatch.setattr(agent_module, "WATCH_EVERY", 0.1)
@@ -86,8 +86,8 @@ class Stubborn(Probe):
 
 
 async def test_live_turns_503_when_the_scheduler_stops_making_progress(monkeypatch: pytest.MonkeyPatch) -> None:
-    import probe_agent.agent as agent_module
-    import probe_agent.scheduler as scheduler_module
+    import probe_agent.runtime.agent as agent_module
+    import probe_agent.runtime.scheduler as scheduler_module
 
     monkeypatch.setattr(scheduler_module, "STUCK_MARGIN", 0.3)
     monkeypatch.setattr(agent_module, "WATCH_EVERY", 0.1)
@@ -115,7 +115,7 @@ async def test_a_reload_blocked_on_a_file_fails_in_time_and_the_agent_says_it_is
     import threading
     from pathlib import Path
 
-    import probe_agent.agent as agent_module
+    import probe_agent.runtime.agent as agent_module
 
     path = Path(str(tmp_path)) / "probes.yaml"
     path.write_text("probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 1s, timeout: 500ms}]")
@@ -164,7 +164,7 @@ class OutOfFds(Probe):
 
 
 async def test_live_turns_503_while_the_agent_cannot_open_sockets_for_its_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    import probe_agent.agent as agent_module
+    import probe_agent.runtime.agent as agent_module
 
     monkeypatch.setattr(agent_module, "WATCH_EVERY", 0.1)
     monkeypatch.setattr(agent_module, "STARVATION_WINDOW", 5)
@@ -206,7 +206,7 @@ async def test_a_reload_that_changes_every_probe_adds_no_run_no_unknown_and_one_
     from collections import Counter
     from pathlib import Path
 
-    from probe_agent.config import load_config
+    from probe_agent.config.loader import load_config
 
     def probes(warning: str) -> str:
         return "probes:\n" + "".join(

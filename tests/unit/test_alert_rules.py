@@ -34,9 +34,9 @@ def test_every_rule_has_a_case_that_fires_it() -> None:
 
 
 def test_dead_letter_queues_say_so_on_probe_info() -> None:
-    from probe_agent.config import parse_config
-    from probe_agent.exposition import render_probe
-    from probe_agent.state import StateStore
+    from probe_agent.config.loader import parse_config
+    from probe_agent.outputs.exposition import render_probe
+    from probe_agent.runtime.state import StateStore
 
     config = parse_config(
         "probes:\n"

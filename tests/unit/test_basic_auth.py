@@ -10,7 +10,7 @@ import time
 
 import bcrypt
 
-from probe_agent.webconfig import BasicAuth
+from probe_agent.web.webconfig import BasicAuth
 
 HASH = bcrypt.hashpw(b"right-password", bcrypt.gensalt(10)).decode()
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from probe_agent.config import load_config, parse_config
-from probe_agent.errors import ConfigError
-from probe_agent.fields import DEFAULT_BUCKETS, parse_duration
+from probe_agent.config.loader import load_config, parse_config
+from probe_agent.core.errors import ConfigError
 from probe_agent.probes import REGISTRY
+from probe_agent.schema.fields import DEFAULT_BUCKETS, parse_duration
 
 BAD = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from probe_agent.config import load_config
+from probe_agent.config.loader import load_config
 from probe_agent.probes import REGISTRY
 
 ROOT = Path(__file__).parents[2]

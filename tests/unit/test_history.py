@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
-from probe_agent.history import BUCKET_SECONDS, BUCKETS, INCIDENTS, ProbeHistory
+from probe_agent.runtime.history import BUCKET_SECONDS, BUCKETS, INCIDENTS, ProbeHistory
 
 T0 = 1_800_000_000.0  # a Unix time on a slot boundary
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from probe_agent.config import load_config, parse_config
-from probe_agent.errors import ConfigError
-from probe_agent.runner import build_handles
+from probe_agent.config.loader import load_config, parse_config
+from probe_agent.core.errors import ConfigError
+from probe_agent.runtime.runner import build_handles
 from tests.helpers.netfaults import free_port
 
 OK_PROBE = '- {name: a, type: http, url: "http://127.0.0.1:1/"}\n'

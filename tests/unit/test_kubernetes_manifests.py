@@ -21,11 +21,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from probe_agent.agent import Agent
 from probe_agent.cli import DEFAULT_LISTEN
-from probe_agent.config import parse_config
-from probe_agent.server import make_app
-from probe_agent.shard import Shard
+from probe_agent.config.loader import parse_config
+from probe_agent.config.shard import Shard
+from probe_agent.runtime.agent import Agent
+from probe_agent.web.server import make_app
 
 ROOT = Path(__file__).parents[2]
 KUSTOMIZE_ROOT = ROOT / "deploy" / "kubernetes"

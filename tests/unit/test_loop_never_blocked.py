@@ -16,14 +16,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from probe_agent.agent import Agent
-from probe_agent.config import no_cyclic_gc, parse_config
-from probe_agent.loopmonitor import LoopMonitor
-from probe_agent.model import Result, Status
+from probe_agent.config.loader import no_cyclic_gc, parse_config
+from probe_agent.core.loopmonitor import LoopMonitor
+from probe_agent.core.redact import Redactor
+from probe_agent.core.results import Result, Status
 from probe_agent.probes import close_shared
-from probe_agent.redact import Redactor
-from probe_agent.runner import ProbeHandle, run_probe
-from probe_agent.server import make_app
+from probe_agent.runtime.agent import Agent
+from probe_agent.runtime.runner import ProbeHandle, run_probe
+from probe_agent.web.server import make_app
 
 N = 10_000
 # The goal is 20 ms, measured by bench/scale.py in a process of its own; here, in a test process

@@ -8,9 +8,9 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from probe_agent.config import parse_config
-from probe_agent.errors import ConfigError
-from probe_agent.maintenance import MaintenanceWindow, active_windows, ad_hoc, window_of
+from probe_agent.config.loader import parse_config
+from probe_agent.core.errors import ConfigError
+from probe_agent.schema.maintenance import MaintenanceWindow, active_windows, ad_hoc, window_of
 
 UTC = dt.UTC
 
@@ -105,7 +105,7 @@ def test_loader_names_each_bad_window_and_field() -> None:
 
 def test_check_with_a_selection_still_knows_every_probe_name() -> None:
     """`check --probe web` keeps the windows, and a window naming a probe left out is no error."""
-    from probe_agent.config import Selection
+    from probe_agent.config.loader import Selection
 
     text = PROBES + '  - {name: db, probes: [orders-db], start: "2026-11-24T02:00:00Z", end: "2026-11-24T03:00:00Z"}\n'
     config = parse_config(text, env={}, selection=Selection(names=("web",)))

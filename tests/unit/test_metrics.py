@@ -7,12 +7,12 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from probe_agent.config import parse_config
-from probe_agent.errors import Reason
-from probe_agent.exposition import ProbeExposition
-from probe_agent.metrics import AgentMetrics
-from probe_agent.model import Result, Status
-from probe_agent.state import StateStore
+from probe_agent.config.loader import parse_config
+from probe_agent.core.errors import Reason
+from probe_agent.core.results import Result, Status
+from probe_agent.outputs.exposition import ProbeExposition
+from probe_agent.runtime.metrics import AgentMetrics
+from probe_agent.runtime.state import StateStore
 
 CONFIG = parse_config(
     "probes: [{name: web, type: http, url: 'http://u:pw-secret@127.0.0.1:1/', labels: {team: core}}, "

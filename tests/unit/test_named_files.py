@@ -83,6 +83,6 @@ def test_every_named_file_must_be_a_small_regular_file(tmp_path: Path, kind: str
 
 def test_dev_null_is_an_empty_file() -> None:
     # `password_file: /dev/null` (no password) is a common way to say "none"; it reads as empty
-    from probe_agent.files import read_named_file
+    from probe_agent.core.files import read_named_file
 
     assert read_named_file("/dev/null", "password_file") == b""

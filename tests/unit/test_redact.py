@@ -1,7 +1,7 @@
 import pytest
 
-from probe_agent.config import parse_config
-from probe_agent.redact import MASK, Redactor
+from probe_agent.config.loader import parse_config
+from probe_agent.core.redact import MASK, Redactor
 
 
 def test_config_secrets_are_collected_and_masked() -> None:
@@ -44,8 +44,8 @@ def test_longest_secret_masked_first() -> None:
 
 
 def test_a_probes_secret_is_masked_in_its_outputs_not_as_a_word_in_anothers() -> None:
-    from probe_agent.config import parse_config
-    from probe_agent.runner import build_handles
+    from probe_agent.config.loader import parse_config
+    from probe_agent.runtime.runner import build_handles
 
     config = parse_config(
         "probes:\n"
@@ -68,8 +68,8 @@ def test_collecting_secrets_leaves_no_reference_cycle() -> None:
     per probe per load (a recursive closure did) would never be freed."""
     import gc
 
-    from probe_agent.config import parse_config
-    from probe_agent.redact import collect_secrets
+    from probe_agent.config.loader import parse_config
+    from probe_agent.core.redact import collect_secrets
 
     config = parse_config("probes: [{name: a, type: http, url: 'http://u:pw-12345@127.0.0.1:1/', headers: {X-Token: abcdefgh}}]", env={})
     gc.collect()
@@ -85,7 +85,7 @@ def test_collecting_secrets_leaves_no_reference_cycle() -> None:
 
 
 def test_a_secret_with_a_line_break_is_masked_without_it() -> None:
-    from probe_agent.redact import Redactor
+    from probe_agent.core.redact import Redactor
 
     redact = Redactor({"T0ken-with-newline\r\n", "ab\n"}).redact
     assert redact("-ERR unknown command 'T0ken-with-newline', with args") == "-ERR unknown command '***', with args"

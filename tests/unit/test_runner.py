@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from probe_agent.config import parse_config
-from probe_agent.errors import ProbeError, Reason
-from probe_agent.model import Observation, Status
-from probe_agent.probe import Probe
-from probe_agent.redact import Redactor
-from probe_agent.runner import ProbeHandle, run_probe
+from probe_agent.config.loader import parse_config
+from probe_agent.core.errors import ProbeError, Reason
+from probe_agent.core.redact import Redactor
+from probe_agent.core.results import Observation, Status
+from probe_agent.probes.base import Probe
+from probe_agent.runtime.runner import ProbeHandle, run_probe
 
 
 class ScriptedProbe(Probe):

@@ -6,13 +6,13 @@ import asyncio
 import itertools
 import time
 
-from probe_agent.config import parse_config
-from probe_agent.metrics import AgentMetrics
-from probe_agent.model import Observation, Result
-from probe_agent.probe import Probe
-from probe_agent.redact import Redactor
-from probe_agent.runner import ProbeHandle
-from probe_agent.scheduler import Scheduler, stable_fraction
+from probe_agent.config.loader import parse_config
+from probe_agent.core.redact import Redactor
+from probe_agent.core.results import Observation, Result
+from probe_agent.probes.base import Probe
+from probe_agent.runtime.metrics import AgentMetrics
+from probe_agent.runtime.runner import ProbeHandle
+from probe_agent.runtime.scheduler import Scheduler, stable_fraction
 
 
 class RecordingProbe(Probe):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from probe_agent.server import _client_gone
+from probe_agent.web.server import _client_gone
 
 
 def _record(error: BaseException) -> logging.LogRecord:
@@ -23,7 +23,7 @@ def test_a_client_that_hung_up_is_not_logged_but_a_real_error_is() -> None:
 
 
 def test_text_logs_quote_a_targets_words_so_they_never_read_as_fields_or_lines() -> None:
-    from probe_agent.logs import TextFormatter
+    from probe_agent.core.logs import TextFormatter
 
     record = logging.LogRecord("probe_agent", logging.WARNING, __file__, 1, "probe status changed\nforged: line", (), None)
     record.probe = "evil"

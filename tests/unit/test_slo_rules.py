@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from probe_agent.cli import main
-from probe_agent.config import parse_config
-from probe_agent.errors import ConfigError
+from probe_agent.config.loader import parse_config
+from probe_agent.core.errors import ConfigError
 
 CONFIG = """
 probes:

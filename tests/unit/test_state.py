@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from probe_agent.config import parse_config
-from probe_agent.errors import Reason
-from probe_agent.model import Result, Status
-from probe_agent.state import Health, StateStore
+from probe_agent.config.loader import parse_config
+from probe_agent.core.errors import Reason
+from probe_agent.core.health import Health
+from probe_agent.core.results import Result, Status
+from probe_agent.runtime.state import StateStore
 
 
 def result(name: str, status: Status) -> Result:
@@ -60,7 +61,7 @@ def test_sync_keeps_unchanged_and_drops_removed() -> None:
 def test_a_tick_the_agent_could_not_start_is_counted_apart_and_changes_no_health() -> None:
     from dataclasses import replace
 
-    from probe_agent.exposition import ProbeExposition
+    from probe_agent.outputs.exposition import ProbeExposition
 
     s = store("probes: [{name: a, type: tcp, host: h, port: 1, critical: true}]")
     s.record(result("a", Status.OK))

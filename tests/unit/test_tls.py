@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from probe_agent.tls import cert_not_after
+from probe_agent.probes.clients.tls import cert_not_after
 from tests.helpers.certs import make_cert
 
 

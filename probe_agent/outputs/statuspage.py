@@ -1,0 +1,212 @@
+"""The status page (/status): every probe's health and last message, uptime over the last
+day, recent incidents and maintenance banners, as one server-rendered HTML page.
+
+No external assets (it must work where only the agent is reachable) and no framework: the
+page refreshes its <main> from `/status?partial=1` with a few lines of inline script, so it
+updates without a reload and keeps the reader's scroll position. Built like /health: probes
+are turned into HTML in batches with the loop let go between them, the join in a thread.
+Everything it shows was redacted where it was made (run messages, targets); what is typed
+into the config (a window's reason) goes through the agent's redactor here, and every text
+is HTML-escaped. With --web.health-detail=status it shows names and health only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import heapq
+from html import escape
+from typing import TYPE_CHECKING
+
+from probe_agent.core.health import Health, Verdict
+from probe_agent.runtime.history import Incident
+from probe_agent.runtime.state import ProbeState, Tally
+
+if TYPE_CHECKING:
+    from probe_agent.runtime.agent import Agent
+
+BATCH = 100  # probes turned into HTML between two turns of the loop (~2 ms)
+BARS_UP_TO = 500  # above this many probes, no per-slot uptime bars (96 elements each): the % only
+SHOWN_INCIDENTS = 50
+ORDER = {Health.FAILING: 0, Health.STALE: 1, Health.PENDING: 2, Health.MAINTENANCE: 3, Health.OK: 5}
+WARNING_RANK = 4  # a healthy probe past a warning threshold: after the troubles, before the quiet
+VERDICT = {Verdict.OK: "All probes are passing", Verdict.DEGRADED: "Some probes are failing or warning",
+           Verdict.FAILING: "A critical probe is failing", Verdict.PENDING: "Waiting for first results"}
+
+STYLE = """
+:root{--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e;--muted:#57606a;--maint:#0969da;--bg:#fff;--fg:#1f2328;--line:#d0d7de}
+@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#8d96a0;--line:#30363d}}
+*{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;background:var(--bg);color:var(--fg)}
+header,main,footer{max-width:960px;margin:0 auto;padding:12px 16px}h1{font-size:1.4em;margin:8px 0}h2{font-size:1.1em;margin:20px 0 8px}
+.verdict{padding:12px 14px;border-radius:8px;color:#fff;font-weight:600}.verdict.ok{background:var(--ok)}
+.verdict.degraded,.verdict.pending{background:var(--warn)}.verdict.failing{background:var(--bad)}
+.banner{border:1px solid var(--maint);border-left-width:6px;border-radius:6px;padding:8px 12px;margin:10px 0}
+ul.probes{list-style:none;padding:0;margin:0}li.probe{border-bottom:1px solid var(--line);padding:10px 2px}
+.row{display:flex;flex-wrap:wrap;gap:4px 12px;align-items:baseline}.name{font-weight:600;word-break:break-all}
+.health{font-size:.8em;font-weight:700;padding:1px 7px;border-radius:10px;color:#fff;background:var(--muted)}
+.ok .health{background:var(--ok)}.failing .health,.stale .health{background:var(--bad)}.maintenance .health{background:var(--maint)}
+.warning .health{background:var(--warn)}.uptime{color:var(--muted);margin-left:auto;font-variant-numeric:tabular-nums}
+.msg{margin:4px 0 0;color:var(--muted);overflow-wrap:anywhere}.bar{display:flex;gap:1px;height:14px;margin-top:6px}
+.bar i{flex:1;border-radius:1px;background:var(--line)}.bar i.u{background:var(--ok)}.bar i.p{background:var(--warn)}.bar i.d{background:var(--bad)}
+ol.incidents{padding-left:18px}ol.incidents li{margin:4px 0;overflow-wrap:anywhere}time{color:var(--muted);font-variant-numeric:tabular-nums}
+footer{color:var(--muted);font-size:.85em}footer a{color:inherit}
+"""
+
+SCRIPT = """
+(function(){var main=document.getElementById('status');var every=Number(main.dataset.refresh)*1000;
+async function refresh(){try{var r=await fetch('status?partial=1',{cache:'no-store'});
+if(r.ok){main.innerHTML=await r.text();document.getElementById('stale').hidden=true;return later();}}catch(e){}
+lost();later();}function later(){setTimeout(refresh,every);}
+function lost(){var v=document.getElementById('verdict');document.getElementById('stale').hidden=false;
+if(v&&!v.dataset.lost){v.dataset.lost='1';v.className='verdict failing';
+v.textContent='Cannot reach the agent since '+new Date().toLocaleTimeString()+': below is its last answer';}}
+setTimeout(refresh,every);})();
+"""
+
+
+def _csp_hash(text: str) -> str:
+    import base64
+    import hashlib
+
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+# Only its own inline style and script run, only the agent is fetched, and nothing embeds it.
+CSP = (f"default-src 'none'; style-src {_csp_hash(STYLE)}; script-src {_csp_hash(SCRIPT)}; "
+       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def _when(unix: float) -> str:
+    moment = dt.datetime.fromtimestamp(unix, dt.UTC)
+    return f'<time datetime="{moment.isoformat()}">{moment:%Y-%m-%d %H:%M:%S} UTC</time>'
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 86400 - 60:
+        return "24 h"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{max(seconds, 60) / 60:.0f} min"
+
+
+def _percent(share: float | None, known_for: float) -> str:
+    if share is None:
+        return "no counted runs in 24 h"
+    text = f"{share * 100:.3f}".rstrip("0").rstrip(".")
+    return f"{text}% up over {_span(known_for)}"  # over what is known: not "24 h" after 8 minutes
+
+
+def _warning(state: ProbeState, health: Health) -> bool:
+    return health is Health.OK and state.last is not None and state.last.status.label == "warning"
+
+
+def _rank(state: ProbeState) -> int:
+    health = state.reported_health()
+    return WARNING_RANK if _warning(state, health) else ORDER[health]
+
+
+def _bar(state: ProbeState) -> str:
+    cells = []
+    for share in state.history.slots():
+        kind = "" if share is None else ' class="u"' if share >= 0.999 else ' class="p"' if share >= 0.9 else ' class="d"'
+        cells.append(f"<i{kind}></i>")
+    return f'<div class="bar" title="each bar: 15 minutes, oldest left">{"".join(cells)}</div>'
+
+
+def _probe(state: ProbeState, brief: bool, bars: bool) -> str:
+    health = state.reported_health()
+    last = state.last
+    label = health.value.upper()
+    css = health.value
+    if _warning(state, health):
+        label, css = "WARNING", "ok warning"
+    parts = [f'<li class="probe {css}" data-probe="{escape(state.config.name)}"><div class="row">',
+             f'<span class="name">{escape(state.config.name)}</span><span class="health">{label}</span>',
+             f'<span class="uptime">{_percent(state.history.uptime(), state.history.known_for())}</span></div>']
+    if not brief:
+        message = last.message if last is not None else "no run has finished yet"
+        if state.maintenance is not None:
+            message = f"in maintenance window {state.maintenance}; last run: {message or last.status.label if last else '-'}"
+        if message:
+            parts.append(f'<p class="msg">{escape(message)}</p>')
+    if bars:
+        parts.append(_bar(state))
+    parts.append("</li>")
+    return "".join(parts)
+
+
+def _incident(name: str, incident: Incident, brief: bool) -> str:
+    text = f"{escape(name)}: {escape(incident.old)} → <b>{escape(incident.new)}</b>"
+    if not brief and incident.message:
+        text += f" — {escape(incident.message)}"
+    return f"<li>{_when(incident.at)} {text}</li>"
+
+
+def _banners(agent: Agent) -> str:
+    found = []
+    for window, until in agent.active_maintenance:
+        covers = ", ".join([*window.probes, *(f"tag {t}" for t in window.tags)])
+        reason = f": {agent.redactor.redact(window.reason)}" if window.reason else ""
+        found.append(f'<div class="banner" role="status"><b>Maintenance {escape(window.name)}</b>{escape(reason)}'
+                     f" — {escape(covers)}, until {_when(until.timestamp())}</div>")
+    return "".join(found)
+
+
+async def render(agent: Agent, *, brief: bool, partial: bool) -> bytes:
+    # the sort keys in batches, then one sort of plain tuples (a C loop): 10,000 probes sorted
+    # by a Python key function would hold the loop ~10 ms at once
+    keyed: list[tuple[int, str, int]] = []
+    all_states = list(agent.store.probes.values())
+    for i, state in enumerate(all_states):
+        keyed.append((_rank(state), state.config.name, i))
+        if i % (BATCH * 5) == 0:
+            await asyncio.sleep(0)
+    keyed.sort()
+    states = [all_states[i] for _, _, i in keyed]
+    bars = len(states) <= BARS_UP_TO
+    tally, items, warnings = Tally(), [], 0
+    incidents: list[tuple[float, int, str, Incident]] = []  # a heap of the newest
+    for i, state in enumerate(states, 1):
+        warnings += _warning(state, tally.add(state))
+        items.append(_probe(state, brief, bars))
+        for incident in list(state.history.incidents):
+            entry = (incident.at, i, state.config.name, incident)
+            if len(incidents) < SHOWN_INCIDENTS:
+                heapq.heappush(incidents, entry)
+            elif entry > incidents[0]:
+                heapq.heapreplace(incidents, entry)
+        if i % BATCH == 0:
+            await asyncio.sleep(0)
+    overall = tally.overall()[0] if agent.started else Verdict.PENDING
+    newest = sorted(incidents, reverse=True)
+    refresh = max(1.0, min(10.0, min((s.config.interval for s in states), default=5.0)))
+
+    def build() -> bytes:
+        counts = {h.value: len(names) for h, names in tally.by_health.items() if names}
+        if warnings:  # counted as what they are, not as ok
+            counts["ok"] -= warnings
+            counts = {**{k: v for k, v in counts.items() if k != "ok"}, "warning": warnings,
+                      **({"ok": counts["ok"]} if counts["ok"] else {})}
+        summary = ", ".join(f"{n} {name}" for name, n in counts.items())
+        main = [f'<p class="verdict {overall}" id="verdict">{VERDICT.get(overall, overall)}</p>',
+                _banners(agent), f"<p>{len(states)} probes: {summary or 'none'}. Updated {_when(dt.datetime.now(dt.UTC).timestamp())}</p>",
+                '<ul class="probes">', *items, "</ul>", "<h2>Recent incidents</h2>"]
+        main.append('<ol class="incidents">' + "".join(_incident(name, inc, brief) for _, _, name, inc in newest) + "</ol>"
+                    if newest else "<p>None in memory (the agent keeps the last 20 changes of each probe).</p>")
+        fragment = "".join(main)
+        if partial:
+            return fragment.encode()
+        return "".join([
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width,initial-scale=1">',
+            f"<title>Status — probe-agent</title><style>{STYLE}</style></head><body>",
+            "<header><h1>Status</h1></header>",
+            f'<main id="status" data-refresh="{refresh:g}" aria-live="polite">{fragment}</main>',
+            '<footer><p id="stale" hidden>Cannot reach the agent; showing the last answer.</p>',
+            '<p><a href="metrics">/metrics</a> · <a href="health">/health</a> · <a href="-/maintenance">/-/maintenance</a>',
+            f" · refreshes every {refresh:g} s</p></footer>",
+            f"<script>{SCRIPT}</script></body></html>",
+        ]).encode()
+
+    return await asyncio.to_thread(build)
+

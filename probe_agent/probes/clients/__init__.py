@@ -1,0 +1,2 @@
+"""What several probe types share: the HTTP client, the datastore probes' base, the NATS
+client, TLS contexts and connection details."""

@@ -1,0 +1,499 @@
+"""The daemon: config -> probe handles -> scheduler -> state, with reload and graceful stop.
+
+Two rules shape it:
+- The event loop is the agent's clock, so nothing slow runs on it: reading,
+  parsing and validating the probes file and building probe handles (TLS
+  contexts, files) happen in a worker thread; what must touch the loop is done
+  in batches.
+- The agent cannot be silenced. A reload is built completely before it
+  replaces anything; any failure, expected or not, leaves the running probes
+  untouched and says so (400, a log line, reload_successful 0). A reload
+  touches only the probes that changed: the others keep their schedule,
+  state and runs in flight. A watchdog marks results that stopped coming as
+  stale and turns /health/live 503 when the scheduler stops making progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from probe_agent.config.loader import AgentConfig, load_config, no_cyclic_gc
+from probe_agent.config.shard import Shard
+from probe_agent.core.errors import AGENT_STARVED, ConfigError, Reason
+from probe_agent.core.logs import RedactingFilter
+from probe_agent.core.loopmonitor import LoopMonitor
+from probe_agent.core.redact import Redactor
+from probe_agent.core.results import Result, Status
+from probe_agent.core.yamlload import MAX_CONFIG_BYTES
+from probe_agent.probes import close_shared
+from probe_agent.runtime import historyfile
+from probe_agent.runtime.metrics import AgentMetrics
+from probe_agent.runtime.remediation import Remediator
+from probe_agent.runtime.runner import ProbeHandle, build_handles
+from probe_agent.runtime.scheduler import Scheduler
+from probe_agent.runtime.state import ProbeState, StateStore
+from probe_agent.runtime.watch import SHRINK_SHARE, ReloadHeld
+from probe_agent.schema.maintenance import MaintenanceWindow, active_windows, ad_hoc, window_of
+
+T = TypeVar("T")
+
+log = logging.getLogger("probe_agent")
+
+LIVENESS_STALL = 10.0  # /health/live fails when the loop monitor or watchdog has not run for this long
+WATCH_EVERY = 1.0  # the watchdog's period: staleness and scheduler progress
+# A reload (reading the file and every file it names, building every probe) that takes longer is
+# a failed reload: a file on a hung mount must not wedge reloads, nor SIGTERM, for good.
+RELOAD_DEADLINE = 60.0
+OVERLOAD_HOLD = 5.0  # the agent reads overloaded for this long after it last shed a run
+STARVATION_WINDOW = 10  # watchdog periods over which runs the agent itself could not make are counted
+STARVED_RUNS = 10  # at least this many, and half the runs, and /health/live fails
+BATCH = 100  # loop-side work (scheduling probes, scanning states) yields to the loop after this many
+
+
+@contextlib.asynccontextmanager
+async def _building() -> AsyncIterator[None]:
+    # Building and swapping in 10,000 probes allocates millions of objects; a full garbage
+    # collection meanwhile walks them all while holding the loop. Collect nothing until the
+    # new config is in place, then freeze it (it lives until the next reload) out of them.
+    with no_cyclic_gc():
+        yield
+
+
+def _first(names: list[str], shown: int = 20) -> str:
+    """'a, b, c' or 'a, b, ... and 980 more': names in a log line, bounded."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown]) + f", ... and {len(names) - shown} more"
+
+
+async def _in_thread(work: Callable[[], T], deadline: float) -> tuple[T, None] | tuple[None, threading.Thread]:
+    """`work()` in a thread of its own, waited for up to `deadline` seconds: its result, or the
+    thread still running it. A daemon thread, not the loop's executor, whose threads are joined
+    at exit: one blocked in a read that never ends would keep SIGTERM from ending the agent."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, exc: BaseException | None) -> None:
+        if not future.done():
+            future.set_exception(exc) if exc is not None else future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, exc = work(), None
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting coroutine
+            result, exc = None, error
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, exc)
+
+    thread = threading.Thread(target=run, name="config-build", daemon=True)
+    thread.start()
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), deadline), None
+    except TimeoutError:
+        return None, thread
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A config built and ready to swap in."""
+
+    config: AgentConfig
+    redactor: Redactor
+    start: list[ProbeHandle]  # new and changed probes
+    stop: list[str]  # removed and changed probes
+    states: dict[str, ProbeState]
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        config_path: Path | None = None,
+        *,
+        grace: float = 10.0,
+        log_filter: RedactingFilter | None = None,
+        max_config_bytes: int = MAX_CONFIG_BYTES,
+        allow_empty: bool = False,
+        shard: Shard | None = None,
+        history_file: Path | None = None,
+        history_save_every: float = 60.0,
+    ):
+        self.shard = shard
+        self.history_file = history_file  # the status page's history over restarts (probe_agent.runtime.historyfile)
+        self.history_save_every = history_save_every
+        self._history_saver: asyncio.Task[None] | None = None
+        config = shard.select(config) if shard is not None else config
+        self.config = config
+        self.config_path = config_path
+        self.grace = grace
+        self.max_config_bytes = max_config_bytes
+        self.allow_empty = allow_empty
+        self.store = StateStore()
+        self.metrics = AgentMetrics()
+        if shard is not None:
+            self.metrics.shard_info.labels(str(shard.index), str(shard.count)).set(1)
+            self.metrics.shards.set(shard.count)
+        self.redactor = Redactor(config.secrets)
+        self.monitor = LoopMonitor(on_sample=self.metrics.observe_loop_lag)
+        self.remediator = Remediator(self.metrics)
+        self._log_filter = log_filter
+        self._scheduler: Scheduler | None = None
+        self._reload_lock = asyncio.Lock()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._watch_beat = time.monotonic()
+        self._stuck: list[str] = []
+        self.overloaded = False  # shedding runs it cannot start (the scheduler's last_shed)
+        self._runs = self._starved_runs = 0  # since the watchdog last looked
+        self._starvation: collections.deque[tuple[int, int]] = collections.deque(maxlen=STARVATION_WINDOW)
+        self._overrun_build: threading.Thread | None = None  # a reload's thread, past its deadline and still blocked
+        self._closing: set[asyncio.Task[None]] = set()
+        self.started = False  # the store holds the config's probes (until then /health says starting)
+        # maintenance started by hand (POST /-/maintenance): kept over reloads, not restarts
+        self.ad_hoc_maintenance: dict[str, MaintenanceWindow] = {}
+        self.active_maintenance: list[tuple[MaintenanceWindow, dt.datetime]] = []
+
+    async def start(self) -> None:
+        self.monitor.start()
+        self._scheduler = Scheduler(
+            self.metrics,
+            self._record,
+            self.config.max_concurrency,
+            per_target=self.config.max_concurrency_per_target,
+            monitor=self.monitor,
+            lag_tolerance=self.config.loop_lag_tolerance,
+        )
+        async with self._reload_lock, _building():  # a reload asked for while starting waits for the start
+            # Every probe shows as pending at once; building its handle (TLS, files) comes next.
+            states = self.store.probes = await asyncio.to_thread(self.store.plan_config, self.config)
+            # pending from the first moment the probes exist: a gate on "pending == 0" must not pass early
+            self.metrics.pending_probes.set(len(states))
+            self.metrics.probes.set(len(states))
+            self.started = True
+            plan = await asyncio.to_thread(self._build, self.config, {}, states)
+            await self._apply(plan)
+        self._watchdog = asyncio.create_task(self._watch(), name="watchdog")
+        if self.history_file is not None:
+            await self._restore_history(self.history_file)
+            self._history_saver = asyncio.create_task(self._save_history_every(), name="history-saver")
+        self.metrics.reload_success.set(1)
+        self.metrics.reload_timestamp.set(time.time())
+        log.info("agent started", extra={"probes": len(self.store.probes)})
+
+    # --- building and swapping in a config ---------------------------------
+
+    def _build(
+        self, config: AgentConfig, running: dict[str, ProbeHandle], states: dict[str, ProbeState] | None = None
+    ) -> _Plan:
+        """Everything the new config needs, built off the loop (`states`: already planned). Raises ConfigError."""
+        redactor = Redactor(config.secrets)
+        unchanged = {c.name for c in config.probes if c.name in running and running[c.name].config == c}
+        handles = build_handles(config, [c for c in config.probes if c.name not in unchanged])
+        if states is None:
+            states = self.store.plan_config(config)
+        return _Plan(config, redactor, handles, [n for n in running if n not in unchanged], states)
+
+    async def _apply(self, plan: _Plan) -> None:
+        scheduler = self._scheduler
+        assert scheduler is not None
+        for name in plan.stop:
+            old = scheduler.remove(name)
+            if old is not None:
+                task = asyncio.create_task(old.aclose(), name=f"close:{name}")
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+        scheduler.compact()
+        self.config = plan.config
+        self.redactor = plan.redactor
+        if self._log_filter is not None:
+            self._log_filter.redactor = plan.redactor
+        self.store.probes = plan.states
+        self.remediator.forget(set(plan.states))
+        await self._mark_maintenance(all_probes=True)  # before the new probes' first runs
+        for i, handle in enumerate(plan.start, 1):
+            scheduler.add(handle, resume=plan.states[handle.name].last is not None)
+            if i % BATCH == 0:
+                await asyncio.sleep(0)
+        self.metrics.probes.set(len(plan.states))
+        self.metrics.pending_probes.set(sum(1 for state in plan.states.values() if state.last is None))
+
+    async def reload(self, cautious: bool = False) -> list[str]:
+        """Load the config file again. On any problem keep the running probes untouched and return the
+        problems. `cautious` (the file watcher): raise ReloadHeld instead of applying a config that
+        would remove a large share of the running probes (a file still being written, perhaps)."""
+        async with self._reload_lock, _building():
+            if self.config_path is None:
+                return ["the agent was started without a config file; nothing to reload"]
+            if self._overrun_build is not None and self._overrun_build.is_alive():
+                return self._rejected([
+                    f"an earlier reload is still blocked reading the config or a file it names "
+                    f"(over {RELOAD_DEADLINE:g}s); the agent must be restarted to read it again"
+                ])
+            path = self.config_path
+            assert self._scheduler is not None
+            running = self._scheduler.handles()
+
+            def build() -> _Plan:
+                config = load_config(path, max_bytes=self.max_config_bytes, allow_empty=self.allow_empty)
+                if self.shard is not None:
+                    config = self.shard.select(config)
+                return self._build(config, running)
+
+            try:
+                plan, blocked = await _in_thread(build, RELOAD_DEADLINE)
+                if plan is None:
+                    self._overrun_build = blocked
+                    return self._rejected([
+                        f"reading and building the config did not finish within {RELOAD_DEADLINE:g}s "
+                        "(is a file it names on a hung mount?); the running probes stay"
+                    ])
+                dropped = sum(1 for name in running if name not in plan.states)
+                if cautious and dropped >= 2 and dropped >= SHRINK_SHARE * len(running):
+                    for handle in plan.start:  # built for nothing, for now
+                        await handle.aclose()
+                    raise ReloadHeld(dropped, len(running))
+            except ReloadHeld:
+                raise
+            except ConfigError as exc:
+                return self._rejected([self.redactor.redact(p) for p in exc.problems])
+            except Exception as exc:
+                log.exception("config reload failed unexpectedly; keeping the running config")
+                return self._rejected([self.redactor.redact(f"internal error while building the config: {type(exc).__name__}: {exc}")])
+            await self._apply(plan)
+            self.metrics.reload_success.set(1)
+            self.metrics.reload_timestamp.set(time.time())
+            added = [name for name in plan.states if name not in running]
+            removed = [name for name in running if name not in plan.states]
+            changed = [name for name in plan.stop if name in plan.states]
+            # one line per reload, whatever its size: counts, and the first names of each kind
+            log.info("config reloaded", extra={
+                "probes": len(plan.states),
+                "added": len(added), "changed": len(changed), "removed": len(removed),
+                "added_probes": _first(added), "changed_probes": _first(changed), "removed_probes": _first(removed),
+            })
+            return []
+
+    def _rejected(self, problems: list[str]) -> list[str]:
+        self.metrics.reload_success.set(0)
+        log.error("config reload rejected; keeping the running config", extra={"problems": problems})
+        return problems
+
+    # --- results ------------------------------------------------------------
+
+    def _record(self, result: Result) -> None:
+        if result.distorted:
+            self.metrics.distorted_runs.inc()
+        self._runs += 1
+        if result.reason is Reason.INTERNAL and result.message.startswith(AGENT_STARVED):
+            self._starved_runs += 1
+        transition = self.store.record(result)
+        state = self.store.probes.get(result.probe)
+        if state is not None and state.config.remediation is not None:
+            self.remediator.on_result(state, result, self.redactor)  # starts a task at most; never waits
+        if transition is None:
+            return
+        level = logging.INFO if result.status is Status.OK else logging.WARNING
+        extra: dict[str, object] = {
+            "probe": result.probe,
+            "type": result.type,
+            "from": transition.old.label if transition.old is not None else None,
+            "to": result.status.label,
+            "reason": result.reason.value if result.reason else None,
+            "detail": result.message,
+            "duration_seconds": round(result.duration, 4),
+        }
+        if result.distorted:
+            extra["distorted"] = result.details["distorted"]
+        if state is not None and state.maintenance is not None:
+            extra["maintenance"] = state.maintenance
+            level = logging.INFO  # expected during planned work: nothing to warn about
+        log.log(level, "probe status changed", extra=extra)
+
+    # --- maintenance ----------------------------------------------------------
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]:
+        return [*self.config.maintenance, *self.ad_hoc_maintenance.values()]
+
+    async def _mark_maintenance(self, *, all_probes: bool = False) -> None:
+        """Set each probe's window (or None) from the windows in effect now; log windows that
+        begin or end (one line per window, not per probe). The probes are gone through only
+        when the set of windows in effect changed, or for a new config (`all_probes`): the
+        watchdog calls this every second."""
+        now = dt.datetime.now(dt.UTC)
+        for name, window in list(self.ad_hoc_maintenance.items()):
+            if window.end is not None and window.end <= now:
+                del self.ad_hoc_maintenance[name]
+        before = {window.name for window, _ in self.active_maintenance}
+        active = self.active_maintenance = active_windows(self.maintenance_windows(), now)
+        for window, until in active:
+            if window.name not in before:
+                log.info("maintenance window started", extra={"window": window.name, "reason": window.reason,
+                                                               "until": until.isoformat()})
+        for name in before - {window.name for window, _ in active}:
+            log.info("maintenance window ended", extra={"window": name})
+        if not all_probes and before == {window.name for window, _ in active}:
+            return
+        for i, state in enumerate(list(self.store.probes.values()), 1):
+            covering = window_of(state.config.name, state.config.tags, active) if active else None
+            if state.maintenance != covering:
+                health_before, old_window = state.reported_health(), state.maintenance
+                state.maintenance = covering
+                state.version += 1
+                state.note_health(health_before, f"maintenance window {covering} began" if covering
+                                  else f"maintenance window {old_window} ended")
+            if i % BATCH == 0:
+                await asyncio.sleep(0)
+
+    async def start_maintenance(self, request: dict[str, object]) -> MaintenanceWindow:
+        """An ad hoc window from now on. Raises ValueError with what is wrong with the request."""
+        window = ad_hoc(request, dt.datetime.now(dt.UTC))
+        if window.name in {w.name for w in self.config.maintenance}:
+            raise ValueError(f"name {window.name!r} is a scheduled window's; choose another")
+        if not any(window.covers(s.config.name, s.config.tags) for s in self.store.probes.values()):
+            raise ValueError("it covers no probe of this agent (check probes and tags)")
+        self.ad_hoc_maintenance[window.name] = window
+        await self._mark_maintenance(all_probes=True)  # a window of the same name may cover others now
+        return window
+
+    async def end_maintenance(self, name: str) -> bool:
+        """End an ad hoc window now; False when there is none of that name."""
+        if self.ad_hoc_maintenance.pop(name, None) is None:
+            return False
+        await self._mark_maintenance()
+        return True
+
+    # --- liveness -------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            now = time.monotonic()
+            pending = stale = 0
+            for i, state in enumerate(list(self.store.probes.values()), 1):
+                if state.last is None:
+                    pending += 1
+                elif state.is_stale(now):
+                    stale += 1
+                    if not state.stale:
+                        before = state.reported_health()
+                        state.stale = True
+                        state.version += 1
+                        state.note_health(before, f"no run has finished for {now - state.finished:.0f}s")
+                        log.warning(
+                            "probe result is stale: no run has finished for %.0fs",
+                            now - state.finished,
+                            extra={"probe": state.config.name, "type": state.config.type},
+                        )
+                if i % BATCH == 0:
+                    await asyncio.sleep(0)
+            self.metrics.pending_probes.set(pending)
+            self.metrics.stale_probes.set(stale)
+            if self.active_maintenance or self.maintenance_windows():
+                await self._mark_maintenance()
+            self._stuck = self._scheduler.stuck() if self._scheduler is not None else []
+            self._note_starvation()
+            self._note_overload(now)
+            self._watch_beat = time.monotonic()
+
+    def _note_overload(self, now: float) -> None:
+        was = self.overloaded
+        self.overloaded = self._scheduler is not None and now - self._scheduler.last_shed < OVERLOAD_HOLD
+        if self.overloaded != was:
+            self.metrics.overloaded.set(1 if self.overloaded else 0)
+            if self.overloaded:
+                log.warning("the agent is overloaded: runs it cannot start are shed and reported UNKNOWN"
+                            " (probe_agent_skipped_runs_total{cause=\"overload\"}); fewer probes or a longer"
+                            " interval per replica, or more replicas (run --shard)")
+            else:
+                log.info("the agent is no longer overloaded")
+
+    def _note_starvation(self) -> None:
+        """Runs, and runs the agent could not make for want of fds or memory, in the last
+        STARVATION_WINDOW watchdog periods: an agent whose own resources fail most of its runs
+        cannot work, and /health/live says so (a restart is the cure a kubelet can give)."""
+        was = self.starved()
+        self._starvation.append((self._runs, self._starved_runs))
+        self._runs = self._starved_runs = 0
+        if self.starved() != was:
+            level = logging.ERROR if not was else logging.INFO
+            log.log(level, "the agent is out of file descriptors or memory for most runs" if not was
+                    else "the agent has the resources for its runs again")
+
+    def starved(self) -> bool:
+        runs = sum(r for r, _ in self._starvation)
+        starved = sum(s for _, s in self._starvation)
+        return starved >= STARVED_RUNS and 2 * starved >= runs
+
+    def alive(self) -> bool:
+        now = time.monotonic()
+        return (
+            now - self.monitor.heartbeat < LIVENESS_STALL
+            and now - self._watch_beat < LIVENESS_STALL
+            and not self._stuck
+            and (self._overrun_build is None or not self._overrun_build.is_alive())
+            and not self.starved()
+            and self._scheduler is not None
+            and self._scheduler.alive()
+        )
+
+    # --- the status page's history over restarts --------------------------------
+
+    async def _restore_history(self, path: Path) -> None:
+        found = await asyncio.to_thread(historyfile.read, path)
+        restored = 0
+        for name, history in found.items():
+            state = self.store.probes.get(name)
+            if state is not None:
+                state.history = history
+                restored += 1
+        if found:
+            log.info("history restored", extra={"file": str(path), "probes": restored})
+
+    async def save_history(self) -> None:
+        """Write the history file (a snapshot taken on the loop, written in a thread)."""
+        if self.history_file is None:
+            return
+        records = {}
+        for i, (name, state) in enumerate(list(self.store.probes.items()), 1):
+            records[name] = state.history.to_record()  # the snapshot, on the loop, in batches
+            if i % (BATCH * 5) == 0:
+                await asyncio.sleep(0)
+        path = self.history_file
+
+        def write() -> None:
+            historyfile.write(path, historyfile.encode(records))
+
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:
+            log.warning("cannot write the history file", extra={"file": str(self.history_file), "problem": exc.strerror})
+
+    async def _save_history_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.history_save_every)
+            await self.save_history()
+
+    async def stop(self) -> None:
+        if self._history_saver is not None:
+            self._history_saver.cancel()
+        if self._scheduler is not None:
+            await self._scheduler.stop(self.grace)
+            await asyncio.gather(*(h.aclose() for h in self._scheduler.handles().values()))
+        await self.save_history()
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=5)
+        await self.remediator.close()
+        await close_shared()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self.monitor.stop()
+        log.info("agent stopped")

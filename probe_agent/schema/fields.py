@@ -1,0 +1,207 @@
+"""Field types of probes.yaml shared by every probe type: durations, limits, URLs, regexes.
+
+Imports nothing of probe-agent's above errors, so probe types and the loader can both use it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+
+# Labels the agent sets itself; a user label may not shadow them.
+RESERVED_LABELS = frozenset({"probe", "type", "status", "reason", "phase", "step", "target", "le", "instance", "job"})
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|s|m|h|d)")
+_DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any, allow_zero: bool = False) -> float:
+    """'500ms', '15s', '1m30s' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 500ms, 15s or 1m")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        pos, seconds = 0, 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+            pos = match.end()
+        if pos != len(text) or not text:
+            raise ValueError(f"invalid duration {value!r}: expected a duration such as 500ms, 15s or 1m")
+    else:
+        raise ValueError("expected a duration such as 500ms, 15s or 1m")
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"duration must be positive, got {value!r}")
+    # to the nanosecond: 700 * 1e-3 is 0.7000000000000001, which as a bucket bound would
+    # print le="0.7000000000000001" and match no query written for 700 ms
+    return round(seconds, 9)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+MAX_INTERVAL = 86400.0  # a probe that runs less than daily is not monitoring anything
+MAX_TIMEOUT = 3600.0
+
+
+def _at_most(limit: float, text: str) -> AfterValidator:
+    def check(seconds: float) -> float:
+        if seconds > limit:
+            raise ValueError(f"at most {text}, got {seconds:g}s")
+        return seconds
+
+    return AfterValidator(check)
+
+
+Interval = Annotated[Duration, _at_most(MAX_INTERVAL, "1d")]
+Timeout = Annotated[Duration, _at_most(MAX_TIMEOUT, "1h")]
+
+_BYTE_SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?")
+_BYTE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2, "GB": 1000**3, "GiB": 1024**3}
+MAX_BYTE_SIZE = 256 * 1024**2  # no reader of outside data may be given more than this
+
+
+def parse_byte_size(value: Any) -> int:
+    """'64KiB', '4MiB', '1MB' or a number of bytes -> bytes, at most MAX_BYTE_SIZE."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("expected a size such as 65536, 64KiB or 4MiB")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _BYTE_SIZE.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(f"invalid size {value[:40]!r}: expected a size such as 65536, 64KiB or 4MiB")
+        size = int(match.group(1)) * _BYTE_UNITS[match.group(2)]
+    if size < 1:
+        raise ValueError(f"size must be positive, got {value!r}")
+    if size > MAX_BYTE_SIZE:
+        raise ValueError(f"at most 256MiB, got {size} bytes")
+    return size
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_byte_size)]  # bytes: 65536, 64KiB, 4MiB; at most 256MiB
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return pattern
+
+
+def _check_http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return url
+
+
+# The run-duration histogram's default bounds: the latency limits SLOs are usually written at
+# (100, 200, 300, 500 ms, 1, 2, 3, 5 s) are all boundaries, so a ratio at them is exact. Every
+# duration limit a probe declares is added to its own bounds (probe_agent.config.loader).
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
+MAX_BUCKETS = 40  # each is a series per probe
+
+
+def _check_buckets(bounds: tuple[float, ...]) -> tuple[float, ...]:
+    if len(bounds) > MAX_BUCKETS:
+        raise ValueError(f"at most {MAX_BUCKETS} bucket bounds (each is a series per probe), got {len(bounds)}")
+    return tuple(sorted(set(bounds)))
+
+
+def _check_host(host: str) -> str:
+    text = host.strip()
+    if not text:
+        raise ValueError("a host name or address is required")
+    if "://" in text:
+        raise ValueError(f"{text[:80]!r} is a URL: write the host name or address alone")
+    if text.startswith("[") and "]:" in text:
+        name, port = text[1:].split("]:", 1)
+    elif text.count(":") == 1:
+        name, port = text.split(":")
+    else:
+        name = port = ""
+    if port:
+        raise ValueError(f"{text[:80]!r} has a port in it: write host: {name[:80]} and port: {port[:10]}")
+    if any(c.isspace() or c in "/@?#" for c in text):
+        raise ValueError(f"{text[:80]!r} is not a host name or address")
+    return text
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+
+
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name[:60]!r} is not a valid header name")
+        # the value may be a secret (${TOKEN}): say where the problem is, never what it is
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"header {name}: the value has a line break or NUL in it (from a ${{VAR}} read with its newline?)")
+    return headers
+
+
+Host = Annotated[str, AfterValidator(_check_host)]  # a name or address, no port, scheme or path
+Headers = Annotated[dict[str, str], AfterValidator(_check_headers)]  # names are tokens; values one line
+Buckets = Annotated[tuple[Duration, ...], AfterValidator(_check_buckets)]  # histogram bounds, sorted
+Regex = Annotated[str, AfterValidator(_check_regex)]  # a regular expression, compiled once to check it
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]  # kept as the user wrote it (no normalising)
+
+_LIMIT = re.compile(r"^\s*(>=|<=|>|<)?\s*(.+?)\s*$")
+
+
+class Limit(BaseModel):
+    """One threshold bound: breached when `value OP bound`. A bare number means '>'."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    op: str
+    bound: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return data
+        if isinstance(data, bool):
+            raise ValueError("expected a number or a comparison such as '> 100' or '< 7'")
+        if isinstance(data, (int, float)):
+            return {"op": ">", "bound": float(data)}
+        match = _LIMIT.match(str(data))
+        if not match:
+            raise ValueError(f"invalid threshold {data!r}")
+        op, text = match.group(1) or ">", match.group(2)
+        try:
+            bound = float(text)
+        except ValueError:
+            try:
+                bound = parse_duration(text, allow_zero=True)
+            except ValueError:
+                raise ValueError(
+                    f"invalid threshold {data!r}: expected a number or a comparison such as '> 100', '< 7' or '> 500ms'"
+                ) from None
+        return {"op": op, "bound": bound}
+
+    def breached_by(self, value: float) -> bool:
+        return {
+            ">": value > self.bound,
+            ">=": value >= self.bound,
+            "<": value < self.bound,
+            "<=": value <= self.bound,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.bound:g}"
+
+
+class Threshold(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    warning: Limit | None = None
+    critical: Limit | None = None

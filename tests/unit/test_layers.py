@@ -1,0 +1,98 @@
+"""The packages are the architecture: each module sits in a layer, and no module imports one of
+a higher layer, at the top or inside a function, for type checking or not. A lower layer that
+needs something of a higher one has it handed in (a callback, an argument), so every circle is
+a failure here, not a lazy import that happens to work."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[2] / "probe_agent"
+
+# lowest first; a module may import its own layer and any below it
+LAYERS: list[tuple[str, ...]] = [
+    ("probe_agent",),  # the package itself: __version__
+    ("probe_agent.core",),
+    ("probe_agent.schema",),
+    ("probe_agent.probes.base",),
+    ("probe_agent.probes.clients",),
+    ("probe_agent.probes.types", "probe_agent.probes.registry", "probe_agent.probes"),
+    ("probe_agent.config",),
+    ("probe_agent.runtime",),
+    ("probe_agent.outputs",),
+    ("probe_agent.web", "probe_agent.commands"),
+    ("probe_agent.daemon",),
+    ("probe_agent.demo",),
+    ("probe_agent.cli", "probe_agent.__main__"),
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_of(module: str) -> int:
+    """The layer of the most specific prefix that names one."""
+    best, best_len = -1, -1
+    for index, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
+                best, best_len = index, len(prefix)
+    if best < 0:
+        raise AssertionError(f"{module} is in no layer: add its package to LAYERS")
+    return best
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """Every probe_agent module this file imports, anywhere in it: (line, module)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "probe_agent":
+            # `from probe_agent.x import y` may name a module y: count the most specific
+            for alias in node.names:
+                found.append((node.lineno, f"{node.module}.{alias.name}"))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "probe_agent"]
+    return found
+
+
+def resolve(name: str) -> str:
+    """`probe_agent.x.y` as the module it names: y itself if it is a module, else x."""
+    while name != "probe_agent":
+        relative = Path(*name.split(".")[1:])
+        if (PACKAGE / relative).with_suffix(".py").exists() or (PACKAGE / relative / "__init__.py").exists():
+            return name
+        name = name.rsplit(".", 1)[0]
+    return name
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_has_a_layer() -> None:
+    for path in MODULES:
+        layer_of(module_name(path))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_no_module_imports_a_higher_layer(path: Path) -> None:
+    module = module_name(path)
+    own = layer_of(module)
+    wrong = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}: imports {target} ({' / '.join(LAYERS[layer_of(target)])})"
+        for line, name in imports_of(path)
+        if layer_of(target := resolve(name)) > own
+    ]
+    assert not wrong, f"{module} is in layer {' / '.join(LAYERS[own])} but:\n" + "\n".join(wrong)
+
+
+def test_the_checker_sees_a_lazy_import_of_a_higher_layer(tmp_path: Path) -> None:
+    # the test itself must be able to fail: a function-level import of the daemon from core
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from probe_agent.daemon import serve\n    return serve\n")
+    assert [resolve(name) for _, name in imports_of(bad)] == ["probe_agent.daemon"]
+    assert layer_of("probe_agent.daemon") > layer_of("probe_agent.core.errors")
