@@ -99,6 +99,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_types(args: argparse.Namespace) -> int:
+    import json
+
+    from probe_agent.outputs.types import describe_all, render_text
+    from probe_agent.probes import REGISTRY
+
+    wanted = args.type or list(REGISTRY)
+    unknown = [name for name in wanted if name not in REGISTRY]
+    if unknown:
+        print(f"types: unknown probe type {unknown[0]!r} (known: {', '.join(REGISTRY)})", file=sys.stderr)
+        return 1
+    try:
+        types = describe_all({name: REGISTRY[name] for name in wanted}, REGISTRY.origin)
+    except (ImportError, TypeError) as exc:  # an installed type that does not load: say which
+        print(f"types: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(types, indent=2) if args.format == "json" else render_text(types), end="\n" if args.format == "json" else "")
+    return 0
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
     import yaml
 
@@ -404,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check the probes file; list every problem")
     with_config(validate)
     validate.set_defaults(func=cmd_validate)
+
+    types = commands.add_parser("types", help="list the probe types, built-in and installed, with their fields")
+    types.add_argument("type", nargs="*", help="only these types")
+    types.add_argument("--format", choices=("text", "json"), default="text")
+    types.set_defaults(func=cmd_types)
 
     rules = commands.add_parser("rules", help="write Prometheus recording and burn-rate alerting rules for the slos")
     with_config(rules)

@@ -56,5 +56,15 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
 fi
 
 if [ "$want_test" = 1 ]; then
+  # An out-of-tree probe type, installed as a user installs one (its own distribution, an entry
+  # point): the registry-wide tests then cover it exactly as a built-in type.
+  fixture=tests/fixtures/acme-probes
+  fixture_stamp=".venv/.installed-acme-probes"
+  if [ ! -f "$fixture_stamp" ] || [ -n "$(find "$fixture" -newer "$fixture_stamp" -type f | head -1)" ]; then
+    log "installing the test fixture distribution acme-probes (an out-of-tree probe type) into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall "./$fixture"
+    rm -rf "$fixture/build" "$fixture"/*.egg-info
+    touch "$fixture_stamp"
+  fi
   scripts/services.sh
 fi

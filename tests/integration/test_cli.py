@@ -48,6 +48,20 @@ def test_exit_code_is_the_worst_status(config: Path) -> None:
     assert check("-c", str(config)).returncode == 2
 
 
+def test_exit_code_is_the_worst_status_wherever_the_worst_probe_is(tmp_path: Path, shop: str) -> None:
+    # the critical probe first, a warning between, an ok probe last: every format exits 2
+    path = tmp_path / "probes.yaml"
+    path.write_text(f"""
+probes:
+  - {{name: a-db-port, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: b-slowish, type: http, url: "{shop}/health/liveness", thresholds: {{duration: {{warning: "> 0s"}}}}}}
+  - {{name: c-live, type: http, url: "{shop}/health/liveness"}}
+""")
+    for fmt in ("table", "json", "nagios", "junit", "prometheus"):
+        assert check("-c", str(path), "--format", fmt).returncode == 2, fmt
+    assert check("-c", str(path), "--probe", "b-slowish", "--probe", "c-live").returncode == 1
+
+
 def test_table_shows_what_on_call_needs(config: Path) -> None:
     out = check("-c", str(config))
     lines = out.stdout.splitlines()

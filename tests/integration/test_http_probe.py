@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 import time
@@ -303,3 +304,24 @@ async def test_json_nested_past_the_stack_is_the_targets_fault(probe_once: Probe
     result = await probe_once({"type": "http", "url": base + "/", "expect_json": {"status": "ok"}})
     assert result.status is Status.CRITICAL and result.reason is Reason.ASSERTION, result
     assert result.message == "body is not valid JSON"
+
+
+async def test_a_redirect_to_a_url_with_a_token_is_redacted_in_the_run_details(
+    serve_app: ServeApp, probe_once: ProbeOnce
+) -> None:
+    # The details of a run (final_url after redirects) reach /health, `check --format json`
+    # and the status page: the token an identity provider put in the URL must not.
+    async def start(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("/landing?access_token=tok-4f9e2a7c&state=ok")
+
+    async def landing(_request: web.Request) -> web.Response:
+        return web.Response(text="welcome")
+
+    app = web.Application()
+    app.router.add_get("/start", start)
+    app.router.add_get("/landing", landing)
+    base = await serve_app(app)
+    result = await probe_once({"type": "http", "url": f"{base}/start"})
+    assert result.status is Status.OK, result.message
+    assert result.details["final_url"].startswith(f"{base}/landing?access_token=")
+    assert "tok-4f9e2a7c" not in json.dumps(result.to_dict())

@@ -17,6 +17,8 @@ from probe_agent.probes.base import Probe, ProbeConfig
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
 TYPES = list(REGISTRY)
+# the README documents the built-in types; an installed one documents itself (`probe-agent types`)
+BUILTIN_TYPES = [name for name in TYPES if REGISTRY.builtin(name)]
 
 
 def readme_section(probe_type: str) -> str:
@@ -58,15 +60,20 @@ def test_type_module_declares_itself(probe_type: str) -> None:
 
 
 @pytest.mark.parametrize("probe_type", TYPES)
-def test_example_is_valid_and_is_the_readme_example(probe_type: str) -> None:
+def test_example_is_valid(probe_type: str) -> None:
     example = REGISTRY[probe_type].example
     assert example, f"{probe_type}: set `example` on the probe class"
     config = parse_config(as_config(example), env={})
     assert [p.type for p in config.probes] == [probe_type]
+
+
+@pytest.mark.parametrize("probe_type", BUILTIN_TYPES)
+def test_the_readme_shows_the_example(probe_type: str) -> None:
+    example = REGISTRY[probe_type].example
     assert example in readme_section(probe_type), f"README section of `{probe_type}` should show its example"
 
 
-@pytest.mark.parametrize("probe_type", TYPES)
+@pytest.mark.parametrize("probe_type", BUILTIN_TYPES)
 def test_every_metric_of_the_type_is_documented(probe_type: str) -> None:
     cls = REGISTRY[probe_type]
     metrics = {spec.metric for spec in cls.values.values() if spec.metric} | ({cls.phase_metric} - {""})
@@ -92,3 +99,48 @@ def test_unknown_type_names_the_known_ones() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("probes:\n  - {name: x, type: nope}\n", env={})
     assert f"known: {', '.join(sorted(PROBE_TYPES))}" in str(info.value.problems)
+
+
+@pytest.mark.parametrize("probe_type", TYPES)
+def test_types_command_documents_every_type(probe_type: str) -> None:
+    # an installed type's reference is `probe-agent types`: its own fields, metrics and example
+    from probe_agent.outputs.types import describe, render_text
+
+    cls = REGISTRY[probe_type]
+    entry = describe(probe_type, cls, REGISTRY.origin(probe_type))
+    own = set(cls.config_model.model_fields) - set(ProbeConfig.model_fields)
+    assert {f["name"] for f in entry["fields"]} == own
+    assert entry["example"] == cls.example and entry["summary"]
+    text = render_text([entry])
+    assert all(f"    {name}: " in text for name in own)
+
+
+class _NotAProbe:
+    pass
+
+
+def test_an_entry_point_that_is_no_probe_type_is_refused_by_name() -> None:
+    from probe_agent.probes.registry import _as_probe_class
+
+    with pytest.raises(TypeError, match=r"'smtp' .*acme.smtp.* is not a probe_agent Probe subclass"):
+        _as_probe_class("smtp", _NotAProbe, "entry point acme.smtp:X")
+    # a type whose config says another name would load under one and validate as the other
+    with pytest.raises(TypeError, match=r"config_model's `type` must be Literal\['smtp'\]"):
+        _as_probe_class("smtp", REGISTRY["tcp"], "entry point acme.smtp:X")
+    assert _as_probe_class("tcp", REGISTRY["tcp"], "x") is REGISTRY["tcp"]
+
+
+def test_an_entry_point_may_not_replace_a_built_in_type(monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    from importlib.metadata import EntryPoint
+
+    from probe_agent.probes import registry
+
+    points = [EntryPoint("http", "evil:Probe", registry.ENTRY_POINT_GROUP),
+              EntryPoint("smtp", "acme.smtp:SmtpProbe", registry.ENTRY_POINT_GROUP),
+              EntryPoint("smtp", "other.smtp:SmtpProbe", registry.ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(registry, "entry_points", lambda group: points if group == registry.ENTRY_POINT_GROUP else [])
+    found = registry._declared()
+    assert set(found) == {"smtp"} and found["smtp"].value == "acme.smtp:SmtpProbe"
+    assert "ignored probe type 'http' from entry point evil:Probe: a built-in type has that name" in caplog.text
+    assert "ignored probe type 'smtp' from entry point other.smtp:SmtpProbe: acme.smtp:SmtpProbe declares it too" in caplog.text
