@@ -31,7 +31,8 @@ def admin_api(delay: float = 0.0, status: int = 200) -> Iterator[tuple[str, list
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append({"path": self.path, "headers": dict(self.headers), "body": body.decode()})
+            received.append({"path": self.path, "headers": dict(self.headers), "body": body.decode(),
+                             "at": time.monotonic()})
             time.sleep(delay)
             self.send_response(status)
             self.send_header("Content-Length", "0")
@@ -99,6 +100,9 @@ probes:
             agent.wait_for(lambda: outcome(agent, "orders-db", "recycle-pool", "suppressed") >= 1, what="attempts spent")
             # became failing after 2 runs, then every cooldown: 2 attempts in the window, then suppressed
             assert len(received) == 2
+            # the second came a cooldown (600 ms) after the first, not at the next failing run (300 ms)
+            gap = float(str(received[1]["at"])) - float(str(received[0]["at"]))
+            assert gap >= 0.55, f"second attempt {gap:.2f}s after the first: the cooldown is 600ms"
             first = received[0]
             assert first["path"] == f"/admin/pool/recycle?token={URL_TOKEN}"
             assert first["headers"]["Authorization"] == f"Bearer {ADMIN_TOKEN}"

@@ -148,6 +148,19 @@ def test_generated_rules_fire_as_the_workbook_says(tmp_path: Path, promtool: str
                     {"eval_time": "10m", "alertname": "HighErrorRateFastBurn", "exp_alerts": []},
                 ],
             },
+            {   # 20 minutes of failures, then recovery: the long windows still remember them, the
+                # short ones no longer see any: the page stops (the workbook's AND of both windows)
+                "interval": "15s",
+                "input_series": [
+                    series("checkout-flow", "ok", "0x80 0+1x160"), series("checkout-flow", "critical", "0+1x80 80x160"),
+                    series("cart.api", "ok", "0x80 0+1x160"), series("cart.api", "critical", "0+1x80 80x160"),
+                    buckets("checkout-flow", "0.25", healthy), count("checkout-flow", healthy),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": "HighErrorRateFastBurn", "exp_alerts": [fired("HighErrorRateFastBurn", "page")]},
+                    {"eval_time": "55m", "alertname": "HighErrorRateFastBurn", "exp_alerts": []},
+                ],
+            },
             {   # healthy and fast: nothing fires
                 "interval": "15s",
                 "input_series": [
