@@ -62,7 +62,7 @@ if [ "$want_test" = 1 ]; then
   fixture_stamp=".venv/.installed-acme-probes"
   if [ ! -f "$fixture_stamp" ] || [ -n "$(find "$fixture" -newer "$fixture_stamp" -type f | head -1)" ]; then
     log "installing the test fixture distribution acme-probes (an out-of-tree probe type) into .venv"
-    .venv/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall "./$fixture"
+    .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt --no-deps --force-reinstall "./$fixture"
     rm -rf "$fixture/build" "$fixture"/*.egg-info
     touch "$fixture_stamp"
   fi

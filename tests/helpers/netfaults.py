@@ -18,7 +18,7 @@ import threading
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def reset(writer: asyncio.StreamWriter) -> None:

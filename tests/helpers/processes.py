@@ -53,4 +53,4 @@ def demo_shop(faults: str = "") -> Iterator[str]:
 def http_json(method: str, url: str, body: bytes | None = None) -> int:
     request = urllib.request.Request(url, method=method, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=5) as resp:
-        return resp.status
+        return int(resp.status)

@@ -8,6 +8,7 @@ import re
 import resource
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def _closed_by_peer(sock: socket.socket) -> bool:
 
 
 @pytest.fixture
-def many_fds() -> None:
+def many_fds() -> Iterator[None]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
     yield

@@ -13,6 +13,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,10 @@ def target(cert: tuple[Path, Path] | None = None) -> Any:
     return http_server_process(argv, port)
 
 
+def labelled(label: str, value: str, metric: dict[str, str]) -> bool:
+    return metric.get(label) == value
+
+
 def values(prom: Prometheus, query: str, side: Callable[[dict[str, str]], bool]) -> dict[frozenset[tuple[str, str]], float]:
     """One side's series of an instant query: their labels (less where they ran) and values."""
     series = prom.api("/api/v1/query?" + urllib.parse.urlencode({"query": query}))["result"]
@@ -118,7 +123,7 @@ def test_agent_and_blackbox_exporter_agree(tmp_path: Path, blackhole: BlackHole)
         http = {"expect_status": ["2xx"], "ca_file": str(ca.cert)}
         tcp_port = int(tls.rsplit(":", 1)[1])
         # name -> (blackbox_exporter module, its target, the agent's probe)
-        targets = {
+        targets: dict[str, tuple[str, str, dict[str, Any]]] = {
             "plain": ("http_2xx", f"{plain}/", {"type": "http", "url": f"{plain}/", **http}),
             "error": ("http_2xx", f"{plain}/500", {"type": "http", "url": f"{plain}/500", **http}),
             "tls": ("http_2xx", f"{tls}/", {"type": "http", "url": f"{tls}/", **http}),
@@ -154,8 +159,8 @@ def test_agent_and_blackbox_exporter_agree(tmp_path: Path, blackhole: BlackHole)
         compared = 0
         for name, (module, _where, _probe) in targets.items():
             for query, how in (QUERIES if module.startswith("http") else TCP_QUERIES):
-                bbe = values(prom, query, lambda m, n=name: m.get("job") == f"bbe-{n}")
-                ours = values(prom, query, lambda m, n=name: m.get("probe") == n)
+                bbe = values(prom, query, partial(labelled, "job", f"bbe-{name}"))
+                ours = values(prom, query, partial(labelled, "probe", name))
                 compared += 1
                 if set(bbe) != set(ours):
                     differences.append(f"{query} [{name}]: series differ: blackbox_exporter {sorted(map(sorted, bbe))}, agent {sorted(map(sorted, ours))}")

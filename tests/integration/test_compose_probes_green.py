@@ -87,8 +87,8 @@ async def test_compose_probe_set_is_green_once_the_environment_is_up(
             before = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "probe_agent", "wait", "-c", str(config), "--probe", "nats-dlq", "--timeout", "2s",
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={"PATH": "/usr/bin:/bin"})
-            out, _ = await asyncio.wait_for(before.communicate(), 30)
-            assert before.returncode == 2 and "stream 'DLQ' not found" in out.decode(), out.decode()
+            said, _ = await asyncio.wait_for(before.communicate(), 30)
+            assert before.returncode == 2 and "stream 'DLQ' not found" in said.decode(), said.decode()
             # what compose's nats-setup runs: nats stream add DLQ --subjects 'dlq.>' --storage file
             setup_command = " ".join(COMPOSE["services"]["nats-setup"]["command"])
             assert "stream add DLQ --subjects 'dlq.>' --storage file" in setup_command

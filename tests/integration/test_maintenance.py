@@ -106,12 +106,12 @@ def test_ad_hoc_window_from_the_cli_starts_and_ends(tmp_path: Path) -> None:
         assert refused.returncode == 1 and "covers no probe" in refused.stderr
         bad = cli(agent, "start", "--probe", "orders-db", "--for", "soon")
         assert bad.returncode == 1 and "400" in bad.stderr and "soon" in bad.stderr
-        for body in (b"not json", b"[1, 2]", b'{"probes": ["orders-db"], "until": "later"}', b"{" * 200_000, b"[" * 30_000 + b"]" * 30_000,
+        for raw in (b"not json", b"[1, 2]", b'{"probes": ["orders-db"], "until": "later"}', b"{" * 200_000, b"[" * 30_000 + b"]" * 30_000,
                      b'{"probes": "orders-db"}', b'{"probes": ["orders-db"], "duration": "-5m"}'):
-            request = urllib.request.Request(f"{agent.url}/-/maintenance", data=body, method="POST")
+            request = urllib.request.Request(f"{agent.url}/-/maintenance", data=raw, method="POST")
             with pytest.raises(urllib.error.HTTPError) as refused_info:
                 urllib.request.urlopen(request, timeout=10)
-            assert refused_info.value.code == 400, body[:40]
+            assert refused_info.value.code == 400, raw[:40]
             assert json.loads(refused_info.value.read())["status"] == "rejected"
         ended = cli(agent, "end", "--name", "drill")
         assert ended.returncode == 0 and ended.stdout.strip() == "maintenance drill ended"

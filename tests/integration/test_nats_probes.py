@@ -209,6 +209,7 @@ probes:
   - {{name: nats-wrong, type: nats, monitor_url: "{server.monitor_url}", servers: ["nats://probe:wrong-In-Url-pw@127.0.0.1:{server.port}"]}}
   - {{name: dlq-wrong, type: nats_jetstream, servers: ["{server.url}"], stream: DLQ, user: probe, token: "tok-Nats-Secret-1"}}
 """)
+    assert server.password
     outputs = all_outputs(config, env={"NATS_PASSWORD": server.password})
     assert "nats-wrong" in outputs["health"] and "authorization violation" in outputs["check table"]
     assert_no_secret(outputs, {"right": server.password, "url": "wrong-In-Url-pw", "token": "tok-Nats-Secret-1"})

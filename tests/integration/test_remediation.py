@@ -105,7 +105,8 @@ probes:
             assert gap >= 0.55, f"second attempt {gap:.2f}s after the first: the cooldown is 600ms"
             first = received[0]
             assert first["path"] == f"/admin/pool/recycle?token={URL_TOKEN}"
-            assert first["headers"]["Authorization"] == f"Bearer {ADMIN_TOKEN}"
+            headers = first["headers"]
+            assert isinstance(headers, dict) and headers["Authorization"] == f"Bearer {ADMIN_TOKEN}"
             assert json.loads(str(first["body"])) == {"probe": "orders-db", "status": "critical", "why": "connect: connection refused"}
             assert marks.read_text().splitlines() == ["orders-db critical", "orders-db critical"]
             assert outcome(agent, "orders-db", "recycle-pool", "ok") == 2 and outcome(agent, "orders-db", "note", "ok") == 2

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from probe_agent.config.loader import AgentConfig, parse_config
 from probe_agent.core.results import Observation
-from probe_agent.probes.base import Probe
+from probe_agent.probes.base import Probe, ProbeConfig
 from probe_agent.runtime.agent import Agent
 from probe_agent.web.server import make_app
 
@@ -70,7 +70,7 @@ async def test_results_that_stop_coming_turn_stale_and_fail_a_critical_probe(mon
         await agent.stop()
 
 
-class Stubborn(Probe):
+class Stubborn(Probe[ProbeConfig]):
     """A probe that ignores cancellation: its loop never moves on (a bug a library could have)."""
 
     def __init__(self) -> None:
@@ -120,7 +120,7 @@ async def test_a_reload_blocked_on_a_file_fails_in_time_and_the_agent_says_it_is
     path = Path(str(tmp_path)) / "probes.yaml"
     path.write_text("probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 1s, timeout: 500ms}]")
     released = threading.Event()
-    real_load = agent_module.load_config
+    real_load = agent_module.load_config  # type: ignore[attr-defined]
 
     def hung_load(*args: object, **kwargs: object) -> object:
         released.wait(30)
@@ -134,7 +134,7 @@ async def test_a_reload_blocked_on_a_file_fails_in_time_and_the_agent_says_it_is
     try:
         problems = await asyncio.wait_for(agent.reload(), 5)
         assert "did not finish within 0.3s" in problems[0]
-        assert agent.metrics.reload_success._value.get() == 0  # type: ignore[attr-defined]
+        assert agent.metrics.reload_success._value.get() == 0
         assert not agent.alive()
         again = await asyncio.wait_for(agent.reload(), 5)
         assert "still blocked" in again[0]
@@ -149,7 +149,7 @@ async def test_a_reload_blocked_on_a_file_fails_in_time_and_the_agent_says_it_is
         await agent.stop()
 
 
-class OutOfFds(Probe):
+class OutOfFds(Probe[ProbeConfig]):
     """Every run meets the agent's own fd limit, as under 2,000 idle connections with 1,024 fds."""
 
     def __init__(self) -> None:

@@ -7,6 +7,8 @@ import pytest
 from probe_agent.config.loader import load_config, parse_config
 from probe_agent.core.errors import ConfigError
 from probe_agent.probes import REGISTRY
+from probe_agent.probes.types.http import HttpConfig
+from probe_agent.probes.types.tcp import TcpConfig
 from probe_agent.schema.fields import DEFAULT_BUCKETS, parse_duration
 
 BAD = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
@@ -44,6 +46,7 @@ probes:
         env={"API_TOKEN": "s3cr3t-token-value", "PORT": "5432"},
     )
     api, port = config.probes
+    assert isinstance(api, HttpConfig) and isinstance(port, TcpConfig)
     assert (api.interval, api.timeout, api.failure_threshold) == (60.0, 2.0, 3)
     assert api.url == "http://127.0.0.1:1/health"
     assert port.port == 5432 and port.interval == 0.5 and port.timeout == 0.1
@@ -54,7 +57,8 @@ def test_dollar_dollar_escapes() -> None:
     config = parse_config(
         "probes: [{name: a, type: tcp, host: 127.0.0.1, port: 1, send: 'cost $$5'}]", env={}
     )
-    assert config.probes[0].send == "cost $5"
+    probe = config.probes[0]
+    assert isinstance(probe, TcpConfig) and probe.send == "cost $5"
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
 from probe_agent.config.loader import load_config
 from probe_agent.probes import REGISTRY
+from probe_agent.probes.base import ProbeConfig
+from probe_agent.probes.types.nats_jetstream import NatsJetstreamConfig
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.test.yml").read_text())
@@ -19,11 +22,11 @@ SERVICES = COMPOSE["services"]
 NOT_PROBED = {"agent", "nats-setup", "gate"}
 
 
-def container_ports(service: dict) -> set[int]:
+def container_ports(service: dict[str, Any]) -> set[int]:
     return {int(str(p).rsplit(":", 1)[-1].split("/")[0]) for p in service.get("ports", [])}
 
 
-def agent_probes():  # type: ignore[no-untyped-def]
+def agent_probes() -> list[ProbeConfig]:
     volume = SERVICES["agent"]["volumes"][0].split(":")[0]
     return load_config(ROOT / volume, env={"NEO4J_PASSWORD": "x"}).probes
 
@@ -88,7 +91,7 @@ def test_the_compose_probe_set_is_green_on_a_fresh_up() -> None:
     before the agent; nothing else the probes need is missing on a fresh `up`."""
     setup = " ".join(SERVICES["nats-setup"]["command"])
     for probe in agent_probes():
-        if probe.type == "nats_jetstream":
+        if isinstance(probe, NatsJetstreamConfig):
             assert f"stream add {probe.stream} " in setup and f"stream info {probe.stream} " in setup
 
 

@@ -32,7 +32,8 @@ def test_incidents_keep_the_last_ones() -> None:
     assert list(history.incidents) == []
     for i in range(INCIDENTS + 5):
         history.change("ok", "failing", f"run {i}", now=T0 + i)
-    assert len(history.incidents) == INCIDENTS and history.incidents[0].message == "run 5"
+    incidents = list(history.incidents)
+    assert len(incidents) == INCIDENTS and incidents[0].message == "run 5"
 
 
 def test_memory_per_probe_is_bounded() -> None:

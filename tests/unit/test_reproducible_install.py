@@ -14,7 +14,7 @@ ROOT = Path(__file__).parents[2]
 
 
 def pins() -> dict[str, str]:
-    found = {}
+    found: dict[str, str] = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         if line and not line.startswith("#"):
             name, sep, version = line.partition("==")

@@ -12,11 +12,11 @@ from probe_agent.config.loader import parse_config
 from probe_agent.core.errors import ProbeError, Reason
 from probe_agent.core.redact import Redactor
 from probe_agent.core.results import Observation, Status
-from probe_agent.probes.base import Probe
+from probe_agent.probes.base import Probe, ProbeConfig
 from probe_agent.runtime.runner import ProbeHandle, run_probe
 
 
-class ScriptedProbe(Probe):
+class ScriptedProbe(Probe[ProbeConfig]):
     """Stands in for a probe type so the runner's own rules can be checked one by one."""
 
     def __init__(self, values: dict[str, float] | None = None, error: BaseException | None = None, sleep: float = 0):
@@ -39,7 +39,7 @@ def handle(probe: ScriptedProbe, thresholds: str = "{}", timeout: str = "1s", se
         f"probes: [{{name: p, type: tcp, host: 127.0.0.1, port: 1, timeout: {timeout}, thresholds: {thresholds}}}]",
         env={},
     )
-    return ProbeHandle(config.probes[0], probe, Redactor(secrets))  # type: ignore[arg-type]
+    return ProbeHandle(config.probes[0], probe, Redactor(secrets))
 
 
 async def test_ok() -> None:

@@ -7,6 +7,10 @@ from probe_agent.core.results import Result, Status
 from probe_agent.runtime.state import StateStore
 
 
+def health_of(store: StateStore, name: str) -> Health:
+    return store.probes[name].health
+
+
 def result(name: str, status: Status) -> Result:
     reason = None if status in (Status.OK, Status.WARNING) else Reason.CONNECT
     return Result(name, "tcp", status, reason, "", 0.01, 0.0, {}, {}, {})
@@ -28,7 +32,7 @@ def test_failure_and_success_thresholds_follow_kubernetes() -> None:
         assert s.probes["a"].health is expected
     assert s.health()[:2] == ("failing", 503)
     s.record(result("a", Status.OK))
-    assert s.probes["a"].health is Health.FAILING
+    assert health_of(s, "a") is Health.FAILING
     s.record(result("a", Status.OK))
     assert s.probes["a"].health is Health.OK
     assert s.health()[:2] == ("ok", 200)
