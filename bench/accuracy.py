@@ -32,7 +32,7 @@ from tests.helpers.processes import http_server_process
 DELAY = 0.05
 DELAYED = 10  # probes of the 50 ms target, one run a second each
 
-DELAY_SERVER = r'''
+DELAY_SERVER = r"""
 import asyncio, sys, uvloop
 from aiohttp import web
 async def answer(_request):
@@ -41,9 +41,9 @@ async def answer(_request):
 app = web.Application(); app.router.add_get("/{tail:.*}", answer)
 uvloop.install()
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
-'''
+"""
 
-BARE = r'''
+BARE = r"""
 import asyncio, sys, time, aiohttp, uvloop
 load_url, load, delay_url, delayed, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 async def main():
@@ -69,7 +69,7 @@ async def main():
     print(cpu / (seconds + 1.0))
     print(" ".join(f"{m:.6f}" for m in measured))
 uvloop.run(main())
-'''
+"""
 
 
 @contextmanager
@@ -107,8 +107,13 @@ def agent_errors(load_url: str, delay_url: str, load: int, window: float, tmp: P
 
 
 def bare_errors(load_url: str, delay_url: str, load: int, window: float) -> tuple[list[float], float]:
-    out = subprocess.run([sys.executable, "-c", BARE, load_url, str(load), delay_url, str(DELAYED), str(window)],
-                         capture_output=True, text=True, timeout=window + 120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", BARE, load_url, str(load), delay_url, str(DELAYED), str(window)],
+        capture_output=True,
+        text=True,
+        timeout=window + 120,
+        check=True,
+    )
     cpu_line, durations = out.stdout.splitlines()
     return [float(d) - DELAY for d in durations.split()], float(cpu_line)
 
@@ -134,8 +139,12 @@ def quantile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--load", type=int, default=0,
-                        help="other probe runs per second in the heavy case (default: what puts the agent at ~75%% of a core)")
+    parser.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        help="other probe runs per second in the heavy case (default: what puts the agent at ~75%% of a core)",
+    )
     parser.add_argument("--window", type=float, default=30.0)
     args = parser.parse_args()
     rows = []
@@ -147,12 +156,18 @@ def main() -> None:
             bare, bare_cpu = bare_errors(load_url, delay_url, max(load, 1), args.window)
             rows.append((load, agent, agent_cpu, distorted, bare, bare_cpu))
             print(f"  measured load {load}", file=sys.stderr, flush=True)
-    print(f"probe-agent accuracy bench: error = reported duration - {DELAY * 1000:.0f} ms, {DELAYED} probes at 1/s, window {args.window:.0f} s")
-    print(f"{'load runs/s':>11} {'who':>6} {'CPU':>5} {'samples':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'distorted':>9}")
+    print(
+        f"probe-agent accuracy bench: error = reported duration - {DELAY * 1000:.0f} ms, {DELAYED} probes at 1/s, window {args.window:.0f} s"
+    )
+    print(
+        f"{'load runs/s':>11} {'who':>6} {'CPU':>5} {'samples':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'distorted':>9}"
+    )
     for load, agent, agent_cpu, distorted, bare, bare_cpu in rows:
         for who, errors, cpu, marked in (("agent", agent, agent_cpu, str(distorted)), ("bare", bare, bare_cpu, "-")):
-            print(f"{load:>11} {who:>6} {cpu * 100:>4.0f}% {len(errors):>7} {statistics.median(errors) * 1000:>7.2f}"
-                  f" {quantile(errors, 0.99) * 1000:>7.2f} {max(errors) * 1000:>7.2f} {marked:>9}")
+            print(
+                f"{load:>11} {who:>6} {cpu * 100:>4.0f}% {len(errors):>7} {statistics.median(errors) * 1000:>7.2f}"
+                f" {quantile(errors, 0.99) * 1000:>7.2f} {max(errors) * 1000:>7.2f} {marked:>9}"
+            )
         ratio = quantile(agent, 0.99) / max(quantile(bare, 0.99), 1e-6)
         print(f"{'':>11} p99 agent/bare: {ratio:.2f}x")
     print("goal: under load, agent p99 error <= 1.5x the bare loop's and < 10 ms")

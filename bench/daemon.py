@@ -91,9 +91,23 @@ class AgentUnderTest:
         self.started = time.monotonic()
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "probe_agent", "run", "-c", str(config), "--listen", f"127.0.0.1:{self.port}",
-             "--log-level", os.environ.get("BENCH_LOG_LEVEL", "error"), "--max-config-bytes", str(64 << 20)],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "probe_agent",
+                "run",
+                "-c",
+                str(config),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                os.environ.get("BENCH_LOG_LEVEL", "error"),
+                "--max-config-bytes",
+                str(64 << 20),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
 
     def get(self, path: str, gzip: bool = False, timeout: float = 30) -> tuple[int, bytes]:
@@ -159,7 +173,7 @@ def histogram_quantile(q: float, before: dict[str, float], after: dict[str, floa
     return float("nan")
 
 
-BARE_LOOP = r'''
+BARE_LOOP = r"""
 import asyncio, sys, time, aiohttp, uvloop
 url, count, interval, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 async def main():
@@ -184,12 +198,17 @@ async def main():
     await session.close()
     print(f"{cpu} {done}")
 uvloop.run(main())
-'''
+"""
 
 
 def bare_loop_cpu_ms(url: str, count: int, interval: float, seconds: float) -> float:
     """CPU ms per request of a bare aiohttp + uvloop fixed-rate loop over the same targets."""
-    out = subprocess.run([sys.executable, "-c", BARE_LOOP, url, str(count), str(interval), str(seconds)],
-                         capture_output=True, text=True, timeout=seconds + 120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", BARE_LOOP, url, str(count), str(interval), str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    )
     cpu, done = out.stdout.split()
     return float(cpu) * 1000 / max(int(done), 1)

@@ -85,17 +85,25 @@ def main() -> int:
     # each demand's median round by goodput, whole (its other figures are that round's)
     rows = [(demand, sorted(runs, key=lambda row: row["goodput"])[len(runs) // 2]) for demand, runs in rounds.items()]
     best_demand, best = max(rows, key=lambda row: row[1]["goodput"])
-    print(f"probe-agent overload bench: HTTP probes of a healthy nginx, agent on one core,"
-          f" median of {args.repeat} windows of {args.window:g} s")
-    print(f"{'demand/s':>9} {'x sat':>6} {'goodput/s':>10} {'vs sat':>7} {'results/s':>10} {'critical/s':>11}"
-          f" {'unknown/s':>10} {'skipped/s':>10}")
+    print(
+        f"probe-agent overload bench: HTTP probes of a healthy nginx, agent on one core,"
+        f" median of {args.repeat} windows of {args.window:g} s"
+    )
+    print(
+        f"{'demand/s':>9} {'x sat':>6} {'goodput/s':>10} {'vs sat':>7} {'results/s':>10} {'critical/s':>11}"
+        f" {'unknown/s':>10} {'skipped/s':>10}"
+    )
     for demand, row in rows:
-        print(f"{demand:>9} {demand / best_demand:>6.2f} {row['goodput']:>10.0f} {row['goodput'] / best['goodput']:>7.2f}"
-              f" {row['results']:>10.0f} {row['critical']:>11.1f} {row['unknown']:>10.1f} {row['skipped']:>10.0f}")
+        print(
+            f"{demand:>9} {demand / best_demand:>6.2f} {row['goodput']:>10.0f} {row['goodput'] / best['goodput']:>7.2f}"
+            f" {row['results']:>10.0f} {row['critical']:>11.1f} {row['unknown']:>10.1f} {row['skipped']:>10.0f}"
+        )
     print(f"saturation: {best['goodput']:.0f} runs/s at a demand of {best_demand}/s")
     print("goals: past saturation (2.7x) goodput >= 90% of it; no CRITICAL result about the healthy target")
-    print(f"reproduce: .venv/bin/python bench/overload.py --demands {args.demands} --window {args.window:g}"
-          f" --repeat {args.repeat}")
+    print(
+        f"reproduce: .venv/bin/python bench/overload.py --demands {args.demands} --window {args.window:g}"
+        f" --repeat {args.repeat}"
+    )
     return 0
 
 

@@ -30,7 +30,9 @@ DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 def agent_op(pool: bool, concurrency: int):  # type: ignore[no-untyped-def]
     # One probe handle per worker: a probe never overlaps itself, so N in flight means N probes.
-    probes = ", ".join(f"{{name: pg{i}, type: postgres, dsn: '{DSN}', pool: {str(pool).lower()}}}" for i in range(concurrency))
+    probes = ", ".join(
+        f"{{name: pg{i}, type: postgres, dsn: '{DSN}', pool: {str(pool).lower()}}}" for i in range(concurrency)
+    )
     config = parse_config(f"probes: [{probes}]", env={})
     handles = [ProbeHandle.build(c, Redactor(config.secrets)) for c in config.probes]
     free = list(handles)
@@ -57,8 +59,9 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
             await conn.close()
 
     op, handles = agent_op(False, args.concurrency)
-    ratios["fresh"] = await compare("postgres probe, fresh connection per run", bare_fresh, op,
-                                    args.count, args.concurrency, args.rounds)
+    ratios["fresh"] = await compare(
+        "postgres probe, fresh connection per run", bare_fresh, op, args.count, args.concurrency, args.rounds
+    )
     for h in handles:
         await h.aclose()
 
@@ -72,8 +75,9 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
             held.append(conn)
 
     op, handles = agent_op(True, args.concurrency)
-    ratios["pool"] = await compare("postgres probe, pool: true (kept connection)", bare_pooled, op,
-                                   args.count * 10, args.concurrency, args.rounds)
+    ratios["pool"] = await compare(
+        "postgres probe, pool: true (kept connection)", bare_pooled, op, args.count * 10, args.concurrency, args.rounds
+    )
     for h in handles:
         await h.aclose()
     for conn in held:

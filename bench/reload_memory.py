@@ -47,12 +47,16 @@ def main() -> None:
             first = rss_mb(agent.proc.pid)
             warm = first
             for n in range(1, args.reloads + 1):
-                before = parse_metrics(agent.get("/metrics")[1].decode())["probe_agent_config_last_reload_success_timestamp_seconds"]
+                before = parse_metrics(agent.get("/metrics")[1].decode())[
+                    "probe_agent_config_last_reload_success_timestamp_seconds"
+                ]
                 path.write_text(config_text(args.probes, n))
                 agent.proc.send_signal(signal.SIGHUP)
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline:
-                    now = parse_metrics(agent.get("/metrics")[1].decode())["probe_agent_config_last_reload_success_timestamp_seconds"]
+                    now = parse_metrics(agent.get("/metrics")[1].decode())[
+                        "probe_agent_config_last_reload_success_timestamp_seconds"
+                    ]
                     if now != before:
                         break
                     time.sleep(0.05)
@@ -64,7 +68,9 @@ def main() -> None:
             print(f"growth: {growth * 1024:.0f} kB per reload of {args.probes} changed probes")
             if args.reloads > 20:
                 after = rss_mb(agent.proc.pid) - warm
-                print(f"after the first 20 reloads: {after:+.1f} MB over {args.reloads - 20} more (goal: < 2 MB over 100)")
+                print(
+                    f"after the first 20 reloads: {after:+.1f} MB over {args.reloads - 20} more (goal: < 2 MB over 100)"
+                )
         finally:
             agent.stop()
     print("reproduce: .venv/bin/python " + " ".join(sys.argv))

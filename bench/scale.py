@@ -77,8 +77,10 @@ def measure(size: int, url: str, window: float, tmp: Path, head: str) -> dict[st
             "scrape": max(scrape_times),
             "stall": stall,
             "lag_p99": histogram_quantile(0.99, before, after, "probe_agent_scheduler_lag_seconds"),
-            "skipped": sum_of(after, "probe_agent_skipped_runs_total") - sum_of(before, "probe_agent_skipped_runs_total"),
-            "distorted": after.get("probe_agent_distorted_runs_total", 0) - before.get("probe_agent_distorted_runs_total", 0),
+            "skipped": sum_of(after, "probe_agent_skipped_runs_total")
+            - sum_of(before, "probe_agent_skipped_runs_total"),
+            "distorted": after.get("probe_agent_distorted_runs_total", 0)
+            - before.get("probe_agent_distorted_runs_total", 0),
         }
     finally:
         agent.stop()
@@ -88,24 +90,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured per size")
-    parser.add_argument("--head", default="", help="top-level settings for the probes file, e.g. 'max_concurrency: 128'")
+    parser.add_argument(
+        "--head", default="", help="top-level settings for the probes file, e.g. 'max_concurrency: 128'"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     with nginx() as url, tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for size in sizes:
-            row = measure(size, url, args.window, Path(tmp), args.head.replace('\\n', '\n') + ('\n' if args.head else ''))
+            row = measure(
+                size, url, args.window, Path(tmp), args.head.replace("\\n", "\n") + ("\n" if args.head else "")
+            )
             row["bare_ms"] = bare_loop_cpu_ms(url, size, size / RATE, args.window)
             rows.append((size, row))
             print(f"  measured {size} probes", file=sys.stderr, flush=True)
-    print(f"probe-agent scale bench: {RATE:.0f} runs/s in all, gzip scrape every {SCRAPE_EVERY:.0f} s, window {args.window:.0f} s")
-    header = (f"{'probes':>7} {'first runs':>10} {'RSS MB':>7} {'runs/s':>7} {'agent ms/run':>12} {'bare ms/run':>11}"
-              f" {'ratio':>6} {'scrape s':>8} {'max stall ms':>12} {'sched lag p99':>13} {'skipped':>7} {'distorted':>9}")
+    print(
+        f"probe-agent scale bench: {RATE:.0f} runs/s in all, gzip scrape every {SCRAPE_EVERY:.0f} s, window {args.window:.0f} s"
+    )
+    header = (
+        f"{'probes':>7} {'first runs':>10} {'RSS MB':>7} {'runs/s':>7} {'agent ms/run':>12} {'bare ms/run':>11}"
+        f" {'ratio':>6} {'scrape s':>8} {'max stall ms':>12} {'sched lag p99':>13} {'skipped':>7} {'distorted':>9}"
+    )
     print(header)
     for size, r in rows:
-        print(f"{size:>7} {r['first_runs']:>9.1f}s {r['rss']:>7.1f} {r['rate']:>7.0f} {r['cpu_ms']:>12.3f} {r['bare_ms']:>11.3f}"
-              f" {r['cpu_ms'] / r['bare_ms']:>5.2f}x {r['scrape']:>8.3f} {r['stall'] * 1000:>12.1f}"
-              f" {'<= ' + format(r['lag_p99'] * 1000, 'g') + ' ms':>13} {r['skipped']:>7.0f} {r['distorted']:>9.0f}")
+        print(
+            f"{size:>7} {r['first_runs']:>9.1f}s {r['rss']:>7.1f} {r['rate']:>7.0f} {r['cpu_ms']:>12.3f} {r['bare_ms']:>11.3f}"
+            f" {r['cpu_ms'] / r['bare_ms']:>5.2f}x {r['scrape']:>8.3f} {r['stall'] * 1000:>12.1f}"
+            f" {'<= ' + format(r['lag_p99'] * 1000, 'g') + ' ms':>13} {r['skipped']:>7.0f} {r['distorted']:>9.0f}"
+        )
     if len(rows) > 1:
         (small, a), (large, b) = rows[0], rows[-1]
         print(f"RSS per probe: {(b['rss'] - a['rss']) * 1024 / (large - small):.1f} kB ({small} -> {large} probes)")

@@ -55,7 +55,9 @@ def main() -> None:
     check_s, bare_s = statistics.median(checks), statistics.median(bares)
     print(f"probe-agent start-up bench: {args.runs} runs each, medians")
     print(f"  python -c pass                 {bare_s * 1000:6.0f} ms")
-    print(f"  probe-agent check (1 http)     {check_s * 1000:6.0f} ms  (min {min(checks) * 1000:.0f}, max {max(checks) * 1000:.0f})")
+    print(
+        f"  probe-agent check (1 http)     {check_s * 1000:6.0f} ms  (min {min(checks) * 1000:.0f}, max {max(checks) * 1000:.0f})"
+    )
     print(f"  check minus bare interpreter   {(check_s - bare_s) * 1000:6.0f} ms")
     print(f"goal: check <= {GOAL * 1000:.0f} ms wall")
     print(f"reproduce: .venv/bin/python bench/startup.py --runs {args.runs}")

@@ -29,7 +29,9 @@ from probe_agent.web.server import make_app
 
 
 def agent_with(n: int) -> Agent:
-    text = "probes:\n" + "".join(f"  - {{name: p{i}, type: tcp, host: 127.0.0.1, port: 1, interval: 1d}}\n" for i in range(n))
+    text = "probes:\n" + "".join(
+        f"  - {{name: p{i}, type: tcp, host: 127.0.0.1, port: 1, interval: 1d}}\n" for i in range(n)
+    )
     config = parse_config(text, env={})
     agent = Agent(config)
     with no_cyclic_gc():  # as the agent builds a config: frozen out of full collections
@@ -37,8 +39,20 @@ def agent_with(n: int) -> Agent:
     agent.started = True
     for i, name in enumerate(agent.store.probes):
         failing = i % 10 == 0  # a tenth failing, with a message and an incident each
-        agent.store.record(Result(name, "tcp", Status.CRITICAL if failing else Status.OK, Reason.CONNECT if failing else None,
-                                  "connection refused" if failing else "", 0.001, time.time(), {}, {}, {}))
+        agent.store.record(
+            Result(
+                name,
+                "tcp",
+                Status.CRITICAL if failing else Status.OK,
+                Reason.CONNECT if failing else None,
+                "connection refused" if failing else "",
+                0.001,
+                time.time(),
+                {},
+                {},
+                {},
+            )
+        )
     return agent
 
 
@@ -83,7 +97,9 @@ def main() -> None:
         found = asyncio.run(measure(n, args.requests))
         health_wall = found["/health"][0]
         for path, (wall, stall, size) in found.items():
-            print(f"{n:7d}  {path:10s} {wall * 1000:8.1f}  {stall * 1000:12.1f}  {size / 1000:8.0f}  {wall / health_wall:6.2f}x")
+            print(
+                f"{n:7d}  {path:10s} {wall * 1000:8.1f}  {stall * 1000:12.1f}  {size / 1000:8.0f}  {wall / health_wall:6.2f}x"
+            )
     print("goal: longest stall < 20 ms")
     print(f"reproduce: .venv/bin/python bench/status_page.py --sizes {args.sizes} --requests {args.requests}")
 

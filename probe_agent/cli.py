@@ -115,7 +115,10 @@ def cmd_types(args: argparse.Namespace) -> int:
     except (ImportError, TypeError) as exc:  # an installed type that does not load: say which
         print(f"types: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(types, indent=2) if args.format == "json" else render_text(types), end="\n" if args.format == "json" else "")
+    print(
+        json.dumps(types, indent=2) if args.format == "json" else render_text(types),
+        end="\n" if args.format == "json" else "",
+    )
     return 0
 
 
@@ -180,13 +183,19 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
         body = {"probes": args.probe, "tags": args.tag, "duration": args.duration, "reason": args.reason or ""}
         if args.name:
             body["name"] = args.name
-        request = urllib.request.Request(f"{base}/-/maintenance", data=json.dumps(body).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{base}/-/maintenance",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
     elif args.action == "end":
         if not args.name:
             print("maintenance end: give the window's --name (`maintenance list` shows them)", file=sys.stderr)
             return 2
-        request = urllib.request.Request(f"{base}/-/maintenance/{urllib.parse.quote(args.name, safe='')}", method="DELETE")
+        request = urllib.request.Request(
+            f"{base}/-/maintenance/{urllib.parse.quote(args.name, safe='')}", method="DELETE"
+        )
     else:
         request = urllib.request.Request(f"{base}/-/maintenance")
     if args.user:
@@ -215,8 +224,10 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
         for window in windows:
             covers = ", ".join([*window["probes"], *(f"tag {t}" for t in window["tags"])])
             state = f"active until {window['until']}" if window.get("active") else "inactive"
-            print(f"{window['name']} ({window['kind']}): {state}; covers {covers}"
-                  + (f"; {window['reason']}" if window.get("reason") else ""))
+            print(
+                f"{window['name']} ({window['kind']}): {state}; covers {covers}"
+                + (f"; {window['reason']}" if window.get("reason") else "")
+            )
     elif args.action == "start":
         window = answer["window"]
         print(f"maintenance {window['name']} started, until {window['end']}")
@@ -276,7 +287,9 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.config == "-":
-        print("run: -c - is not possible: the daemon reloads its file (use validate or check with -c -)", file=sys.stderr)
+        print(
+            "run: -c - is not possible: the daemon reloads its file (use validate or check with -c -)", file=sys.stderr
+        )
         return 1
     loaded = load_or_report(args)
     if loaded is None:
@@ -302,16 +315,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 1
     from probe_agent.runtime.historyfile import default_path
 
-    history_file = default_path() if args.history_file is None else (Path(args.history_file) if args.history_file else None)
+    history_file = (
+        default_path() if args.history_file is None else (Path(args.history_file) if args.history_file else None)
+    )
     host, port = args.listen
     from probe_agent.daemon import serve
 
     return run_async(
         serve(
-            config, path, host, port, args.log_format, args.log_level, args.grace,
-            max_config_bytes=args.max_config_bytes, allow_empty=args.allow_empty, web_options=options,
+            config,
+            path,
+            host,
+            port,
+            args.log_format,
+            args.log_level,
+            args.grace,
+            max_config_bytes=args.max_config_bytes,
+            allow_empty=args.allow_empty,
+            web_options=options,
             watch_interval=args.watch_config if args.watch_config is not None else 0.0,
-            shard=shard, history_file=history_file, history_save_every=args.history_save_interval,
+            shard=shard,
+            history_file=history_file,
+            history_save_every=args.history_save_interval,
         )
     )
 
@@ -336,10 +361,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_config(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "-c", "--config", help=f"probes file, - for standard input (default: ${CONFIG_ENV_VAR} or ./{DEFAULT_CONFIG_PATH})"
+            "-c",
+            "--config",
+            help=f"probes file, - for standard input (default: ${CONFIG_ENV_VAR} or ./{DEFAULT_CONFIG_PATH})",
         )
         p.add_argument(
-            "--max-config-bytes", type=int, default=MAX_CONFIG_BYTES, metavar="N",
+            "--max-config-bytes",
+            type=int,
+            default=MAX_CONFIG_BYTES,
+            metavar="N",
             help=f"refuse a probes file larger than this (default {MAX_CONFIG_BYTES:,})",
         )
         p.add_argument("--allow-empty", action="store_true", help="accept a probes file with no probes")
@@ -350,68 +380,108 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the daemon: probes on their intervals, /metrics and /health")
     with_config(run)
-    run.add_argument("--listen", type=parse_listen, default=parse_listen(DEFAULT_LISTEN), help=f"HOST:PORT (default {DEFAULT_LISTEN})")
+    run.add_argument(
+        "--listen",
+        type=parse_listen,
+        default=parse_listen(DEFAULT_LISTEN),
+        help=f"HOST:PORT (default {DEFAULT_LISTEN})",
+    )
     run.add_argument("--grace", type=float, default=10.0, help="seconds in-flight probes get on SIGTERM (default 10)")
     run.add_argument(
-        "--web.enable-lifecycle", dest="web_enable_lifecycle", action="store_true",
+        "--web.enable-lifecycle",
+        dest="web_enable_lifecycle",
+        action="store_true",
         help="allow POST /-/reload (off by default, as in Prometheus; SIGHUP always reloads)",
     )
     run.add_argument(
-        "--web.config.file", dest="web_config_file", metavar="FILE",
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
         help="TLS and basic auth for the agent's endpoints, in the exporter-toolkit web config format",
     )
     run.add_argument(
-        "--web.health-detail", dest="web_health_detail", choices=("full", "status"), default="full",
+        "--web.health-detail",
+        dest="web_health_detail",
+        choices=("full", "status"),
+        default="full",
         help="status: /health lists probes and their health only, no targets, messages or values",
     )
     run.add_argument(
-        "--web.max-connections", dest="web_max_connections", type=int, default=256, metavar="N",
+        "--web.max-connections",
+        dest="web_max_connections",
+        type=int,
+        default=256,
+        metavar="N",
         help="connections to the agent's port at once; more are closed on accept (default 256)",
     )
     run.add_argument(
-        "--web.read-header-timeout", dest="web_read_header_timeout", type=parse_seconds, default=10.0,
-        metavar="DURATION", help="time a client has to send a request's headers, and a TLS handshake (default 10s)",
+        "--web.read-header-timeout",
+        dest="web_read_header_timeout",
+        type=parse_seconds,
+        default=10.0,
+        metavar="DURATION",
+        help="time a client has to send a request's headers, and a TLS handshake (default 10s)",
     )
     run.add_argument(
-        "--history-file", dest="history_file", metavar="FILE",
+        "--history-file",
+        dest="history_file",
+        metavar="FILE",
         help="keep the status page's history and incidents over restarts in FILE (default: "
         "/var/lib/probe-agent/history.json when that directory is writable; '' turns it off)",
     )
     run.add_argument(
-        "--history-save-interval", type=parse_seconds, default=60.0, metavar="DURATION",
+        "--history-save-interval",
+        type=parse_seconds,
+        default=60.0,
+        metavar="DURATION",
         help="how often the history file is written (and at exit; default 1m)",
     )
     run.add_argument(
-        "--watch-config", type=parse_seconds, default=2.0, metavar="INTERVAL",
+        "--watch-config",
+        type=parse_seconds,
+        default=2.0,
+        metavar="INTERVAL",
         help="reload when the probes file changes (a ConfigMap update too), looking every INTERVAL (default 2s)",
     )
     run.add_argument(
-        "--shard", metavar="INDEX/COUNT",
+        "--shard",
+        metavar="INDEX/COUNT",
         help="run only this replica's share of the probes: 1/3, or auto/3 for a StatefulSet pod's ordinal",
     )
-    run.add_argument("--no-watch-config", dest="watch_config", action="store_const", const=None,
-                     help="reload on SIGHUP or POST /-/reload only")
+    run.add_argument(
+        "--no-watch-config",
+        dest="watch_config",
+        action="store_const",
+        const=None,
+        help="reload on SIGHUP or POST /-/reload only",
+    )
     with_logging(run, "json")
     run.set_defaults(func=cmd_run)
 
     check = commands.add_parser(
-        "check", help="run probes once, print, exit 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN",
+        "check",
+        help="run probes once, print, exit 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN",
         epilog="Without a file: probe-agent check TYPE TARGET [-w DURATION] [-c DURATION] [--set FIELD=VALUE] "
         "(probe-agent check http --help for its options).",
     )
     with_config(check)
     check.add_argument("--probe", action="append", metavar="NAME", help="only this probe (repeatable)")
     check.add_argument("--tag", action="append", metavar="TAG", help="only probes with this tag (repeatable)")
-    check.add_argument("-v", "--verbose", action="store_true", help="a trace of each run: requests, answers, TLS, errors (redacted)")
     check.add_argument(
-        "--format", choices=FORMATS, default="table",
+        "-v", "--verbose", action="store_true", help="a trace of each run: requests, answers, TLS, errors (redacted)"
+    )
+    check.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
         help="nagios: a plugin's status line with perfdata; junit: XML for CI; prometheus: for node_exporter's textfile collector",
     )
     check.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
     check.set_defaults(func=cmd_check)
 
     wait = commands.add_parser(
-        "wait", help="rerun probes until each passes success_threshold times in a row; exit 0, or the check code at --timeout"
+        "wait",
+        help="rerun probes until each passes success_threshold times in a row; exit 0, or the check code at --timeout",
     )
     with_config(wait)
     wait.add_argument("--probe", action="append", metavar="NAME", help="only this probe (repeatable)")
@@ -433,27 +503,41 @@ def build_parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="write Prometheus recording and burn-rate alerting rules for the slos")
     with_config(rules)
     rules.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
-    rules.add_argument("--include", metavar="FILE", action="append", default=[],
-                       help="put this rules file's groups first (such as deploy/alerts.yml)")
+    rules.add_argument(
+        "--include",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="put this rules file's groups first (such as deploy/alerts.yml)",
+    )
     rules.add_argument("--kubernetes", metavar="NAME", help="write a prometheus-operator PrometheusRule of this name")
     rules.set_defaults(func=cmd_rules)
 
     maintenance = commands.add_parser("maintenance", help="start, end or list maintenance windows on a running agent")
     maintenance.add_argument("action", choices=("start", "end", "list"))
-    maintenance.add_argument("--probe", action="append", default=[], metavar="NAME", help="a probe it covers (repeatable)")
-    maintenance.add_argument("--tag", action="append", default=[], metavar="TAG", help="probes with this tag (repeatable)")
+    maintenance.add_argument(
+        "--probe", action="append", default=[], metavar="NAME", help="a probe it covers (repeatable)"
+    )
+    maintenance.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="probes with this tag (repeatable)"
+    )
     maintenance.add_argument("--for", dest="duration", default="1h", metavar="DURATION", help="from now (default 1h)")
     maintenance.add_argument("--reason", help="shown on /health and the status page")
     maintenance.add_argument("--name", help="the window's name (start: default adhoc-TIME; end: required)")
-    maintenance.add_argument("--agent", default=f"http://127.0.0.1:{DEFAULT_LISTEN.rpartition(':')[2]}",
-                             help="the agent's URL (default %(default)s); it must run with --web.enable-lifecycle")
+    maintenance.add_argument(
+        "--agent",
+        default=f"http://127.0.0.1:{DEFAULT_LISTEN.rpartition(':')[2]}",
+        help="the agent's URL (default %(default)s); it must run with --web.enable-lifecycle",
+    )
     maintenance.add_argument("--user", help="basic auth user; the password is read from $PROBE_AGENT_PASSWORD")
     maintenance.add_argument("--timeout", type=parse_seconds, default=10.0, help="default 10s")
     maintenance.set_defaults(func=cmd_maintenance)
 
     demo = commands.add_parser("demo", help="serve the bundled demo shop and probe it")
     demo.add_argument("--listen", type=parse_listen, default=parse_listen("127.0.0.1:9110"), help="agent HOST:PORT")
-    demo.add_argument("--shop-listen", type=parse_listen, default=parse_listen("127.0.0.1:8080"), help="demo shop HOST:PORT")
+    demo.add_argument(
+        "--shop-listen", type=parse_listen, default=parse_listen("127.0.0.1:8080"), help="demo shop HOST:PORT"
+    )
     with_logging(demo, "text")
     demo.set_defaults(func=cmd_demo)
     return parser
@@ -471,11 +555,19 @@ def adhoc_parser() -> argparse.ArgumentParser:
     parser.add_argument("target", help="URL, DSN or HOST:PORT, as the type takes it")
     parser.add_argument("-w", "--warning", metavar="DURATION", help="WARNING when the run takes longer")
     parser.add_argument("-c", "--critical", metavar="DURATION", help="CRITICAL when the run takes longer")
-    parser.add_argument("-t", "--timeout", default="10s", metavar="DURATION", help="hard deadline of the run (default 10s)")
-    parser.add_argument("--expect-status", action="append", metavar="STATUS", help="http: 200, 2xx or 200-204 (repeatable)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any field of the type (YAML value)")
+    parser.add_argument(
+        "-t", "--timeout", default="10s", metavar="DURATION", help="hard deadline of the run (default 10s)"
+    )
+    parser.add_argument(
+        "--expect-status", action="append", metavar="STATUS", help="http: 200, 2xx or 200-204 (repeatable)"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="any field of the type (YAML value)"
+    )
     parser.add_argument("--format", choices=FORMATS, default="table")
-    parser.add_argument("-v", "--verbose", action="store_true", help="a trace of the run: requests, answers, TLS, errors")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="a trace of the run: requests, answers, TLS, errors"
+    )
     parser.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
     return parser
 
@@ -491,7 +583,9 @@ def adhoc_probe(args: argparse.Namespace) -> str:
         from probe_agent.config.loader import did_you_mean
 
         known = tuple(sorted(REGISTRY))
-        raise ConfigError([f"unknown probe type {args.type!r}{did_you_mean(args.type, known)} (known: {', '.join(known)})"])
+        raise ConfigError(
+            [f"unknown probe type {args.type!r}{did_you_mean(args.type, known)} (known: {', '.join(known)})"]
+        )
     try:
         probe: dict[str, Any] = REGISTRY[args.type].config_model.from_target(args.target)
     except ValueError as exc:
@@ -510,7 +604,13 @@ def adhoc_probe(args: argparse.Namespace) -> str:
         probe["thresholds"] = {"duration": limits}
     if args.expect_status:
         probe["expect_status"] = args.expect_status
-    entry = {"name": args.type, "type": args.type, "timeout": args.timeout, "interval": f"{max(timeout * 2, 30):g}s", **probe}
+    entry = {
+        "name": args.type,
+        "type": args.type,
+        "timeout": args.timeout,
+        "interval": f"{max(timeout * 2, 30):g}s",
+        **probe,
+    }
     return yaml.safe_dump({"probes": [entry]})
 
 

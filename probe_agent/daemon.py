@@ -49,8 +49,15 @@ async def serve(
     soft_before, soft_now = raise_fd_limit()
     log.info("open files limit", extra={"was": soft_before, "now": soft_now})
     agent = Agent(
-        config, path, grace=grace, log_filter=log_filter, max_config_bytes=max_config_bytes, allow_empty=allow_empty,
-        shard=shard, history_file=history_file, history_save_every=history_save_every,
+        config,
+        path,
+        grace=grace,
+        log_filter=log_filter,
+        max_config_bytes=max_config_bytes,
+        allow_empty=allow_empty,
+        shard=shard,
+        history_file=history_file,
+        history_save_every=history_save_every,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -80,8 +87,14 @@ async def serve(
         await agent.stop()
         await runner.cleanup()
         return 1
-    log.info("listening", extra={"address": f"{host}:{port}", "config": str(path) if path else "(embedded)",
-                              "history_file": str(history_file) if history_file else None})
+    log.info(
+        "listening",
+        extra={
+            "address": f"{host}:{port}",
+            "config": str(path) if path else "(embedded)",
+            "history_file": str(history_file) if history_file else None,
+        },
+    )
     async with watching(path, agent.reload, watch_interval):
         await stop.wait()
     log.info("stopping: draining probe runs in flight", extra={"grace_seconds": grace})

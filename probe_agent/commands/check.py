@@ -19,9 +19,7 @@ def select(config: AgentConfig, names: Sequence[str], tags: Sequence[str]) -> li
     missing = [n for n in names if n not in known]
     if missing:
         raise ConfigError([f"--probe {n}: no probe with that name{did_you_mean(n, known)}" for n in missing])
-    chosen = [
-        p for p in config.probes if (not names or p.name in names) and (not tags or set(tags) & set(p.tags))
-    ]
+    chosen = [p for p in config.probes if (not names or p.name in names) and (not tags or set(tags) & set(p.tags))]
     if not chosen:
         raise ConfigError(["no probe matches the selection"])
     return chosen

@@ -59,7 +59,10 @@ class LiveProgress:
         else:
             self.ready.discard(handle.name)
         name_width = max(len(name) for name in self.states)
-        lines = [f"{'✔' if name in self.ready else '…'} {name.ljust(name_width)}  {state}" for name, state in self.states.items()]
+        lines = [
+            f"{'✔' if name in self.ready else '…'} {name.ljust(name_width)}  {state}"
+            for name, state in self.states.items()
+        ]
         lines.append(f"{elapsed:.1f}s, {len(self.ready)} of {len(self.states)} ready")
         text = "".join("\x1b[2K" + line[: self.width - 1] + "\n" for line in lines)
         # back to the first line of the last drawing, then over it
@@ -120,6 +123,11 @@ def progress(names: list[str], out: TextIO | None = None) -> Progress | LiveProg
         size = os.get_terminal_size(stream.fileno())
     except (OSError, ValueError, AttributeError):
         size = os.terminal_size((0, 0))
-    if stream.isatty() and os.environ.get("TERM", "dumb") != "dumb" and len(names) + 2 <= size.lines and size.columns >= 20:
+    if (
+        stream.isatty()
+        and os.environ.get("TERM", "dumb") != "dumb"
+        and len(names) + 2 <= size.lines
+        and size.columns >= 20
+    ):
         return LiveProgress(stream, names, size.columns)
     return Progress(stream)

@@ -84,7 +84,9 @@ def _expand(value: Any, env: Mapping[str, str], path: str, problems: list[str], 
             elif default is not None:
                 resolved = default
             else:
-                problems.append(f"{path}: environment variable {var} is not set (use ${{{var}:-default}} for a default)")
+                problems.append(
+                    f"{path}: environment variable {var} is not set (use ${{{var}:-default}} for a default)"
+                )
                 return ""
             if _SECRET_VAR_NAME.search(var) and resolved:
                 secrets.add(resolved)
@@ -137,7 +139,8 @@ def _located_problems(
             msg = "unknown field"
             if model is not None and len(loc) == 1:
                 known = {name for name, f in model.model_fields.items() if name != "type"} | {
-                    f.alias for f in model.model_fields.values() if f.alias}
+                    f.alias for f in model.model_fields.values() if f.alias
+                }
                 msg += did_you_mean(str(loc[0]), tuple(sorted(known)))
         # A model-level rule names its field at the start of its message itself.
         field = _field_path(err["loc"])
@@ -159,7 +162,9 @@ class Selection:
     def wants(self, entry: Mapping[str, Any]) -> bool:
         tags = entry.get("tags")
         tags = tags if isinstance(tags, list) else []
-        return (not self.names or entry.get("name") in self.names) and (not self.tags or any(t in tags for t in self.tags))
+        return (not self.names or entry.get("name") in self.names) and (
+            not self.tags or any(t in tags for t in self.tags)
+        )
 
 
 def parse_config(
@@ -198,11 +203,14 @@ def parse_config(
         agent = AgentConfig()
     # `check` selects probes and keeps no SLOs, but a bad entry is as bad for it as for validate
     slos = _parse_entries("slos", Slo, raw_slos, env, problems, secrets)
-    agent = agent.model_copy(update={
-        "slos": slos if selection is None else [],
-        "maintenance": _parse_entries("maintenance", MaintenanceWindow, raw_maintenance, env, problems, secrets,
-                                      maintenance_indices),
-    })
+    agent = agent.model_copy(
+        update={
+            "slos": slos if selection is None else [],
+            "maintenance": _parse_entries(
+                "maintenance", MaintenanceWindow, raw_maintenance, env, problems, secrets, maintenance_indices
+            ),
+        }
+    )
     defaults = agent.defaults.model_dump()
 
     if not isinstance(raw_probes, list):
@@ -237,7 +245,10 @@ def parse_config(
         if not isinstance(probe_type, str) or probe_type not in REGISTRY:
             known = tuple(sorted(REGISTRY))
             hint = did_you_mean(probe_type, known) if isinstance(probe_type, str) else ""
-            add(f"{label}: type: unknown probe type {probe_type!r}{hint} (known: {', '.join(known)})", ("probes", index, "type"))
+            add(
+                f"{label}: type: unknown probe type {probe_type!r}{hint} (known: {', '.join(known)})",
+                ("probes", index, "type"),
+            )
             continue
         model = REGISTRY[probe_type].config_model
         env_problems: list[str] = []
@@ -275,7 +286,9 @@ def parse_config(
     for index, slo in enumerate(agent.slos):
         label = f"slos[{index}] ({slo.name})"
         problems.extend(
-            f"{label}: probes: no probe named {name!r}" + did_you_mean(name, names) for name in slo.probes if name not in names
+            f"{label}: probes: no probe named {name!r}" + did_you_mean(name, names)
+            for name in slo.probes
+            if name not in names
         )
         members = slo_members(slo, probes)
         if not members and slo.tags:
@@ -286,14 +299,23 @@ def parse_config(
     probes = [with_limit_buckets(probe, tuple(slo_limits.get(probe.name, ()))) for probe in probes]
 
     all_names = tuple(e["name"] for e in raw_probes if isinstance(e, dict) and isinstance(e.get("name"), str))
-    problems.extend(_maintenance_problems(agent.maintenance, maintenance_indices, probes if selection is None else [], set(all_names)))
+    problems.extend(
+        _maintenance_problems(
+            agent.maintenance, maintenance_indices, probes if selection is None else [], set(all_names)
+        )
+    )
     if problems:
         found = positions(text) if where else {}
         raise ConfigError(problems, [locate(found, where[i]) if i in where else None for i in range(len(problems))])
     probe_secrets = {p.name: frozenset(env_secrets.get(p.name, set()) | collect_secrets([p])) for p in probes}
     all_secrets = secrets.union(*probe_secrets.values())
     return agent.model_copy(
-        update={"probes": probes, "secrets": frozenset(all_secrets), "probe_secrets": probe_secrets, "all_probe_names": all_names}
+        update={
+            "probes": probes,
+            "secrets": frozenset(all_secrets),
+            "probe_secrets": probe_secrets,
+            "all_probe_names": all_names,
+        }
     )
 
 
@@ -308,7 +330,12 @@ def _threshold_problems(probe: ProbeConfig) -> list[str]:
 
 
 def _parse_entries(
-    key: str, model: type[ModelT], raw: Any, env: Mapping[str, str], problems: list[str], secrets: set[str],
+    key: str,
+    model: type[ModelT],
+    raw: Any,
+    env: Mapping[str, str],
+    problems: list[str],
+    secrets: set[str],
     indices: list[int] | None = None,
 ) -> list[ModelT]:
     """Each entry of a top-level list (slos, maintenance) on its own, so one bad entry does not
@@ -339,8 +366,11 @@ def _maintenance_problems(
         if window.name in seen:
             problems.append(f"{label}: name: duplicate name")
         seen.add(window.name)
-        problems.extend(f"{label}: probes: no probe named {name!r}" + did_you_mean(name, all_names)
-                        for name in window.probes if name not in all_names)
+        problems.extend(
+            f"{label}: probes: no probe named {name!r}" + did_you_mean(name, all_names)
+            for name in window.probes
+            if name not in all_names
+        )
         if probes and window.tags and not tags.intersection(window.tags):
             problems.append(f"{label}: tags: no probe has any of the tags {', '.join(window.tags)}")
     return problems
@@ -371,7 +401,9 @@ def with_limit_buckets(probe: ProbeConfig, limits: tuple[float, ...] = ()) -> Pr
     bounds = set(probe.buckets or DEFAULT_BUCKETS) | set(limits) | set(probe.duration_limits())
     duration = probe.thresholds.get("duration")
     if duration is not None:
-        bounds |= {limit.bound for limit in (duration.warning, duration.critical) if limit is not None and limit.bound > 0}
+        bounds |= {
+            limit.bound for limit in (duration.warning, duration.critical) if limit is not None and limit.bound > 0
+        }
     final = tuple(sorted(bounds))
     return probe if final == probe.buckets else probe.model_copy(update={"buckets": final})
 

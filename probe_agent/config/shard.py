@@ -33,7 +33,9 @@ class Shard:
         if index_text == "auto":
             ordinal = re.search(r"-(\d+)$", hostname)
             if not ordinal:
-                raise ValueError(f"--shard auto/{count}: the host name {hostname!r} does not end in -ORDINAL (a StatefulSet pod's)")
+                raise ValueError(
+                    f"--shard auto/{count}: the host name {hostname!r} does not end in -ORDINAL (a StatefulSet pod's)"
+                )
             index_text = ordinal.group(1)
         if not index_text.isdigit() or int(index_text) >= count:
             raise ValueError(f"invalid shard {text!r}: the index must be 0 to {count - 1}")

@@ -73,9 +73,13 @@ def agent_resource_error(exc: BaseException) -> ProbeError | None:
         if isinstance(current, MemoryError):
             return ProbeError(Reason.INTERNAL, f"{AGENT_STARVED} memory (not a fault of the target)")
         if isinstance(current, OSError) and current.errno in _AGENT_ERRNOS:
-            return ProbeError(Reason.INTERNAL, f"the agent is {_AGENT_ERRNOS[current.errno]} (not a fault of the target)")
+            return ProbeError(
+                Reason.INTERNAL, f"the agent is {_AGENT_ERRNOS[current.errno]} (not a fault of the target)"
+            )
         if "Too many open files" in str(current):  # folded into a library's own message
-            return ProbeError(Reason.INTERNAL, f"the agent is {_AGENT_ERRNOS[errno.EMFILE]} (not a fault of the target)")
+            return ProbeError(
+                Reason.INTERNAL, f"the agent is {_AGENT_ERRNOS[errno.EMFILE]} (not a fault of the target)"
+            )
         current = getattr(current, "os_error", None) or current.__cause__ or current.__context__
     return None
 

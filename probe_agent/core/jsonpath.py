@@ -16,6 +16,7 @@ def loads(data: bytes | str) -> Any:
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
+
 _TOKEN = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -42,7 +43,9 @@ def parse_path(path: str) -> tuple[str | int, ...]:
 def lookup(document: Any, path: str) -> Any:
     node = document
     for part in parse_path(path):
-        if (isinstance(part, int) and isinstance(node, list) and -len(node) <= part < len(node)) or (isinstance(part, str) and isinstance(node, dict) and part in node):
+        if (isinstance(part, int) and isinstance(node, list) and -len(node) <= part < len(node)) or (
+            isinstance(part, str) and isinstance(node, dict) and part in node
+        ):
             node = node[part]  # type: ignore[index]  # the isinstance pairs above match index to container
         else:
             raise PathNotFound(path)

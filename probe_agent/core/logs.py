@@ -32,7 +32,6 @@ class RedactingFilter(logging.Filter):
             record.exc_info = None
         return True
 
-
     def _redact(self, value: Any) -> Any:
         """Every field, lists and nested values included (a rejected reload logs its problem list)."""
         if isinstance(value, str):
@@ -73,7 +72,13 @@ def logfmt_value(value: object) -> str:
     """A field's value as logfmt writes it: bare when it is one plain word, else quoted with its
     quotes, backslashes and control characters escaped, so a target's text (`x probe=orders-db
     to=ok`, a newline in a reason) can never read as other fields or another line."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value)
+    text = (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, default=str)
+        if isinstance(value, (list, dict))
+        else str(value)
+    )
     if len(text) > MAX_TEXT_VALUE:
         text = text[:MAX_TEXT_VALUE] + "…"
     if _LOGFMT_PLAIN.fullmatch(text):
@@ -85,7 +90,9 @@ def logfmt_value(value: object) -> str:
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(
-            f"{k}={logfmt_value(v)}" for k, v in record.__dict__.items() if k not in _STANDARD and v is not None and v != ""
+            f"{k}={logfmt_value(v)}"
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD and v is not None and v != ""
         )
         message = _CONTROL.sub(lambda m: json.dumps(m.group(0))[1:-1], record.getMessage()[:MAX_TEXT_VALUE])
         line = f"{_timestamp(record)} {record.levelname.lower()}: {message}" + (f" {extras}" if extras else "")

@@ -51,7 +51,9 @@ def read_config_bytes(path: str, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
     if path == STDIN:
         data = sys.stdin.buffer.read(max_bytes + 1)
         if len(data) > max_bytes:
-            raise ConfigError([f"standard input is over the limit of {max_bytes:,} bytes (raise it with --max-config-bytes)"])
+            raise ConfigError(
+                [f"standard input is over the limit of {max_bytes:,} bytes (raise it with --max-config-bytes)"]
+            )
         return data
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
@@ -61,7 +63,9 @@ def read_config_bytes(path: str, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
             if len(data) > max_bytes:
                 file.seek(0, 2)
                 size = file.tell()
-                raise ConfigError([f"file is {size:,} bytes, over the limit of {max_bytes:,} (raise it with --max-config-bytes)"])
+                raise ConfigError(
+                    [f"file is {size:,} bytes, over the limit of {max_bytes:,} (raise it with --max-config-bytes)"]
+                )
     except OSError as exc:
         raise ConfigError([f"cannot read config: {exc.strerror or exc}"]) from None
     return data
@@ -73,7 +77,9 @@ def decode(data: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ConfigError(
-            [f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); save the file as UTF-8"]
+            [
+                f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); save the file as UTF-8"
+            ]
         ) from None
 
 
@@ -128,7 +134,9 @@ def _compose(text: str, resolver: yaml.SafeLoader) -> yaml.Node | None:
         start = cast(yaml.Mark, event.start_mark)
         if isinstance(event, yaml.ScalarEvent):
             tag = event.tag if event.tag not in (None, "!") else resolve(yaml.ScalarNode, event.value, event.implicit)
-            node: yaml.Node = yaml.ScalarNode(tag, event.value, start, cast(yaml.Mark, event.end_mark), style=event.style)
+            node: yaml.Node = yaml.ScalarNode(
+                tag, event.value, start, cast(yaml.Mark, event.end_mark), style=event.style
+            )
         elif isinstance(event, _OPEN):
             if len(stack) >= MAX_DEPTH:
                 raise ConfigError([f"line {start.line + 1}: nested deeper than {MAX_DEPTH} levels"])
@@ -185,7 +193,9 @@ def _check_graph(root: yaml.Node) -> None:
         children = _children(node)
         if not children_done:
             if key in open_nodes:
-                raise ConfigError([f"line {node.start_mark.line + 1}: an alias refers to a collection that contains it"])
+                raise ConfigError(
+                    [f"line {node.start_mark.line + 1}: an alias refers to a collection that contains it"]
+                )
             if isinstance(node, yaml.MappingNode):
                 _check_duplicate_keys(node)
             written.add(key)
@@ -197,15 +207,19 @@ def _check_graph(root: yaml.Node) -> None:
         total = 1 + sum(size[id(child)] for child in children)
         if total > MAX_ALIAS_EXPANSION + len(written):
             raise ConfigError(
-                [f"line {node.start_mark.line + 1}: aliases expand to more than {MAX_ALIAS_EXPANSION:,} nodes"
-                 " (a billion-laughs file?)"]
+                [
+                    f"line {node.start_mark.line + 1}: aliases expand to more than {MAX_ALIAS_EXPANSION:,} nodes"
+                    " (a billion-laughs file?)"
+                ]
             )
         size[key] = total
         # each anchor nests within the limit, but one inside another inside another does not:
         # everything that walks the data afterwards would recurse that deep
         depth[key] = 1 + max((depth[id(child)] for child in children), default=0)
         if depth[key] > MAX_DEPTH:
-            raise ConfigError([f"line {node.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels once aliases are expanded"])
+            raise ConfigError(
+                [f"line {node.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels once aliases are expanded"]
+            )
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -269,4 +283,3 @@ def locate(found: dict[Path, tuple[int, int]], path: Path) -> tuple[int, int] | 
         if path[:end] in found:
             return found[path[:end]]
     return None
-

@@ -20,14 +20,20 @@ async def run_demo(host: str, port: int, shop_host: str, shop_port: int, log_for
     from probe_agent.demo.shop import start_shop
 
     shop_url = f"http://{shop_host}:{shop_port}"
-    config = parse_config(bundled_config_text(), "demo probes.yaml", {**os.environ, "SHOP_URL": shop_url, "SHOP_HOST": shop_host, "SHOP_PORT": str(shop_port)})
+    config = parse_config(
+        bundled_config_text(),
+        "demo probes.yaml",
+        {**os.environ, "SHOP_URL": shop_url, "SHOP_HOST": shop_host, "SHOP_PORT": str(shop_port)},
+    )
     try:
         shop = await start_shop(shop_host, shop_port)
     except OSError as exc:
-        print(f"cannot serve the demo shop on {shop_host}:{shop_port}: {exc.strerror}; try --shop-listen 127.0.0.1:PORT")
+        print(
+            f"cannot serve the demo shop on {shop_host}:{shop_port}: {exc.strerror}; try --shop-listen 127.0.0.1:PORT"
+        )
         return 1
     print(
-        f"demo shop:  {shop_url}  (faults: curl -X POST {shop_url}/admin/faults -d '{{\"endpoint\":\"checkout\",\"mode\":\"error\"}}')\n"
+        f'demo shop:  {shop_url}  (faults: curl -X POST {shop_url}/admin/faults -d \'{{"endpoint":"checkout","mode":"error"}}\')\n'
         f"agent:      http://{host}:{port}/metrics  http://{host}:{port}/health\n"
         "Ctrl-C stops both.",
         flush=True,

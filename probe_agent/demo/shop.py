@@ -163,7 +163,13 @@ async def checkout(request: web.Request) -> web.Response:
         return web.json_response({"error": "payment declined"}, status=402)
     order_id = str(uuid.uuid4())
     total = sum(PRICES[i["sku"]] * i["quantity"] for i in cart)
-    state.orders[order_id] = {"order_id": order_id, "email": user["email"], "status": "confirmed", "total_cents": total, "items": cart}
+    state.orders[order_id] = {
+        "order_id": order_id,
+        "email": user["email"],
+        "status": "confirmed",
+        "total_cents": total,
+        "items": cart,
+    }
     state.carts[user["email"]] = []
     return web.json_response({"order_id": order_id, "status": "confirmed", "total_cents": total}, status=201)
 
@@ -209,7 +215,9 @@ async def stats(request: web.Request) -> web.Response:
         {
             "requests": state.requests,
             "users": len(state.users),
-            "orders": {s: sum(1 for o in state.orders.values() if o["status"] == s) for s in ("confirmed", "cancelled")},
+            "orders": {
+                s: sum(1 for o in state.orders.values() if o["status"] == s) for s in ("confirmed", "cancelled")
+            },
             "faults": {k: v.mode for k, v in state.faults.items()},
         }
     )

@@ -41,9 +41,15 @@ CACHED_BATCH = 750
 CORE_FAMILIES: dict[str, tuple[str, str]] = {
     "probe_success": ("gauge", "1 if the last run of the probe succeeded (status OK or WARNING), else 0."),
     "probe_status": ("gauge", "Status of the last run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."),
-    "probe_healthy": ("gauge", "1 if the probe is healthy after failure_threshold/success_threshold, 0 if failing or stale."),
+    "probe_healthy": (
+        "gauge",
+        "1 if the probe is healthy after failure_threshold/success_threshold, 0 if failing or stale.",
+    ),
     "probe_duration_seconds": ("gauge", "Duration of the last probe run in seconds, as blackbox_exporter's."),
-    "probe_run_duration_seconds": ("histogram", "Duration of probe runs; bounds include the probe's own duration limits."),
+    "probe_run_duration_seconds": (
+        "histogram",
+        "Duration of probe runs; bounds include the probe's own duration limits.",
+    ),
     "probe_results_total": ("counter", "Probe runs by resulting status."),
     "probe_failures_total": ("counter", "Failed probe runs by reason."),
     "probe_last_run_timestamp_seconds": ("gauge", "Unix time at which the last run started."),
@@ -56,6 +62,7 @@ CORE_FAMILIES: dict[str, tuple[str, str]] = {
 def bucket_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
     """The `le` values of a histogram with these bounds (few distinct sets: cached)."""
     return (*(repr(float(b)) for b in bounds), "+Inf")
+
 
 # family -> its lines for one probe. A dict of str to bytes is not tracked by the garbage collector,
 # so 10,000 cached probes add nothing to the full collections that hold the loop.
@@ -128,10 +135,15 @@ def reason_names(reasons: tuple[Reason, ...], seen: Mapping[str, int]) -> tuple[
 
 
 def add_phase_histogram(
-    metric: str, label: str, state: ProbeState, families: dict[str, tuple[str, str]],
+    metric: str,
+    label: str,
+    state: ProbeState,
+    families: dict[str, tuple[str, str]],
     add: Callable[[str, str], None],
 ) -> None:
-    families.setdefault(metric, ("histogram", f"Duration of each {label} over all runs; bounds as probe_run_duration_seconds."))
+    families.setdefault(
+        metric, ("histogram", f"Duration of each {label} over all runs; bounds as probe_run_duration_seconds.")
+    )
     cfg = state.config
     lines = []
     for phase, counts in state.phase_counts.items():
@@ -170,17 +182,27 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
     info = {k: v for k, v in info.items() if k not in cfg.labels}
     if info:
         # what the target says it is (a server version) changes rarely: one more label set then
-        info_text = make_label_set({"probe": cfg.name, "type": cfg.type, **cfg.labels, "target": state.target, **info})[2]
+        info_text = make_label_set({"probe": cfg.name, "type": cfg.type, **cfg.labels, "target": state.target, **info})[
+            2
+        ]
         add("probe_info", f"probe_info{info_text} 1.0\n")
     else:
         before, after = with_label(labels, "target")
         add("probe_info", f"probe_info{before}{_escape(state.target)}{after} 1.0\n")
     by_status = dict(state.results_by_status)
     before, after = with_label(labels, "status")
-    add("probe_results_total", "".join(
-        f"probe_results_total{before}{status.label}{after} {_num(by_status.get(status, 0))}\n" for status in Status
-    ) + (f"probe_results_total{before}maintenance{after} {state.maintenance_runs}.0\n" if state.maintenance_runs else "")
-      + (f"probe_results_total{before}skipped{after} {state.skipped_runs}.0\n" if state.skipped_runs else ""))
+    add(
+        "probe_results_total",
+        "".join(
+            f"probe_results_total{before}{status.label}{after} {_num(by_status.get(status, 0))}\n" for status in Status
+        )
+        + (
+            f"probe_results_total{before}maintenance{after} {state.maintenance_runs}.0\n"
+            if state.maintenance_runs
+            else ""
+        )
+        + (f"probe_results_total{before}skipped{after} {state.skipped_runs}.0\n" if state.skipped_runs else ""),
+    )
     if state.maintenance is not None:
         before, after = with_label(labels, "window")
         add("probe_maintenance", f"probe_maintenance{before}{_escape(state.maintenance)}{after} 1.0\n")
@@ -188,10 +210,13 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
     # see the first failure (a series born at 1 counts nothing until its second sample).
     failures = state.failures_by_reason
     before, after = with_label(labels, "reason")
-    add("probe_failures_total", "".join(
-        f"probe_failures_total{before}{reason}{after} {_num(failures.get(reason, 0))}\n"
-        for reason in reason_names(probe_cls.failure_reasons, failures)
-    ))
+    add(
+        "probe_failures_total",
+        "".join(
+            f"probe_failures_total{before}{reason}{after} {_num(failures.get(reason, 0))}\n"
+            for reason in reason_names(probe_cls.failure_reasons, failures)
+        ),
+    )
     last = state.last
     if last is not None:
         add("probe_success", f"probe_success{plain} {'1.0' if last.success else '0.0'}\n")
@@ -212,9 +237,17 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
 
         if probe_cls.phase_metric and last.phases:
             metric = probe_cls.phase_metric
-            families.setdefault(metric, ("gauge", f"Duration of each {probe_cls.phase_label} of the last {cfg.type} probe run."))
+            families.setdefault(
+                metric, ("gauge", f"Duration of each {probe_cls.phase_label} of the last {cfg.type} probe run.")
+            )
             before, after = with_label(labels, probe_cls.phase_label)
-            add(metric, "".join(f"{metric}{before}{_escape(phase)}{after} {_num(seconds)}\n" for phase, seconds in last.phases.items()))
+            add(
+                metric,
+                "".join(
+                    f"{metric}{before}{_escape(phase)}{after} {_num(seconds)}\n"
+                    for phase, seconds in last.phases.items()
+                ),
+            )
         for value_name, value in last.values.items():
             spec = probe_cls.values.get(value_name)
             if spec is None or spec.metric is None:

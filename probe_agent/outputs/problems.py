@@ -9,7 +9,9 @@ from pathlib import Path
 from probe_agent.core.redact import Redactor
 
 
-def print_problems(problems: Sequence[str], source: Path | str, locations: Sequence[tuple[int, int] | None] = ()) -> None:
+def print_problems(
+    problems: Sequence[str], source: Path | str, locations: Sequence[tuple[int, int] | None] = ()
+) -> None:
     # A problem may quote what was written (an invalid URL with a password in it): the
     # redactor's patterns mask the secret forms even where no config could be loaded.
     redact = Redactor().redact

@@ -79,7 +79,11 @@ def render_nagios(results: Sequence[Result], configs: dict[str, ProbeConfig], ou
     # '|' separates perfdata: it may not appear in the text
     out.write(f"PROBE-AGENT {overall.name} - {summary.replace('|', '/')} | {' '.join(perfdata(results, configs))}\n")
     for r in sorted(results, key=lambda r: (-r.status, r.probe)):
-        out.write(f"{r.status.name} {r.probe} ({r.type}, {r.duration * 1000:.0f} ms){': ' + _why(r) if _why(r) else ''}\n".replace("|", "/"))
+        out.write(
+            f"{r.status.name} {r.probe} ({r.type}, {r.duration * 1000:.0f} ms){': ' + _why(r) if _why(r) else ''}\n".replace(
+                "|", "/"
+            )
+        )
 
 
 # --- JUnit XML -------------------------------------------------------------------
@@ -99,14 +103,17 @@ def render_junit(results: Sequence[Result], targets: dict[str, str], out: TextIO
         time=f"{max((r.duration for r in results), default=0.0):.3f}",  # they ran at once
     )
     for r in sorted(results, key=lambda r: r.probe):
-        case = ElementTree.SubElement(suite, "testcase", classname=f"probe-agent.{r.type}", name=r.probe,
-                                      time=f"{r.duration:.3f}")
+        case = ElementTree.SubElement(
+            suite, "testcase", classname=f"probe-agent.{r.type}", name=r.probe, time=f"{r.duration:.3f}"
+        )
         if r.status is Status.CRITICAL:
-            ElementTree.SubElement(case, "failure", message=_why(r), type=r.reason.value if r.reason else "threshold").text = (
-                f"target: {targets.get(r.probe, '')}\n{_why(r)}"
-            )
+            ElementTree.SubElement(
+                case, "failure", message=_why(r), type=r.reason.value if r.reason else "threshold"
+            ).text = f"target: {targets.get(r.probe, '')}\n{_why(r)}"
         elif r.status is Status.UNKNOWN:
-            ElementTree.SubElement(case, "error", message=_why(r), type=r.reason.value if r.reason else "unknown").text = _why(r)
+            ElementTree.SubElement(
+                case, "error", message=_why(r), type=r.reason.value if r.reason else "unknown"
+            ).text = _why(r)
         if r.message and r.status is Status.WARNING:
             ElementTree.SubElement(case, "system-out").text = f"WARNING: {r.message}"
     root = ElementTree.Element("testsuites")
@@ -118,7 +125,9 @@ def render_junit(results: Sequence[Result], targets: dict[str, str], out: TextIO
 # --- Prometheus text format ---------------------------------------------------
 
 
-def render_prometheus(results: Sequence[Result], config: AgentConfig, probes: Sequence[ProbeConfig], out: TextIO) -> None:
+def render_prometheus(
+    results: Sequence[Result], config: AgentConfig, probes: Sequence[ProbeConfig], out: TextIO
+) -> None:
     """The series the daemon would export after these runs, for node_exporter's textfile
     collector (no timestamps, as it wants)."""
     from probe_agent.outputs.exposition import ProbeExposition

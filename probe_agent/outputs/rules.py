@@ -66,32 +66,46 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
         total_filter = ',status!~"maintenance|skipped"' if slo.maintenance == "exclude" else ',status!="skipped"'
         if slo.availability is not None:
             _add_sli(
-                slo, records, alerts, base_labels, annotations,
+                slo,
+                records,
+                alerts,
+                base_labels,
+                annotations,
                 objective=("slo:availability:objective", slo.availability),
-                ratio=("slo:probe_errors:ratio_rate",
-                       f'sum(rate(probe_results_total{{{selector},status=~"critical|unknown"}}[$window]))'
-                       f" / sum(rate(probe_results_total{{{selector}{total_filter}}}[$window]))"),
+                ratio=(
+                    "slo:probe_errors:ratio_rate",
+                    f'sum(rate(probe_results_total{{{selector},status=~"critical|unknown"}}[$window]))'
+                    f" / sum(rate(probe_results_total{{{selector}{total_filter}}}[$window]))",
+                ),
                 names=(slo.alert_names.error_fast, slo.alert_names.error_slow),
                 what=f"error rate of {slo.name} burns its {slo.availability:g}% budget",
             )
         if slo.latency is not None:
             le = _le(slo.latency.threshold)
             _add_sli(
-                slo, records, alerts, base_labels, annotations,
+                slo,
+                records,
+                alerts,
+                base_labels,
+                annotations,
                 objective=("slo:latency:objective", slo.latency.target),
-                ratio=("slo:probe_slow_runs:ratio_rate",
-                       f'1 - sum(rate(probe_run_duration_seconds_bucket{{{selector},le="{le}"}}[$window]))'
-                       f" / sum(rate(probe_run_duration_seconds_count{{{selector}}}[$window]))"),
+                ratio=(
+                    "slo:probe_slow_runs:ratio_rate",
+                    f'1 - sum(rate(probe_run_duration_seconds_bucket{{{selector},le="{le}"}}[$window]))'
+                    f" / sum(rate(probe_run_duration_seconds_count{{{selector}}}[$window]))",
+                ),
                 names=(slo.alert_names.latency_fast, slo.alert_names.latency_slow),
                 what=f"runs of {slo.name} slower than {slo.latency.threshold * 1000:g} ms burn its {slo.latency.target:g}% budget",
             )
-        alerts.append({
-            "alert": slo.alert_names.degraded,
-            "expr": f"max(probe_success{{{selector}}} unless on (probe) probe_maintenance) == 0",
-            "for": slo.degraded_for,
-            "labels": {**base_labels, "severity": slo.page_severity},
-            "annotations": {"summary": f"every probe of {slo.name} is failing", **annotations},
-        })
+        alerts.append(
+            {
+                "alert": slo.alert_names.degraded,
+                "expr": f"max(probe_success{{{selector}}} unless on (probe) probe_maintenance) == 0",
+                "for": slo.degraded_for,
+                "labels": {**base_labels, "severity": slo.page_severity},
+                "annotations": {"summary": f"every probe of {slo.name} is failing", **annotations},
+            }
+        )
         groups.append({"name": f"slo:{slo.name}", "rules": records + alerts})
     return groups
 
@@ -114,16 +128,25 @@ def _add_sli(
     budget = round(1 - percent / 100, 12)
     records.append({"record": objective_record, "expr": f"vector({percent / 100:g})", "labels": {"slo": slo.name}})
     records.extend(
-        {"record": f"{ratio_record}{window}", "expr": ratio_template.replace("$window", window), "labels": {"slo": slo.name}}
+        {
+            "record": f"{ratio_record}{window}",
+            "expr": ratio_template.replace("$window", window),
+            "labels": {"slo": slo.name},
+        }
         for window in _windows(slo)
     )
     for name, windows, severity, pace in (
         (names[0], slo.fast_burn, slo.page_severity, "fast"),
         (names[1], slo.slow_burn, slo.ticket_severity, "slowly"),
     ):
-        alerts.append({
-            "alert": name,
-            "expr": _burn_expr(ratio_record, slo.name, budget, windows),
-            "labels": {**labels, "severity": severity},
-            "annotations": {"summary": f"{what} {pace} ({' or '.join(f'{w.burn:g}x' for w in windows)})", **annotations},
-        })
+        alerts.append(
+            {
+                "alert": name,
+                "expr": _burn_expr(ratio_record, slo.name, budget, windows),
+                "labels": {**labels, "severity": severity},
+                "annotations": {
+                    "summary": f"{what} {pace} ({' or '.join(f'{w.burn:g}x' for w in windows)})",
+                    **annotations,
+                },
+            }
+        )

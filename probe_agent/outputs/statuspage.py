@@ -30,8 +30,12 @@ BARS_UP_TO = 500  # above this many probes, no per-slot uptime bars (96 elements
 SHOWN_INCIDENTS = 50
 ORDER = {Health.FAILING: 0, Health.STALE: 1, Health.PENDING: 2, Health.MAINTENANCE: 3, Health.OK: 5}
 WARNING_RANK = 4  # a healthy probe past a warning threshold: after the troubles, before the quiet
-VERDICT = {Verdict.OK: "All probes are passing", Verdict.DEGRADED: "Some probes are failing or warning",
-           Verdict.FAILING: "A critical probe is failing", Verdict.PENDING: "Waiting for first results"}
+VERDICT = {
+    Verdict.OK: "All probes are passing",
+    Verdict.DEGRADED: "Some probes are failing or warning",
+    Verdict.FAILING: "A critical probe is failing",
+    Verdict.PENDING: "Waiting for first results",
+}
 
 STYLE = """
 :root{--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e;--muted:#57606a;--maint:#0969da;--bg:#fff;--fg:#1f2328;--line:#d0d7de}
@@ -72,8 +76,10 @@ def _csp_hash(text: str) -> str:
 
 
 # Only its own inline style and script run, only the agent is fetched, and nothing embeds it.
-CSP = (f"default-src 'none'; style-src {_csp_hash(STYLE)}; script-src {_csp_hash(SCRIPT)}; "
-       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    f"default-src 'none'; style-src {_csp_hash(STYLE)}; script-src {_csp_hash(SCRIPT)}; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def _when(unix: float) -> str:
@@ -108,7 +114,9 @@ def _rank(state: ProbeState) -> int:
 def _bar(state: ProbeState) -> str:
     cells = []
     for share in state.history.slots():
-        kind = "" if share is None else ' class="u"' if share >= 0.999 else ' class="p"' if share >= 0.9 else ' class="d"'
+        kind = (
+            "" if share is None else ' class="u"' if share >= 0.999 else ' class="p"' if share >= 0.9 else ' class="d"'
+        )
         cells.append(f"<i{kind}></i>")
     return f'<div class="bar" title="each bar: 15 minutes, oldest left">{"".join(cells)}</div>'
 
@@ -120,13 +128,17 @@ def _probe(state: ProbeState, brief: bool, bars: bool) -> str:
     css = health.value
     if _warning(state, health):
         label, css = "WARNING", "ok warning"
-    parts = [f'<li class="probe {css}" data-probe="{escape(state.config.name)}"><div class="row">',
-             f'<span class="name">{escape(state.config.name)}</span><span class="health">{label}</span>',
-             f'<span class="uptime">{_percent(state.history.uptime(), state.history.known_for())}</span></div>']
+    parts = [
+        f'<li class="probe {css}" data-probe="{escape(state.config.name)}"><div class="row">',
+        f'<span class="name">{escape(state.config.name)}</span><span class="health">{label}</span>',
+        f'<span class="uptime">{_percent(state.history.uptime(), state.history.known_for())}</span></div>',
+    ]
     if not brief:
         message = last.message if last is not None else "no run has finished yet"
         if state.maintenance is not None:
-            message = f"in maintenance window {state.maintenance}; last run: {message or last.status.label if last else '-'}"
+            message = (
+                f"in maintenance window {state.maintenance}; last run: {message or last.status.label if last else '-'}"
+            )
         if message:
             parts.append(f'<p class="msg">{escape(message)}</p>')
     if bars:
@@ -147,8 +159,10 @@ def _banners(agent: Agent) -> str:
     for window, until in agent.active_maintenance:
         covers = ", ".join([*window.probes, *(f"tag {t}" for t in window.tags)])
         reason = f": {agent.redactor.redact(window.reason)}" if window.reason else ""
-        found.append(f'<div class="banner" role="status"><b>Maintenance {escape(window.name)}</b>{escape(reason)}'
-                     f" — {escape(covers)}, until {_when(until.timestamp())}</div>")
+        found.append(
+            f'<div class="banner" role="status"><b>Maintenance {escape(window.name)}</b>{escape(reason)}'
+            f" — {escape(covers)}, until {_when(until.timestamp())}</div>"
+        )
     return "".join(found)
 
 
@@ -185,28 +199,41 @@ async def render(agent: Agent, *, brief: bool, partial: bool) -> bytes:
         counts = {h.value: len(names) for h, names in tally.by_health.items() if names}
         if warnings:  # counted as what they are, not as ok
             counts["ok"] -= warnings
-            counts = {**{k: v for k, v in counts.items() if k != "ok"}, "warning": warnings,
-                      **({"ok": counts["ok"]} if counts["ok"] else {})}
+            counts = {
+                **{k: v for k, v in counts.items() if k != "ok"},
+                "warning": warnings,
+                **({"ok": counts["ok"]} if counts["ok"] else {}),
+            }
         summary = ", ".join(f"{n} {name}" for name, n in counts.items())
-        main = [f'<p class="verdict {overall}" id="verdict">{VERDICT.get(overall, overall)}</p>',
-                _banners(agent), f"<p>{len(states)} probes: {summary or 'none'}. Updated {_when(dt.datetime.now(dt.UTC).timestamp())}</p>",
-                '<ul class="probes">', *items, "</ul>", "<h2>Recent incidents</h2>"]
-        main.append('<ol class="incidents">' + "".join(_incident(name, inc, brief) for _, _, name, inc in newest) + "</ol>"
-                    if newest else "<p>None in memory (the agent keeps the last 20 changes of each probe).</p>")
+        main = [
+            f'<p class="verdict {overall}" id="verdict">{VERDICT.get(overall, overall)}</p>',
+            _banners(agent),
+            f"<p>{len(states)} probes: {summary or 'none'}. Updated {_when(dt.datetime.now(dt.UTC).timestamp())}</p>",
+            '<ul class="probes">',
+            *items,
+            "</ul>",
+            "<h2>Recent incidents</h2>",
+        ]
+        main.append(
+            '<ol class="incidents">' + "".join(_incident(name, inc, brief) for _, _, name, inc in newest) + "</ol>"
+            if newest
+            else "<p>None in memory (the agent keeps the last 20 changes of each probe).</p>"
+        )
         fragment = "".join(main)
         if partial:
             return fragment.encode()
-        return "".join([
-            '<!doctype html><html lang="en"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width,initial-scale=1">',
-            f"<title>Status — probe-agent</title><style>{STYLE}</style></head><body>",
-            "<header><h1>Status</h1></header>",
-            f'<main id="status" data-refresh="{refresh:g}" aria-live="polite">{fragment}</main>',
-            '<footer><p id="stale" hidden>Cannot reach the agent; showing the last answer.</p>',
-            '<p><a href="metrics">/metrics</a> · <a href="health">/health</a> · <a href="-/maintenance">/-/maintenance</a>',
-            f" · refreshes every {refresh:g} s</p></footer>",
-            f"<script>{SCRIPT}</script></body></html>",
-        ]).encode()
+        return "".join(
+            [
+                '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+                '<meta name="viewport" content="width=device-width,initial-scale=1">',
+                f"<title>Status — probe-agent</title><style>{STYLE}</style></head><body>",
+                "<header><h1>Status</h1></header>",
+                f'<main id="status" data-refresh="{refresh:g}" aria-live="polite">{fragment}</main>',
+                '<footer><p id="stale" hidden>Cannot reach the agent; showing the last answer.</p>',
+                '<p><a href="metrics">/metrics</a> · <a href="health">/health</a> · <a href="-/maintenance">/-/maintenance</a>',
+                f" · refreshes every {refresh:g} s</p></footer>",
+                f"<script>{SCRIPT}</script></body></html>",
+            ]
+        ).encode()
 
     return await asyncio.to_thread(build)
-

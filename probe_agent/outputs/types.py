@@ -19,7 +19,12 @@ COMMON_FIELDS = frozenset(ProbeConfig.model_fields)
 
 def _annotation(field: FieldInfo) -> str:
     text = str(field.annotation) if typing.get_origin(field.annotation) else getattr(field.annotation, "__name__", "")
-    return (text or str(field.annotation)).replace("typing.", "").replace("pydantic.types.", "").replace("NoneType", "None")
+    return (
+        (text or str(field.annotation))
+        .replace("typing.", "")
+        .replace("pydantic.types.", "")
+        .replace("NoneType", "None")
+    )
 
 
 def _default(field: FieldInfo) -> Any:

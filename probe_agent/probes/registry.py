@@ -34,8 +34,18 @@ ENTRY_POINT_GROUP = "probe_agent.probe_types"
 BUILTIN: dict[str, str] = {
     name: f"probe_agent.probes.types.{name}"
     for name in (
-        "amqp", "dns", "grpc", "http", "mysql", "nats", "nats_jetstream", "neo4j", "postgres", "redis",
-        "synthetic", "tcp",
+        "amqp",
+        "dns",
+        "grpc",
+        "http",
+        "mysql",
+        "nats",
+        "nats_jetstream",
+        "neo4j",
+        "postgres",
+        "redis",
+        "synthetic",
+        "tcp",
     )
 }
 
@@ -45,11 +55,16 @@ def _declared() -> dict[str, EntryPoint]:
     found: dict[str, EntryPoint] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         if point.name in BUILTIN:
-            log.warning("ignored probe type %r from entry point %s: a built-in type has that name",
-                        point.name, point.value)
+            log.warning(
+                "ignored probe type %r from entry point %s: a built-in type has that name", point.name, point.value
+            )
         elif point.name in found and found[point.name].value != point.value:
-            log.warning("ignored probe type %r from entry point %s: %s declares it too",
-                        point.name, point.value, found[point.name].value)
+            log.warning(
+                "ignored probe type %r from entry point %s: %s declares it too",
+                point.name,
+                point.value,
+                found[point.name].value,
+            )
         else:
             found[point.name] = point
     return found

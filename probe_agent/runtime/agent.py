@@ -234,10 +234,12 @@ class Agent:
             if self.config_path is None:
                 return ["the agent was started without a config file; nothing to reload"]
             if self._overrun_build is not None and self._overrun_build.is_alive():
-                return self._rejected([
-                    f"an earlier reload is still blocked reading the config or a file it names "
-                    f"(over {RELOAD_DEADLINE:g}s); the agent must be restarted to read it again"
-                ])
+                return self._rejected(
+                    [
+                        f"an earlier reload is still blocked reading the config or a file it names "
+                        f"(over {RELOAD_DEADLINE:g}s); the agent must be restarted to read it again"
+                    ]
+                )
             path = self.config_path
             assert self._scheduler is not None
             running = self._scheduler.handles()
@@ -252,10 +254,12 @@ class Agent:
                 plan, blocked = await _in_thread(build, RELOAD_DEADLINE)
                 if plan is None:
                     self._overrun_build = blocked
-                    return self._rejected([
-                        f"reading and building the config did not finish within {RELOAD_DEADLINE:g}s "
-                        "(is a file it names on a hung mount?); the running probes stay"
-                    ])
+                    return self._rejected(
+                        [
+                            f"reading and building the config did not finish within {RELOAD_DEADLINE:g}s "
+                            "(is a file it names on a hung mount?); the running probes stay"
+                        ]
+                    )
                 dropped = sum(1 for name in running if name not in plan.states)
                 if cautious and dropped >= 2 and dropped >= SHRINK_SHARE * len(running):
                     for handle in plan.start:  # built for nothing, for now
@@ -267,7 +271,9 @@ class Agent:
                 return self._rejected([self.redactor.redact(p) for p in exc.problems])
             except Exception as exc:
                 log.exception("config reload failed unexpectedly; keeping the running config")
-                return self._rejected([self.redactor.redact(f"internal error while building the config: {type(exc).__name__}: {exc}")])
+                return self._rejected(
+                    [self.redactor.redact(f"internal error while building the config: {type(exc).__name__}: {exc}")]
+                )
             await self._apply(plan)
             self.metrics.reload_success.set(1)
             self.metrics.reload_timestamp.set(time.time())
@@ -275,11 +281,18 @@ class Agent:
             removed = [name for name in running if name not in plan.states]
             changed = [name for name in plan.stop if name in plan.states]
             # one line per reload, whatever its size: counts, and the first names of each kind
-            log.info("config reloaded", extra={
-                "probes": len(plan.states),
-                "added": len(added), "changed": len(changed), "removed": len(removed),
-                "added_probes": _first(added), "changed_probes": _first(changed), "removed_probes": _first(removed),
-            })
+            log.info(
+                "config reloaded",
+                extra={
+                    "probes": len(plan.states),
+                    "added": len(added),
+                    "changed": len(changed),
+                    "removed": len(removed),
+                    "added_probes": _first(added),
+                    "changed_probes": _first(changed),
+                    "removed_probes": _first(removed),
+                },
+            )
             return []
 
     def _rejected(self, problems: list[str]) -> list[str]:
@@ -336,8 +349,10 @@ class Agent:
         active = self.active_maintenance = active_windows(self.maintenance_windows(), now)
         for window, until in active:
             if window.name not in before:
-                log.info("maintenance window started", extra={"window": window.name, "reason": window.reason,
-                                                               "until": until.isoformat()})
+                log.info(
+                    "maintenance window started",
+                    extra={"window": window.name, "reason": window.reason, "until": until.isoformat()},
+                )
         for name in before - {window.name for window, _ in active}:
             log.info("maintenance window ended", extra={"window": name})
         if not all_probes and before == {window.name for window, _ in active}:
@@ -348,8 +363,10 @@ class Agent:
                 health_before, old_window = state.reported_health(), state.maintenance
                 state.maintenance = covering
                 state.version += 1
-                state.note_health(health_before, f"maintenance window {covering} began" if covering
-                                  else f"maintenance window {old_window} ended")
+                state.note_health(
+                    health_before,
+                    f"maintenance window {covering} began" if covering else f"maintenance window {old_window} ended",
+                )
             if i % BATCH == 0:
                 await asyncio.sleep(0)
 
@@ -410,9 +427,11 @@ class Agent:
         if self.overloaded != was:
             self.metrics.overloaded.set(1 if self.overloaded else 0)
             if self.overloaded:
-                log.warning("the agent is overloaded: runs it cannot start are shed and reported UNKNOWN"
-                            " (probe_agent_skipped_runs_total{cause=\"overload\"}); fewer probes or a longer"
-                            " interval per replica, or more replicas (run --shard)")
+                log.warning(
+                    "the agent is overloaded: runs it cannot start are shed and reported UNKNOWN"
+                    ' (probe_agent_skipped_runs_total{cause="overload"}); fewer probes or a longer'
+                    " interval per replica, or more replicas (run --shard)"
+                )
             else:
                 log.info("the agent is no longer overloaded")
 
@@ -425,8 +444,12 @@ class Agent:
         self._runs = self._starved_runs = 0
         if self.starved() != was:
             level = logging.ERROR if not was else logging.INFO
-            log.log(level, "the agent is out of file descriptors or memory for most runs" if not was
-                    else "the agent has the resources for its runs again")
+            log.log(
+                level,
+                "the agent is out of file descriptors or memory for most runs"
+                if not was
+                else "the agent has the resources for its runs again",
+            )
 
     def starved(self) -> bool:
         runs = sum(r for r, _ in self._starvation)
@@ -475,7 +498,9 @@ class Agent:
         try:
             await asyncio.to_thread(write)
         except OSError as exc:
-            log.warning("cannot write the history file", extra={"file": str(self.history_file), "problem": exc.strerror})
+            log.warning(
+                "cannot write the history file", extra={"file": str(self.history_file), "problem": exc.strerror}
+            )
 
     async def _save_history_every(self) -> None:
         while True:

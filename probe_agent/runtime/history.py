@@ -114,8 +114,12 @@ class ProbeHistory:
         if not isinstance(incidents, list):
             raise ValueError("incidents not a list")
         for entry in incidents[-INCIDENTS:]:
-            if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], (int, float))
-                    and all(isinstance(text, str) for text in entry[1:])):
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 4
+                and isinstance(entry[0], (int, float))
+                and all(isinstance(text, str) for text in entry[1:])
+            ):
                 raise ValueError("an incident of the wrong shape")
             at, old, new, message = entry
             history.change(old[:32], new[:32], message[:MESSAGE_CHARS], float(at))

@@ -69,9 +69,16 @@ def read(path: Path) -> dict[str, ProbeHistory]:
     try:
         document = loads(read_named_file(str(path), "--history-file", MAX_FILE_BYTES))
     except (NamedFileError, ValueError) as exc:  # unreadable, or not JSON
-        log.warning("history file unreadable: starting with an empty history", extra={"file": str(path), "problem": str(exc)[:300]})
+        log.warning(
+            "history file unreadable: starting with an empty history",
+            extra={"file": str(path), "problem": str(exc)[:300]},
+        )
         return {}
-    if not isinstance(document, dict) or document.get("format") != FORMAT or not isinstance(document.get("probes"), dict):
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != FORMAT
+        or not isinstance(document.get("probes"), dict)
+    ):
         log.warning("history file of another format: starting with an empty history", extra={"file": str(path)})
         return {}
     found, broken = {}, 0
@@ -81,5 +88,7 @@ def read(path: Path) -> dict[str, ProbeHistory]:
         except (ValueError, TypeError):
             broken += 1
     if broken:
-        log.warning("history file: some probes' entries are broken and start empty", extra={"file": str(path), "broken": broken})
+        log.warning(
+            "history file: some probes' entries are broken and start empty", extra={"file": str(path), "broken": broken}
+        )
     return found

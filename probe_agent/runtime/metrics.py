@@ -23,12 +23,15 @@ class AgentMetrics:
         r = self.registry
         build = Gauge("probe_agent_build_info", "Build information; always 1.", ["version", "python"], registry=r)
         self.shard_info = Gauge(
-            "probe_agent_shard_info", "Which shard of the probes this replica runs (run --shard); always 1.",
-            ["shard", "shards"], registry=r,
+            "probe_agent_shard_info",
+            "Which shard of the probes this replica runs (run --shard); always 1.",
+            ["shard", "shards"],
+            registry=r,
         )
         # a number, for the alert that counts the shards reporting (a label cannot be compared)
         self.shards = Gauge(
-            "probe_agent_shards", "Replicas the probes are split across (run --shard INDEX/N): N. Absent unsharded.",
+            "probe_agent_shards",
+            "Replicas the probes are split across (run --shard INDEX/N): N. Absent unsharded.",
             registry=r,
         )
         build.labels(__version__, platform.python_version()).set(1)
@@ -39,7 +42,9 @@ class AgentMetrics:
             registry=r,
         )
         self.loop_lag = Gauge(
-            "probe_agent_event_loop_lag_seconds", "How late the event loop woke a 0.5 s timer, last measurement.", registry=r
+            "probe_agent_event_loop_lag_seconds",
+            "How late the event loop woke a 0.5 s timer, last measurement.",
+            registry=r,
         )
         self.loop_lag_max = Gauge(
             "probe_agent_event_loop_lag_max_seconds", "Largest event loop lag seen since the last scrape.", registry=r
@@ -84,7 +89,9 @@ class AgentMetrics:
             "probe_agent_config_last_reload_successful", "1 if the last config load succeeded.", registry=r
         )
         self.reload_timestamp = Gauge(
-            "probe_agent_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load.", registry=r
+            "probe_agent_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load.",
+            registry=r,
         )
         self.scrapes = Counter("probe_agent_scrapes", "Scrapes of /metrics served.", registry=r)
         self.last_scrape = Gauge(

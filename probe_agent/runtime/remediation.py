@@ -144,20 +144,30 @@ class Remediator:
                 self.metrics.remediation_escalated.labels(state.config.name).set(1)
                 log.error(
                     "remediation did not help: %d attempts in %.0fs and the probe is still failing; escalate to"
-                    " the owning team", len(recent), plan.window,
+                    " the owning team",
+                    len(recent),
+                    plan.window,
                     extra={"probe": state.config.name, "last_outcome": record.last_outcome, "detail": result.message},
                 )
             return
         record.attempts.append(now)
-        values = {"probe": state.config.name, "type": state.config.type, "status": result.status.label,
-                  "reason": result.reason.value if result.reason else "", "message": result.message, "target": state.target}
-        record.running = asyncio.create_task(self._attempt(state.config.name, plan, values, record, redactor),
-                                             name=f"remediate:{state.config.name}")
+        values = {
+            "probe": state.config.name,
+            "type": state.config.type,
+            "status": result.status.label,
+            "reason": result.reason.value if result.reason else "",
+            "message": result.message,
+            "target": state.target,
+        }
+        record.running = asyncio.create_task(
+            self._attempt(state.config.name, plan, values, record, redactor), name=f"remediate:{state.config.name}"
+        )
 
     # --- acting, in a task of its own -----------------------------------------
 
-    async def _attempt(self, probe: str, plan: Remediation, values: dict[str, str], record: _Record,
-                       redactor: Redactor) -> None:
+    async def _attempt(
+        self, probe: str, plan: Remediation, values: dict[str, str], record: _Record, redactor: Redactor
+    ) -> None:
         for action in plan.actions:
             what = redactor.redact(self._describe(action, values))
             if plan.dry_run:
@@ -173,8 +183,12 @@ class Remediator:
                 if error is None:
                     log.info("remediation ran %s", what, extra={"probe": probe, "action": action.name})
                 else:
-                    log.warning("remediation failed: %s: %s", what, redactor.redact(error),
-                                extra={"probe": probe, "action": action.name})
+                    log.warning(
+                        "remediation failed: %s: %s",
+                        what,
+                        redactor.redact(error),
+                        extra={"probe": probe, "action": action.name},
+                    )
             self.metrics.remediations.labels(probe, action.name, outcome).inc()
             record.last_outcome = outcome
 
@@ -206,8 +220,13 @@ class Remediator:
             body = fill(http.body, values, json_string_content if _is_json_body(http) else None).encode()
         try:
             async with self._session.request(
-                http.method, fill(http.url, values, url_component), headers=headers, data=body, ssl=None if http.tls_verify else False,
-                timeout=aiohttp.ClientTimeout(total=seconds), allow_redirects=False,
+                http.method,
+                fill(http.url, values, url_component),
+                headers=headers,
+                data=body,
+                ssl=None if http.tls_verify else False,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+                allow_redirects=False,
             ) as response:
                 if 200 <= response.status < 300:
                     return None
@@ -224,8 +243,11 @@ class Remediator:
         if record is None:
             return None
         now = time.monotonic()
-        return {"escalated": record.escalated, "attempts_in_window": sum(1 for t in record.attempts if now - t < window),
-                "last_outcome": record.last_outcome or None}
+        return {
+            "escalated": record.escalated,
+            "attempts_in_window": sum(1 for t in record.attempts if now - t < window),
+            "last_outcome": record.last_outcome or None,
+        }
 
     def forget(self, names: set[str]) -> None:
         """Drop the records of probes no longer configured (a reload)."""
@@ -247,7 +269,10 @@ class Remediator:
 async def _command(argv: list[str], seconds: float) -> str | None:
     try:
         process = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # its own process group: a timeout kills what it started too
         )
     except OSError as exc:

@@ -170,7 +170,9 @@ async def run_probe(
             continue
         for level, limit in ((Status.CRITICAL, threshold.critical), (Status.WARNING, threshold.warning)):
             if limit is not None and limit.breached_by(value):
-                breaches.append(f"{key} {value_text(key, value)} {limit.op} {value_text(key, limit.bound)} ({level.label})")
+                breaches.append(
+                    f"{key} {value_text(key, value)} {limit.op} {value_text(key, limit.bound)} ({level.label})"
+                )
                 if failure is None and level > status:
                     status = level
                 break
@@ -205,8 +207,14 @@ async def run_probe(
 
 
 def not_run(
-    handle: ProbeHandle, status: Status, reason: Reason, message: str, started_at: float, waited: float,
-    *, skipped: bool = False,
+    handle: ProbeHandle,
+    status: Status,
+    reason: Reason,
+    message: str,
+    started_at: float,
+    waited: float,
+    *,
+    skipped: bool = False,
 ) -> Result:
     """The result of a tick the scheduler had to skip. About the target (its slots held by runs
     that time out) it is a failed run; the agent's own (`skipped`) it is counted apart."""

@@ -66,10 +66,14 @@ STUCK_MARGIN = 30.0
 RUN_TIME_WEIGHT = 0.02
 
 
-SHED_TARGET = ("not run: the agent is overloaded: the runs waiting for this target's slots would not get through"
-               " them before its next tick; not a fault of the target")
-SHED_POOL = ("not run: the agent is overloaded: the runs waiting for its slots would not get through them before"
-             " this probe's next tick; not a fault of the target")
+SHED_TARGET = (
+    "not run: the agent is overloaded: the runs waiting for this target's slots would not get through"
+    " them before its next tick; not a fault of the target"
+)
+SHED_POOL = (
+    "not run: the agent is overloaded: the runs waiting for its slots would not get through them before"
+    " this probe's next tick; not a fault of the target"
+)
 
 
 def stable_fraction(name: str) -> float:
@@ -326,31 +330,49 @@ class Scheduler:
     def _skipped(self, entry: _Scheduled, cause: str, asked_at: float, waited: float, shed: bool = False) -> Result:
         # A tick that cannot run still says something: not "pending", not the last result.
         config = entry.handle.config
-        hanging = time.monotonic() - self._target_timed_out.get(entry.target, -math.inf) < config.interval + config.timeout
+        hanging = (
+            time.monotonic() - self._target_timed_out.get(entry.target, -math.inf) < config.interval + config.timeout
+        )
         if shed and not (cause == "target" and hanging):
             # one text for every shed tick: the redactor's cache answers it (a count in it would not)
             return not_run(
-                entry.handle, Status.UNKNOWN, Reason.INTERNAL,
-                SHED_TARGET if cause == "target" else SHED_POOL, asked_at, waited, skipped=True,
+                entry.handle,
+                Status.UNKNOWN,
+                Reason.INTERNAL,
+                SHED_TARGET if cause == "target" else SHED_POOL,
+                asked_at,
+                waited,
+                skipped=True,
             )
         if cause == "target" and not hanging:
             return not_run(
-                entry.handle, Status.UNKNOWN, Reason.INTERNAL,
+                entry.handle,
+                Status.UNKNOWN,
+                Reason.INTERNAL,
                 f"not run: this target's {self._per_target} slots (max_concurrency_per_target) were busy for"
                 f" {waited:.1f}s with runs that did not time out: the agent is overloaded, not the target",
-                asked_at, waited, skipped=True,
+                asked_at,
+                waited,
+                skipped=True,
             )
         if cause == "target":
             return not_run(
-                entry.handle, Status.CRITICAL, Reason.TIMEOUT,
+                entry.handle,
+                Status.CRITICAL,
+                Reason.TIMEOUT,
                 f"not run: the target's {self._per_target} slots (max_concurrency_per_target) stayed busy"
                 f" with runs that did not finish for {waited:.1f}s",
-                asked_at, waited,
+                asked_at,
+                waited,
             )
         return not_run(
-            entry.handle, Status.UNKNOWN, Reason.INTERNAL,
+            entry.handle,
+            Status.UNKNOWN,
+            Reason.INTERNAL,
             f"not run: the agent had all its slots (max_concurrency) busy for {waited:.1f}s",
-            asked_at, waited, skipped=True,
+            asked_at,
+            waited,
+            skipped=True,
         )
 
     async def _run_when_slots_free(self, entry: _Scheduled, planned: float, give_up_at: float) -> Result:

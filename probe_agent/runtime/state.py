@@ -167,8 +167,11 @@ class ProbeState:
             "values": last.values if last else {},
             "distorted": last.distorted if last else False,
             # the newest tick the agent could not start, when newer than the last run
-            "skipped": (self.last_skipped.message if self.last_skipped is not None
-                        and (last is None or self.last_skipped.started_at >= last.started_at) else None),
+            "skipped": (
+                self.last_skipped.message
+                if self.last_skipped is not None and (last is None or self.last_skipped.started_at >= last.started_at)
+                else None
+            ),
         }
 
 

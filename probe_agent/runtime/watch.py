@@ -82,7 +82,8 @@ async def watch(path: Path, reload: Reload, interval: float = 2.0) -> None:
         except ReloadHeld as held:
             log.warning(
                 "probes file changed and would remove many probes: loading it once it holds still for %gs more",
-                SHRINK_LOOKS * interval, extra={"config": str(path), "removed": held.removed, "running": held.running},
+                SHRINK_LOOKS * interval,
+                extra={"config": str(path), "removed": held.removed, "running": held.running},
             )
             if not await _holds_still(path, seen, SHRINK_LOOKS * interval, interval):
                 continue  # it was still being written after all

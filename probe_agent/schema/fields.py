@@ -145,7 +145,9 @@ def _check_headers(headers: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"{name[:60]!r} is not a valid header name")
         # the value may be a secret (${TOKEN}): say where the problem is, never what it is
         if any(c in value for c in "\r\n\0"):
-            raise ValueError(f"header {name}: the value has a line break or NUL in it (from a ${{VAR}} read with its newline?)")
+            raise ValueError(
+                f"header {name}: the value has a line break or NUL in it (from a ${{VAR}} read with its newline?)"
+            )
     return headers
 
 

@@ -131,12 +131,21 @@ class MaintenanceWindow(BaseModel):
 
     def describe(self) -> dict[str, Any]:
         """What /health, /-/maintenance and the status page show of it."""
-        view: dict[str, Any] = {"name": self.name, "probes": list(self.probes), "tags": list(self.tags), "reason": self.reason}
+        view: dict[str, Any] = {
+            "name": self.name,
+            "probes": list(self.probes),
+            "tags": list(self.tags),
+            "reason": self.reason,
+        }
         if self.start is not None and self.end is not None:
             view |= {"start": self.start.isoformat(), "end": self.end.isoformat()}
         else:
-            view |= {"every": list(self.every), "at": self.at.strftime("%H:%M") if self.at else None,
-                     "duration_seconds": self.duration, "timezone": self.timezone}
+            view |= {
+                "every": list(self.every),
+                "at": self.at.strftime("%H:%M") if self.at else None,
+                "duration_seconds": self.duration,
+                "timezone": self.timezone,
+            }
         return view
 
 
@@ -147,16 +156,26 @@ def ad_hoc(request: Mapping[str, Any], now: dt.datetime) -> MaintenanceWindow:
 
     unknown = set(request) - {"name", "probes", "tags", "reason", "duration"}
     if unknown:
-        raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))} (known: name, probes, tags, reason, duration)")
+        raise ValueError(
+            f"unknown field(s): {', '.join(sorted(unknown))} (known: name, probes, tags, reason, duration)"
+        )
     seconds = parse_duration(request.get("duration", "1h"))
     name = request.get("name") or f"adhoc-{now:%Y%m%dT%H%M%SZ}"
-    return MaintenanceWindow.model_validate({
-        "name": name, "probes": request.get("probes") or [], "tags": request.get("tags") or [],
-        "reason": request.get("reason") or "", "start": now, "end": now + dt.timedelta(seconds=seconds),
-    })
+    return MaintenanceWindow.model_validate(
+        {
+            "name": name,
+            "probes": request.get("probes") or [],
+            "tags": request.get("tags") or [],
+            "reason": request.get("reason") or "",
+            "start": now,
+            "end": now + dt.timedelta(seconds=seconds),
+        }
+    )
 
 
-def active_windows(windows: Iterable[MaintenanceWindow], now: dt.datetime) -> list[tuple[MaintenanceWindow, dt.datetime]]:
+def active_windows(
+    windows: Iterable[MaintenanceWindow], now: dt.datetime
+) -> list[tuple[MaintenanceWindow, dt.datetime]]:
     """The windows in effect at `now`, each with when it ends."""
     found = []
     for window in windows:

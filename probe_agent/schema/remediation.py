@@ -87,5 +87,3 @@ class Remediation(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"actions: duplicate name among {', '.join(names)}")
         return self
-
-

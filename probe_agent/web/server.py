@@ -100,7 +100,9 @@ async def health(request: web.Request) -> web.StreamResponse:
     condition = ', "agent": {"condition": "overloaded"}' if agent.overloaded else ""
 
     def finish() -> bytes:
-        body = b"".join([f'{{"status": {json.dumps(status)}{condition}, "probes": ['.encode(), b", ".join(chunks), b"]}"])
+        body = b"".join(
+            [f'{{"status": {json.dumps(status)}{condition}, "probes": ['.encode(), b", ".join(chunks), b"]}"]
+        )
         return gzip.compress(body, GZIP_LEVEL) if compress else body
 
     return await _send(request, await asyncio.to_thread(finish), "application/json", code, gzipped=compress)
@@ -141,8 +143,10 @@ def _lifecycle_refused(request: web.Request) -> web.Response | None:
     if request.app[OPTIONS_KEY].lifecycle:
         return None
     return web.json_response(
-        {"status": "forbidden",
-         "error": "lifecycle endpoints are disabled; start with --web.enable-lifecycle (SIGHUP reloads too)"},
+        {
+            "status": "forbidden",
+            "error": "lifecycle endpoints are disabled; start with --web.enable-lifecycle (SIGHUP reloads too)",
+        },
         status=403,
     )
 
@@ -153,8 +157,10 @@ async def maintenance_list(request: web.Request) -> web.Response:
     active = {window.name: until for window, until in agent.active_maintenance}
     windows = []
     for window in agent.maintenance_windows():
-        view = window.describe() | {"kind": "ad hoc" if window.name in agent.ad_hoc_maintenance else "scheduled",
-                                    "active": window.name in active}
+        view = window.describe() | {
+            "kind": "ad hoc" if window.name in agent.ad_hoc_maintenance else "scheduled",
+            "active": window.name in active,
+        }
         if window.name in active:
             view["until"] = active[window.name].isoformat()
         windows.append(view)
@@ -170,12 +176,13 @@ async def maintenance_start(request: web.Request) -> web.Response:
     try:
         body = jsonpath.loads(await request.content.read(MAX_MAINTENANCE_REQUEST)) if request.can_read_body else {}
         if not isinstance(body, dict):
-            raise ValueError("expected a JSON object such as {\"probes\": [\"orders-db\"], \"duration\": \"30m\"}")
+            raise ValueError('expected a JSON object such as {"probes": ["orders-db"], "duration": "30m"}')
         window = await request.app[AGENT_KEY].start_maintenance(body)
     except ValueError as exc:  # pydantic's ValidationError and json's errors are ValueErrors
         text = str(exc).splitlines()
-        return web.json_response({"status": "rejected", "error": "; ".join(line.strip() for line in text if line.strip())},
-                                 status=400)
+        return web.json_response(
+            {"status": "rejected", "error": "; ".join(line.strip() for line in text if line.strip())}, status=400
+        )
     return web.json_response({"status": "started", "window": window.describe()}, status=201)
 
 
@@ -197,11 +204,20 @@ async def status_page(request: web.Request) -> web.Response:
     from probe_agent.outputs.statuspage import CSP, render
 
     agent = request.app[AGENT_KEY]
-    body = await render(agent, brief=request.app[OPTIONS_KEY].health_detail == "status",
-                        partial=request.query.get("partial") == "1")
-    return web.Response(body=body, content_type="text/html", charset="utf-8",
-                        headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store",
-                                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+    body = await render(
+        agent, brief=request.app[OPTIONS_KEY].health_detail == "status", partial=request.query.get("partial") == "1"
+    )
+    return web.Response(
+        body=body,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Content-Security-Policy": CSP,
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 @dataclass
@@ -242,8 +258,10 @@ OPEN_PATHS = frozenset({"/health/live"})  # says alive or stalled, nothing more:
 @web.middleware
 async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     auth = request.app[OPTIONS_KEY].auth
-    if auth is not None and request.path not in OPEN_PATHS and not await auth.allows(
-        request.headers.get("Authorization"), request.remote or ""
+    if (
+        auth is not None
+        and request.path not in OPEN_PATHS
+        and not await auth.allows(request.headers.get("Authorization"), request.remote or "")
     ):
         return web.json_response(
             {"status": "unauthorized"}, status=401, headers={"WWW-Authenticate": 'Basic realm="probe-agent"'}
@@ -272,8 +290,9 @@ async def debug_probe(request: web.Request) -> web.Response:
         return web.Response(status=404, text=f"no probe named {name!r}{hint}; GET /debug/probe?name=NAME\n")
     runs = request.app[DEBUG_KEY]
     if runs.locked():
-        return web.Response(status=429, text=f"{DEBUG_RUNS} debug runs are in flight already; try again\n",
-                            headers={"Retry-After": "1"})
+        return web.Response(
+            status=429, text=f"{DEBUG_RUNS} debug runs are in flight already; try again\n", headers={"Retry-After": "1"}
+        )
     async with runs:
         redactor = agent.config.redactor(name)
         handle = await asyncio.to_thread(ProbeHandle.build, config, redactor)  # TLS files: off the loop

@@ -37,8 +37,12 @@ from probe_agent.core.yamlload import decode, load_yaml, read_config_bytes
 ClientAuthType = Literal[
     "NoClientCert", "RequestClientCert", "RequireAnyClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"
 ]
-_TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
-                 "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+_TLS_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
 REMEMBERED_LOGINS = 64
 
 
@@ -63,15 +67,18 @@ def load_web_config(path: str | Path) -> WebConfig:
     try:
         config = WebConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
-        ]) from None
+        raise ConfigError(
+            [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)]
+        ) from None
     problems = []
     for user, hashed in config.basic_auth_users.items():
         if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
             problems.append(f"basic_auth_users.{user}: not a bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')")
     tls = config.tls_server_config
-    verifies_clients = tls is not None and tls.client_auth_type in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
+    verifies_clients = tls is not None and tls.client_auth_type in (
+        "VerifyClientCertIfGiven",
+        "RequireAndVerifyClientCert",
+    )
     if tls is not None and verifies_clients and not tls.client_ca_file:
         problems.append(f"tls_server_config.client_ca_file: required with client_auth_type {tls.client_auth_type}")
     if problems:
@@ -87,7 +94,11 @@ def server_context(tls: TlsServerConfig, context: ssl.SSLContext | None = None) 
     context.minimum_version = _TLS_VERSIONS[tls.min_version]
     if tls.max_version:
         context.maximum_version = _TLS_VERSIONS[tls.max_version]
-    for field, path in (("cert_file", tls.cert_file), ("key_file", tls.key_file), ("client_ca_file", tls.client_ca_file)):
+    for field, path in (
+        ("cert_file", tls.cert_file),
+        ("key_file", tls.key_file),
+        ("client_ca_file", tls.client_ca_file),
+    ):
         if path:
             try:
                 check_named_file(path, field)
@@ -96,12 +107,16 @@ def server_context(tls: TlsServerConfig, context: ssl.SSLContext | None = None) 
     try:
         context.load_cert_chain(tls.cert_file, tls.key_file)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError([f"tls_server_config.cert_file: cannot load {tls.cert_file} / {tls.key_file}: {_why(exc)}"]) from None
+        raise ConfigError(
+            [f"tls_server_config.cert_file: cannot load {tls.cert_file} / {tls.key_file}: {_why(exc)}"]
+        ) from None
     if tls.client_ca_file:
         try:
             context.load_verify_locations(tls.client_ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError([f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: {_why(exc)}"]) from None
+            raise ConfigError(
+                [f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: {_why(exc)}"]
+            ) from None
     # Python's server side verifies a certificate whenever one is asked for: "any" client
     # certificate (not checked against a CA) cannot be had, so those two ask for a verified one.
     context.verify_mode = {

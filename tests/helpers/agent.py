@@ -53,7 +53,17 @@ class AgentProcess:
     def start(self, wait_ready: bool = True) -> AgentProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "probe_agent", "run", "-c", str(self.config), "--listen", f"127.0.0.1:{self.port}", *self.args],
+            [
+                sys.executable,
+                "-m",
+                "probe_agent",
+                "run",
+                "-c",
+                str(self.config),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                *self.args,
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -142,18 +152,26 @@ def all_outputs(config: Path, env: dict[str, str] | None = None, settle: Any = N
     (debug level), and `check` output as table and JSON. `settle(agent)` says when to read."""
     agent = AgentProcess(config, env=env, args=["--log-level", "debug"]).start()
     try:
-        agent.wait_for(lambda: settle(agent) if settle else all(p["status"] for p in agent.health()[1]["probes"]),
-                       what="results to settle")
-        outputs = {"metrics": agent.get("/metrics")[1], "health": agent.get("/health")[1],
-                   # unescaped: a secret with & or < in it must not hide as &amp; or &lt;
-                   "status page": html.unescape(agent.get("/status")[1])}
+        agent.wait_for(
+            lambda: settle(agent) if settle else all(p["status"] for p in agent.health()[1]["probes"]),
+            what="results to settle",
+        )
+        outputs = {
+            "metrics": agent.get("/metrics")[1],
+            "health": agent.get("/health")[1],
+            # unescaped: a secret with & or < in it must not hide as &amp; or &lt;
+            "status page": html.unescape(agent.get("/status")[1]),
+        }
     finally:
         agent.stop()
     outputs["logs"] = agent.logs()
     for fmt in ("table", "json"):
         out = subprocess.run(
             [sys.executable, "-m", "probe_agent", "check", "-c", str(config), "--format", fmt, "--log-level", "debug"],
-            capture_output=True, text=True, timeout=60, env={**agent.env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**agent.env, "COLUMNS": "200"},
         )
         outputs[f"check {fmt}"] = out.stdout + out.stderr
     return outputs

@@ -16,7 +16,19 @@ MAGIC = b"\x60\x60\xb0\x17"
 BOLT_5_4 = b"\x00\x00\x04\x05"
 
 HELLO, GOODBYE, RESET, RUN, BEGIN, COMMIT, ROLLBACK, PULL, DISCARD, LOGON, LOGOFF, ROUTE, TELEMETRY = (
-    0x01, 0x02, 0x0F, 0x10, 0x11, 0x12, 0x13, 0x3F, 0x2F, 0x6A, 0x6B, 0x66, 0x54,
+    0x01,
+    0x02,
+    0x0F,
+    0x10,
+    0x11,
+    0x12,
+    0x13,
+    0x3F,
+    0x2F,
+    0x6A,
+    0x6B,
+    0x66,
+    0x54,
 )
 SUCCESS, RECORD, IGNORED, FAILURE = 0x70, 0x71, 0x7E, 0x7F
 
@@ -28,6 +40,7 @@ class Structure:
 
 # --- PackStream ----------------------------------------------------------------
 
+
 def pack(value: Any) -> bytes:
     if value is None:
         return b"\xc0"
@@ -38,8 +51,12 @@ def pack(value: Any) -> bytes:
     if isinstance(value, int):
         if -16 <= value < 128:
             return struct.pack(">b", value)
-        for marker, fmt, lo, hi in ((0xC8, ">b", -(2**7), 2**7), (0xC9, ">h", -(2**15), 2**15),
-                                    (0xCA, ">i", -(2**31), 2**31), (0xCB, ">q", -(2**63), 2**63)):
+        for marker, fmt, lo, hi in (
+            (0xC8, ">b", -(2**7), 2**7),
+            (0xC9, ">h", -(2**15), 2**15),
+            (0xCA, ">i", -(2**31), 2**31),
+            (0xCB, ">q", -(2**63), 2**63),
+        ):
             if lo <= value < hi:
                 return bytes([marker]) + struct.pack(fmt, value)
     if isinstance(value, float):
@@ -75,7 +92,7 @@ def unpack(data: bytes, pos: int = 0) -> tuple[Any, int]:
         return marker - 0x100, pos
     high, low = marker & 0xF0, marker & 0x0F
     if high == 0x80:
-        return data[pos:pos + low].decode(), pos + low
+        return data[pos : pos + low].decode(), pos + low
     if high == 0x90:
         return _items(data, pos, low, False)
     if high == 0xA0:
@@ -101,9 +118,9 @@ def unpack(data: bytes, pos: int = 0) -> tuple[Any, int]:
             n = struct.unpack_from(fmt, data, pos)[0]
             pos += struct.calcsize(fmt)
             if kind == "str":
-                return data[pos:pos + n].decode(), pos + n
+                return data[pos : pos + n].decode(), pos + n
             if kind == "bytes":
-                return data[pos:pos + n], pos + n
+                return data[pos : pos + n], pos + n
             return _items(data, pos, n, kind == "map")
     raise ValueError(f"unknown PackStream marker 0x{marker:02X}")
 
@@ -119,6 +136,7 @@ def _items(data: bytes, pos: int, n: int, as_map: bool) -> tuple[Any, int]:
 
 
 # --- server ----------------------------------------------------------------------
+
 
 class BoltServer:
     """mode: "ok", "auth_fail", "rate_limit" (on login), "expired" (password to change, on RUN),
@@ -194,11 +212,29 @@ class BoltServer:
         if tag == LOGON:
             auth = fields[0]
             if self.mode == "rate_limit":
-                return [Structure(FAILURE, {"code": "Neo.ClientError.Security.AuthenticationRateLimit",
-                                            "message": "The client has provided incorrect authentication details too many times in a row."})]
-            if self.mode == "auth_fail" or auth.get("principal") != self.user or auth.get("credentials") != self.password:
-                return [Structure(FAILURE, {"code": "Neo.ClientError.Security.Unauthorized",
-                                            "message": "The client is unauthorized due to authentication failure."})]
+                return [
+                    Structure(
+                        FAILURE,
+                        {
+                            "code": "Neo.ClientError.Security.AuthenticationRateLimit",
+                            "message": "The client has provided incorrect authentication details too many times in a row.",
+                        },
+                    )
+                ]
+            if (
+                self.mode == "auth_fail"
+                or auth.get("principal") != self.user
+                or auth.get("credentials") != self.password
+            ):
+                return [
+                    Structure(
+                        FAILURE,
+                        {
+                            "code": "Neo.ClientError.Security.Unauthorized",
+                            "message": "The client is unauthorized due to authentication failure.",
+                        },
+                    )
+                ]
             return [Structure(SUCCESS, {})]
         if tag in (LOGOFF, BEGIN, ROLLBACK, TELEMETRY):
             return [Structure(SUCCESS, {})]
@@ -213,18 +249,34 @@ class BoltServer:
             if self.mode == "drop":
                 return None
             if self.mode == "expired":
-                return [Structure(FAILURE, {"code": "Neo.ClientError.Security.CredentialsExpired",
-                                            "message": "Permission denied. The credentials you provided were valid, but must be changed before you can use this instance."})]
+                return [
+                    Structure(
+                        FAILURE,
+                        {
+                            "code": "Neo.ClientError.Security.CredentialsExpired",
+                            "message": "Permission denied. The credentials you provided were valid, but must be changed before you can use this instance.",
+                        },
+                    )
+                ]
             if self.mode == "query_fail" or fields[0].strip().upper() not in ("RETURN 1", "RETURN 2"):
                 # as Neo4j 5 words it: the first line names the token, then the query and a caret
                 token = fields[0].split()[0]
-                return [Structure(FAILURE, {"code": "Neo.ClientError.Statement.SyntaxError",
-                                            "message": f"Invalid input '{token}': expected 'RETURN' (line 1, column 1 (offset: 0))\n\"{fields[0]}\"\n ^"})]
+                return [
+                    Structure(
+                        FAILURE,
+                        {
+                            "code": "Neo.ClientError.Statement.SyntaxError",
+                            "message": f"Invalid input '{token}': expected 'RETURN' (line 1, column 1 (offset: 0))\n\"{fields[0]}\"\n ^",
+                        },
+                    )
+                ]
             return [Structure(SUCCESS, {"fields": ["1"], "t_first": 0, "qid": 0})]
         if tag in (PULL, DISCARD):
             value = int(self.queries[-1].split()[-1]) if self.queries else 1
             return [Structure(RECORD, [value]), Structure(SUCCESS, {"type": "r", "t_last": 0, "db": "neo4j"})]
-        return [Structure(FAILURE, {"code": "Neo.ClientError.Request.Invalid", "message": f"unknown message 0x{tag:02X}"})]
+        return [
+            Structure(FAILURE, {"code": "Neo.ClientError.Request.Invalid", "message": f"unknown message 0x{tag:02X}"})
+        ]
 
     @staticmethod
     async def _read_message(reader: asyncio.StreamReader) -> Structure | None:
@@ -243,7 +295,7 @@ class BoltServer:
     async def _send(writer: asyncio.StreamWriter, message: Structure) -> None:
         data = pack(message)
         for i in range(0, len(data), 65535):
-            chunk = data[i:i + 65535]
+            chunk = data[i : i + 65535]
             writer.write(struct.pack(">H", len(chunk)) + chunk)
         writer.write(b"\x00\x00")
         await writer.drain()

@@ -20,9 +20,7 @@ class CertFiles:
     not_after: dt.datetime
 
 
-def make_cert(
-    directory: Path, name: str = "server", days_valid: float = 30, expired: bool = False
-) -> CertFiles:
+def make_cert(directory: Path, name: str = "server", days_valid: float = 30, expired: bool = False) -> CertFiles:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     if expired:

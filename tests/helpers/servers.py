@@ -27,7 +27,9 @@ def _pg_bin(name: str) -> str:
 class PrivatePostgres:
     """Password auth (scram-sha-256) on TCP; superuser `postgres` with `password`."""
 
-    def __init__(self, password: str = "pg-Priv4te-pw", max_connections: int = 20, tls: tuple[Path, Path] | None = None):
+    def __init__(
+        self, password: str = "pg-Priv4te-pw", max_connections: int = 20, tls: tuple[Path, Path] | None = None
+    ):
         self.password = password
         self.tls = tls  # (certificate, key): serve TLS with them
         self.max_connections = max_connections
@@ -38,8 +40,19 @@ class PrivatePostgres:
         pwfile.write_text(password)
         shutil.chown(pwfile, "postgres", "postgres")
         self.data = self.dir / "data"
-        self._as_postgres(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth-host=scram-sha-256",
-                          "--auth-local=trust", f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync")
+        self._as_postgres(
+            _pg_bin("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         if tls is not None:
             for source, name in zip(tls, ("server.crt", "server.key"), strict=False):
                 target = self.dir / name
@@ -51,17 +64,38 @@ class PrivatePostgres:
         subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=60)
 
     def start(self) -> PrivatePostgres:
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir} "
-                   f"-c fsync=off -c max_connections={self.max_connections} -c superuser_reserved_connections=1")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir} "
+            f"-c fsync=off -c max_connections={self.max_connections} -c superuser_reserved_connections=1"
+        )
         if self.tls is not None:
-            options += f" -c ssl=on -c ssl_cert_file={self.dir / 'server.crt'} -c ssl_key_file={self.dir / 'server.key'}"
-        self._as_postgres(_pg_bin("pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.dir / "log"), "-o", options, "start")
+            options += (
+                f" -c ssl=on -c ssl_cert_file={self.dir / 'server.crt'} -c ssl_key_file={self.dir / 'server.key'}"
+            )
+        self._as_postgres(
+            _pg_bin("pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.dir / "log"), "-o", options, "start"
+        )
         wait_port(self.port)
         return self
 
     def stop(self) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", _pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                        "-w", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
         wait_port(self.port, up=False)
 
     def cleanup(self) -> None:
@@ -102,27 +136,53 @@ class PrivateMariaDB(ProcessServer):
         self.password = password
         self.max_connections = max_connections
         self.data = self.dir / "data"
-        subprocess.run(["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={self.data}",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={self.data}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         self._initialised = False
 
     def start(self) -> PrivateMariaDB:
         self.spawn(
-            ["mariadbd", "--no-defaults", "--user=root", f"--datadir={self.data}", "--bind-address=127.0.0.1",
-             f"--port={self.port}", f"--socket={self.dir / 'sock'}", f"--max-connections={self.max_connections}",
-             "--skip-log-bin", "--innodb-buffer-pool-size=16M", f"--log-error={self.dir / 'err.log'}",
-             f"--pid-file={self.dir / 'pid'}"]
+            [
+                "mariadbd",
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={self.data}",
+                "--bind-address=127.0.0.1",
+                f"--port={self.port}",
+                f"--socket={self.dir / 'sock'}",
+                f"--max-connections={self.max_connections}",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=16M",
+                f"--log-error={self.dir / 'err.log'}",
+                f"--pid-file={self.dir / 'pid'}",
+            ]
         )
         if not self._initialised:
-            self.sql(f"CREATE USER 'probe'@'%' IDENTIFIED BY '{self.password}'; "
-                     "GRANT ALL ON *.* TO 'probe'@'%'; CREATE DATABASE app;")
+            self.sql(
+                f"CREATE USER 'probe'@'%' IDENTIFIED BY '{self.password}'; "
+                "GRANT ALL ON *.* TO 'probe'@'%'; CREATE DATABASE app;"
+            )
             self._initialised = True
         return self
 
     def sql(self, statements: str) -> None:
-        subprocess.run(["mariadb", "--no-defaults", "-uroot", f"--socket={self.dir / 'sock'}", "-e", statements],
-                       check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            ["mariadb", "--no-defaults", "-uroot", f"--socket={self.dir / 'sock'}", "-e", statements],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
 
 
 class PrivateRedis(ProcessServer):
@@ -132,14 +192,33 @@ class PrivateRedis(ProcessServer):
         self.tls = tls  # (certificate, key): TLS only, on `port`
 
     def start(self) -> PrivateRedis:
-        args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-                "--dir", str(self.dir)]
+        args = [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.dir),
+        ]
         if self.password:
             args += ["--requirepass", self.password]
         if self.tls is not None:
             args[args.index("--port") + 1] = "0"
-            args += ["--tls-port", str(self.port), "--tls-cert-file", str(self.tls[0]), "--tls-key-file", str(self.tls[1]),
-                     "--tls-auth-clients", "no"]
+            args += [
+                "--tls-port",
+                str(self.port),
+                "--tls-cert-file",
+                str(self.tls[0]),
+                "--tls-key-file",
+                str(self.tls[1]),
+                "--tls-auth-clients",
+                "no",
+            ]
         self.spawn(args)
         return self
 
@@ -165,8 +244,18 @@ class PrivateNats(ProcessServer):
         return f"http://127.0.0.1:{self.monitor_port}"
 
     def start(self) -> PrivateNats:
-        args = ["nats-server", "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port),
-                "-js", "-sd", str(self.dir / "js")]
+        args = [
+            "nats-server",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-m",
+            str(self.monitor_port),
+            "-js",
+            "-sd",
+            str(self.dir / "js"),
+        ]
         if self.user:
             args += ["--user", self.user, "--pass", self.password or ""]
         self.spawn(args, self.port, self.monitor_port)

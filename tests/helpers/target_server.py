@@ -17,8 +17,11 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        status, body, kind = (500, b'{"error": "internal error (injected fault)"}', "application/json") if self.path == "/500" else (
-            200, b"hello from the target\n", "text/plain")
+        status, body, kind = (
+            (500, b'{"error": "internal error (injected fault)"}', "application/json")
+            if self.path == "/500"
+            else (200, b"hello from the target\n", "text/plain")
+        )
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))

@@ -39,11 +39,14 @@ def metric(text: str, line_start: str) -> float | None:
 
 def test_serves_metrics_and_health(tmp_path: Path, shop: str) -> None:
     refused = free_port()
-    config = write(tmp_path, f"""
+    config = write(
+        tmp_path,
+        f"""
 probes:
   - {{name: shop-live, type: http, url: "{shop}/health/liveness", critical: true, interval: 1s, timeout: 500ms, labels: {{team: web}}}}
   - {{name: dead-port, type: tcp, host: 127.0.0.1, port: {refused}, interval: 1s, timeout: 500ms}}
-""")
+""",
+    )
     agent = AgentProcess(config).start()
     try:
         agent.wait_for(lambda: all(p["status"] for p in agent.health()[1]["probes"]), what="first results")
@@ -69,10 +72,13 @@ probes:
 
 
 def test_critical_failure_makes_health_503(tmp_path: Path) -> None:
-    config = write(tmp_path, f"""
+    config = write(
+        tmp_path,
+        f"""
 probes:
   - {{name: api, type: tcp, host: 127.0.0.1, port: {free_port()}, critical: true, interval: 1s, timeout: 500ms}}
-""")
+""",
+    )
     agent = AgentProcess(config).start()
     try:
         agent.wait_for(lambda: agent.health()[1]["status"] == "failing", what="failing")
@@ -105,12 +111,15 @@ def test_hung_targets_never_stall_the_agent(tmp_path: Path, blackhole: BlackHole
         # Runs beyond the target's 8 slots are not queued: their ticks end as failures of their own.
         probes_view = agent.wait_for(
             lambda: all(p["reason"] for p in agent.health()[1]["probes"]) and agent.health()[1]["probes"],
-            timeout=12, what="every probe to have a result",
+            timeout=12,
+            what="every probe to have a result",
         )
         assert {p["reason"] for p in probes_view} == {"timeout"}
         messages = {p["message"] for p in probes_view}
         assert "no answer within 2s" in messages
-        assert messages <= {"no answer within 2s"} | {m for m in messages if m.startswith("not run: the target's 32 slots")}
+        assert messages <= {"no answer within 2s"} | {
+            m for m in messages if m.startswith("not run: the target's 32 slots")
+        }
     finally:
         agent.stop()
 
@@ -125,7 +134,9 @@ probes:
     agent = AgentProcess(config, args=["--web.enable-lifecycle"]).start()
     try:
         agent.wait_for(lambda: 'probe="drop"' in agent.get("/metrics")[1], what="drop in metrics")
-        config.write_text(good.replace("liveness\", interval: 1s, timeout: 500ms", "liveness\", interval: 1s, timeout: 5s"))
+        config.write_text(
+            good.replace('liveness", interval: 1s, timeout: 500ms', 'liveness", interval: 1s, timeout: 5s')
+        )
         code, body = agent.post("/-/reload")
         assert code == 400
         assert json.loads(body)["errors"] == ["probe 'keep': timeout: 5s must be shorter than interval (1s)"]
@@ -134,7 +145,9 @@ probes:
         assert 'probe="drop"' in text and 'probe="keep"' in text  # old config still running
         assert any(e.get("msg") == "config reload rejected; keeping the running config" for e in agent.log_entries())
 
-        config.write_text(f"probes:\n  - {{name: keep, type: http, url: '{shop}/health/liveness', interval: 1s, timeout: 500ms}}\n")
+        config.write_text(
+            f"probes:\n  - {{name: keep, type: http, url: '{shop}/health/liveness', interval: 1s, timeout: 500ms}}\n"
+        )
         assert agent.post("/-/reload") == (200, '{"status": "reloaded"}')
         text = agent.get("/metrics")[1]
         assert 'probe="drop"' not in text and 'probe="keep"' in text
@@ -149,10 +162,13 @@ probes:
 
 
 def test_sigterm_drains_and_exits_zero(tmp_path: Path, blackhole: BlackHole) -> None:
-    config = write(tmp_path, f"""
+    config = write(
+        tmp_path,
+        f"""
 probes:
   - {{name: hung, type: tcp, host: 127.0.0.1, port: {blackhole.port}, expect: never, interval: 30s, timeout: 20s}}
-""")
+""",
+    )
     agent = AgentProcess(config, args=["--grace", "1"]).start()
     try:
         agent.wait_for(lambda: "probe_agent_runs_in_flight 1.0" in agent.get("/metrics")[1], what="a run in flight")
@@ -168,12 +184,16 @@ probes:
 
 
 def test_logs_one_line_per_state_change(tmp_path: Path, shop: str) -> None:
-    config = write(tmp_path, f"""
+    config = write(
+        tmp_path,
+        f"""
 probes:
   - {{name: ready, type: http, url: "{shop}/health/readiness", interval: 500ms, timeout: 400ms}}
-""")
+""",
+    )
     agent = AgentProcess(config).start()
     try:
+
         def runs() -> float:
             return metric(agent.get("/metrics")[1], 'probe_run_duration_seconds_count{probe="ready"') or 0
 
@@ -196,7 +216,9 @@ def test_run_refuses_invalid_config(tmp_path: Path) -> None:
     config = write(tmp_path, "probes:\n  - {name: x, type: tcp, host: 127.0.0.1}\n")
     out = subprocess.run(
         [sys.executable, "-m", "probe_agent", "run", "-c", str(config), "--listen", f"127.0.0.1:{free_port()}"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 1
     assert "probe 'x': port: Field required" in out.stderr
@@ -205,17 +227,19 @@ def test_run_refuses_invalid_config(tmp_path: Path) -> None:
 def test_secrets_never_leak(tmp_path: Path, shop: str) -> None:
     secrets = {"URL_PASSWORD": "url-pa55-Zq81", "HEADER_TOKEN": "hdr-tok-Kx71Lm", "ENV_TOKEN": "env-tok-Pw33Yd"}
     refused = free_port()
-    config = write(tmp_path, f"""
+    config = write(
+        tmp_path,
+        f"""
 probes:
   - name: with-url-password
     type: http
-    url: "http://admin:{secrets['URL_PASSWORD']}@127.0.0.1:{refused}/"
+    url: "http://admin:{secrets["URL_PASSWORD"]}@127.0.0.1:{refused}/"
     interval: 1s
     timeout: 500ms
   - name: with-auth-header
     type: http
     url: "{shop}/api/profile"
-    headers: {{Authorization: "Bearer {secrets['HEADER_TOKEN']}"}}
+    headers: {{Authorization: "Bearer {secrets["HEADER_TOKEN"]}"}}
     interval: 1s
     timeout: 500ms
   - name: with-env-token
@@ -224,9 +248,13 @@ probes:
     headers: {{X-Api-Key: "${{API_TOKEN}}"}}
     interval: 1s
     timeout: 500ms
-""")
-    outputs = all_outputs(config, env={"API_TOKEN": secrets["ENV_TOKEN"]},
-                          settle=lambda a: all(p["status"] == "critical" for p in a.health()[1]["probes"]))
+""",
+    )
+    outputs = all_outputs(
+        config,
+        env={"API_TOKEN": secrets["ENV_TOKEN"]},
+        settle=lambda a: all(p["status"] == "critical" for p in a.health()[1]["probes"]),
+    )
     assert "127.0.0.1" in outputs["health"] and "with-auth-header" in outputs["check table"]
     assert "with-auth-header" in outputs["metrics"] and '"probe status changed"' in outputs["logs"]
     assert_no_secret(outputs, secrets)

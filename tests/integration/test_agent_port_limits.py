@@ -56,7 +56,9 @@ def test_idle_and_slow_clients_cannot_starve_probes_or_scrapes(tmp_path: Path, m
     config = tmp_path / "probes.yaml"
     config.write_text(PROBES)
     agent = AgentProcess(
-        config, open_files=1024, args=["--no-watch-config", "--web.max-connections", "200", "--web.read-header-timeout", "2s"]
+        config,
+        open_files=1024,
+        args=["--no-watch-config", "--web.max-connections", "200", "--web.read-header-timeout", "2s"],
     ).start()
     idle: list[socket.socket] = []
     try:
@@ -85,11 +87,18 @@ def test_idle_and_slow_clients_cannot_starve_probes_or_scrapes(tmp_path: Path, m
         assert answered == 16, f"{answered} of 16 scrapes answered"
         assert all(_closed_by_peer(sock) for sock in idle[:20]), "a slow-header client was still connected after 8 s"
         metrics = agent.get("/metrics")[1]
-        failed = [line for line in metrics.splitlines()
-                  if line.startswith("probe_results_total{") and 'status="ok"' not in line and not line.endswith(" 0")
-                  and not line.endswith(" 0.0")]
+        failed = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("probe_results_total{")
+            and 'status="ok"' not in line
+            and not line.endswith(" 0")
+            and not line.endswith(" 0.0")
+        ]
         assert not failed, failed[:5]
-        assert re.search(r'probe_results_total\{probe="redis-port-0",status="ok",type="tcp"\} ([1-9]\d*)', metrics), metrics[:2000]
+        assert re.search(r'probe_results_total\{probe="redis-port-0",status="ok",type="tcp"\} ([1-9]\d*)', metrics), (
+            metrics[:2000]
+        )
         assert '"open files limit"' in agent.logs()
     finally:
         for sock in idle + slow:

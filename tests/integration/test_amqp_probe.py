@@ -55,7 +55,9 @@ async def publish(channel: aiormq.abc.AbstractChannel, queue_name: str, count: i
         await channel.basic_publish(b"order", routing_key=queue_name)
 
 
-async def test_ready_messages_and_consumers(probe_once: ProbeOnce, queue: tuple[str, aiormq.abc.AbstractChannel]) -> None:
+async def test_ready_messages_and_consumers(
+    probe_once: ProbeOnce, queue: tuple[str, aiormq.abc.AbstractChannel]
+) -> None:
     name, channel = queue
     empty = await probe_once(amqp(name))
     await publish(channel, name, 3)
@@ -63,14 +65,19 @@ async def test_ready_messages_and_consumers(probe_once: ProbeOnce, queue: tuple[
     work = await probe_once(amqp(name, dlq=False, thresholds={"consumers": {"critical": "< 1"}}))
     assert empty.status is Status.OK and empty.values["depth"] == 0, empty.message
     assert {k: dlq.values[k] for k in ("messages_ready", "consumers", "depth")} == {
-        "messages_ready": 3, "consumers": 0, "depth": 3}
+        "messages_ready": 3,
+        "consumers": 0,
+        "depth": 3,
+    }
     # a dead-letter queue warns on any depth by default, as nats_jetstream does
     assert (dlq.status, dlq.message) == (Status.WARNING, "depth 3 > 0 (warning)")
     assert (work.status, work.message) == (Status.CRITICAL, "consumers 0 < 1 (critical)")
     assert {"connect", "declare"} <= set(dlq.phases)
 
 
-async def test_missing_queue_is_critical_and_named(probe_once: ProbeOnce, queue: tuple[str, aiormq.abc.AbstractChannel]) -> None:
+async def test_missing_queue_is_critical_and_named(
+    probe_once: ProbeOnce, queue: tuple[str, aiormq.abc.AbstractChannel]
+) -> None:
     result = await probe_once(amqp("orders.dlq-typo"))
     assert (result.status, result.reason) == (Status.CRITICAL, Reason.ASSERTION)
     assert result.message == "queue 'orders.dlq-typo' not found in vhost '/'"
@@ -135,7 +142,9 @@ async def test_management_api_failures_are_named(
     refused = await probe_once(amqp(queue[0], management_url=url))
     assert down.reason is Reason.CONNECT and down.message.startswith("management API: cannot connect"), down.message
     assert (refused.reason, refused.message) == (
-        Reason.AUTH, "management API refused the login (the user needs the monitoring tag)")
+        Reason.AUTH,
+        "management API refused the login (the user needs the monitoring tag)",
+    )
     assert seen == ["Basic Z3Vlc3Q6Z3Vlc3Q="]  # guest:guest, as the AMQP login
 
 

@@ -65,7 +65,7 @@ QUERIES = [
     ("probe_success == 0", EXACT),
     ("probe_ssl_earliest_cert_expiry - time() < 86400 * 14", PRESENT),
     ("probe_http_status_code >= 500", EXACT),
-    ('sum by (phase) (probe_http_duration_seconds) >= 0', PRESENT),
+    ("sum by (phase) (probe_http_duration_seconds) >= 0", PRESENT),
 ]
 # Labels only one side has: where it runs (job, instance) and the agent's own (probe, type).
 OWN_LABELS = {"job", "instance", "probe", "type", "__name__"}
@@ -75,17 +75,28 @@ OWN_LABELS = {"job", "instance", "probe", "type", "__name__"}
 def blackbox_exporter(tmp_path: Path, ca_file: Path) -> Iterator[int]:
     if BBE is None:
         pytest.skip("blackbox_exporter not installed (Debian package prometheus-blackbox-exporter)")
-    config = {"modules": {
-        "http_2xx": {"prober": "http", "timeout": "2s", "http": {
-            "preferred_ip_protocol": "ip4", "tls_config": {"ca_file": str(ca_file)}}},
-        "tcp_connect": {"prober": "tcp", "timeout": "2s", "tcp": {"preferred_ip_protocol": "ip4"}},
-        "tcp_tls": {"prober": "tcp", "timeout": "2s", "tcp": {
-            "preferred_ip_protocol": "ip4", "tls": True, "tls_config": {"ca_file": str(ca_file)}}},
-    }}
+    config = {
+        "modules": {
+            "http_2xx": {
+                "prober": "http",
+                "timeout": "2s",
+                "http": {"preferred_ip_protocol": "ip4", "tls_config": {"ca_file": str(ca_file)}},
+            },
+            "tcp_connect": {"prober": "tcp", "timeout": "2s", "tcp": {"preferred_ip_protocol": "ip4"}},
+            "tcp_tls": {
+                "prober": "tcp",
+                "timeout": "2s",
+                "tcp": {"preferred_ip_protocol": "ip4", "tls": True, "tls_config": {"ca_file": str(ca_file)}},
+            },
+        }
+    }
     (tmp_path / "blackbox.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    proc = subprocess.Popen([BBE, f"--config.file={tmp_path / 'blackbox.yml'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [BBE, f"--config.file={tmp_path / 'blackbox.yml'}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port)
         yield port
@@ -104,12 +115,15 @@ def labelled(label: str, value: str, metric: dict[str, str]) -> bool:
     return metric.get(label) == value
 
 
-def values(prom: Prometheus, query: str, side: Callable[[dict[str, str]], bool]) -> dict[frozenset[tuple[str, str]], float]:
+def values(
+    prom: Prometheus, query: str, side: Callable[[dict[str, str]], bool]
+) -> dict[frozenset[tuple[str, str]], float]:
     """One side's series of an instant query: their labels (less where they ran) and values."""
     series = prom.api("/api/v1/query?" + urllib.parse.urlencode({"query": query}))["result"]
     return {
         frozenset((k, v) for k, v in s["metric"].items() if k not in OWN_LABELS): float(s["value"][1])
-        for s in series if side(s["metric"])
+        for s in series
+        if side(s["metric"])
     }
 
 
@@ -128,26 +142,37 @@ def test_agent_and_blackbox_exporter_agree(tmp_path: Path, blackhole: BlackHole)
             "error": ("http_2xx", f"{plain}/500", {"type": "http", "url": f"{plain}/500", **http}),
             "tls": ("http_2xx", f"{tls}/", {"type": "http", "url": f"{tls}/", **http}),
             "expired": ("http_2xx", f"{stale}/", {"type": "http", "url": f"{stale}/", **http}),
-            "hung": ("http_2xx", f"http://127.0.0.1:{blackhole.port}/",
-                     {"type": "http", "url": f"http://127.0.0.1:{blackhole.port}/", **http}),
+            "hung": (
+                "http_2xx",
+                f"http://127.0.0.1:{blackhole.port}/",
+                {"type": "http", "url": f"http://127.0.0.1:{blackhole.port}/", **http},
+            ),
             "tcp": ("tcp_connect", f"127.0.0.1:{tcp_port}", {"type": "tcp", "host": "127.0.0.1", "port": tcp_port}),
-            "tcp-tls": ("tcp_tls", f"localhost:{tcp_port}", {"type": "tcp", "host": "localhost", "port": tcp_port,
-                                                             "tls": True, "ca_file": str(ca.cert)}),
+            "tcp-tls": (
+                "tcp_tls",
+                f"localhost:{tcp_port}",
+                {"type": "tcp", "host": "localhost", "port": tcp_port, "tls": True, "ca_file": str(ca.cert)},
+            ),
             "tcp-refused": ("tcp_connect", f"127.0.0.1:{free_port()}", {"type": "tcp", "host": "127.0.0.1", "port": 1}),
         }
         targets["tcp-refused"][2]["port"] = int(targets["tcp-refused"][1].rsplit(":", 1)[1])
         bbe_port = stack.enter_context(blackbox_exporter(tmp_path, ca.cert))
         # blackbox_exporter trusts only the test CA; the expired certificate is its own issuer
-        probes = [{"name": name, "interval": "3s", "timeout": "2s", **probe} for name, (_m, _t, probe) in targets.items()]
+        probes = [
+            {"name": name, "interval": "3s", "timeout": "2s", **probe} for name, (_m, _t, probe) in targets.items()
+        ]
         (tmp_path / "probes.yaml").write_text(yaml.safe_dump({"probes": probes}))
         agent = AgentProcess(tmp_path / "probes.yaml").start()
         stack.callback(agent.stop)
-        scrape = "".join(
-            f"  - job_name: bbe-{name}\n    scrape_interval: 3s\n    scrape_timeout: 3s\n    metrics_path: /probe\n"
-            f"    params: {{module: [{module}], target: ['{where}']}}\n"
-            f"    static_configs: [{{targets: ['127.0.0.1:{bbe_port}']}}]\n"
-            for name, (module, where, _p) in targets.items()
-        ) + f"  - job_name: agent\n    static_configs: [{{targets: ['127.0.0.1:{agent.port}']}}]\n"
+        scrape = (
+            "".join(
+                f"  - job_name: bbe-{name}\n    scrape_interval: 3s\n    scrape_timeout: 3s\n    metrics_path: /probe\n"
+                f"    params: {{module: [{module}], target: ['{where}']}}\n"
+                f"    static_configs: [{{targets: ['127.0.0.1:{bbe_port}']}}]\n"
+                for name, (module, where, _p) in targets.items()
+            )
+            + f"  - job_name: agent\n    static_configs: [{{targets: ['127.0.0.1:{agent.port}']}}]\n"
+        )
         prom = stack.enter_context(prometheus(tmp_path, scrape))
         # every target has been probed by both (the hung one takes its 2 s timeout)
         for name in targets:
@@ -158,12 +183,14 @@ def test_agent_and_blackbox_exporter_agree(tmp_path: Path, blackhole: BlackHole)
         differences = []
         compared = 0
         for name, (module, _where, _probe) in targets.items():
-            for query, how in (QUERIES if module.startswith("http") else TCP_QUERIES):
+            for query, how in QUERIES if module.startswith("http") else TCP_QUERIES:
                 bbe = values(prom, query, partial(labelled, "job", f"bbe-{name}"))
                 ours = values(prom, query, partial(labelled, "probe", name))
                 compared += 1
                 if set(bbe) != set(ours):
-                    differences.append(f"{query} [{name}]: series differ: blackbox_exporter {sorted(map(sorted, bbe))}, agent {sorted(map(sorted, ours))}")
+                    differences.append(
+                        f"{query} [{name}]: series differ: blackbox_exporter {sorted(map(sorted, bbe))}, agent {sorted(map(sorted, ours))}"
+                    )
                     continue
                 for labels, value in bbe.items():
                     mine = ours[labels]

@@ -43,18 +43,28 @@ def metric_value(agent: AgentProcess, series: str) -> float:
 def test_reload_that_validates_but_cannot_build_keeps_probing(tmp_path: Path, shop: str) -> None:
     """The issue's reproduction: a CA file that does not exist, added by a reload."""
     config = tmp_path / "p.yaml"
-    config.write_text(f'probes:\n- {{name: a, type: http, url: "{shop}/health/liveness", interval: 1s, timeout: 500ms}}\n')
+    config.write_text(
+        f'probes:\n- {{name: a, type: http, url: "{shop}/health/liveness", interval: 1s, timeout: 500ms}}\n'
+    )
     agent = AgentProcess(config, args=["--web.enable-lifecycle"]).start()
     try:
         agent.wait_for(lambda: runs_by_probe(agent).get("a", 0) >= 1, what="a first run")
         with config.open("a") as f:
             f.write('- {name: b, type: http, url: "https://127.0.0.1:1/", ca_file: /nonexistent}\n')
-        validate = subprocess.run([sys.executable, "-m", "probe_agent", "validate", "-c", str(config)],
-                                  capture_output=True, text=True, timeout=30)
+        validate = subprocess.run(
+            [sys.executable, "-m", "probe_agent", "validate", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert validate.returncode == 1
         assert "probe 'b': ca_file: cannot load /nonexistent: No such file or directory" in validate.stderr
-        check = subprocess.run([sys.executable, "-m", "probe_agent", "check", "-c", str(config)],
-                               capture_output=True, text=True, timeout=30)
+        check = subprocess.run(
+            [sys.executable, "-m", "probe_agent", "check", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert check.returncode == 3 and "Traceback" not in check.stderr + check.stdout
 
         code, body = agent.post("/-/reload")
@@ -72,25 +82,35 @@ def test_reload_that_validates_but_cannot_build_keeps_probing(tmp_path: Path, sh
 def test_reload_storm_never_lowers_the_rate_of_unchanged_probes(tmp_path: Path, shop: str) -> None:
     """40 reloads in 10 s, half of them changing one probe: the 20 others keep their 1 s rate."""
     probes = "".join(
-        f'  - {{name: p{i}, type: http, url: "{shop}/health/liveness", interval: 1s, timeout: 500ms}}\n' for i in range(20)
+        f'  - {{name: p{i}, type: http, url: "{shop}/health/liveness", interval: 1s, timeout: 500ms}}\n'
+        for i in range(20)
     )
     config = tmp_path / "probes.yaml"
     base = f"probes:\n{probes}"
-    config.write_text(base + f'  - {{name: changing, type: http, url: "{shop}/health/liveness?v=0", interval: 1s, timeout: 500ms}}\n')
+    config.write_text(
+        base + f'  - {{name: changing, type: http, url: "{shop}/health/liveness?v=0", interval: 1s, timeout: 500ms}}\n'
+    )
     agent = AgentProcess(config, args=["--web.enable-lifecycle"]).start()
     try:
-        agent.wait_for(lambda: len([v for k, v in runs_by_probe(agent).items() if k.startswith("p") and v >= 1]) == 20,
-                       timeout=10, what="every probe's first run")
+        agent.wait_for(
+            lambda: len([v for k, v in runs_by_probe(agent).items() if k.startswith("p") and v >= 1]) == 20,
+            timeout=10,
+            what="every probe's first run",
+        )
         before, started = runs_by_probe(agent), time.monotonic()
         for i in range(40):
-            config.write_text(base + f'  - {{name: changing, type: http, url: "{shop}/health/liveness?v={i % 2}",'
-                              " interval: 1s, timeout: 500ms}\n")
+            config.write_text(
+                base + f'  - {{name: changing, type: http, url: "{shop}/health/liveness?v={i % 2}",'
+                " interval: 1s, timeout: 500ms}\n"
+            )
             assert agent.post("/-/reload")[0] == 200
             time.sleep(0.25)
         after, elapsed = runs_by_probe(agent), time.monotonic() - started
         ran = {name: after[name] - before[name] for name in before if name.startswith("p")}
         # at a 1 s rate over `elapsed` seconds each probe runs floor(elapsed) or one more times
-        print(f"reload storm: 40 reloads in {elapsed:.1f}s; runs per unchanged probe {min(ran.values()):.0f}-{max(ran.values()):.0f}")
+        print(
+            f"reload storm: 40 reloads in {elapsed:.1f}s; runs per unchanged probe {min(ran.values()):.0f}-{max(ran.values()):.0f}"
+        )
         assert min(ran.values()) >= int(elapsed) - 1, (elapsed, ran)
         assert metric_value(agent, "probe_agent_config_last_reload_successful") == 1
     finally:
@@ -104,7 +124,8 @@ def test_hung_target_does_not_starve_healthy_probes(tmp_path: Path, shop: str, b
         for i in range(200)
     )
     healthy = "".join(
-        f'  - {{name: ok-{i}, type: http, url: "{shop}/health/liveness", interval: 1s, timeout: 500ms}}\n' for i in range(5)
+        f'  - {{name: ok-{i}, type: http, url: "{shop}/health/liveness", interval: 1s, timeout: 500ms}}\n'
+        for i in range(5)
     )
     config = tmp_path / "probes.yaml"
     config.write_text(f"probes:\n{hung}{healthy}")
@@ -117,7 +138,9 @@ def test_hung_target_does_not_starve_healthy_probes(tmp_path: Path, shop: str, b
         after, elapsed = runs_by_probe(agent), time.monotonic() - started
         healthy_runs = sum(after[f"ok-{i}"] - before[f"ok-{i}"] for i in range(5))
         expected = 5 * elapsed  # one a second each
-        print(f"fairness: healthy probes ran {healthy_runs:.0f} of {expected:.0f} ticks in {elapsed:.1f}s beside 200 hung ones")
+        print(
+            f"fairness: healthy probes ran {healthy_runs:.0f} of {expected:.0f} ticks in {elapsed:.1f}s beside 200 hung ones"
+        )
         assert healthy_runs >= 0.95 * expected - 5, (healthy_runs, expected)
         # the hung probes' ticks that could not run are counted, with their cause
         assert metric_value(agent, 'probe_agent_skipped_runs_total{cause="target"}') > 0
@@ -139,11 +162,16 @@ probes:
     try:
         code, body = agent.get("/health/ready")
         assert code == 503 and json.loads(body)["status"] in ("starting", "pending")
-        agent.wait_for(lambda: json.loads(agent.get("/health/ready")[1]).get("pending") == ["gate"], what="gate pending")
+        agent.wait_for(
+            lambda: json.loads(agent.get("/health/ready")[1]).get("pending") == ["gate"], what="gate pending"
+        )
         assert agent.get("/health/ready")[0] == 503
         assert agent.health()[1]["status"] == "pending"
         # once it has run (and failed) the reason is the failure, not pending
-        agent.wait_for(lambda: json.loads(agent.get("/health/ready")[1]).get("failing") == ["gate"], timeout=15,
-                       what="gate failing")
+        agent.wait_for(
+            lambda: json.loads(agent.get("/health/ready")[1]).get("failing") == ["gate"],
+            timeout=15,
+            what="gate failing",
+        )
     finally:
         agent.stop()

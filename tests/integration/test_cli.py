@@ -37,7 +37,10 @@ probes:
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "probe_agent", "check", *args], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "probe_agent", "check", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )
 
@@ -82,12 +85,19 @@ def test_table_gives_detail_the_room_on_a_narrow_terminal(tmp_path: Path) -> Non
     long = "x" * 20
     path = tmp_path / "probes.yaml"
     path.write_text(f"probes:\n  - {{name: a-rather-long-probe-name, type: tcp, host: {long}.invalid, port: 1}}\n")
-    out = subprocess.run([sys.executable, "-m", "probe_agent", "check", "-c", str(path)], capture_output=True, text=True,
-                         timeout=60, env={"COLUMNS": "80", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-m", "probe_agent", "check", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "80", "PATH": "/usr/bin:/bin"},
+    )
     lines = out.stdout.splitlines()
     assert all(len(line) <= 80 for line in lines), lines  # wrapped at words, never folded mid-word
     assert not any(line.rstrip().endswith("-") for line in lines)
-    detail = " ".join(line.strip() for line in lines[1:] if not line.strip().startswith(("target:", "CRITICAL:")) and line.strip())
+    detail = " ".join(
+        line.strip() for line in lines[1:] if not line.strip().startswith(("target:", "CRITICAL:")) and line.strip()
+    )
     assert f"cannot resolve host {long}.invalid" in detail
 
 
@@ -97,7 +107,9 @@ def test_probe_selection(config: Path) -> None:
     assert out.returncode == 0 and document["status"] == "ok" and document["exit_code"] == 0
     assert sorted(p["probe"] for p in document["probes"]) == ["live", "ready"]
     live = next(p for p in document["probes"] if p["probe"] == "live")
-    assert live["values"]["status_code"] == 200 and live["success"] is True and live["target"].endswith("/health/liveness")
+    assert (
+        live["values"]["status_code"] == 200 and live["success"] is True and live["target"].endswith("/health/liveness")
+    )
 
 
 def test_unknown_probe_or_bad_config_is_unknown(config: Path, tmp_path: Path) -> None:
@@ -116,7 +128,9 @@ def test_validate(config: Path, tmp_path: Path) -> None:
     ok = subprocess.run([*run, str(config)], capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.strip().endswith("ok, 4 probes")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("probes:\n  - {name: a, type: http, url: 'http://x/', bogus: 1}\n  - {name: a, type: tcp, host: h, port: 0}\n")
+    bad.write_text(
+        "probes:\n  - {name: a, type: http, url: 'http://x/', bogus: 1}\n  - {name: a, type: tcp, host: h, port: 0}\n"
+    )
     out = subprocess.run([*run, str(bad)], capture_output=True, text=True)
     assert out.returncode == 1
     assert out.stderr.splitlines() == [
@@ -129,7 +143,9 @@ def test_validate(config: Path, tmp_path: Path) -> None:
 
 def test_config_from_environment_variable(config: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "probe_agent", "validate"], capture_output=True, text=True,
+        [sys.executable, "-m", "probe_agent", "validate"],
+        capture_output=True,
+        text=True,
         env={"PROBE_AGENT_CONFIG": str(config), "PATH": "/usr/bin:/bin"},
     )
     assert out.returncode == 0, out.stderr
@@ -142,9 +158,19 @@ def test_demo_command_serves_the_shop_and_probes_it() -> None:
 
     agent_port, shop_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "probe_agent", "demo", "--listen", f"127.0.0.1:{agent_port}",
-         "--shop-listen", f"127.0.0.1:{shop_port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "probe_agent",
+            "demo",
+            "--listen",
+            f"127.0.0.1:{agent_port}",
+            "--shop-listen",
+            f"127.0.0.1:{shop_port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline, health = time.monotonic() + 20, {}
@@ -175,9 +201,22 @@ def test_run_refuses_a_taken_address(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        out = subprocess.run([sys.executable, "-m", "probe_agent", "run", "-c", str(config), "--allow-empty",
-                              "--listen", f"127.0.0.1:{port}"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "probe_agent",
+                "run",
+                "-c",
+                str(config),
+                "--allow-empty",
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert out.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
 
@@ -191,7 +230,9 @@ def test_nagios_plugin_output(config: Path) -> None:
     first, *long_output = run.stdout.splitlines()
     status, _, perf = first.partition(" | ")
     # the status line Nagios shows: the worst state, how many, and what failed first
-    assert status == "PROBE-AGENT CRITICAL - 1 of 4 critical: db-port connect: connection refused (and 1 more not ok)", status
+    assert (
+        status == "PROBE-AGENT CRITICAL - 1 of 4 critical: db-port connect: connection refused (and 1 more not ok)"
+    ), status
     items = perf.split(" ")
     assert all(NAGIOS_PERF.match(item) for item in items), [i for i in items if not NAGIOS_PERF.match(i)]
     assert "'slowish/duration'=" in perf and ";0:;" not in perf  # '> 0s' is a warn range of 0
@@ -199,7 +240,11 @@ def test_nagios_plugin_output(config: Path) -> None:
     assert any(i.startswith("'live/status_code'=200;;;;") for i in items), perf
     # the long output: a line per probe, the worst first
     assert [line.split()[:2] for line in long_output] == [
-        ["CRITICAL", "db-port"], ["WARNING", "slowish"], ["OK", "live"], ["OK", "ready"]]
+        ["CRITICAL", "db-port"],
+        ["WARNING", "slowish"],
+        ["OK", "live"],
+        ["OK", "ready"],
+    ]
 
 
 def test_junit_for_ci(config: Path) -> None:
@@ -211,8 +256,14 @@ def test_junit_for_ci(config: Path) -> None:
     assert suite is not None and (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "1", "0")
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     failure = cases["db-port"].find("failure")
-    assert failure is not None and failure.get("message") == "connect: connection refused" and failure.get("type") == "connect"
-    assert cases["live"].find("failure") is None and cases["slowish"].findtext("system-out", "").startswith("WARNING: duration")
+    assert (
+        failure is not None
+        and failure.get("message") == "connect: connection refused"
+        and failure.get("type") == "connect"
+    )
+    assert cases["live"].find("failure") is None and cases["slowish"].findtext("system-out", "").startswith(
+        "WARNING: duration"
+    )
 
 
 def test_prometheus_textfile_passes_promtool(config: Path, tmp_path: Path) -> None:
@@ -245,8 +296,14 @@ slos:
 
 def test_config_from_standard_input(shop: str) -> None:
     def run(*args: str, text: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "probe_agent", *args], input=text, capture_output=True, text=True,
-                              timeout=60, env={"PATH": "/usr/bin:/bin"})
+        return subprocess.run(
+            [sys.executable, "-m", "probe_agent", *args],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin"},
+        )
 
     good = f"probes:\n  - {{name: live, type: http, url: '{shop}/health/liveness'}}\n"
     assert run("validate", "-c", "-", text=good).stdout == "standard input: ok, 1 probes\n"
@@ -265,7 +322,9 @@ def test_text_logs_have_timestamps_and_no_empty_fields() -> None:
     record = logging.LogRecord("probe_agent", logging.WARNING, "x", 1, "probe %s failing", ("web",), None)
     record.probe, record.reason, record.previous = "web", "timeout", None
     line = TextFormatter().format(record)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z warning: probe web failing probe=web reason=timeout", line), line
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z warning: probe web failing probe=web reason=timeout", line
+    ), line
 
 
 def test_adhoc_checks_without_a_file(shop: str) -> None:
@@ -274,8 +333,13 @@ def test_adhoc_checks_without_a_file(shop: str) -> None:
     redis_port = need_shared("redis")
 
     def adhoc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "probe_agent", "check", *args], capture_output=True, text=True,
-                              timeout=60, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", **(env or {})})
+        return subprocess.run(
+            [sys.executable, "-m", "probe_agent", "check", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", **(env or {})},
+        )
 
     ok = adhoc("http", f"{shop}/health/liveness", "-w", "1s", "-c", "2s", "--expect-status", "2xx")
     slow = adhoc("http", f"{shop}/health/liveness", "-w", "0s")  # Nagios style: -w and -c are duration limits
@@ -288,8 +352,21 @@ def test_adhoc_checks_without_a_file(shop: str) -> None:
     assert refused.returncode == 2 and json.loads(refused.stdout)["probes"][0]["reason"] == "connect"
     # a secret from the environment is a secret: masked in every output
     # (Redis answers an unknown command by quoting it: the token would be in the message)
-    secret = adhoc("tcp", f"127.0.0.1:{redis_port}", "--set", "send=${ADHOC_TOKEN}", "--set", "expect=NOPE",
-                   "--set", "max_read_bytes=40", "-t", "2s", "--format", "json", env={"ADHOC_TOKEN": "Adh0c-s3cret-tok\r\n"})
+    secret = adhoc(
+        "tcp",
+        f"127.0.0.1:{redis_port}",
+        "--set",
+        "send=${ADHOC_TOKEN}",
+        "--set",
+        "expect=NOPE",
+        "--set",
+        "max_read_bytes=40",
+        "-t",
+        "2s",
+        "--format",
+        "json",
+        env={"ADHOC_TOKEN": "Adh0c-s3cret-tok\r\n"},
+    )
     message = json.loads(secret.stdout)["probes"][0]["message"]
     assert secret.returncode == 2 and "unknown command" in message and "***" in message, message
     assert "Adh0c-s3cret-tok" not in secret.stdout + secret.stderr
@@ -304,8 +381,13 @@ def test_validate_points_at_file_line_and_column(tmp_path: Path) -> None:
 
     path = tmp_path / "probes.yaml"
     path.write_text(ONE_PASS)
-    out = subprocess.run([sys.executable, "-m", "probe_agent", "validate", "-c", str(path)], capture_output=True,
-                         text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-m", "probe_agent", "validate", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     lines = out.stderr.splitlines()
     assert out.returncode == 1 and lines[0] == f"{path}: 5 problems:"
     assert f"  - {path}:12:5: probe 'web': methd: unknown field (did you mean 'method'?)" in lines

@@ -53,8 +53,18 @@ async def gate(config: Path) -> tuple[int, str]:
     command = COMPOSE["services"]["gate"]["command"]
     assert command[:2] == ["wait", "-c"]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "probe_agent", "wait", "-c", str(config), "--timeout", "40s", "--pause", "300ms",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "probe_agent",
+        "wait",
+        "-c",
+        str(config),
+        "--timeout",
+        "40s",
+        "--pause",
+        "300ms",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         env={"PATH": "/usr/bin:/bin", "NEO4J_PASSWORD": NEO4J_PASSWORD, "COLUMNS": "200"},
     )
     out, _ = await asyncio.wait_for(process.communicate(), 60)
@@ -69,7 +79,9 @@ def nats_like_compose() -> Any:
 
 
 async def test_compose_probe_set_is_green_once_the_environment_is_up(
-    tmp_path: Path, shared: dict[str, int], nats_like_compose: PrivateNats,
+    tmp_path: Path,
+    shared: dict[str, int],
+    nats_like_compose: PrivateNats,
 ) -> None:
     nats_server = nats_like_compose
     source = yaml.safe_load((ROOT / "deploy" / "compose-probes.yaml").read_text())
@@ -77,16 +89,31 @@ async def test_compose_probe_set_is_green_once_the_environment_is_up(
         with demo_shop() as shop:
             where = {
                 ("shop", 8080): urlsplit(shop).port or 0,
-                ("postgres", 5432): shared["postgres"], ("mysql", 3306): shared["mysql"], ("redis", 6379): shared["redis"],
+                ("postgres", 5432): shared["postgres"],
+                ("mysql", 3306): shared["mysql"],
+                ("redis", 6379): shared["redis"],
                 ("neo4j", 7687): bolt.port,
-                ("nats", 4222): nats_server.port, ("nats", 8222): nats_server.monitor_port,
+                ("nats", 4222): nats_server.port,
+                ("nats", 8222): nats_server.monitor_port,
             }
             config = tmp_path / "probes.yaml"
             config.write_text(yaml.safe_dump(relocate(source, where)))
             # before nats-setup: the gate gives up, naming the missing stream (a short timeout)
             before = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "probe_agent", "wait", "-c", str(config), "--probe", "nats-dlq", "--timeout", "2s",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={"PATH": "/usr/bin:/bin"})
+                sys.executable,
+                "-m",
+                "probe_agent",
+                "wait",
+                "-c",
+                str(config),
+                "--probe",
+                "nats-dlq",
+                "--timeout",
+                "2s",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env={"PATH": "/usr/bin:/bin"},
+            )
             said, _ = await asyncio.wait_for(before.communicate(), 30)
             assert before.returncode == 2 and "stream 'DLQ' not found" in said.decode(), said.decode()
             # what compose's nats-setup runs: nats stream add DLQ --subjects 'dlq.>' --storage file

@@ -12,7 +12,9 @@ from tests.helpers.netfaults import free_port
 
 def probes(*names: str) -> str:
     port = free_port()
-    return "probes:\n" + "".join(f"  - {{name: {n}, type: tcp, host: 127.0.0.1, port: {port}, interval: 1s, timeout: 500ms}}\n" for n in names)
+    return "probes:\n" + "".join(
+        f"  - {{name: {n}, type: tcp, host: 127.0.0.1, port: {port}, interval: 1s, timeout: 500ms}}\n" for n in names
+    )
 
 
 def configmap(root: Path, version: int, text: str) -> Path:
@@ -35,7 +37,9 @@ def names(agent: AgentProcess) -> set[str]:
 
 def reload_ok(agent: AgentProcess) -> str:
     text = agent.get("/metrics")[1]
-    return next(line.split()[-1] for line in text.splitlines() if line.startswith("probe_agent_config_last_reload_successful"))
+    return next(
+        line.split()[-1] for line in text.splitlines() if line.startswith("probe_agent_config_last_reload_successful")
+    )
 
 
 def test_a_configmap_swap_reloads_and_a_broken_file_keeps_the_probes(tmp_path: Path) -> None:
@@ -77,8 +81,10 @@ def test_a_file_written_in_place_with_a_pause_is_never_loaded_half_written(tmp_p
     import threading
 
     port = free_port()
-    lines = [f"  - {{name: p{i}, type: tcp, host: 127.0.0.1, port: {port}, interval: 1s, timeout: 500ms}}\n"
-             for i in range(100)]
+    lines = [
+        f"  - {{name: p{i}, type: tcp, host: 127.0.0.1, port: {port}, interval: 1s, timeout: 500ms}}\n"
+        for i in range(100)
+    ]
     path = tmp_path / "probes.yaml"
     path.write_text("probes:\n" + "".join(lines))
     agent = AgentProcess(path, args=["--watch-config", "200ms"]).start()

@@ -76,9 +76,15 @@ def test_every_panel_query_returns_data(tmp_path: Path) -> None:
     with ExitStack() as stack:
         stack.callback(lambda: asyncio.run(drop_queue(queue)))
         plain_port, tls_port = free_port(), free_port()
-        plain = stack.enter_context(http_server_process([sys.executable, "-m", "tests.helpers.target_server", str(plain_port)], plain_port))
-        stack.enter_context(http_server_process(
-            [sys.executable, "-m", "tests.helpers.target_server", str(tls_port), str(cert.cert), str(cert.key)], tls_port))
+        plain = stack.enter_context(
+            http_server_process([sys.executable, "-m", "tests.helpers.target_server", str(plain_port)], plain_port)
+        )
+        stack.enter_context(
+            http_server_process(
+                [sys.executable, "-m", "tests.helpers.target_server", str(tls_port), str(cert.cert), str(cert.key)],
+                tls_port,
+            )
+        )
         config = tmp_path / "probes.yaml"
         config.write_text(f"""
 defaults: {{interval: 1s, timeout: 500ms}}

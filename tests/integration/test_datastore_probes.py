@@ -38,15 +38,30 @@ class Kind:
 
 
 KINDS = [
-    Kind("postgres", "private_postgres", "postgres",
-         'authentication failed (SQLSTATE 28P01): password authentication failed for user "postgres"',
-         {"query": "SELECT 2", "expect": 1}, "unexpected result: got 2, expected 1"),
-    Kind("mysql", "private_mariadb", "probe",
-         "authentication failed (error 1045): Access denied for user 'probe'@'localhost' (using password: YES)",
-         {"query": "SELECT 'maintenance'", "expect": "ok"}, "unexpected result: got 'maintenance', expected 'ok'"),
-    Kind("redis", "private_redis", None,
-         "authentication failed: invalid username-password pair or user is disabled.",
-         None, ""),
+    Kind(
+        "postgres",
+        "private_postgres",
+        "postgres",
+        'authentication failed (SQLSTATE 28P01): password authentication failed for user "postgres"',
+        {"query": "SELECT 2", "expect": 1},
+        "unexpected result: got 2, expected 1",
+    ),
+    Kind(
+        "mysql",
+        "private_mariadb",
+        "probe",
+        "authentication failed (error 1045): Access denied for user 'probe'@'localhost' (using password: YES)",
+        {"query": "SELECT 'maintenance'", "expect": "ok"},
+        "unexpected result: got 'maintenance', expected 'ok'",
+    ),
+    Kind(
+        "redis",
+        "private_redis",
+        None,
+        "authentication failed: invalid username-password pair or user is disabled.",
+        None,
+        "",
+    ),
 ]
 
 
@@ -146,15 +161,21 @@ def test_passwords_never_leak(tmp_path: Any, request: pytest.FixtureRequest) -> 
     from tests.helpers.agent import all_outputs, assert_no_secret
 
     pg, my, rd = (request.getfixturevalue(k.fixture) for k in KINDS)
-    secrets = {"PG_WRONG": "pg-Wr0ng-Secret", "MY_WRONG": "my-Wr0ng-Secret", "RD_WRONG": "rd-Wr0ng-Secret",
-               "PG_RIGHT": pg.password, "MY_RIGHT": my.password, "RD_RIGHT": rd.password}
+    secrets = {
+        "PG_WRONG": "pg-Wr0ng-Secret",
+        "MY_WRONG": "my-Wr0ng-Secret",
+        "RD_WRONG": "rd-Wr0ng-Secret",
+        "PG_RIGHT": pg.password,
+        "MY_RIGHT": my.password,
+        "RD_RIGHT": rd.password,
+    }
     config = tmp_path / "probes.yaml"
     config.write_text(f"""
 defaults: {{interval: 1s, timeout: 900ms}}
 probes:
   - {{name: pg-wrong, type: postgres, dsn: "postgresql://postgres:${{PG_WRONG}}@127.0.0.1:{pg.port}/postgres"}}
   - {{name: pg-right, type: postgres, port: {pg.port}, user: postgres, password: "${{PG_RIGHT}}"}}
-  - {{name: my-wrong, type: mysql, port: {my.port}, user: probe, password: "{secrets['MY_WRONG']}"}}
+  - {{name: my-wrong, type: mysql, port: {my.port}, user: probe, password: "{secrets["MY_WRONG"]}"}}
   - {{name: my-right, type: mysql, port: {my.port}, user: probe, password: "${{MY_RIGHT}}"}}
   - {{name: rd-wrong, type: redis, port: {rd.port}, password: "${{RD_WRONG}}"}}
   - {{name: rd-right, type: redis, port: {rd.port}, password: "${{RD_RIGHT}}", pool: true}}

@@ -17,8 +17,13 @@ from tests.integration.conftest import need_shared
 
 async def test_shared_postgres_select_1(probe_once: ProbeOnce) -> None:
     port = need_shared("postgres")
-    result = await probe_once({"type": "postgres", "dsn": f"postgresql://postgres@127.0.0.1:{port}/test",
-                               "measure": ["recovery", "replication_lag"]})
+    result = await probe_once(
+        {
+            "type": "postgres",
+            "dsn": f"postgresql://postgres@127.0.0.1:{port}/test",
+            "measure": ["recovery", "replication_lag"],
+        }
+    )
     assert result.status is Status.OK, result.message
     assert result.values == {"in_recovery": 0.0, "replication_lag_seconds": 0.0}
     assert result.details["server_version"].split(".")[0].isdigit()
@@ -26,8 +31,9 @@ async def test_shared_postgres_select_1(probe_once: ProbeOnce) -> None:
 
 async def test_shared_mysql_select_1(probe_once: ProbeOnce) -> None:
     port = need_shared("mysql")
-    result = await probe_once({"type": "mysql", "port": port, "user": "root", "database": "test",
-                               "measure": ["replication_lag"]})
+    result = await probe_once(
+        {"type": "mysql", "port": port, "user": "root", "database": "test", "measure": ["replication_lag"]}
+    )
     assert result.status is Status.OK, result.message
     assert result.values == {"replica": 0.0}  # not a replica: no lag value at all
     assert "MariaDB" in result.details["server_version"]
@@ -44,29 +50,52 @@ async def test_shared_redis_info_values(probe_once: ProbeOnce) -> None:
 async def test_missing_database_is_named(probe_once: ProbeOnce) -> None:
     pg = await probe_once({"type": "postgres", "port": need_shared("postgres"), "database": "no_such_db"})
     assert (pg.reason, pg.message) == (
-        Reason.CONNECT, 'database does not exist (SQLSTATE 3D000): database "no_such_db" does not exist'
+        Reason.CONNECT,
+        'database does not exist (SQLSTATE 3D000): database "no_such_db" does not exist',
     )
     my = await probe_once({"type": "mysql", "port": need_shared("mysql"), "database": "no_such_db"})
-    assert (my.reason, my.message) == (Reason.CONNECT, "database does not exist (error 1049): Unknown database 'no_such_db'")
+    assert (my.reason, my.message) == (
+        Reason.CONNECT,
+        "database does not exist (error 1049): Unknown database 'no_such_db'",
+    )
 
 
 async def test_query_error_carries_server_code_not_query(probe_once: ProbeOnce) -> None:
-    pg = await probe_once({"type": "postgres", "port": need_shared("postgres"), "database": "test",
-                           "query": "SELECT * FROM table_that_is_not_there"})
+    pg = await probe_once(
+        {
+            "type": "postgres",
+            "port": need_shared("postgres"),
+            "database": "test",
+            "query": "SELECT * FROM table_that_is_not_there",
+        }
+    )
     assert pg.reason is Reason.PROTOCOL and pg.message.startswith("query failed (SQLSTATE 42P01)")
-    my = await probe_once({"type": "mysql", "port": need_shared("mysql"), "database": "test",
-                           "query": "SELECT * FROM table_that_is_not_there"})
+    my = await probe_once(
+        {
+            "type": "mysql",
+            "port": need_shared("mysql"),
+            "database": "test",
+            "query": "SELECT * FROM table_that_is_not_there",
+        }
+    )
     assert my.reason is Reason.PROTOCOL and my.message.startswith("query failed (error 1146)")
 
 
 async def test_postgres_connections_cross_warning(probe_once: ProbeOnce, private_postgres: PrivatePostgres) -> None:
     server = private_postgres
-    probe = {"type": "postgres", "port": server.port, "user": "postgres", "password": server.password,
-             "measure": ["connections"]}
+    probe = {
+        "type": "postgres",
+        "port": server.port,
+        "user": "postgres",
+        "password": server.password,
+        "measure": ["connections"],
+    }
     quiet = await probe_once(probe)
     assert quiet.status is Status.OK and quiet.values["max_connections"] == server.max_connections
-    held = [await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", password=server.password)
-            for _ in range(16)]
+    held = [
+        await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", password=server.password)
+        for _ in range(16)
+    ]
     try:
         busy = await probe_once(probe)
     finally:
@@ -79,12 +108,20 @@ async def test_postgres_connections_cross_warning(probe_once: ProbeOnce, private
 
 async def test_mysql_connections_cross_warning(probe_once: ProbeOnce, private_mariadb: PrivateMariaDB) -> None:
     server = private_mariadb
-    probe = {"type": "mysql", "port": server.port, "user": "probe", "password": server.password,
-             "measure": ["connections"], "thresholds": {"connections_used_ratio": {"warning": "> 0.5", "critical": "> 0.8"}}}
+    probe = {
+        "type": "mysql",
+        "port": server.port,
+        "user": "probe",
+        "password": server.password,
+        "measure": ["connections"],
+        "thresholds": {"connections_used_ratio": {"warning": "> 0.5", "critical": "> 0.8"}},
+    }
     quiet = await probe_once(probe)
     assert quiet.status is Status.OK
-    held = [await aiomysql.connect(host="127.0.0.1", port=server.port, user="probe", password=server.password)
-            for _ in range(16)]
+    held = [
+        await aiomysql.connect(host="127.0.0.1", port=server.port, user="probe", password=server.password)
+        for _ in range(16)
+    ]
     try:
         busy = await probe_once(probe)
     finally:
@@ -97,12 +134,14 @@ async def test_mysql_connections_cross_warning(probe_once: ProbeOnce, private_ma
 async def test_password_file_and_dsn(probe_once: ProbeOnce, private_postgres: PrivatePostgres, tmp_path: Path) -> None:
     secret = tmp_path / "pgpass"
     secret.write_text(private_postgres.password + "\n")
-    from_file = await probe_once({"type": "postgres", "port": private_postgres.port, "user": "postgres",
-                                  "password_file": str(secret)})
+    from_file = await probe_once(
+        {"type": "postgres", "port": private_postgres.port, "user": "postgres", "password_file": str(secret)}
+    )
     assert from_file.status is Status.OK, from_file.message
-    dsn = await probe_once({"type": "postgres",
-                            "dsn": f"postgresql://postgres:${{PGPW}}@127.0.0.1:{private_postgres.port}/postgres"},
-                           env={"PGPW": private_postgres.password})
+    dsn = await probe_once(
+        {"type": "postgres", "dsn": f"postgresql://postgres:${{PGPW}}@127.0.0.1:{private_postgres.port}/postgres"},
+        env={"PGPW": private_postgres.password},
+    )
     assert dsn.status is Status.OK, dsn.message
 
 
@@ -112,7 +151,13 @@ async def test_postgres_tls_modes(probe_once: ProbeOnce, tmp_path: Path) -> None
     cert = make_cert(tmp_path, "pg", days_valid=30)
     server = PrivatePostgres(tls=(cert.cert, cert.key)).start()
     try:
-        base = {"type": "postgres", "host": "localhost", "port": server.port, "user": "postgres", "password": server.password}
+        base = {
+            "type": "postgres",
+            "host": "localhost",
+            "port": server.port,
+            "user": "postgres",
+            "password": server.password,
+        }
         required = await probe_once({**base, "sslmode": "require"})
         assert required.status is Status.OK, required.message
         verified = await probe_once({**base, "sslmode": "verify-full", "ca_file": str(cert.cert)})

@@ -23,17 +23,28 @@ class PrivateDnsmasq(ProcessServer):
         super().__init__("dns")
 
     def start(self) -> PrivateDnsmasq:
-        self.spawn([
-            "dnsmasq", "--keep-in-foreground", f"--port={self.port}", "--listen-address=127.0.0.1",
-            "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
-            "--user=root", "--local=/probe.test/",
-            "--auth-server=ns.probe.test,127.0.0.1", "--auth-zone=probe.test",
-            f"--auth-soa={SERIAL},hostmaster.probe.test",
-            "--host-record=web.probe.test,127.0.0.10,::10",
-            "--host-record=web.probe.test,127.0.0.11",
-            "--mx-host=probe.test,mail.probe.test,10",
-            f"--log-facility={self.dir / 'log'}",
-        ])
+        self.spawn(
+            [
+                "dnsmasq",
+                "--keep-in-foreground",
+                f"--port={self.port}",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+                "--user=root",
+                "--local=/probe.test/",
+                "--auth-server=ns.probe.test,127.0.0.1",
+                "--auth-zone=probe.test",
+                f"--auth-soa={SERIAL},hostmaster.probe.test",
+                "--host-record=web.probe.test,127.0.0.10,::10",
+                "--host-record=web.probe.test,127.0.0.11",
+                "--mx-host=probe.test,mail.probe.test,10",
+                f"--log-facility={self.dir / 'log'}",
+            ]
+        )
         return self
 
 
@@ -61,8 +72,15 @@ async def test_a_record(probe_once: ProbeOnce, dnsmasq: PrivateDnsmasq) -> None:
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_transports_and_types(probe_once: ProbeOnce, dnsmasq: PrivateDnsmasq, transport: str) -> None:
     aaaa = await probe_once(dns_probe(dnsmasq, query_type="aaaa", transport_protocol=transport))
-    mx = await probe_once(dns_probe(dnsmasq, query_name="probe.test", query_type="MX", answer_matches=["MX 10 mail"],
-                                    transport_protocol=transport))
+    mx = await probe_once(
+        dns_probe(
+            dnsmasq,
+            query_name="probe.test",
+            query_type="MX",
+            answer_matches=["MX 10 mail"],
+            transport_protocol=transport,
+        )
+    )
     soa = await probe_once(dns_probe(dnsmasq, query_name="probe.test", query_type="SOA", transport_protocol=transport))
     assert (aaaa.status, mx.status, soa.status) == (Status.OK,) * 3, (aaaa.message, mx.message, soa.message)
     assert aaaa.values["answer_rrs"] == 1 and "::10" in aaaa.details["answers"]
@@ -91,14 +109,16 @@ async def test_answer_checks_name_what_failed(probe_once: ProbeOnce, dnsmasq: Pr
 
 async def test_silent_server_times_out_within_the_deadline(probe_once: ProbeOnce) -> None:
     started = time.monotonic()
-    result = await probe_once({"type": "dns", "server": "127.0.0.1", "port": free_port(), "query_name": "a.test",
-                               "timeout": "500ms"})
+    result = await probe_once(
+        {"type": "dns", "server": "127.0.0.1", "port": free_port(), "query_name": "a.test", "timeout": "500ms"}
+    )
     assert result.reason is Reason.TIMEOUT and time.monotonic() - started < 2, result.message
 
 
 async def test_tcp_refused(probe_once: ProbeOnce) -> None:
-    result = await probe_once({"type": "dns", "server": "127.0.0.1", "port": free_port(), "query_name": "a.test",
-                               "transport_protocol": "tcp"})
+    result = await probe_once(
+        {"type": "dns", "server": "127.0.0.1", "port": free_port(), "query_name": "a.test", "transport_protocol": "tcp"}
+    )
     assert result.reason is Reason.CONNECT, result.message
 
 
@@ -130,7 +150,10 @@ async def test_server_by_name_is_resolved_each_run(probe_once: ProbeOnce, dnsmas
     result = await probe_once(dns_probe(dnsmasq, server="localhost"))
     unknown = await probe_once(dns_probe(dnsmasq, server="no-such-host.invalid"))
     assert result.status is Status.OK and "resolve" in result.phases, result.message
-    assert (unknown.reason, unknown.message) == (Reason.CONNECT, "cannot resolve the DNS server's name no-such-host.invalid")
+    assert (unknown.reason, unknown.message) == (
+        Reason.CONNECT,
+        "cannot resolve the DNS server's name no-such-host.invalid",
+    )
 
 
 @pytest.mark.parametrize(

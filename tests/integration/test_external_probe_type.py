@@ -53,8 +53,9 @@ def line_server(answer: bytes) -> Iterator[int]:
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "probe_agent", *args], input=stdin, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "probe_agent", *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_the_fixture_distribution_is_installed_and_registered() -> None:
@@ -91,8 +92,10 @@ def test_the_external_type_is_validated_with_probe_field_and_line(tmp_path: Path
 def test_the_daemon_runs_and_exports_the_external_type(tmp_path: Path) -> None:
     with line_server(b"PONG\r\n") as port:
         config = tmp_path / "probes.yaml"
-        config.write_text(f"probes:\n  - {{name: billing, type: {EXTERNAL}, host: 127.0.0.1, port: {port},"
-                          " interval: 1s, timeout: 500ms}\n")
+        config.write_text(
+            f"probes:\n  - {{name: billing, type: {EXTERNAL}, host: 127.0.0.1, port: {port},"
+            " interval: 1s, timeout: 500ms}\n"
+        )
         agent = AgentProcess(config).start()
         try:
             agent.wait_for(lambda: agent.health()[1]["probes"][0]["status"] == "ok", what="the acme probe ran")

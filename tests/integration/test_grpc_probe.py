@@ -66,7 +66,9 @@ async def test_serving(probe_once: ProbeOnce, grpc_server: HealthServer) -> None
     assert (orders.values["status_code"], orders.values["serving_status"], orders.values["ssl"]) == (0, 1, 0)
     assert orders.details["serving_status"] == "SERVING"
     # blackbox_exporter's probe_grpc_healthcheck_response: every status, 1 for the answer
-    answered = {orders.value_labels[k]["serving_status"]: v for k, v in orders.values.items() if k.startswith("healthcheck_")}
+    answered = {
+        orders.value_labels[k]["serving_status"]: v for k, v in orders.values.items() if k.startswith("healthcheck_")
+    }
     assert answered == {"UNKNOWN": 0, "SERVING": 1, "NOT_SERVING": 0, "SERVICE_UNKNOWN": 0}
     assert 0 < orders.phases["check"] < 1
 
@@ -128,7 +130,10 @@ async def test_tls(probe_once: ProbeOnce, tmp_path: Path) -> None:
         await server.server.stop(None)
     assert trusted.status is Status.OK, trusted.message
     assert (untrusted.reason, untrusted.message) == (Reason.TLS, "certificate verify failed: self signed certificate")
-    assert (wrong_name.reason, wrong_name.message) == (Reason.TLS, "certificate verify failed: it does not name the server")
+    assert (wrong_name.reason, wrong_name.message) == (
+        Reason.TLS,
+        "certificate verify failed: it does not name the server",
+    )
     assert plain.status is Status.CRITICAL
 
 
@@ -137,7 +142,9 @@ async def test_pool_reuses_the_channel(grpc_server: HealthServer) -> None:
     from probe_agent.core.redact import Redactor
     from probe_agent.runtime.runner import ProbeHandle, run_probe
 
-    config = parse_config(f"probes:\n  - {{name: g, type: grpc, host: 127.0.0.1, port: {grpc_server.port}, pool: true}}\n", env={})
+    config = parse_config(
+        f"probes:\n  - {{name: g, type: grpc, host: 127.0.0.1, port: {grpc_server.port}, pool: true}}\n", env={}
+    )
     handle = ProbeHandle.build(config.probes[0], Redactor(config.secrets))
     try:
         first = await run_probe(handle)
@@ -156,7 +163,9 @@ def test_missing_tls_file_names_the_field(tmp_path: Path) -> None:
     from probe_agent.config.loader import parse_config
     from probe_agent.runtime.runner import build_handles
 
-    config = parse_config(f"probes:\n  - {{name: t, type: grpc, host: h, port: 1, tls: true, ca_file: {tmp_path}/missing.pem}}\n", env={})
+    config = parse_config(
+        f"probes:\n  - {{name: t, type: grpc, host: h, port: 1, tls: true, ca_file: {tmp_path}/missing.pem}}\n", env={}
+    )
     with pytest.raises(ConfigError) as info:
         build_handles(config)
     assert "probe 't': ca_file: cannot load" in "\n".join(info.value.problems)

@@ -63,9 +63,11 @@ def test_a_kill_at_any_moment_leaves_a_file_that_loads(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_history_file_means_starting_empty_and_saying_so(tmp_path: Path) -> None:
-    for name, make in (("garbage", lambda p: p.write_bytes(b"\x00\xffnot json at all")),
-                       ("fifo", lambda p: os.mkfifo(p)),
-                       ("wrong shape", lambda p: p.write_text('{"format": 1, "probes": {"cache": {"slots": "AAAA"}}}'))):
+    for name, make in (
+        ("garbage", lambda p: p.write_bytes(b"\x00\xffnot json at all")),
+        ("fifo", lambda p: os.mkfifo(p)),
+        ("wrong shape", lambda p: p.write_text('{"format": 1, "probes": {"cache": {"slots": "AAAA"}}}')),
+    ):
         history = tmp_path / f"history-{name.replace(' ', '-')}.json"
         make(history)
         agent = AgentProcess(config(tmp_path), args=["--history-file", str(history), "--no-watch-config"]).start()

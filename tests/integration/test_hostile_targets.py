@@ -149,9 +149,16 @@ async def test_the_budget_names_its_limit() -> None:
 async def test_a_pooled_connection_is_budgeted_per_run() -> None:
     # against the real Redis: connecting takes ~150 bytes and a PING answer is 7, so 100 runs on
     # one connection receive twice the 400 bytes each run may; each run starts its count afresh
-    config = parse_config(yaml.safe_dump({"probes": [
-        {"name": "pooled", "type": "redis", "host": "127.0.0.1", "pool": True, "max_received_bytes": 400},
-    ]}), env={})
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "probes": [
+                    {"name": "pooled", "type": "redis", "host": "127.0.0.1", "pool": True, "max_received_bytes": 400},
+                ]
+            }
+        ),
+        env={},
+    )
     handle = ProbeHandle.build(config.probes[0], Redactor())
     try:
         results = [await run_probe(handle) for _ in range(100)]

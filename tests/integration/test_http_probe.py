@@ -57,7 +57,11 @@ def shop_like_app() -> web.Application:
 async def test_readiness_json_ok_with_phases(probe_once: ProbeOnce, serve_app: ServeApp) -> None:
     url = (await serve_app(shop_like_app())).replace("127.0.0.1", "localhost")
     result = await probe_once(
-        {"type": "http", "url": f"{url}/ready", "expect_json": {"status": "ok", "checks.db.status": "up", "items[1]": 2}}
+        {
+            "type": "http",
+            "url": f"{url}/ready",
+            "expect_json": {"status": "ok", "checks.db.status": "up", "items[1]": 2},
+        }
     )
     assert result.status is Status.OK, result.message
     assert result.values["status_code"] == 200
@@ -86,7 +90,9 @@ async def test_body_expectations_fail_with_assertion(
 
 async def test_body_regex_and_contains_pass(probe_once: ProbeOnce, serve_app: ServeApp) -> None:
     url = await serve_app(shop_like_app())
-    result = await probe_once({"type": "http", "url": url + "/text", "body_contains": "healthy", "body_regex": r"version \d+\.\d+"})
+    result = await probe_once(
+        {"type": "http", "url": url + "/text", "body_contains": "healthy", "body_regex": r"version \d+\.\d+"}
+    )
     assert result.status is Status.OK
 
 
@@ -104,7 +110,9 @@ async def test_redirects_followed_or_not(probe_once: ProbeOnce, serve_app: Serve
     url = await serve_app(shop_like_app())
     result = await probe_once({"type": "http", "url": url + "/redirect", "expect_json": {"status": "ok"}})
     assert result.status is Status.OK and result.values["redirects"] == 1
-    result = await probe_once({"type": "http", "url": url + "/redirect", "follow_redirects": False, "expect_status": [200]})
+    result = await probe_once(
+        {"type": "http", "url": url + "/redirect", "follow_redirects": False, "expect_status": [200]}
+    )
     assert result.message == "status 302, expected 200"
     result = await probe_once({"type": "http", "url": url + "/loop"})
     assert result.reason is Reason.PROTOCOL and result.message.startswith("too many redirects")
@@ -113,9 +121,14 @@ async def test_redirects_followed_or_not(probe_once: ProbeOnce, serve_app: Serve
 async def test_method_headers_and_body_are_sent(probe_once: ProbeOnce, serve_app: ServeApp) -> None:
     url = await serve_app(shop_like_app())
     result = await probe_once(
-        {"type": "http", "url": url + "/echo", "method": "post", "body": "ping",
-         "headers": {"Authorization": "Bearer sekrit-token-1"},
-         "expect_json": {"auth": "Bearer sekrit-token-1", "method": "POST", "body": "ping"}}
+        {
+            "type": "http",
+            "url": url + "/echo",
+            "method": "post",
+            "body": "ping",
+            "headers": {"Authorization": "Bearer sekrit-token-1"},
+            "expect_json": {"auth": "Bearer sekrit-token-1", "method": "POST", "body": "ping"},
+        }
     )
     assert result.status is Status.OK, result.message
 
@@ -124,7 +137,8 @@ async def test_body_over_cap_fails(probe_once: ProbeOnce, serve_app: ServeApp) -
     url = await serve_app(shop_like_app())
     result = await probe_once({"type": "http", "url": url + "/big", "max_body_bytes": 100_000})
     assert (result.reason, result.message) == (
-        Reason.PROTOCOL, "response body of 200000 bytes exceeds max_body_bytes 100000"
+        Reason.PROTOCOL,
+        "response body of 200000 bytes exceeds max_body_bytes 100000",
     )
 
 
@@ -191,12 +205,18 @@ async def test_self_signed_cert_fails_verification(probe_once: ProbeOnce, serve_
     assert "self-signed certificate" in result.message
 
 
-async def test_trusted_cert_reports_expiry_and_tls_phase(probe_once: ProbeOnce, serve_app: ServeApp, tmp_path: Path) -> None:
+async def test_trusted_cert_reports_expiry_and_tls_phase(
+    probe_once: ProbeOnce, serve_app: ServeApp, tmp_path: Path
+) -> None:
     context, ca = server_tls(tmp_path)
     url = await serve_app(shop_like_app(), context)
     result = await probe_once(
-        {"type": "http", "url": url + "/ready", "ca_file": str(ca),
-         "thresholds": {"cert_expiry_days": {"warning": "< 30", "critical": "< 7"}}}
+        {
+            "type": "http",
+            "url": url + "/ready",
+            "ca_file": str(ca),
+            "thresholds": {"cert_expiry_days": {"warning": "< 30", "critical": "< 7"}},
+        }
     )
     assert result.status is Status.WARNING, result.message
     assert 19.9 < result.values["cert_expiry_days"] <= 20
@@ -211,7 +231,12 @@ async def test_expired_cert(probe_once: ProbeOnce, serve_app: ServeApp, tmp_path
     assert result.reason is Reason.TLS and "certificate has expired" in result.message
     # With verification off the probe passes, and the expiry still shows the problem.
     result = await probe_once(
-        {"type": "http", "url": url + "/ready", "tls_verify": False, "thresholds": {"cert_expiry_days": {"critical": "< 7"}}}
+        {
+            "type": "http",
+            "url": url + "/ready",
+            "tls_verify": False,
+            "thresholds": {"cert_expiry_days": {"critical": "< 7"}},
+        }
     )
     assert result.status is Status.CRITICAL and result.reason is None
     assert result.values["cert_expiry_days"] < 0
@@ -222,7 +247,13 @@ async def test_client_certificate(probe_once: ProbeOnce, serve_app: ServeApp, tm
     context, ca = server_tls(tmp_path, client_ca=client.cert)
     url = await serve_app(shop_like_app(), context)
     result = await probe_once(
-        {"type": "http", "url": url + "/ready", "ca_file": str(ca), "cert_file": str(client.cert), "key_file": str(client.key)}
+        {
+            "type": "http",
+            "url": url + "/ready",
+            "ca_file": str(ca),
+            "cert_file": str(client.cert),
+            "key_file": str(client.key),
+        }
     )
     assert result.status is Status.OK, result.message
     result = await probe_once({"type": "http", "url": url + "/ready", "ca_file": str(ca)})
@@ -245,8 +276,9 @@ def test_tls_phase_and_expiry_under_uvloop(tmp_path: Path) -> None:
         await runner.setup()
         await aioweb.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
         port = runner.addresses[0][1]
-        config = parse_config(f"probes: [{{name: a, type: http, url: 'https://127.0.0.1:{port}/ready', ca_file: '{ca}'}}]",
-                              env={})
+        config = parse_config(
+            f"probes: [{{name: a, type: http, url: 'https://127.0.0.1:{port}/ready', ca_file: '{ca}'}}]", env={}
+        )
         handle = ProbeHandle.build(config.probes[0], Redactor())
         try:
             return type(asyncio.get_running_loop()).__module__, await run_probe(handle)
@@ -267,8 +299,13 @@ async def test_probes_share_one_tls_context_per_setting(tmp_path: Path) -> None:
     from probe_agent.probes.types.http import HttpConfig, HttpProbe
 
     _, ca = server_tls(tmp_path)
-    probes: list[dict[str, Any]] = [{"name": f"p{i}", "type": "http", "url": f"https://127.0.0.1:{1000 + i}/"} for i in range(200)]
-    probes += [{"name": f"ca{i}", "type": "http", "url": f"https://127.0.0.1:{2000 + i}/", "ca_file": str(ca)} for i in range(3)]
+    probes: list[dict[str, Any]] = [
+        {"name": f"p{i}", "type": "http", "url": f"https://127.0.0.1:{1000 + i}/"} for i in range(200)
+    ]
+    probes += [
+        {"name": f"ca{i}", "type": "http", "url": f"https://127.0.0.1:{2000 + i}/", "ca_file": str(ca)}
+        for i in range(3)
+    ]
     probes += [{"name": "plain", "type": "http", "url": "http://127.0.0.1:1/", "follow_redirects": False}]
     config = parse_config(yaml.safe_dump({"probes": probes}), env={})
     built = [HttpProbe(c) for c in config.probes if isinstance(c, HttpConfig)]
@@ -279,7 +316,9 @@ async def test_probes_share_one_tls_context_per_setting(tmp_path: Path) -> None:
     assert contexts[203] is None  # plain HTTP without redirects needs none
 
 
-async def test_shared_context_keeps_each_runs_own_handshake(probe_once: ProbeOnce, serve_app: ServeApp, tmp_path: Path) -> None:
+async def test_shared_context_keeps_each_runs_own_handshake(
+    probe_once: ProbeOnce, serve_app: ServeApp, tmp_path: Path
+) -> None:
     """Two probes on one shared context, at once, against certificates of different lifetimes."""
     short, long = make_cert(tmp_path, "short", days_valid=5), make_cert(tmp_path, "long", days_valid=90)
     urls = []

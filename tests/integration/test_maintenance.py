@@ -34,8 +34,13 @@ probes:
 
 
 def cli(agent: AgentProcess, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "probe_agent", "maintenance", *args, "--agent", agent.url],
-                          capture_output=True, text=True, timeout=30, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "probe_agent", "maintenance", *args, "--agent", agent.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
 
 
 def probe_view(agent: AgentProcess, name: str) -> dict[str, object]:
@@ -57,13 +62,15 @@ def test_scheduled_window_keeps_a_failing_probe_from_failing_health(tmp_path: Pa
   - name: cache-nightly
     tags: [cache]
     every: [day]
-    at: "{(now + dt.timedelta(hours=2)).strftime('%H:%M')}"
+    at: "{(now + dt.timedelta(hours=2)).strftime("%H:%M")}"
     duration: 30m
 """
     agent = AgentProcess(config(tmp_path, window)).start()
     try:
-        agent.wait_for(lambda: probe_view(agent, "cache")["health"] == "failing" and probe_view(agent, "orders-db")["status"],
-                       what="cache to fail and orders-db to have run")
+        agent.wait_for(
+            lambda: probe_view(agent, "cache")["health"] == "failing" and probe_view(agent, "orders-db")["status"],
+            what="cache to fail and orders-db to have run",
+        )
         view = probe_view(agent, "orders-db")
         assert view["health"] == "maintenance" and view["maintenance"] == "db-upgrade"
         assert view["status"] == "critical"  # the real result is still there to read
@@ -72,14 +79,22 @@ def test_scheduled_window_keeps_a_failing_probe_from_failing_health(tmp_path: Pa
         assert code == 503 and body["status"] == "failing"
         ready = json.loads(agent.get("/health/ready")[1])
         assert ready["failing"] == ["cache"] and ready["maintenance"] == ["orders-db"]
-        agent.wait_for(lambda: metric(agent, r'^probe_results_total\{probe="orders-db",status="maintenance",type="tcp"\} ([1-9][\d.]*)$'),
-                       what="maintenance runs counted")
+        agent.wait_for(
+            lambda: metric(
+                agent, r'^probe_results_total\{probe="orders-db",status="maintenance",type="tcp"\} ([1-9][\d.]*)$'
+            ),
+            what="maintenance runs counted",
+        )
         assert metric(agent, r'^probe_maintenance\{probe="orders-db",type="tcp",window="db-upgrade"\} 1.0$')
         assert not metric(agent, r'^probe_maintenance\{probe="cache"')
         # not counted as failures or in the histogram the SLOs read
-        assert metric(agent, r'^probe_results_total\{probe="orders-db",status="critical",type="tcp"\} (\S+)$') == ["0.0"]
+        assert metric(agent, r'^probe_results_total\{probe="orders-db",status="critical",type="tcp"\} (\S+)$') == [
+            "0.0"
+        ]
         assert metric(agent, r'^probe_run_duration_seconds_count\{probe="orders-db",type="tcp"\} (\S+)$') == ["0.0"]
-        assert metric(agent, r'^probe_healthy\{probe="orders-db",type="tcp"\} (\S+)$') == ["0.0"]  # the truth, for dashboards
+        assert metric(agent, r'^probe_healthy\{probe="orders-db",type="tcp"\} (\S+)$') == [
+            "0.0"
+        ]  # the truth, for dashboards
         listed = cli(agent, "list")
         assert listed.returncode == 0, listed.stderr
         assert "db-upgrade (scheduled): active until" in listed.stdout and "PostgreSQL 16 upgrade" in listed.stdout
@@ -94,8 +109,20 @@ def test_ad_hoc_window_from_the_cli_starts_and_ends(tmp_path: Path) -> None:
     agent = AgentProcess(config(tmp_path), args=["--web.enable-lifecycle"]).start()
     try:
         agent.wait_for(lambda: agent.health()[0] == 503, what="both probes to fail")
-        started = cli(agent, "start", "--tag", "db", "--tag", "cache", "--for", "10m", "--reason", "failover drill",
-                      "--name", "drill")
+        started = cli(
+            agent,
+            "start",
+            "--tag",
+            "db",
+            "--tag",
+            "cache",
+            "--for",
+            "10m",
+            "--reason",
+            "failover drill",
+            "--name",
+            "drill",
+        )
         assert started.returncode == 0, started.stderr
         assert started.stdout.startswith("maintenance drill started, until ")
         code, body = agent.health()
@@ -106,8 +133,15 @@ def test_ad_hoc_window_from_the_cli_starts_and_ends(tmp_path: Path) -> None:
         assert refused.returncode == 1 and "covers no probe" in refused.stderr
         bad = cli(agent, "start", "--probe", "orders-db", "--for", "soon")
         assert bad.returncode == 1 and "400" in bad.stderr and "soon" in bad.stderr
-        for raw in (b"not json", b"[1, 2]", b'{"probes": ["orders-db"], "until": "later"}', b"{" * 200_000, b"[" * 30_000 + b"]" * 30_000,
-                     b'{"probes": "orders-db"}', b'{"probes": ["orders-db"], "duration": "-5m"}'):
+        for raw in (
+            b"not json",
+            b"[1, 2]",
+            b'{"probes": ["orders-db"], "until": "later"}',
+            b"{" * 200_000,
+            b"[" * 30_000 + b"]" * 30_000,
+            b'{"probes": "orders-db"}',
+            b'{"probes": ["orders-db"], "duration": "-5m"}',
+        ):
             request = urllib.request.Request(f"{agent.url}/-/maintenance", data=raw, method="POST")
             with pytest.raises(urllib.error.HTTPError) as refused_info:
                 urllib.request.urlopen(request, timeout=10)
@@ -130,8 +164,12 @@ def test_ad_hoc_window_needs_the_lifecycle_switch(tmp_path: Path) -> None:
         refused = cli(agent, "start", "--probe", "orders-db")
         assert refused.returncode == 1 and "403" in refused.stderr and "--web.enable-lifecycle" in refused.stderr
         assert probe_view(agent, "orders-db")["maintenance"] is None
-        unreachable = subprocess.run([sys.executable, "-m", "probe_agent", "maintenance", "list", "--agent",
-                                      f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=30)
+        unreachable = subprocess.run(
+            [sys.executable, "-m", "probe_agent", "maintenance", "list", "--agent", f"http://127.0.0.1:{free_port()}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert unreachable.returncode == 1 and "cannot reach the agent" in unreachable.stderr
         assert "Traceback" not in unreachable.stderr + refused.stderr
     finally:
@@ -144,8 +182,13 @@ def test_check_tells_the_truth_and_names_the_window(tmp_path: Path) -> None:
   - {{name: db-upgrade, probes: [orders-db], start: "{(now - dt.timedelta(minutes=1)).isoformat()}",
      end: "{(now + dt.timedelta(hours=1)).isoformat()}"}}
 """
-    out = subprocess.run([sys.executable, "-m", "probe_agent", "check", "-c", str(config(tmp_path, window))],
-                         capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    out = subprocess.run(
+        [sys.executable, "-m", "probe_agent", "check", "-c", str(config(tmp_path, window))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert out.returncode == 2, out.stdout + out.stderr  # both refused: CRITICAL, window or not
     rows = {line.split()[0]: line for line in out.stdout.splitlines() if line.startswith(("orders-db", "cache"))}
     assert "[in maintenance window db-upgrade]" in rows["orders-db"]

@@ -52,12 +52,28 @@ async def depth_both_ways(probe_once: ProbeOnce, server: PrivateNats, **extra: A
 
 
 async def test_varz_values_and_connections_threshold(probe_once: ProbeOnce, private_nats: PrivateNats) -> None:
-    probe = {"type": "nats", "monitor_url": private_nats.monitor_url, "servers": [private_nats.url], "jetstream": True,
-             "thresholds": {"connections": {"warning": "> 5"}}}
+    probe = {
+        "type": "nats",
+        "monitor_url": private_nats.monitor_url,
+        "servers": [private_nats.url],
+        "jetstream": True,
+        "thresholds": {"connections": {"warning": "> 5"}},
+    }
     quiet = await probe_once(probe)
     assert quiet.status is Status.OK, quiet.message
-    for name in ("connections", "slow_consumers", "subscriptions", "memory_bytes", "cpu_ratio", "in_messages",
-                 "out_messages", "in_bytes", "out_bytes", "uptime_seconds", "total_connections"):
+    for name in (
+        "connections",
+        "slow_consumers",
+        "subscriptions",
+        "memory_bytes",
+        "cpu_ratio",
+        "in_messages",
+        "out_messages",
+        "in_bytes",
+        "out_bytes",
+        "uptime_seconds",
+        "total_connections",
+    ):
         assert name in quiet.values, name
     assert quiet.values["memory_bytes"] > 1_000_000
     assert {"monitor", "connect", "round_trip"} <= set(quiet.phases)
@@ -118,13 +134,17 @@ async def test_missing_stream_and_consumer(probe_once: ProbeOnce, private_nats: 
     for source in ({}, {"source": "monitor", "monitor_url": private_nats.monitor_url}):
         missing = await probe_once(jetstream(private_nats, stream="NOPE", **source))
         assert (missing.status, missing.reason, missing.message) == (
-            Status.CRITICAL, Reason.ASSERTION, "stream 'NOPE' not found"
+            Status.CRITICAL,
+            Reason.ASSERTION,
+            "stream 'NOPE' not found",
         )
         no_consumer = await probe_once(jetstream(private_nats, stream="HAS_NO_CONSUMER", consumer="ghost", **source))
         assert no_consumer.message == "consumer 'ghost' not found on stream 'HAS_NO_CONSUMER'"
 
 
-async def test_max_deliveries_advisories_fill_the_dlq(probe_once: ProbeOnce, private_nats: PrivateNats, js: Any) -> None:
+async def test_max_deliveries_advisories_fill_the_dlq(
+    probe_once: ProbeOnce, private_nats: PrivateNats, js: Any
+) -> None:
     await js.make_stream("WORK", subjects=["work.>"])
     await js.make_stream("DLQ", subjects=["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.WORK.>"])
     await js.add_consumer("WORK", ConsumerConfig(durable_name="flaky", max_deliver=2, ack_wait=1.0))
@@ -152,7 +172,9 @@ async def test_stopped_and_restarted_server(tmp_path: Path) -> None:
     try:
         config = parse_config(
             f"probes: [{{name: n, type: nats, monitor_url: '{server.monitor_url}', servers: ['{server.url}'], "
-            "pool: true, timeout: 2s}]", env={})
+            "pool: true, timeout: 2s}]",
+            env={},
+        )
         handle = ProbeHandle.build(config.probes[0], Redactor())
         try:
             assert (await run_probe(handle)).status is Status.OK
@@ -184,15 +206,17 @@ async def test_auth(probe_once: ProbeOnce, private_nats_auth: PrivateNats) -> No
     assert ok.status is Status.OK, ok.message
     wrong = await probe_once({**base, "password": "wrong-nats-pw"})
     assert (wrong.reason, wrong.message) == (Reason.AUTH, "authorization violation: the server refused the credentials")
-    js_wrong = await probe_once({"type": "nats_jetstream", "servers": [server.url], "stream": "X", "user": "probe",
-                                 "password": "wrong-nats-pw"})
+    js_wrong = await probe_once(
+        {"type": "nats_jetstream", "servers": [server.url], "stream": "X", "user": "probe", "password": "wrong-nats-pw"}
+    )
     assert js_wrong.reason is Reason.AUTH
 
 
 async def test_shared_server_without_monitoring(probe_once: ProbeOnce) -> None:
     port = need_shared("nats")
-    result = await probe_once({"type": "nats_jetstream", "servers": [f"nats://127.0.0.1:{port}"],
-                               "stream": "PROBE_AGENT_NO_SUCH_STREAM"})
+    result = await probe_once(
+        {"type": "nats_jetstream", "servers": [f"nats://127.0.0.1:{port}"], "stream": "PROBE_AGENT_NO_SUCH_STREAM"}
+    )
     # JetStream answers on the shared server; the stream is not there
     assert result.message == "stream 'PROBE_AGENT_NO_SUCH_STREAM' not found"
 
@@ -215,14 +239,17 @@ probes:
     assert_no_secret(outputs, {"right": server.password, "url": "wrong-In-Url-pw", "token": "tok-Nats-Secret-1"})
 
 
-@pytest.mark.parametrize("servers", [["nats://127.0.0.1:{port}"], ["nats://127.0.0.1:{port}", "nats://127.0.0.1:{port}"]])
+@pytest.mark.parametrize(
+    "servers", [["nats://127.0.0.1:{port}"], ["nats://127.0.0.1:{port}", "nats://127.0.0.1:{port}"]]
+)
 async def test_a_refused_port_is_connect_at_once_not_a_timeout(probe_once: ProbeOnce, servers: list[str]) -> None:
     from tests.helpers.netfaults import free_port
 
     port = free_port()
     started = time.monotonic()
-    result = await probe_once({"type": "nats_jetstream", "servers": [s.format(port=port) for s in servers],
-                               "stream": "DLQ", "timeout": "3s"})
+    result = await probe_once(
+        {"type": "nats_jetstream", "servers": [s.format(port=port) for s in servers], "stream": "DLQ", "timeout": "3s"}
+    )
     assert result.reason is Reason.CONNECT, result
     assert "connection refused" in result.message
     assert time.monotonic() - started < 0.5

@@ -40,7 +40,8 @@ async def test_wrong_password(probe_once: ProbeOnce) -> None:
     async with BoltServer() as server:
         result = await probe_once(neo4j_probe(server, password="wrong-password"))
     assert (result.reason, result.message) == (
-        Reason.AUTH, "authentication failed (Neo.ClientError.Security.Unauthorized)"
+        Reason.AUTH,
+        "authentication failed (Neo.ClientError.Security.Unauthorized)",
     )
     assert "wrong-password" not in repr(result)
 
@@ -60,10 +61,16 @@ async def test_query_failure_keeps_the_servers_words_not_the_query(probe_once: P
     ("mode", "message"),
     [
         ("auth_fail", "authentication failed (Neo.ClientError.Security.Unauthorized)"),
-        ("rate_limit", "too many failed logins: the server refuses this user for a while "
-                       "(Neo.ClientError.Security.AuthenticationRateLimit)"),
-        ("expired", "the password has expired: change it before the probe can log in "
-                    "(Neo.ClientError.Security.CredentialsExpired)"),
+        (
+            "rate_limit",
+            "too many failed logins: the server refuses this user for a while "
+            "(Neo.ClientError.Security.AuthenticationRateLimit)",
+        ),
+        (
+            "expired",
+            "the password has expired: change it before the probe can log in "
+            "(Neo.ClientError.Security.CredentialsExpired)",
+        ),
     ],
 )
 async def test_login_rejections_are_auth_failures(probe_once: ProbeOnce, mode: str, message: str) -> None:
@@ -80,9 +87,7 @@ async def test_server_agent_on_probe_info_and_in_check(probe_once: ProbeOnce) ->
 
     async with BoltServer() as server:
         result = await probe_once(neo4j_probe(server))
-    config = parse_config(
-        f"probes: [{{name: t, type: neo4j, uri: '{server.uri}', labels: {{team: graph}}}}]", env={}
-    )
+    config = parse_config(f"probes: [{{name: t, type: neo4j, uri: '{server.uri}', labels: {{team: graph}}}}]", env={})
     store = StateStore()
     store.probes = store.plan_config(config)
     store.record(result)
@@ -94,7 +99,9 @@ async def test_server_agent_on_probe_info_and_in_check(probe_once: ProbeOnce) ->
     render_table([result], {}, out)
     assert "[Neo4j/5.26.0]" in out.getvalue()
     # a user label of the same name wins: a series cannot carry one label twice
-    own = parse_config(f"probes: [{{name: t, type: neo4j, uri: '{server.uri}', labels: {{server_agent: mine}}}}]", env={})
+    own = parse_config(
+        f"probes: [{{name: t, type: neo4j, uri: '{server.uri}', labels: {{server_agent: mine}}}}]", env={}
+    )
     store.probes = store.plan_config(own)
     store.record(result)
     info = render_probe(store.probes["t"], {})["probe_info"].decode()
@@ -142,11 +149,18 @@ async def test_pool_keeps_the_driver(probe_once: ProbeOnce) -> None:
 
 
 @pytest.mark.external
-@pytest.mark.skipif(not os.environ.get("NEO4J_URI"), reason="set NEO4J_URI (and NEO4J_USER, NEO4J_PASSWORD) to test a real Neo4j")
+@pytest.mark.skipif(
+    not os.environ.get("NEO4J_URI"), reason="set NEO4J_URI (and NEO4J_USER, NEO4J_PASSWORD) to test a real Neo4j"
+)
 async def test_real_neo4j(probe_once: ProbeOnce) -> None:
-    result = await probe_once({
-        "type": "neo4j", "uri": os.environ["NEO4J_URI"], "user": os.environ.get("NEO4J_USER", "neo4j"),
-        "password": os.environ.get("NEO4J_PASSWORD", ""), "timeout": "10s",
-    })
+    result = await probe_once(
+        {
+            "type": "neo4j",
+            "uri": os.environ["NEO4J_URI"],
+            "user": os.environ.get("NEO4J_USER", "neo4j"),
+            "password": os.environ.get("NEO4J_PASSWORD", ""),
+            "timeout": "10s",
+        }
+    )
     assert result.status is Status.OK, result.message
     assert result.details["server_agent"].startswith("Neo4j/")

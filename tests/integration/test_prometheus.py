@@ -19,10 +19,14 @@ pytestmark = pytest.mark.service("prometheus")
 def test_prometheus_scrapes_probe_success(tmp_path: Path) -> None:
     with demo_shop() as shop:
         config = tmp_path / "probes.yaml"
-        config.write_text(f"probes:\n  - {{name: shop, type: http, url: '{shop}/health/liveness', interval: 1s, timeout: 500ms}}\n")
+        config.write_text(
+            f"probes:\n  - {{name: shop, type: http, url: '{shop}/health/liveness', interval: 1s, timeout: 500ms}}\n"
+        )
         agent = AgentProcess(config).start()
         try:
-            with prometheus(tmp_path, f"  - job_name: probe-agent\n    static_configs: [{{targets: ['127.0.0.1:{agent.port}']}}]\n") as prom:
+            with prometheus(
+                tmp_path, f"  - job_name: probe-agent\n    static_configs: [{{targets: ['127.0.0.1:{agent.port}']}}]\n"
+            ) as prom:
                 series = prom.query_until('probe_success{job="probe-agent",probe="shop"}')
                 assert series[0]["metric"]["type"] == "http" and series[0]["value"][1] == "1"
                 targets = prom.api("/api/v1/targets")["activeTargets"]
@@ -47,12 +51,16 @@ def test_generated_slo_rules_fire_fast_burn_soon_after_a_target_fails(tmp_path: 
         try:
             scrape = f"  - job_name: probe-agent\n    static_configs: [{{targets: ['127.0.0.1:{agent.port}']}}]\n"
             with prometheus(tmp_path, scrape, rule_files=[rules]) as prom:
-                prom.query_until('slo:probe_errors:ratio_rate5m{slo="shop"} == 0', timeout=30)  # healthy, rules evaluated
+                prom.query_until(
+                    'slo:probe_errors:ratio_rate5m{slo="shop"} == 0', timeout=30
+                )  # healthy, rules evaluated
                 assert not prom.api("/api/v1/alerts")["alerts"]
                 assert http_json("POST", f"{shop}/admin/faults", b'{"endpoint": "readiness", "mode": "error"}') == 200
                 failing_since = time.monotonic()
-                prom.query_until('ALERTS{alertname="HighErrorRateFastBurn",alertstate="firing",slo="shop",severity="page"}',
-                                 timeout=30)
+                prom.query_until(
+                    'ALERTS{alertname="HighErrorRateFastBurn",alertstate="firing",slo="shop",severity="page"}',
+                    timeout=30,
+                )
                 fired_after = time.monotonic() - failing_since
         finally:
             agent.stop()
@@ -80,11 +88,14 @@ def test_the_issues_reproductions_read_right_in_prometheus(tmp_path: Path) -> No
                 p95 = float(prom.query_until(f"histogram_quantile(0.95, sum by (le) (rate({window})))")[0]["value"][1])
                 under = prom.query_until(
                     'sum(rate(probe_run_duration_seconds_bucket{probe="slow",le="0.3"}[20s]))'
-                    ' / sum(rate(probe_run_duration_seconds_count{probe="slow"}[20s]))')
+                    ' / sum(rate(probe_run_duration_seconds_count{probe="slow"}[20s]))'
+                )
                 # the first failure of a reason shows in increase(): its series was there at 0
                 before = prom.query_until('probe_failures_total{probe="live",reason="assertion"}')
                 assert http_json("POST", f"{shop}/admin/faults", b'{"endpoint": "liveness", "mode": "error"}') == 200
-                seen = prom.query_until('increase(probe_failures_total{probe="live",reason="assertion"}[10s]) > 0', timeout=20)
+                seen = prom.query_until(
+                    'increase(probe_failures_total{probe="live",reason="assertion"}[10s]) > 0', timeout=20
+                )
         finally:
             agent.stop()
     assert 0.264 < p95 < 0.3, p95  # interpolated inside the (0.2, 0.3] bucket: no false breach of 300 ms

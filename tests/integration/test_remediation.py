@@ -31,8 +31,9 @@ def admin_api(delay: float = 0.0, status: int = 200) -> Iterator[tuple[str, list
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append({"path": self.path, "headers": dict(self.headers), "body": body.decode(),
-                             "at": time.monotonic()})
+            received.append(
+                {"path": self.path, "headers": dict(self.headers), "body": body.decode(), "at": time.monotonic()}
+            )
             time.sleep(delay)
             self.send_response(status)
             self.send_header("Content-Length", "0")
@@ -55,8 +56,10 @@ def admin_api(delay: float = 0.0, status: int = 200) -> Iterator[tuple[str, list
 def refused(name: str, more: str) -> str:
     """A probes-file entry for a probe of a closed port (it always fails), run every 300 ms,
     with `more` (indented YAML) added."""
-    return (f"  - name: {name}\n    type: tcp\n    host: 127.0.0.1\n    port: {free_port()}\n"
-            f"    interval: 300ms\n    timeout: 200ms\n{more}")
+    return (
+        f"  - name: {name}\n    type: tcp\n    host: 127.0.0.1\n    port: {free_port()}\n"
+        f"    interval: 300ms\n    timeout: 200ms\n{more}"
+    )
 
 
 def metric(agent: AgentProcess, pattern: str) -> float:
@@ -65,7 +68,9 @@ def metric(agent: AgentProcess, pattern: str) -> float:
 
 
 def outcome(agent: AgentProcess, probe: str, action: str, result: str) -> float:
-    return metric(agent, rf'^probe_agent_remediations_total\{{action="{action}",probe="{probe}",result="{result}"\}} (\S+)$')
+    return metric(
+        agent, rf'^probe_agent_remediations_total\{{action="{action}",probe="{probe}",result="{result}"\}} (\S+)$'
+    )
 
 
 def test_hooks_act_then_escalate_then_clear(tmp_path: Path) -> None:
@@ -97,7 +102,9 @@ probes:
 """)
         agent = AgentProcess(config, env={"ADMIN_TOKEN": ADMIN_TOKEN, "URL_TOKEN": URL_TOKEN}).start()
         try:
-            agent.wait_for(lambda: outcome(agent, "orders-db", "recycle-pool", "suppressed") >= 1, what="attempts spent")
+            agent.wait_for(
+                lambda: outcome(agent, "orders-db", "recycle-pool", "suppressed") >= 1, what="attempts spent"
+            )
             # became failing after 2 runs, then every cooldown: 2 attempts in the window, then suppressed
             assert len(received) == 2
             # the second came a cooldown (600 ms) after the first, not at the next failing run (300 ms)
@@ -107,9 +114,16 @@ probes:
             assert first["path"] == f"/admin/pool/recycle?token={URL_TOKEN}"
             headers = first["headers"]
             assert isinstance(headers, dict) and headers["Authorization"] == f"Bearer {ADMIN_TOKEN}"
-            assert json.loads(str(first["body"])) == {"probe": "orders-db", "status": "critical", "why": "connect: connection refused"}
+            assert json.loads(str(first["body"])) == {
+                "probe": "orders-db",
+                "status": "critical",
+                "why": "connect: connection refused",
+            }
             assert marks.read_text().splitlines() == ["orders-db critical", "orders-db critical"]
-            assert outcome(agent, "orders-db", "recycle-pool", "ok") == 2 and outcome(agent, "orders-db", "note", "ok") == 2
+            assert (
+                outcome(agent, "orders-db", "recycle-pool", "ok") == 2
+                and outcome(agent, "orders-db", "note", "ok") == 2
+            )
             assert metric(agent, r'^probe_agent_remediation_escalated\{probe="orders-db"\} (\S+)$') == 1
             view = next(p for p in agent.health()[1]["probes"] if p["name"] == "orders-db")
             assert view["remediation"] == {"escalated": True, "attempts_in_window": 2, "last_outcome": "ok"}
@@ -117,8 +131,10 @@ probes:
             assert len(errors) == 1 and "escalate to the owning team" in errors[0]["msg"]
             # the database comes back: the escalation clears
             with socket.create_server(("127.0.0.1", db_port)):
-                agent.wait_for(lambda: metric(agent, r'^probe_agent_remediation_escalated\{probe="orders-db"\} (\S+)$') == 0,
-                               what="escalation cleared")
+                agent.wait_for(
+                    lambda: metric(agent, r'^probe_agent_remediation_escalated\{probe="orders-db"\} (\S+)$') == 0,
+                    what="escalation cleared",
+                )
             outputs = {"metrics": agent.get("/metrics")[1], "health": agent.get("/health")[1]}
         finally:
             agent.stop()
@@ -131,10 +147,16 @@ probes:
 def test_dry_run_is_the_default_and_only_logs(tmp_path: Path) -> None:
     with admin_api() as (admin, received):
         config = tmp_path / "probes.yaml"
-        config.write_text("probes:\n" + refused("cache", f"""    remediation:
+        config.write_text(
+            "probes:\n"
+            + refused(
+                "cache",
+                f"""    remediation:
       actions:
         - {{name: flush, http: {{url: "{admin}/flush?token=${{URL_TOKEN}}"}}}}
-"""))
+""",
+            )
+        )
         agent = AgentProcess(config, env={"URL_TOKEN": URL_TOKEN}).start()
         try:
             agent.wait_for(lambda: outcome(agent, "cache", "flush", "dry_run") >= 1, what="a dry run")
@@ -151,7 +173,8 @@ def test_hung_hooks_fail_on_their_own_time_and_never_hold_the_probes(tmp_path: P
     marker = f"probe-agent-hung-hook-{free_port()}"
     with admin_api(delay=30) as (admin, _received):
         config = tmp_path / "probes.yaml"
-        config.write_text(f"""
+        config.write_text(
+            f"""
 defaults: {{interval: 300ms, timeout: 200ms}}
 probes:
   - name: broken
@@ -170,13 +193,16 @@ probes:
         - {{name: missing, command: ["/nonexistent/flush-cache"]}}
         - {{name: exits, command: ["{sys.executable}", "-c", "import sys; print('pool busy'); sys.exit(3)"]}}
   - {{name: healthy, type: tcp, host: 127.0.0.1, port: {{agent_port}}}}
-""".replace("{agent_port}", "AGENT_PORT"))
+""".replace("{agent_port}", "AGENT_PORT")
+        )
         agent = AgentProcess(config)
         config.write_text(config.read_text().replace("AGENT_PORT", str(agent.port)))
         agent.start()
         try:
             started = time.monotonic()
-            agent.wait_for(lambda: outcome(agent, "broken", "exits", "failed") >= 1, timeout=20, what="one whole attempt")
+            agent.wait_for(
+                lambda: outcome(agent, "broken", "exits", "failed") >= 1, timeout=20, what="one whole attempt"
+            )
             # each hung action was cut at 0.7 s: the whole attempt took about 1.4 s, not a minute
             assert time.monotonic() - started < 6
             for action in ("hangs", "sleeps", "missing", "exits"):
@@ -192,7 +218,9 @@ probes:
             # meanwhile the other probe kept its schedule and the agent stayed live
             healthy = metric(agent, r'^probe_results_total\{probe="healthy",status="ok",type="tcp"\} (\S+)$')
             time.sleep(1.0)
-            assert metric(agent, r'^probe_results_total\{probe="healthy",status="ok",type="tcp"\} (\S+)$') >= healthy + 2
+            assert (
+                metric(agent, r'^probe_results_total\{probe="healthy",status="ok",type="tcp"\} (\S+)$') >= healthy + 2
+            )
             assert agent.get("/health/live")[0] == 200
         finally:
             agent.stop()
@@ -212,8 +240,9 @@ def test_remediation_config_errors_name_probe_and_field(tmp_path: Path) -> None:
         - {name: typo, command: ["/bin/flush", "{{probe_name}}"]}
         - {name: scheme, http: {url: "ftp://a/"}}
 """)
-    out = subprocess.run([sys.executable, "-m", "probe_agent", "validate", "-c", str(config)], capture_output=True, text=True,
-                         timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "probe_agent", "validate", "-c", str(config)], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "probe 'db': remediation.actions[0]: give exactly one of http or command" in out.stderr
     assert "probe 'db': remediation.actions[1]: give exactly one of http or command" in out.stderr
@@ -232,8 +261,10 @@ def test_no_remediation_inside_a_maintenance_window(tmp_path: Path) -> None:
     agent = AgentProcess(config).start()
     try:
         agent.wait_for(lambda: outcome(agent, "cache", "flush", "dry_run") >= 1, what="the other probe's dry run")
-        agent.wait_for(lambda: metric(agent, r'^probe_results_total\{probe="db",status="maintenance",type="tcp"\} (\S+)$') >= 3,
-                       what="db to fail a few times in its window")
+        agent.wait_for(
+            lambda: metric(agent, r'^probe_results_total\{probe="db",status="maintenance",type="tcp"\} (\S+)$') >= 3,
+            what="db to fail a few times in its window",
+        )
         assert outcome(agent, "db", "restart", "dry_run") == 0  # planned work: nothing to remediate
     finally:
         agent.stop()
@@ -308,9 +339,15 @@ probes:
 
 def test_a_template_in_a_urls_host_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "probes.yaml"
-    config.write_text("probes:\n" + refused("p", "    remediation:\n      actions:\n        - name: hook\n"
-                                   "          http: {url: 'http://{{message}}/'}\n"))
-    done = subprocess.run([sys.executable, "-m", "probe_agent", "validate", "-c", str(config)],
-                          capture_output=True, text=True, timeout=30)
+    config.write_text(
+        "probes:\n"
+        + refused(
+            "p",
+            "    remediation:\n      actions:\n        - name: hook\n          http: {url: 'http://{{message}}/'}\n",
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "probe_agent", "validate", "-c", str(config)], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 1
     assert "url: a template may stand only after the host" in done.stderr

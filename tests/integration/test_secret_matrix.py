@@ -85,28 +85,28 @@ def matrix_config(tmp_path: Path, http_port: int, tcp_port: int) -> Path:
     path.write_text(f"""
 defaults: {{interval: 1s, timeout: 900ms}}
 probes:
-  - {{name: query-key, type: http, url: "{base}/echo?api_key={SECRETS['query api_key']}&x=1"}}
-  - {{name: url-user, type: http, url: "http://{SECRETS['token as URL user']}@127.0.0.1:{http_port}/echo",
+  - {{name: query-key, type: http, url: "{base}/echo?api_key={SECRETS["query api_key"]}&x=1"}}
+  - {{name: url-user, type: http, url: "http://{SECRETS["token as URL user"]}@127.0.0.1:{http_port}/echo",
       expect_json: {{ok: true}}}}
   - {{name: env-url, type: http, url: "${{SERVICE_URL}}"}}
-  - {{name: tcp-auth, type: tcp, host: 127.0.0.1, port: {tcp_port}, send: "AUTH {SECRETS['tcp send']}\\r\\n",
+  - {{name: tcp-auth, type: tcp, host: 127.0.0.1, port: {tcp_port}, send: "AUTH {SECRETS["tcp send"]}\\r\\n",
       send_secret: true, expect: "+OK"}}
   - name: flow
     type: synthetic
     base_url: {base}
-    variables: {{pw: "{SECRETS['synthetic pw']}", greeting: "{SECRETS['synthetic marked']}"}}
+    variables: {{pw: "{SECRETS["synthetic pw"]}", greeting: "{SECRETS["synthetic marked"]}"}}
     secret_variables: [greeting]
     steps:
       - {{name: echo-pw, method: POST, path: /echo, json: {{pw: "{{{{pw}}}}"}}, expect_json: {{pw: nope}}}}
   - name: flow-marked
     type: synthetic
     base_url: {base}
-    variables: {{greeting: "{SECRETS['synthetic marked']}"}}
+    variables: {{greeting: "{SECRETS["synthetic marked"]}"}}
     secret_variables: [greeting]
     steps:
       - {{name: echo-greeting, method: POST, path: /echo, json: {{greeting: "{{{{greeting}}}}"}}, expect_json: {{greeting: nope}}}}
-  - {{name: refused, type: http, url: "http://127.0.0.1:{refused}/?token={SECRETS['query token, refused']}"}}
-  - {{name: tls-error, type: http, url: "https://127.0.0.1:{http_port}/?access_token={SECRETS['query access_token, tls error']}"}}
+  - {{name: refused, type: http, url: "http://127.0.0.1:{refused}/?token={SECRETS["query token, refused"]}"}}
+  - {{name: tls-error, type: http, url: "https://127.0.0.1:{http_port}/?access_token={SECRETS["query access_token, tls error"]}"}}
   - {{name: expects-nope, type: http, url: "{base}/echo", expect_json: {{token: nope}}}}
   - name: ordinary
     type: synthetic
@@ -149,13 +149,27 @@ def test_invalid_config_problems_never_quote_a_secret(tmp_path: Path, echo: tupl
         config.write_text(bad)
         code, answer = agent.post("/-/reload")
         assert code == 400 and "bad-nats" in answer and "bad-url" in answer
-        validate = subprocess.run([sys.executable, "-m", "probe_agent", "validate", "-c", str(config)],
-                                  capture_output=True, text=True, timeout=30, env=agent.env)
-        check = subprocess.run([sys.executable, "-m", "probe_agent", "check", "-c", str(config)],
-                               capture_output=True, text=True, timeout=30, env=agent.env)
+        validate = subprocess.run(
+            [sys.executable, "-m", "probe_agent", "validate", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=agent.env,
+        )
+        check = subprocess.run(
+            [sys.executable, "-m", "probe_agent", "check", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=agent.env,
+        )
         assert validate.returncode == 1 and check.returncode == 3 and "bad-nats" in validate.stderr
     finally:
         agent.stop()
-    outputs = {"reload answer": answer, "validate": validate.stderr + validate.stdout,
-               "check": check.stderr + check.stdout, "logs": agent.logs()}
+    outputs = {
+        "reload answer": answer,
+        "validate": validate.stderr + validate.stdout,
+        "check": check.stderr + check.stdout,
+        "logs": agent.logs(),
+    }
     assert_no_secret(outputs, {**SECRETS, "nats token": NATS_TOKEN})

@@ -31,9 +31,14 @@ def run_replicas(config: Path, count: int) -> list[set[str]]:
 def test_each_probe_runs_on_exactly_one_replica_and_few_move(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "probes.yaml"
-    config.write_text("probes:\n" + "".join(
-        f"  - {{name: probe-{i:03d}, type: tcp, host: 127.0.0.1, port: {port}, interval: 30s}}\n" for i in range(PROBES)
-    ) + f"  - {{name: node-local, type: tcp, host: 127.0.0.1, port: {port}, every_shard: true}}\n")
+    config.write_text(
+        "probes:\n"
+        + "".join(
+            f"  - {{name: probe-{i:03d}, type: tcp, host: 127.0.0.1, port: {port}, interval: 30s}}\n"
+            for i in range(PROBES)
+        )
+        + f"  - {{name: node-local, type: tcp, host: 127.0.0.1, port: {port}, every_shard: true}}\n"
+    )
     everything = {f"probe-{i:03d}" for i in range(PROBES)}
     for count in (3, 4):
         shares = run_replicas(config, count)
@@ -71,15 +76,21 @@ def test_a_killed_shard_is_noticed_by_the_shipped_alert_in_a_real_prometheus(tmp
     from tests.helpers.prometheus import prometheus
 
     config = tmp_path / "probes.yaml"
-    config.write_text("probes:\n" + "".join(
-        f"  - {{name: p{i}, type: tcp, host: 127.0.0.1, port: {free_port()}, interval: 1s, timeout: 500ms}}\n"
-        for i in range(12)))
+    config.write_text(
+        "probes:\n"
+        + "".join(
+            f"  - {{name: p{i}, type: tcp, host: 127.0.0.1, port: {free_port()}, interval: 1s, timeout: 500ms}}\n"
+            for i in range(12)
+        )
+    )
     rules = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "alerts.yml").read_text())
     shard_rule = next(r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "ProbeAgentShardMissing")
     agents = [AgentProcess(config, args=["--shard", f"{i}/3"]).start() for i in range(3)]
     try:
         targets = ", ".join(f'"127.0.0.1:{a.port}"' for a in agents)
-        with prometheus(tmp_path, f"  - job_name: probe-agent\n    static_configs: [{{targets: [{targets}]}}]\n") as prom:
+        with prometheus(
+            tmp_path, f"  - job_name: probe-agent\n    static_configs: [{{targets: [{targets}]}}]\n"
+        ) as prom:
             prom.query_until('count(up{job="probe-agent"} == 1) == 3')
             query = urllib.parse.urlencode({"query": shard_rule["expr"]})
             assert not prom.api(f"/api/v1/query?{query}")["result"], "the alert's condition holds with every shard up"

@@ -22,8 +22,15 @@ from tests.helpers.screens import SAVED
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # the flags this sandbox needs: no setuid sandbox as root, and no calls home (refused here)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(os.environ.get("PROBE_AGENT_SCREENSHOTS", Path(__file__).parents[2] / ".screenshots"))
 TOKEN = "s3cret-Bearer-Token-42"
 
@@ -78,7 +85,9 @@ maintenance:
             assert page.title() == "Status — probe-agent"
             assert page.locator("#verdict").inner_text() == "All probes are passing"
             assert "OK" in row(page, "shop-readiness")
-            assert "MAINTENANCE" in row(page, "payments") and "in maintenance window psp-upgrade" in row(page, "payments")
+            assert "MAINTENANCE" in row(page, "payments") and "in maintenance window psp-upgrade" in row(
+                page, "payments"
+            )
             banner = page.locator(".banner").inner_text()
             assert "Maintenance psp-upgrade" in banner and "PSP cut-over" in banner and "tag pay" in banner
             # markup in what the config says is shown as text, never run
@@ -113,7 +122,9 @@ maintenance:
 
 def test_restricted_detail_hides_messages(tmp_path: Path) -> None:
     config = tmp_path / "probes.yaml"
-    config.write_text(f"probes:\n  - {{name: db, type: tcp, host: 127.0.0.1, port: {free_port()}, interval: 1s, timeout: 500ms}}\n")
+    config.write_text(
+        f"probes:\n  - {{name: db, type: tcp, host: 127.0.0.1, port: {free_port()}, interval: 1s, timeout: 500ms}}\n"
+    )
     agent = AgentProcess(config, args=["--web.health-detail", "status"]).start()
     try:
         agent.wait_for(lambda: agent.health()[1]["probes"][0].get("status"), what="a result")

@@ -144,18 +144,37 @@ async def test_marker_header_can_be_turned_off(run_flow: ProbeOnce, shop: tuple[
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ({"steps": [{"name": "a", "path": "/x/{{order}}"}]},
-         "probe 'f': steps[0]: step 'a' uses undefined variable {{order}} (defined at that point: random, timestamp, uuid)"),
-        ({"base_url": None, "steps": [{"name": "a", "path": "/x"}]}, "probe 'f': base_url: needed by step 'a', which gives a path"),
-        ({"steps": [{"name": "a", "path": "/x"}, {"name": "a", "path": "/y"}]}, "probe 'f': steps: duplicate step names ['a']"),
-        ({"steps": [{"name": "a", "path": "/x", "json": {}, "body": "x"}]}, "probe 'f': steps[0]: give at most one of json, form and body"),
-        ({"cleanup": [{"name": "c", "path": "/x"}], "cleanup_timeout": "10s"},
-         "probe 'f': cleanup_timeout: 10s must be shorter than timeout (5s)"),
+        (
+            {"steps": [{"name": "a", "path": "/x/{{order}}"}]},
+            "probe 'f': steps[0]: step 'a' uses undefined variable {{order}} (defined at that point: random, timestamp, uuid)",
+        ),
+        (
+            {"base_url": None, "steps": [{"name": "a", "path": "/x"}]},
+            "probe 'f': base_url: needed by step 'a', which gives a path",
+        ),
+        (
+            {"steps": [{"name": "a", "path": "/x"}, {"name": "a", "path": "/y"}]},
+            "probe 'f': steps: duplicate step names ['a']",
+        ),
+        (
+            {"steps": [{"name": "a", "path": "/x", "json": {}, "body": "x"}]},
+            "probe 'f': steps[0]: give at most one of json, form and body",
+        ),
+        (
+            {"cleanup": [{"name": "c", "path": "/x"}], "cleanup_timeout": "10s"},
+            "probe 'f': cleanup_timeout: 10s must be shorter than timeout (5s)",
+        ),
     ],
 )
 def test_flow_validation(change: dict[str, Any], problem: str) -> None:
-    definition = {"name": "f", "type": "synthetic", "base_url": "http://127.0.0.1:1", "timeout": "5s",
-                  "steps": [{"name": "a", "path": "/"}], **change}
+    definition = {
+        "name": "f",
+        "type": "synthetic",
+        "base_url": "http://127.0.0.1:1",
+        "timeout": "5s",
+        "steps": [{"name": "a", "path": "/"}],
+        **change,
+    }
     with pytest.raises(ConfigError) as info:
         parse_config(yaml.safe_dump({"probes": [{k: v for k, v in definition.items() if v is not None}]}), env={})
     assert info.value.problems == [problem]

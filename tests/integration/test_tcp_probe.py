@@ -28,7 +28,9 @@ async def test_refused(probe_once: ProbeOnce) -> None:
 async def test_banner_expected(probe_once: ProbeOnce) -> None:
     async with HostileServer("banner:220 mail.example.test ESMTP ready\r\n") as server:
         ok = await probe_once({"type": "tcp", "host": "127.0.0.1", "port": server.port, "expect": "220 "})
-        regex = await probe_once({"type": "tcp", "host": "127.0.0.1", "port": server.port, "expect_regex": r"^220 \S+ ESMTP"})
+        regex = await probe_once(
+            {"type": "tcp", "host": "127.0.0.1", "port": server.port, "expect_regex": r"^220 \S+ ESMTP"}
+        )
     assert ok.status is Status.OK and regex.status is Status.OK
     assert "exchange" in ok.phases
 
@@ -51,7 +53,9 @@ async def test_send_and_expect_against_echo(probe_once: ProbeOnce) -> None:
     server = await asyncio.start_server(echo, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        result = await probe_once({"type": "tcp", "host": "127.0.0.1", "port": port, "send": "ping\n", "expect": "PING"})
+        result = await probe_once(
+            {"type": "tcp", "host": "127.0.0.1", "port": port, "send": "ping\n", "expect": "PING"}
+        )
         closed = await probe_once({"type": "tcp", "host": "127.0.0.1", "port": port, "send": "x\n", "expect": "PONG"})
     finally:
         server.close()
@@ -63,7 +67,9 @@ async def test_send_and_expect_against_echo(probe_once: ProbeOnce) -> None:
 async def test_silent_peer_times_out(probe_once: ProbeOnce) -> None:
     async with HostileServer("blackhole") as server:
         start = time.monotonic()
-        result = await probe_once({"type": "tcp", "host": "127.0.0.1", "port": server.port, "expect": "+OK", "timeout": "500ms"})
+        result = await probe_once(
+            {"type": "tcp", "host": "127.0.0.1", "port": server.port, "expect": "+OK", "timeout": "500ms"}
+        )
     assert result.reason is Reason.TIMEOUT and time.monotonic() - start < 1.0
 
 
@@ -81,7 +87,9 @@ async def test_tls(probe_once: ProbeOnce, tmp_path: Path) -> None:
     port = server.sockets[0].getsockname()[1]
     try:
         base = {"type": "tcp", "host": "127.0.0.1", "port": port, "tls": True, "expect": "hello"}
-        trusted = await probe_once({**base, "ca_file": str(cert.cert), "thresholds": {"cert_expiry_days": {"warning": "< 7"}}})
+        trusted = await probe_once(
+            {**base, "ca_file": str(cert.cert), "thresholds": {"cert_expiry_days": {"warning": "< 7"}}}
+        )
         untrusted = await probe_once(base)
     finally:
         server.close()

@@ -15,8 +15,13 @@ TOKEN = "Tr4ce-s3cret-T0ken"
 
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "probe_agent", "check", *args], capture_output=True, text=True,
-                          timeout=60, env={"PATH": "/usr/bin:/bin", "COLUMNS": "160", "TRACE_TOKEN": TOKEN})
+    return subprocess.run(
+        [sys.executable, "-m", "probe_agent", "check", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "160", "TRACE_TOKEN": TOKEN},
+    )
 
 
 def test_check_verbose_shows_what_the_server_answered(tmp_path: Path) -> None:
@@ -24,10 +29,16 @@ def test_check_verbose_shows_what_the_server_answered(tmp_path: Path) -> None:
     expired = make_cert(tmp_path, "expired", expired=True)
     stale_port = free_port()
     tls_port = free_port()
-    with demo_shop(faults="readiness=error") as shop, http_server_process(
-        [sys.executable, "-m", "tests.helpers.target_server", str(tls_port), str(cert.cert), str(cert.key)], tls_port
-    ), http_server_process(
-        [sys.executable, "-m", "tests.helpers.target_server", str(stale_port), str(expired.cert), str(expired.key)], stale_port
+    with (
+        demo_shop(faults="readiness=error") as shop,
+        http_server_process(
+            [sys.executable, "-m", "tests.helpers.target_server", str(tls_port), str(cert.cert), str(cert.key)],
+            tls_port,
+        ),
+        http_server_process(
+            [sys.executable, "-m", "tests.helpers.target_server", str(stale_port), str(expired.cert), str(expired.key)],
+            stale_port,
+        ),
     ):
         config = tmp_path / "probes.yaml"
         config.write_text(f"""
@@ -46,21 +57,27 @@ probes:
     assert "phases: resolve" in ready and "failed: assertion: status 500, expected 200-399" in ready
     tls = text.split("--- tls (http, OK) ---")[1].split("--- ")[0]
     assert "tls: TLSv1.3, cipher " in tls
-    assert "tls: certificate subject CN=localhost, issuer CN=localhost, names localhost" in tls and "(20 days left)" in tls
+    assert (
+        "tls: certificate subject CN=localhost, issuer CN=localhost, names localhost" in tls and "(20 days left)" in tls
+    )
     stale = text.split("--- stale (http, CRITICAL) ---")[1].split("--- ")[0]
     # a certificate that failed verification: what it was, and when it expired
     assert "tls: refused certificate subject CN=localhost" in stale and "days ago)" in stale, stale
     assert f"expires {expired.not_after:%Y-%m-%d}" in stale
     banner = text.split("--- banner (tcp, CRITICAL) ---")[1]
-    assert "> 'HELLO\\r\\n\\r\\n'" in banner and "< b'HTTP/1.0 400 Bad Request" in banner, banner  # bytes sent and received
+    assert "> 'HELLO\\r\\n\\r\\n'" in banner and "< b'HTTP/1.0 400 Bad Request" in banner, (
+        banner
+    )  # bytes sent and received
     assert TOKEN not in text + out.stderr
 
 
 def test_debug_endpoint_runs_one_configured_probe(tmp_path: Path) -> None:
     with demo_shop() as shop:
         config = tmp_path / "probes.yaml"
-        config.write_text(f"probes:\n  - {{name: live, type: http, url: '{shop}/health/liveness', interval: 1m, timeout: 5s,"
-                          f" headers: {{X-Api-Key: '${{TRACE_TOKEN}}'}}}}\n")
+        config.write_text(
+            f"probes:\n  - {{name: live, type: http, url: '{shop}/health/liveness', interval: 1m, timeout: 5s,"
+            f" headers: {{X-Api-Key: '${{TRACE_TOKEN}}'}}}}\n"
+        )
         agent = AgentProcess(config, env={"TRACE_TOKEN": TOKEN}).start()
         try:
             code, body = agent.get("/debug/probe?name=live")

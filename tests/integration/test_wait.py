@@ -12,8 +12,13 @@ from tests.helpers.processes import demo_shop, http_json
 
 
 def wait(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "probe_agent", "wait", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={"PATH": "/usr/bin:/bin", "COLUMNS": "160"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "probe_agent", "wait", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "160"},
+    )
 
 
 def test_returns_once_the_probe_passes_its_success_threshold(tmp_path: Path) -> None:
@@ -65,9 +70,12 @@ def test_on_a_terminal_the_progress_is_redrawn_in_place(tmp_path: Path) -> None:
         )
         leader, follower = pty.openpty()
         fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-        gate = subprocess.Popen([sys.executable, "-m", "probe_agent", "wait", "-c", str(config), "--timeout", "30s",
-                                 "--pause", "200ms"], stdout=subprocess.DEVNULL, stderr=follower,
-                                env={"PATH": "/usr/bin:/bin", "TERM": "xterm"})
+        gate = subprocess.Popen(
+            [sys.executable, "-m", "probe_agent", "wait", "-c", str(config), "--timeout", "30s", "--pause", "200ms"],
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+            env={"PATH": "/usr/bin:/bin", "TERM": "xterm"},
+        )
         os.close(follower)
         time.sleep(1.5)
         assert http_json("DELETE", f"{shop}/admin/faults") == 200

@@ -26,7 +26,9 @@ PASSWORD = "scr4pe-Pa55"
 
 def probes(tmp_path: Path) -> Path:
     path = tmp_path / "probes.yaml"
-    path.write_text(f"probes:\n  - {{name: web, type: tcp, host: 127.0.0.1, port: {free_port()}, interval: 1s, timeout: 500ms}}\n")
+    path.write_text(
+        f"probes:\n  - {{name: web, type: tcp, host: 127.0.0.1, port: {free_port()}, interval: 1s, timeout: 500ms}}\n"
+    )
     return path
 
 
@@ -70,8 +72,9 @@ def test_reload_endpoint_is_closed_unless_enabled_and_sighup_still_works(tmp_pat
 
 def test_tls_and_basic_auth(tmp_path: Path) -> None:
     web, ca = web_config(tmp_path)
-    agent = AgentProcess(probes(tmp_path), args=["--web.config.file", str(web)], tls=client_tls(ca),
-                         auth=("prometheus", PASSWORD)).start()
+    agent = AgentProcess(
+        probes(tmp_path), args=["--web.config.file", str(web)], tls=client_tls(ca), auth=("prometheus", PASSWORD)
+    ).start()
     try:
         assert agent.get("/metrics")[0] == 200 and agent.get("/health")[0] in (200, 503)
         wrong = AgentProcess(agent.config, tls=client_tls(ca), auth=("prometheus", "not-it"))
@@ -86,7 +89,9 @@ def test_tls_and_basic_auth(tmp_path: Path) -> None:
         with pytest.raises(OSError):  # noqa: PT011 - no plain HTTP on the TLS port (URLError and resets are OSErrors)
             urllib.request.urlopen(f"http://127.0.0.1:{agent.port}/metrics", timeout=5).read()
         with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # a client that trusts nobody
-            urllib.request.urlopen(f"https://127.0.0.1:{agent.port}/metrics", timeout=5, context=ssl.create_default_context())
+            urllib.request.urlopen(
+                f"https://127.0.0.1:{agent.port}/metrics", timeout=5, context=ssl.create_default_context()
+            )
     finally:
         agent.stop()
 
@@ -94,8 +99,9 @@ def test_tls_and_basic_auth(tmp_path: Path) -> None:
 def test_client_certificate_required(tmp_path: Path) -> None:
     client = make_cert(tmp_path, "scraper")
     web, ca = web_config(tmp_path, client_ca=client.cert, users=False)
-    agent = AgentProcess(probes(tmp_path), args=["--web.config.file", str(web)],
-                         tls=client_tls(ca, client.cert, client.key)).start()
+    agent = AgentProcess(
+        probes(tmp_path), args=["--web.config.file", str(web)], tls=client_tls(ca, client.cert, client.key)
+    ).start()
     try:
         assert agent.get("/metrics")[0] == 200
         with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
@@ -104,17 +110,38 @@ def test_client_certificate_required(tmp_path: Path) -> None:
         agent.stop()
 
 
-@pytest.mark.parametrize(("problem", "text", "expected"), [
-    ("missing cert", "tls_server_config: {cert_file: /nonexistent.crt, key_file: /nonexistent.key}",
-     "tls_server_config.cert_file: cannot load /nonexistent.crt"),
-    ("plain password", "basic_auth_users: {prometheus: hunter2}", "basic_auth_users.prometheus: not a bcrypt hash"),
-    ("unknown key", "tls_config: {}", "tls_config: Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("problem", "text", "expected"),
+    [
+        (
+            "missing cert",
+            "tls_server_config: {cert_file: /nonexistent.crt, key_file: /nonexistent.key}",
+            "tls_server_config.cert_file: cannot load /nonexistent.crt",
+        ),
+        ("plain password", "basic_auth_users: {prometheus: hunter2}", "basic_auth_users.prometheus: not a bcrypt hash"),
+        ("unknown key", "tls_config: {}", "tls_config: Extra inputs are not permitted"),
+    ],
+)
 def test_bad_web_config_is_refused_at_start(tmp_path: Path, problem: str, text: str, expected: str) -> None:
     web = tmp_path / "web.yml"
     web.write_text(text + "\n")
-    out = subprocess.run([sys.executable, "-m", "probe_agent", "run", "-c", str(probes(tmp_path)), "--web.config.file",
-                          str(web), "--listen", f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "probe_agent",
+            "run",
+            "-c",
+            str(probes(tmp_path)),
+            "--web.config.file",
+            str(web),
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 1 and expected in out.stderr, out.stderr
     assert "hunter2" not in out.stderr and "Traceback" not in out.stderr
 
@@ -136,8 +163,9 @@ def test_health_detail_can_be_restricted_and_narrowed(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus (Debian package) not installed")
 def test_prometheus_scrapes_over_tls_with_basic_auth(tmp_path: Path) -> None:
     web, ca = web_config(tmp_path)
-    agent = AgentProcess(probes(tmp_path), args=["--web.config.file", str(web)], tls=client_tls(ca),
-                         auth=("prometheus", PASSWORD)).start()
+    agent = AgentProcess(
+        probes(tmp_path), args=["--web.config.file", str(web)], tls=client_tls(ca), auth=("prometheus", PASSWORD)
+    ).start()
     try:
         scrape = (
             "  - job_name: probe-agent\n    scheme: https\n"

@@ -16,13 +16,20 @@ from probe_agent.web.server import make_app
 
 def tcp_probes(count: int, interval: str, timeout: str) -> AgentConfig:
     """`count` tcp probes p0, p1, ... of a closed port."""
-    return parse_config("probes:\n" + "".join(
-        f"- {{name: p{i}, type: tcp, host: 127.0.0.1, port: 9, interval: {interval}, timeout: {timeout}}}\n"
-        for i in range(count)), env={})
+    return parse_config(
+        "probes:\n"
+        + "".join(
+            f"- {{name: p{i}, type: tcp, host: 127.0.0.1, port: 9, interval: {interval}, timeout: {timeout}}}\n"
+            for i in range(count)
+        ),
+        env={},
+    )
 
 
 async def test_live_turns_503_when_the_scheduler_timer_dies() -> None:
-    config = parse_config("probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 1s, timeout: 500ms}]", env={})
+    config = parse_config(
+        "probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 1s, timeout: 500ms}]", env={}
+    )
     agent = Agent(config, grace=1)
     await agent.start()
     client = TestClient(TestServer(make_app(agent), host="127.0.0.1"))
@@ -46,7 +53,8 @@ async def test_results_that_stop_coming_turn_stale_and_fail_a_critical_probe(mon
     monkeypatch.setattr(state_module, "STALE_MARGIN", 0.2)
     monkeypatch.setattr(agent_module, "WATCH_EVERY", 0.1)
     config = parse_config(
-        "probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 300ms, timeout: 100ms, critical: true}]", env={}
+        "probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 300ms, timeout: 100ms, critical: true}]",
+        env={},
     )
     agent = Agent(config, grace=1)
     await agent.start()
@@ -91,7 +99,9 @@ async def test_live_turns_503_when_the_scheduler_stops_making_progress(monkeypat
 
     monkeypatch.setattr(scheduler_module, "STUCK_MARGIN", 0.3)
     monkeypatch.setattr(agent_module, "WATCH_EVERY", 0.1)
-    config = parse_config("probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 200ms, timeout: 100ms}]", env={})
+    config = parse_config(
+        "probes: [{name: a, type: tcp, host: 127.0.0.1, port: 9, interval: 200ms, timeout: 100ms}]", env={}
+    )
     agent = Agent(config, grace=0.2)
     await agent.start()
     stubborn = Stubborn()
@@ -211,7 +221,8 @@ async def test_a_reload_that_changes_every_probe_adds_no_run_no_unknown_and_one_
     def probes(warning: str) -> str:
         return "probes:\n" + "".join(
             f"- {{name: p{i}, type: tcp, host: 127.0.0.1, port: 6379, interval: 2s, timeout: 1s,"
-            f" thresholds: {{duration: {{warning: {warning}}}}}}}\n" for i in range(50)
+            f" thresholds: {{duration: {{warning: {warning}}}}}}}\n"
+            for i in range(50)
         )
 
     path = Path(str(tmp_path)) / "probes.yaml"
@@ -242,7 +253,9 @@ async def test_a_reload_that_changes_every_probe_adds_no_run_no_unknown_and_one_
         assert pending == 0, "changed probes of the same targets read as pending after the reload"
         # 4 s of 50 probes every 2 s are 100 runs, a few more where a tick lands on the window's
         # edge; an early run of each rebuilt probe made it ~150
-        assert sum(runs.values()) <= 105, f"{sum(runs.values())} runs in 4 s of 50 probes every 2 s: {runs.most_common(3)}"
+        assert sum(runs.values()) <= 105, (
+            f"{sum(runs.values())} runs in 4 s of 50 probes every 2 s: {runs.most_common(3)}"
+        )
         assert set(statuses) == {"ok"}, Counter(statuses)
         messages = [r.getMessage() for r in caplog.records]
         assert messages.count("config reloaded") == 1 and "probe status changed" not in messages, messages[:5]

@@ -54,9 +54,7 @@ probes:
 
 
 def test_dollar_dollar_escapes() -> None:
-    config = parse_config(
-        "probes: [{name: a, type: tcp, host: 127.0.0.1, port: 1, send: 'cost $$5'}]", env={}
-    )
+    config = parse_config("probes: [{name: a, type: tcp, host: 127.0.0.1, port: 1, send: 'cost $$5'}]", env={})
     probe = config.probes[0]
     assert isinstance(probe, TcpConfig) and probe.send == "cost $5"
 
@@ -110,7 +108,12 @@ def test_buckets_defaults_per_probe_and_limits() -> None:
     assert parse_duration("700ms") == 0.7 and repr(parse_duration("1.1s")) == "1.1"  # le="0.7", not 0.7000000000000001
     assert parse_config("probes: [{name: d, type: tcp, host: h, port: 1}]", env={}).probes[0].buckets == DEFAULT_BUCKETS
     with pytest.raises(ConfigError) as info:
-        parse_config("probes: [{name: e, type: tcp, host: h, port: 1, buckets: [" + ", ".join(f"{i}ms" for i in range(1, 50)) + "]}]", env={})
+        parse_config(
+            "probes: [{name: e, type: tcp, host: h, port: 1, buckets: ["
+            + ", ".join(f"{i}ms" for i in range(1, 50))
+            + "]}]",
+            env={},
+        )
     assert info.value.problems == ["probe 'e': buckets: at most 40 bucket bounds (each is a series per probe), got 49"]
 
 
@@ -137,10 +140,17 @@ def test_validation_reports_every_problem_in_one_pass_with_line_and_column() -> 
     found = dict(zip(info.value.problems, info.value.locations, strict=True))
     # the flow's own rule is not hidden by its timeout, nor the typo by the unset variable
     assert found == {
-        "probe 'flow': steps[0]: step 'a' uses undefined variable {{nope}} (defined at that point: random, timestamp, uuid)": (8, 9),
-        "probe 'web': url: environment variable UNSET_URL is not set (use ${UNSET_URL:-default} for a default)": (11, 5),
+        "probe 'flow': steps[0]: step 'a' uses undefined variable {{nope}} (defined at that point: random, timestamp, uuid)": (
+            8,
+            9,
+        ),
+        "probe 'web': url: environment variable UNSET_URL is not set (use ${UNSET_URL:-default} for a default)": (
+            11,
+            5,
+        ),
         "probe 'web': methd: unknown field (did you mean 'method'?)": (12, 5),
         "probe 'q': type: unknown probe type 'htp' (did you mean 'http'?) (known: "
-        + ", ".join(sorted(REGISTRY)) + ")": (13, 15),
+        + ", ".join(sorted(REGISTRY))
+        + ")": (13, 15),
         "probe 'flow': timeout: 10s must be shorter than interval (5s)": (6, 5),
     }, found

@@ -40,7 +40,9 @@ def test_every_service_has_a_healthcheck_so_up_wait_works() -> None:
 
 def endpoints(probe) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
     """Every (host, port) a probe talks to, whatever its type calls the fields."""
-    urls = [getattr(probe, f, None) for f in ("url", "uri", "base_url", "monitor_url")] + list(getattr(probe, "servers", []))
+    urls = [getattr(probe, f, None) for f in ("url", "uri", "base_url", "monitor_url")] + list(
+        getattr(probe, "servers", [])
+    )
     found = [(urlsplit(u).hostname, urlsplit(u).port) for u in urls if u]
     if getattr(probe, "host", None) and getattr(probe, "port", None):
         found.append((probe.host, probe.port))
@@ -55,7 +57,9 @@ def test_agent_probes_every_service_by_name_and_port() -> None:
         assert endpoints(probe), f"probe {probe.name}: no endpoint found"
         for host, port in endpoints(probe):
             assert host in SERVICES, f"probe {probe.name} targets {host}, which is not a compose service"
-            assert port in container_ports(SERVICES[host]), f"probe {probe.name}: port {port} is not published by {host}"
+            assert port in container_ports(SERVICES[host]), (
+                f"probe {probe.name}: port {port} is not published by {host}"
+            )
             probed.add(host)
     assert probed == set(SERVICES) - NOT_PROBED
 

@@ -32,7 +32,10 @@ CASES: dict[str, tuple[bytes, str]] = {
         "nested deeper than 64 levels",
     ),
     "binary": (b"probes:\n\x00\xff\xfe\x89PNG", "not UTF-8 text: byte 0xff at offset 9 (line 2)"),
-    "latin1": ("probes:\n- {name: caf\u00e9, type: http}\n".encode("latin-1"), "not UTF-8 text: byte 0xe9 at offset 20 (line 2)"),
+    "latin1": (
+        "probes:\n- {name: caf\u00e9, type: http}\n".encode("latin-1"),
+        "not UTF-8 text: byte 0xe9 at offset 20 (line 2)",
+    ),
     "duplicate_key": (
         b'probes:\n  - name: a\n    type: http\n    url: "http://127.0.0.1:1/"\n    url: "http://127.0.0.1:2/"\n',
         "line 5: duplicate key 'url' (first on line 4)",
@@ -82,13 +85,15 @@ CASES: dict[str, tuple[bytes, str]] = {
         "is a URL: write the host name or address alone",
     ),
     "remediation_header_crlf": (
-        b'probes:\n- {name: h, type: tcp, host: 127.0.0.1, port: 1, remediation: {actions: [{name: a, http: '
+        b"probes:\n- {name: h, type: tcp, host: 127.0.0.1, port: 1, remediation: {actions: [{name: a, http: "
         b'{url: "http://127.0.0.1:1/", headers: {X-A: "a\\nb"}}}]}}\n',
         "header X-A: the value has a line break or NUL in it",
     ),
     "deep_alias_chain": (  # 120 anchors each 50 deep, each inside the next: a RecursionError before
-        ("\n".join(["x0: &x0 [1]"] + [f"x{i}: &x{i} {'[' * 50}*x{i - 1}{']' * 50}" for i in range(1, 121)])
-         + "\nprobes: [{name: a, type: tcp, host: 127.0.0.1, port: 1, tags: *x120}]\n").encode(),
+        (
+            "\n".join(["x0: &x0 [1]"] + [f"x{i}: &x{i} {'[' * 50}*x{i - 1}{']' * 50}" for i in range(1, 121)])
+            + "\nprobes: [{name: a, type: tcp, host: 127.0.0.1, port: 1, tags: *x120}]\n"
+        ).encode(),
         "nested deeper than 64 levels once aliases are expanded",
     ),
     "missing_ca_file": (
@@ -96,7 +101,7 @@ CASES: dict[str, tuple[bytes, str]] = {
         "probe 'b': ca_file: cannot load /nonexistent: No such file or directory",
     ),
     "missing_client_cert": (
-        b'probes:\n- {name: b, type: tcp, host: 127.0.0.1, port: 1, tls: true, ca_file: /nonexistent/ca.pem}\n',
+        b"probes:\n- {name: b, type: tcp, host: 127.0.0.1, port: 1, tls: true, ca_file: /nonexistent/ca.pem}\n",
         "probe 'b': ca_file: cannot load /nonexistent/ca.pem: No such file or directory",
     ),
 }
@@ -163,7 +168,9 @@ COMMANDS = {"validate": 1, "check": 3, "run": 1}
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-@pytest.mark.parametrize("case", ["billion_laughs", "deep_nesting", "binary", "duplicate_key", "empty", "missing_ca_file"])
+@pytest.mark.parametrize(
+    "case", ["billion_laughs", "deep_nesting", "binary", "duplicate_key", "empty", "missing_ca_file"]
+)
 def test_every_command_exits_with_its_code_and_no_traceback(case: str, command: str, tmp_path: Path) -> None:
     data, expected = CASES[case]
     path = tmp_path / "probes.yaml"
@@ -211,7 +218,7 @@ def test_a_line_break_from_an_environment_variable_is_refused_without_showing_it
 def test_huge_values_fail_or_load_fast(field: str) -> None:
     big = "x" * 100_000
     if field == "name":
-        text, env = f'probes:\n- {{name: {big}, type: tcp, host: 127.0.0.1, port: 1}}\n', {}
+        text, env = f"probes:\n- {{name: {big}, type: tcp, host: 127.0.0.1, port: 1}}\n", {}
     else:
         text, env = 'probes:\n- {name: a, type: http, url: "http://127.0.0.1:1/?token=${BIG}"}\n', {"BIG": big}
     started = time.process_time()
@@ -228,7 +235,8 @@ def test_check_refuses_a_bad_slo_as_validate_does(tmp_path: Path) -> None:
     path = tmp_path / "probes.yaml"
     path.write_text("probes:\n- {name: a, type: tcp, host: 127.0.0.1, port: 9}\nslos:\n- {name: s, objective: 2}\n")
     for command in (["validate"], ["check"]):
-        done = subprocess.run([sys.executable, "-m", "probe_agent", *command, "-c", str(path)],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [sys.executable, "-m", "probe_agent", *command, "-c", str(path)], capture_output=True, text=True, timeout=30
+        )
         assert done.returncode == (1 if command == ["validate"] else 3), (command, done.stdout, done.stderr)
         assert "slos[0]" in done.stderr, (command, done.stderr)

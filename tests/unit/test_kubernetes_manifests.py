@@ -39,7 +39,9 @@ DEFAULT_PORT = int(DEFAULT_LISTEN.rpartition(":")[2])
 def render(overlay: str) -> list[dict[str, Any]]:
     """`kubectl kustomize`; $KUBECTL picks another kubectl (Debian's 1.20 renders these too)."""
     kubectl = os.environ.get("KUBECTL") or shutil.which("kubectl") or "kubectl"
-    out = subprocess.run([kubectl, "kustomize", str(KUSTOMIZE_ROOT / overlay)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [kubectl, "kustomize", str(KUSTOMIZE_ROOT / overlay)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
@@ -138,7 +140,9 @@ def test_the_validation_can_fail() -> None:
         kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[0], strict=True)
     monitor = yaml.safe_load(yaml.safe_dump(named(RENDERED["sharded"], "PodMonitor")[0]))
     monitor["spec"]["podMetricsEndpoints"][0]["intervall"] = "15s"
-    assert unknown_fields(monitor, CRDS[(monitor["apiVersion"], "PodMonitor")]) == [".spec.podMetricsEndpoints[0].intervall"]
+    assert unknown_fields(monitor, CRDS[(monitor["apiVersion"], "PodMonitor")]) == [
+        ".spec.podMetricsEndpoints[0].intervall"
+    ]
     monitor["spec"]["podMetricsEndpoints"][0]["interval"] = "fifteen"
     with pytest.raises(jsonschema.ValidationError):
         crd_validator(CRDS[(monitor["apiVersion"], "PodMonitor")]).validate(monitor)
@@ -235,16 +239,24 @@ def test_sharded_statefulset_agrees_with_itself() -> None:
 def test_prometheus_rule_is_the_generated_one(overlay: str, tmp_path: Path) -> None:
     """The committed PrometheusRule is what scripts/kubernetes-rules.sh writes today, and
     promtool accepts its groups."""
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "kubernetes-rules.sh")], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=60, env={**os.environ, "PROBE_AGENT": f"{sys.executable} -m probe_agent",
-                                                     "RULES_OUT": str(tmp_path)})
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "kubernetes-rules.sh")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PROBE_AGENT": f"{sys.executable} -m probe_agent", "RULES_OUT": str(tmp_path)},
+    )
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / f"{overlay}.yaml").read_text() == (KUSTOMIZE_ROOT / overlay / "prometheusrule.yaml").read_text(), (
-        "regenerate with scripts/kubernetes-rules.sh")
+    assert (tmp_path / f"{overlay}.yaml").read_text() == (
+        KUSTOMIZE_ROOT / overlay / "prometheusrule.yaml"
+    ).read_text(), "regenerate with scripts/kubernetes-rules.sh"
     (rule,) = named(RENDERED[overlay], "PrometheusRule")
     rules_file = tmp_path / "groups.yml"
     rules_file.write_text(yaml.safe_dump(rule["spec"]))
-    checked = subprocess.run(["promtool", "check", "rules", str(rules_file)], capture_output=True, text=True, timeout=60)
+    checked = subprocess.run(
+        ["promtool", "check", "rules", str(rules_file)], capture_output=True, text=True, timeout=60
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 

@@ -62,19 +62,24 @@ def test_scrapes_and_health_at_10000_probes_do_not_hold_the_loop() -> None:
     import subprocess
     import sys
 
-    code = ("import asyncio, json, gc; from tests.unit.test_loop_never_blocked import serve_10000_probes;"
-            "gc.collect(); gc.freeze(); print(json.dumps(asyncio.run(serve_10000_probes())))")
+    code = (
+        "import asyncio, json, gc; from tests.unit.test_loop_never_blocked import serve_10000_probes;"
+        "gc.collect(); gc.freeze(); print(json.dumps(asyncio.run(serve_10000_probes())))"
+    )
     # Work done inline on the loop stalls every try by as much; a neighbour taking the core (CI
     # starts RabbitMQ and the linters just before) stalls one now and then: the best of three.
     tries = []
     for _ in range(3):
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
-                              cwd=Path(__file__).parents[2])
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=Path(__file__).parents[2]
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         tries.append(json.loads(done.stdout.splitlines()[-1]))
         if max(tries[-1].values()) < STALL_LIMIT:
             break
-    assert min(max(t.values()) for t in tries) < STALL_LIMIT, f"the loop stalled while serving a 10,000-probe agent: {tries}"
+    assert min(max(t.values()) for t in tries) < STALL_LIMIT, (
+        f"the loop stalled while serving a 10,000-probe agent: {tries}"
+    )
 
 
 async def serve_10000_probes() -> dict[str, float]:
@@ -86,11 +91,20 @@ async def serve_10000_probes() -> dict[str, float]:
         agent.store.probes = agent.store.plan_config(config)
     agent.started = True
     for i, name in enumerate(agent.store.probes):
-        agent.store.record(Result(
-            name, "http", Status.OK, None, "", 0.012, 1.7e9 + i,
-            {"resolve": 0.001, "connect": 0.002, "tls": 0.0, "processing": 0.008, "transfer": 0.001},
-            {"status_code": 200, "body_bytes": 1234, "redirects": 0}, {},
-        ))
+        agent.store.record(
+            Result(
+                name,
+                "http",
+                Status.OK,
+                None,
+                "",
+                0.012,
+                1.7e9 + i,
+                {"resolve": 0.001, "connect": 0.002, "tls": 0.0, "processing": 0.008, "transfer": 0.001},
+                {"status_code": 200, "body_bytes": 1234, "redirects": 0},
+                {},
+            )
+        )
     monitor = LoopMonitor(tick=0.005)
     monitor.start()
     server = TestServer(make_app(agent), host="127.0.0.1")
@@ -98,7 +112,9 @@ async def serve_10000_probes() -> dict[str, float]:
 
     def fetch(path: str, gzipped: bool = False) -> tuple[int, bytes]:
         # The client runs in a thread: only the agent's own work may show on the loop.
-        request = urllib.request.Request(str(server.make_url(path)), headers={"Accept-Encoding": "gzip"} if gzipped else {})
+        request = urllib.request.Request(
+            str(server.make_url(path)), headers={"Accept-Encoding": "gzip"} if gzipped else {}
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 body = response.read()
@@ -127,7 +143,9 @@ async def serve_10000_probes() -> dict[str, float]:
         monitor.stop()
 
 
-async def test_a_reload_to_10000_probes_does_not_hold_the_loop(tmp_path: Path, big_config_text: str, dedicated_heap: None) -> None:
+async def test_a_reload_to_10000_probes_does_not_hold_the_loop(
+    tmp_path: Path, big_config_text: str, dedicated_heap: None
+) -> None:
     path = tmp_path / "probes.yaml"
     path.write_text(many_probes(1))
     agent = Agent(parse_config(path.read_text(), env={}), path, grace=0.5)
@@ -200,7 +218,9 @@ async def test_the_daemon_counts_distorted_runs() -> None:
     try:
         # hold the loop for 60 ms every 100 ms: every run overlaps a stall
         stop = time.monotonic() + 7
-        while time.monotonic() < stop and not agent.metrics.registry.get_sample_value("probe_agent_distorted_runs_total"):
+        while time.monotonic() < stop and not agent.metrics.registry.get_sample_value(
+            "probe_agent_distorted_runs_total"
+        ):
             await asyncio.sleep(0.04)
             time.sleep(0.06)
         assert (agent.metrics.registry.get_sample_value("probe_agent_distorted_runs_total") or 0) >= 1

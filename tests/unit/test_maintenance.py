@@ -21,7 +21,8 @@ def at(text: str) -> dt.datetime:
 
 def test_once_is_half_open() -> None:
     window = MaintenanceWindow.model_validate(
-        {"name": "w", "probes": ["a"], "start": "2026-11-24T02:00:00Z", "end": "2026-11-24T04:00:00+00:00"})
+        {"name": "w", "probes": ["a"], "start": "2026-11-24T02:00:00Z", "end": "2026-11-24T04:00:00+00:00"}
+    )
     assert window.active_until(at("2026-11-24T01:59:59Z")) is None
     assert window.active_until(at("2026-11-24T02:00:00Z")) == at("2026-11-24T04:00:00Z")
     assert window.active_until(at("2026-11-24T03:00:00+01:00")) == at("2026-11-24T04:00:00Z")  # 02:00 UTC
@@ -31,7 +32,8 @@ def test_once_is_half_open() -> None:
 def test_recurring_crosses_midnight_on_its_weekdays_only() -> None:
     # Saturdays 23:00-01:00 Berlin time: Sunday 00:30 is inside, Sunday 23:30 is not
     window = MaintenanceWindow.model_validate(
-        {"name": "w", "tags": ["db"], "every": ["Sat"], "at": "23:00", "duration": "2h", "timezone": "Europe/Berlin"})
+        {"name": "w", "tags": ["db"], "every": ["Sat"], "at": "23:00", "duration": "2h", "timezone": "Europe/Berlin"}
+    )
     assert window.every == ("saturday",)
     assert window.active_until(at("2026-11-28T23:30:00+01:00")) == at("2026-11-29T00:00:00Z")
     assert window.active_until(at("2026-11-29T00:30:00+01:00")) == at("2026-11-29T00:00:00Z")
@@ -42,7 +44,8 @@ def test_recurring_crosses_midnight_on_its_weekdays_only() -> None:
 def test_recurring_follows_local_time_over_a_dst_change() -> None:
     # daily 03:00 Berlin: 02:00 UTC in winter, 01:00 UTC in summer (DST began 2026-03-29)
     window = MaintenanceWindow.model_validate(
-        {"name": "w", "probes": ["a"], "every": "day", "at": "03:00", "duration": "30m", "timezone": "Europe/Berlin"})
+        {"name": "w", "probes": ["a"], "every": "day", "at": "03:00", "duration": "30m", "timezone": "Europe/Berlin"}
+    )
     assert len(window.every) == 7
     assert window.active_until(at("2026-03-28T02:10:00Z")) is not None
     assert window.active_until(at("2026-03-30T01:10:00Z")) is not None
@@ -52,8 +55,12 @@ def test_recurring_follows_local_time_over_a_dst_change() -> None:
 def test_which_window_covers_a_probe() -> None:
     now = at("2026-11-24T03:00:00Z")
     windows = [
-        MaintenanceWindow.model_validate({"name": "db", "tags": ["db"], "start": "2026-11-24T02:00:00Z", "end": "2026-11-24T04:00:00Z"}),
-        MaintenanceWindow.model_validate({"name": "later", "probes": ["web"], "start": "2026-11-25T02:00:00Z", "end": "2026-11-25T04:00:00Z"}),
+        MaintenanceWindow.model_validate(
+            {"name": "db", "tags": ["db"], "start": "2026-11-24T02:00:00Z", "end": "2026-11-24T04:00:00Z"}
+        ),
+        MaintenanceWindow.model_validate(
+            {"name": "later", "probes": ["web"], "start": "2026-11-25T02:00:00Z", "end": "2026-11-25T04:00:00Z"}
+        ),
     ]
     active = active_windows(windows, now)
     assert [w.name for w, _ in active] == ["db"]
@@ -80,7 +87,9 @@ maintenance:
 
 def test_loader_names_each_bad_window_and_field() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config(PROBES + """
+        parse_config(
+            PROBES
+            + """
   - {name: typo, probes: [orders-bd], start: "2026-11-24T02:00:00Z", end: "2026-11-24T03:00:00Z"}
   - {name: backwards, probes: [web], start: "2026-11-24T02:00:00Z", end: "2026-11-24T01:00:00Z"}
   - {name: naive, probes: [web], start: "2026-11-24T02:00:00", end: "2026-11-24T03:00:00Z"}
@@ -89,11 +98,18 @@ def test_loader_names_each_bad_window_and_field() -> None:
   - {name: nothing, every: [mon], at: "03:00", duration: 1h}
   - {name: noday, probes: [web], every: [mo], at: "03:00", duration: 1h}
   - {name: typo, tags: [dbs], start: "2026-11-24T02:00:00Z", end: "2026-11-24T03:00:00Z"}
-""", env={})
+""",
+            env={},
+        )
     problems = info.value.problems
-    assert "maintenance[1] (backwards): end 2026-11-24T01:00:00+00:00 is not after start 2026-11-24T02:00:00+00:00" in problems
-    assert ("maintenance[2] (naive): start: 2026-11-24T02:00:00 has no time zone: add Z (UTC) or an offset such as +01:00"
-            in problems)
+    assert (
+        "maintenance[1] (backwards): end 2026-11-24T01:00:00+00:00 is not after start 2026-11-24T02:00:00+00:00"
+        in problems
+    )
+    assert (
+        "maintenance[2] (naive): start: 2026-11-24T02:00:00 has no time zone: add Z (UTC) or an offset such as +01:00"
+        in problems
+    )
     assert any(p.startswith("maintenance[3] (zone): timezone: unknown time zone 'Europe/Berlinn'") for p in problems)
     assert "maintenance[4] (half): give start and end (once), or every, at and duration (recurring)" in problems
     assert any(p.startswith("maintenance[5] (nothing): name the probes or tags") for p in problems)

@@ -42,8 +42,20 @@ def get(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, l
 
 def test_probe_series_from_results() -> None:
     store, exposition = setup()
-    store.record(Result("web", "http", Status.OK, None, "", 0.02, 1700000000.0,
-                        {"connect": 0.001, "processing": 0.01}, {"status_code": 200, "cert_expiry_days": 3}, {}))
+    store.record(
+        Result(
+            "web",
+            "http",
+            Status.OK,
+            None,
+            "",
+            0.02,
+            1700000000.0,
+            {"connect": 0.001, "processing": 0.01},
+            {"status_code": 200, "cert_expiry_days": 3},
+            {},
+        )
+    )
     store.record(Result("port", "tcp", Status.CRITICAL, Reason.CONNECT, "refused", 0.001, 1700000001.0, {}, {}, {}))
     found = samples(store, exposition)
     web = {"probe": "web", "type": "http", "team": "core"}
@@ -59,7 +71,9 @@ def test_probe_series_from_results() -> None:
     # every reason a type can fail with is there from the start, at 0 (tcp has no logins)
     assert get(found, "probe_failures_total", {**web, "reason": "timeout"}) == 0
     assert {labels for name, labels in found if name == "probe_failures_total" and ("probe", "port") in labels} == {
-        frozenset({**port, "reason": r}.items()) for r in ("timeout", "connect", "tls", "protocol", "assertion", "internal")}
+        frozenset({**port, "reason": r}.items())
+        for r in ("timeout", "connect", "tls", "protocol", "assertion", "internal")
+    }
     assert get(found, "probe_http_duration_seconds", {**web, "phase": "processing"}) == 0.01
     assert get(found, "probe_http_status_code", web) == 200
     assert get(found, "probe_last_run_timestamp_seconds", port) == 1700000001.0
@@ -104,7 +118,9 @@ async def test_scrape_gzips_when_asked() -> None:
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
 async def test_exposition_passes_promtool() -> None:
     store, exposition = setup()
-    store.record(Result("web", "http", Status.WARNING, None, "slow", 0.3, 1.0, {"connect": 0.001}, {"status_code": 200}, {}))
+    store.record(
+        Result("web", "http", Status.WARNING, None, "slow", 0.3, 1.0, {"connect": 0.001}, {"status_code": 200}, {})
+    )
     store.record(Result("port", "tcp", Status.CRITICAL, Reason.TIMEOUT, "t", 1.0, 1.0, {}, {}, {}))
     metrics = AgentMetrics()
     metrics.scheduler_lag.observe(0.001)
@@ -125,8 +141,20 @@ def test_step_histograms_have_the_step_limits_as_bounds_and_only_configured_step
     store = StateStore()
     store.probes = store.plan_config(config)
     for login in (0.25, 0.27):
-        store.record(Result("flow", "synthetic", Status.OK, None, "", 0.5, 1.0,
-                            {"login": login, "cart": 0.02, "not-a-step": 9.0}, {}, {}))
+        store.record(
+            Result(
+                "flow",
+                "synthetic",
+                Status.OK,
+                None,
+                "",
+                0.5,
+                1.0,
+                {"login": login, "cart": 0.02, "not-a-step": 9.0},
+                {},
+                {},
+            )
+        )
     exposition = ProbeExposition()
     found = samples(store, exposition)
     flow = {"probe": "flow", "type": "synthetic"}

@@ -42,7 +42,9 @@ def _validate(tmp_path: Path, path: str) -> tuple[int, str, float]:
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "probe_agent", "validate", "-c", str(config)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     return done.returncode, done.stderr, time.monotonic() - started
 

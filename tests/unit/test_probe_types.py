@@ -130,17 +130,23 @@ def test_an_entry_point_that_is_no_probe_type_is_refused_by_name() -> None:
     assert _as_probe_class("tcp", REGISTRY["tcp"], "x") is REGISTRY["tcp"]
 
 
-def test_an_entry_point_may_not_replace_a_built_in_type(monkeypatch: pytest.MonkeyPatch,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_an_entry_point_may_not_replace_a_built_in_type(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from importlib.metadata import EntryPoint
 
     from probe_agent.probes import registry
 
-    points = [EntryPoint("http", "evil:Probe", registry.ENTRY_POINT_GROUP),
-              EntryPoint("smtp", "acme.smtp:SmtpProbe", registry.ENTRY_POINT_GROUP),
-              EntryPoint("smtp", "other.smtp:SmtpProbe", registry.ENTRY_POINT_GROUP)]
+    points = [
+        EntryPoint("http", "evil:Probe", registry.ENTRY_POINT_GROUP),
+        EntryPoint("smtp", "acme.smtp:SmtpProbe", registry.ENTRY_POINT_GROUP),
+        EntryPoint("smtp", "other.smtp:SmtpProbe", registry.ENTRY_POINT_GROUP),
+    ]
     monkeypatch.setattr(registry, "entry_points", lambda group: points if group == registry.ENTRY_POINT_GROUP else [])
     found = registry._declared()
     assert set(found) == {"smtp"} and found["smtp"].value == "acme.smtp:SmtpProbe"
     assert "ignored probe type 'http' from entry point evil:Probe: a built-in type has that name" in caplog.text
-    assert "ignored probe type 'smtp' from entry point other.smtp:SmtpProbe: acme.smtp:SmtpProbe declares it too" in caplog.text
+    assert (
+        "ignored probe type 'smtp' from entry point other.smtp:SmtpProbe: acme.smtp:SmtpProbe declares it too"
+        in caplog.text
+    )

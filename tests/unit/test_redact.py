@@ -71,7 +71,9 @@ def test_collecting_secrets_leaves_no_reference_cycle() -> None:
     from probe_agent.config.loader import parse_config
     from probe_agent.core.redact import collect_secrets
 
-    config = parse_config("probes: [{name: a, type: http, url: 'http://u:pw-12345@127.0.0.1:1/', headers: {X-Token: abcdefgh}}]", env={})
+    config = parse_config(
+        "probes: [{name: a, type: http, url: 'http://u:pw-12345@127.0.0.1:1/', headers: {X-Token: abcdefgh}}]", env={}
+    )
     gc.collect()
     enabled = gc.isenabled()
     gc.disable()
@@ -150,11 +152,19 @@ probes:
 """,
         env={},
     )
-    text = ("GET /cb#access_token=fragm3nt-t0ken-value code 0ne-time-c0de-123 st4te-b0und-v4lue "
-            "b0dy-passw0rd-9 n3sted-k3y-77 arg-t0ken-v4lue-1 keep-this statement=fine")
+    text = (
+        "GET /cb#access_token=fragm3nt-t0ken-value code 0ne-time-c0de-123 st4te-b0und-v4lue "
+        "b0dy-passw0rd-9 n3sted-k3y-77 arg-t0ken-v4lue-1 keep-this statement=fine"
+    )
     redacted = Redactor(config.secrets).redact(text)
-    for secret in ("fragm3nt-t0ken-value", "0ne-time-c0de-123", "st4te-b0und-v4lue", "b0dy-passw0rd-9",
-                   "n3sted-k3y-77", "arg-t0ken-v4lue-1"):
+    for secret in (
+        "fragm3nt-t0ken-value",
+        "0ne-time-c0de-123",
+        "st4te-b0und-v4lue",
+        "b0dy-passw0rd-9",
+        "n3sted-k3y-77",
+        "arg-t0ken-v4lue-1",
+    ):
         assert secret not in redacted, (secret, redacted)
     assert "keep-this" in redacted and "statement=fine" in redacted
     # and the patterns alone, on text no config announced

@@ -33,7 +33,8 @@ def test_every_dependency_is_pinned_within_its_range() -> None:
         name = canonicalize_name(requirement.name)
         assert name in pinned, f"{requirement.name} is not in constraints.txt: run scripts/lock.sh"
         assert requirement.specifier.contains(pinned[name], prereleases=True), (
-            f"constraints.txt pins {requirement.name}=={pinned[name]}, outside pyproject.toml's {requirement.specifier}")
+            f"constraints.txt pins {requirement.name}=={pinned[name]}, outside pyproject.toml's {requirement.specifier}"
+        )
 
 
 def test_image_ci_and_setup_install_through_the_constraints() -> None:
@@ -45,7 +46,8 @@ def test_image_ci_and_setup_install_through_the_constraints() -> None:
     assert re.fullmatch(r"FROM python:\d+\.\d+\.\d+-slim-\w+", base), f"{base}: pin the base image's full version"
     bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
     assert "pip install" in bootstrap and all(
-        "-c constraints.txt" in line for line in bootstrap.splitlines() if "pip install" in line)
+        "-c constraints.txt" in line for line in bootstrap.splitlines() if "pip install" in line
+    )
     # CI runs the README's test command, which sets up through bootstrap.sh
     assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
     assert "bootstrap.sh --test" in (ROOT / "scripts" / "test.sh").read_text()

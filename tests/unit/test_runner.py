@@ -34,7 +34,9 @@ class ScriptedProbe(Probe[ProbeConfig]):
         pass
 
 
-def handle(probe: ScriptedProbe, thresholds: str = "{}", timeout: str = "1s", secrets: tuple[str, ...] = ()) -> ProbeHandle:
+def handle(
+    probe: ScriptedProbe, thresholds: str = "{}", timeout: str = "1s", secrets: tuple[str, ...] = ()
+) -> ProbeHandle:
     config = parse_config(
         f"probes: [{{name: p, type: tcp, host: 127.0.0.1, port: 1, timeout: {timeout}, thresholds: {thresholds}}}]",
         env={},
@@ -72,11 +74,17 @@ async def test_exceptions_become_reasons(error: BaseException, reason: Reason, s
 
 
 async def test_value_thresholds_warning_and_critical() -> None:
-    h = handle(ScriptedProbe(values={"cert_expiry_days": 5}), thresholds="{cert_expiry_days: {warning: '< 30', critical: '< 7'}}")
+    h = handle(
+        ScriptedProbe(values={"cert_expiry_days": 5}),
+        thresholds="{cert_expiry_days: {warning: '< 30', critical: '< 7'}}",
+    )
     result = await run_probe(h)
     assert result.status is Status.CRITICAL and result.success is False
     assert result.reason is None and result.message == "cert_expiry_days 5 days < 7 days (critical)"
-    h = handle(ScriptedProbe(values={"cert_expiry_days": 20}), thresholds="{cert_expiry_days: {warning: '< 30', critical: '< 7'}}")
+    h = handle(
+        ScriptedProbe(values={"cert_expiry_days": 20}),
+        thresholds="{cert_expiry_days: {warning: '< 30', critical: '< 7'}}",
+    )
     result = await run_probe(h)
     assert result.status is Status.WARNING and result.success is True
 

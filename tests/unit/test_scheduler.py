@@ -172,9 +172,9 @@ async def test_ticks_of_a_target_whose_runs_time_out_are_still_the_targets_fault
     hs = handles([f"hole{i}" for i in range(12)], "300ms", "250ms", work=10.0)
     _metrics, results = await run_for(hs, 2.0, per_target=3, grace=0.1)
     skipped = [r for r in results if r.message.startswith("not run")]
-    assert skipped and any(r.status.label == "critical" and r.reason == "timeout" for r in skipped), (
-        {(r.status.label, r.message[:60]) for r in results}
-    )
+    assert skipped and any(r.status.label == "critical" and r.reason == "timeout" for r in skipped), {
+        (r.status.label, r.message[:60]) for r in results
+    }
 
 
 async def test_past_saturation_of_all_slots_ticks_are_shed_not_queued() -> None:

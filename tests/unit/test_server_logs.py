@@ -12,7 +12,9 @@ def _record(error: BaseException) -> logging.LogRecord:
     try:
         raise error
     except BaseException:  # noqa: BLE001
-        return logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "Error handling request", (), sys.exc_info())
+        return logging.LogRecord(
+            "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request", (), sys.exc_info()
+        )
 
 
 def test_a_client_that_hung_up_is_not_logged_but_a_real_error_is() -> None:
@@ -25,9 +27,11 @@ def test_a_client_that_hung_up_is_not_logged_but_a_real_error_is() -> None:
 def test_text_logs_quote_a_targets_words_so_they_never_read_as_fields_or_lines() -> None:
     from probe_agent.core.logs import TextFormatter
 
-    record = logging.LogRecord("probe_agent", logging.WARNING, __file__, 1, "probe status changed\nforged: line", (), None)
+    record = logging.LogRecord(
+        "probe_agent", logging.WARNING, __file__, 1, "probe status changed\nforged: line", (), None
+    )
     record.probe = "evil"
-    record.message_text = 'x probe=orders-db to=ok'
+    record.message_text = "x probe=orders-db to=ok"
     record.reason = "planned\nerror: fake line"
     record.plain = "ok"
     line = TextFormatter().format(record)

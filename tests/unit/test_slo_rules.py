@@ -50,8 +50,13 @@ def test_rules_pass_promtool_check(tmp_path: Path, promtool: str) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     groups = yaml.safe_load(rules.read_text())["groups"]
     names = [r.get("alert") for g in groups for r in g["rules"] if "alert" in r]
-    assert names == ["HighErrorRateFastBurn", "HighErrorRateSlowBurn", "HighLatencyFastBurn", "HighLatencySlowBurn",
-                     "ServiceDegraded"]
+    assert names == [
+        "HighErrorRateFastBurn",
+        "HighErrorRateSlowBurn",
+        "HighLatencyFastBurn",
+        "HighLatencySlowBurn",
+        "ServiceDegraded",
+    ]
 
 
 def test_slo_latency_becomes_a_bucket_bound_of_its_probes_only() -> None:
@@ -62,9 +67,12 @@ def test_slo_latency_becomes_a_bucket_bound_of_its_probes_only() -> None:
 
 def test_slo_errors_name_the_slo_and_the_probe() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config(CONFIG + "  - {name: typo, probes: [checkout-flwo], availability: 99}\n"
-                              "  - {name: none, tags: [nothing], availability: 99}\n"
-                              "  - {name: empty, probes: [other]}\n", env={})
+        parse_config(
+            CONFIG + "  - {name: typo, probes: [checkout-flwo], availability: 99}\n"
+            "  - {name: none, tags: [nothing], availability: 99}\n"
+            "  - {name: empty, probes: [other]}\n",
+            env={},
+        )
     assert info.value.problems == [
         "slos[3] (empty): set availability, latency or both",
         "slos[1] (typo): probes: no probe named 'checkout-flwo' (did you mean 'checkout-flow'?)",
@@ -73,25 +81,34 @@ def test_slo_errors_name_the_slo_and_the_probe() -> None:
 
 
 def series(probe: str, status: str, per_15s: str) -> dict[str, str]:
-    return {"series": f'probe_results_total{{probe="{probe}",type="tcp",status="{status}",instance="a:9110",job="probe-agent"}}',
-            "values": per_15s}
+    return {
+        "series": f'probe_results_total{{probe="{probe}",type="tcp",status="{status}",instance="a:9110",job="probe-agent"}}',
+        "values": per_15s,
+    }
 
 
 def buckets(probe: str, le: str, per_15s: str) -> dict[str, str]:
-    return {"series": f'probe_run_duration_seconds_bucket{{probe="{probe}",type="tcp",le="{le}",instance="a:9110",job="probe-agent"}}',
-            "values": per_15s}
+    return {
+        "series": f'probe_run_duration_seconds_bucket{{probe="{probe}",type="tcp",le="{le}",instance="a:9110",job="probe-agent"}}',
+        "values": per_15s,
+    }
 
 
 def count(probe: str, per_15s: str) -> dict[str, str]:
-    return {"series": f'probe_run_duration_seconds_count{{probe="{probe}",type="tcp",instance="a:9110",job="probe-agent"}}',
-            "values": per_15s}
+    return {
+        "series": f'probe_run_duration_seconds_count{{probe="{probe}",type="tcp",instance="a:9110",job="probe-agent"}}',
+        "values": per_15s,
+    }
 
 
 ANNOTATIONS: dict[str, dict[str, str]] = {}  # alert name -> its annotations, read from the generated rules
 
 
 def fired(name: str, severity: str) -> dict[str, object]:
-    return {"exp_labels": {"slo": "checkout", "team": "storefront", "severity": severity}, "exp_annotations": ANNOTATIONS[name]}
+    return {
+        "exp_labels": {"slo": "checkout", "team": "storefront", "severity": severity},
+        "exp_annotations": ANNOTATIONS[name],
+    }
 
 
 def test_generated_rules_fire_as_the_workbook_says(tmp_path: Path, promtool: str) -> None:
@@ -104,73 +121,134 @@ def test_generated_rules_fire_as_the_workbook_says(tmp_path: Path, promtool: str
         "rule_files": [str(rules)],
         "evaluation_interval": "15s",
         "tests": [
-            {   # both probes fail from the start: an error ratio of 1 is a 1000x burn of 99.9%
+            {  # both probes fail from the start: an error ratio of 1 is a 1000x burn of 99.9%
                 "interval": "15s",
                 "input_series": [
-                    series("checkout-flow", "ok", "0x240"), series("checkout-flow", "critical", healthy),
-                    series("cart.api", "ok", "0x240"), series("cart.api", "critical", healthy),
-                    buckets("checkout-flow", "0.25", healthy), count("checkout-flow", healthy),
-                    {"series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}', "values": "0x240"},
-                    {"series": 'probe_success{probe="cart.api",type="tcp",instance="a:9110",job="probe-agent"}', "values": "0x240"},
+                    series("checkout-flow", "ok", "0x240"),
+                    series("checkout-flow", "critical", healthy),
+                    series("cart.api", "ok", "0x240"),
+                    series("cart.api", "critical", healthy),
+                    buckets("checkout-flow", "0.25", healthy),
+                    count("checkout-flow", healthy),
+                    {
+                        "series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}',
+                        "values": "0x240",
+                    },
+                    {
+                        "series": 'probe_success{probe="cart.api",type="tcp",instance="a:9110",job="probe-agent"}',
+                        "values": "0x240",
+                    },
                 ],
                 "alert_rule_test": [
-                    {"eval_time": "5m", "alertname": "HighErrorRateFastBurn", "exp_alerts": [fired("HighErrorRateFastBurn", "page")]},
+                    {
+                        "eval_time": "5m",
+                        "alertname": "HighErrorRateFastBurn",
+                        "exp_alerts": [fired("HighErrorRateFastBurn", "page")],
+                    },
                     {"eval_time": "5m", "alertname": "HighLatencyFastBurn", "exp_alerts": []},
-                    {"eval_time": "5m", "alertname": "ServiceDegraded", "exp_alerts": [
-                        {"exp_labels": {"slo": "checkout", "team": "storefront", "severity": "page"},
-                         "exp_annotations": {"summary": "every probe of checkout is failing", "runbook_url": "https://runbooks.example/slo"}}]},
+                    {
+                        "eval_time": "5m",
+                        "alertname": "ServiceDegraded",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"slo": "checkout", "team": "storefront", "severity": "page"},
+                                "exp_annotations": {
+                                    "summary": "every probe of checkout is failing",
+                                    "runbook_url": "https://runbooks.example/slo",
+                                },
+                            }
+                        ],
+                    },
                     # the slow burn needs its 2 h short window above 3.6x: it is, at once
-                    {"eval_time": "30m", "alertname": "HighErrorRateSlowBurn", "exp_alerts": [fired("HighErrorRateSlowBurn", "ticket")]},
+                    {
+                        "eval_time": "30m",
+                        "alertname": "HighErrorRateSlowBurn",
+                        "exp_alerts": [fired("HighErrorRateSlowBurn", "ticket")],
+                    },
                 ],
             },
-            {   # one probe of two fails: 50% errors is still a fast burn; the SLO is not down
+            {  # one probe of two fails: 50% errors is still a fast burn; the SLO is not down
                 "interval": "15s",
                 "input_series": [
-                    series("checkout-flow", "ok", healthy), series("checkout-flow", "critical", "0x240"),
-                    series("cart.api", "ok", "0x240"), series("cart.api", "critical", healthy),
-                    {"series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}', "values": "1x240"},
-                    {"series": 'probe_success{probe="cart.api",type="tcp",instance="a:9110",job="probe-agent"}', "values": "0x240"},
+                    series("checkout-flow", "ok", healthy),
+                    series("checkout-flow", "critical", "0x240"),
+                    series("cart.api", "ok", "0x240"),
+                    series("cart.api", "critical", healthy),
+                    {
+                        "series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}',
+                        "values": "1x240",
+                    },
+                    {
+                        "series": 'probe_success{probe="cart.api",type="tcp",instance="a:9110",job="probe-agent"}',
+                        "values": "0x240",
+                    },
                 ],
                 "alert_rule_test": [
-                    {"eval_time": "10m", "alertname": "HighErrorRateFastBurn", "exp_alerts": [fired("HighErrorRateFastBurn", "page")]},
+                    {
+                        "eval_time": "10m",
+                        "alertname": "HighErrorRateFastBurn",
+                        "exp_alerts": [fired("HighErrorRateFastBurn", "page")],
+                    },
                     {"eval_time": "10m", "alertname": "ServiceDegraded", "exp_alerts": []},
                 ],
             },
-            {   # all runs succeed, a third of them slower than 250 ms: the latency budget (1%) burns
+            {  # all runs succeed, a third of them slower than 250 ms: the latency budget (1%) burns
                 "interval": "15s",
                 "input_series": [
-                    series("checkout-flow", "ok", healthy), series("checkout-flow", "critical", "0x240"),
-                    series("cart.api", "ok", healthy), series("cart.api", "critical", "0x240"),
-                    buckets("checkout-flow", "0.25", "0+2x240"), count("checkout-flow", "0+3x240"),
+                    series("checkout-flow", "ok", healthy),
+                    series("checkout-flow", "critical", "0x240"),
+                    series("cart.api", "ok", healthy),
+                    series("cart.api", "critical", "0x240"),
+                    buckets("checkout-flow", "0.25", "0+2x240"),
+                    count("checkout-flow", "0+3x240"),
                 ],
                 "alert_rule_test": [
-                    {"eval_time": "10m", "alertname": "HighLatencyFastBurn", "exp_alerts": [fired("HighLatencyFastBurn", "page")]},
+                    {
+                        "eval_time": "10m",
+                        "alertname": "HighLatencyFastBurn",
+                        "exp_alerts": [fired("HighLatencyFastBurn", "page")],
+                    },
                     {"eval_time": "10m", "alertname": "HighErrorRateFastBurn", "exp_alerts": []},
                 ],
             },
-            {   # 20 minutes of failures, then recovery: the long windows still remember them, the
+            {  # 20 minutes of failures, then recovery: the long windows still remember them, the
                 # short ones no longer see any: the page stops (the workbook's AND of both windows)
                 "interval": "15s",
                 "input_series": [
-                    series("checkout-flow", "ok", "0x80 0+1x160"), series("checkout-flow", "critical", "0+1x80 80x160"),
-                    series("cart.api", "ok", "0x80 0+1x160"), series("cart.api", "critical", "0+1x80 80x160"),
-                    buckets("checkout-flow", "0.25", healthy), count("checkout-flow", healthy),
+                    series("checkout-flow", "ok", "0x80 0+1x160"),
+                    series("checkout-flow", "critical", "0+1x80 80x160"),
+                    series("cart.api", "ok", "0x80 0+1x160"),
+                    series("cart.api", "critical", "0+1x80 80x160"),
+                    buckets("checkout-flow", "0.25", healthy),
+                    count("checkout-flow", healthy),
                 ],
                 "alert_rule_test": [
-                    {"eval_time": "10m", "alertname": "HighErrorRateFastBurn", "exp_alerts": [fired("HighErrorRateFastBurn", "page")]},
+                    {
+                        "eval_time": "10m",
+                        "alertname": "HighErrorRateFastBurn",
+                        "exp_alerts": [fired("HighErrorRateFastBurn", "page")],
+                    },
                     {"eval_time": "55m", "alertname": "HighErrorRateFastBurn", "exp_alerts": []},
                 ],
             },
-            {   # healthy and fast: nothing fires
+            {  # healthy and fast: nothing fires
                 "interval": "15s",
                 "input_series": [
-                    series("checkout-flow", "ok", healthy), series("checkout-flow", "critical", "0x240"),
-                    series("cart.api", "ok", healthy), series("cart.api", "critical", "0x240"),
-                    buckets("checkout-flow", "0.25", healthy), count("checkout-flow", healthy),
+                    series("checkout-flow", "ok", healthy),
+                    series("checkout-flow", "critical", "0x240"),
+                    series("cart.api", "ok", healthy),
+                    series("cart.api", "critical", "0x240"),
+                    buckets("checkout-flow", "0.25", healthy),
+                    count("checkout-flow", healthy),
                 ],
                 "alert_rule_test": [
                     {"eval_time": "30m", "alertname": name, "exp_alerts": []}
-                    for name in ("HighErrorRateFastBurn", "HighErrorRateSlowBurn", "HighLatencyFastBurn", "HighLatencySlowBurn")
+                    for name in (
+                        "HighErrorRateFastBurn",
+                        "HighErrorRateSlowBurn",
+                        "HighLatencyFastBurn",
+                        "HighLatencySlowBurn",
+                    )
                 ],
             },
         ],
@@ -194,27 +272,40 @@ def test_maintenance_runs_are_left_out_or_counted_good(tmp_path: Path, promtool:
     halves it; neither counts a maintenance run as an error. ServiceDegraded stays quiet while
     the only failing probe is in maintenance. As many ticks again that the agent could not start
     (status="skipped", overloaded) count in neither mode."""
-    config = CONFIG.replace("    labels: {team: storefront}\n", f"    labels: {{team: storefront}}\n    maintenance: {mode}\n")
+    config = CONFIG.replace(
+        "    labels: {team: storefront}\n", f"    labels: {{team: storefront}}\n    maintenance: {mode}\n"
+    )
     rules = write_rules(tmp_path, config)
     tests = {
         "rule_files": [str(rules)],
         "evaluation_interval": "15s",
-        "tests": [{
-            "interval": "15s",
-            "input_series": [
-                series("checkout-flow", "ok", "0+9x240"), series("checkout-flow", "critical", "0+1x240"),
-                series("checkout-flow", "maintenance", "0+10x240"),
-                series("checkout-flow", "skipped", "0+10x240"),
-                {"series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}', "values": "0x240"},
-                {"series": 'probe_maintenance{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent",window="w"}',
-                 "values": "1x240"},
-            ],
-            "promql_expr_test": [{
-                "expr": 'round(slo:probe_errors:ratio_rate5m{slo="checkout"}, 0.0001)', "eval_time": "10m",
-                "exp_samples": [{"labels": '{slo="checkout"}', "value": float(ratio)}],
-            }],
-            "alert_rule_test": [{"eval_time": "10m", "alertname": "ServiceDegraded", "exp_alerts": []}],
-        }],
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": [
+                    series("checkout-flow", "ok", "0+9x240"),
+                    series("checkout-flow", "critical", "0+1x240"),
+                    series("checkout-flow", "maintenance", "0+10x240"),
+                    series("checkout-flow", "skipped", "0+10x240"),
+                    {
+                        "series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}',
+                        "values": "0x240",
+                    },
+                    {
+                        "series": 'probe_maintenance{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent",window="w"}',
+                        "values": "1x240",
+                    },
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": 'round(slo:probe_errors:ratio_rate5m{slo="checkout"}, 0.0001)',
+                        "eval_time": "10m",
+                        "exp_samples": [{"labels": '{slo="checkout"}', "value": float(ratio)}],
+                    }
+                ],
+                "alert_rule_test": [{"eval_time": "10m", "alertname": "ServiceDegraded", "exp_alerts": []}],
+            }
+        ],
     }
     test_file = tmp_path / "slo_test.yml"
     test_file.write_text(yaml.safe_dump(tests, sort_keys=False))

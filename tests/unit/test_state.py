@@ -24,7 +24,9 @@ def store(yaml: str) -> StateStore:
 
 
 def test_failure_and_success_thresholds_follow_kubernetes() -> None:
-    s = store("probes: [{name: a, type: tcp, host: h, port: 1, failure_threshold: 3, success_threshold: 2, critical: true}]")
+    s = store(
+        "probes: [{name: a, type: tcp, host: h, port: 1, failure_threshold: 3, success_threshold: 2, critical: true}]"
+    )
     s.record(result("a", Status.OK))
     assert s.probes["a"].health is Health.OK
     for expected in (Health.OK, Health.OK, Health.FAILING):
@@ -39,7 +41,9 @@ def test_failure_and_success_thresholds_follow_kubernetes() -> None:
 
 
 def test_non_critical_failure_is_degraded_not_503() -> None:
-    s = store("probes: [{name: a, type: tcp, host: h, port: 1}, {name: b, type: tcp, host: h, port: 1, critical: true}]")
+    s = store(
+        "probes: [{name: a, type: tcp, host: h, port: 1}, {name: b, type: tcp, host: h, port: 1, critical: true}]"
+    )
     s.record(result("a", Status.CRITICAL))
     s.record(result("b", Status.OK))
     assert s.health()[:2] == ("degraded", 200)
@@ -49,14 +53,20 @@ def test_transitions_only_on_status_change() -> None:
     s = store("probes: [{name: a, type: tcp, host: h, port: 1}]")
     changes = [s.record(result("a", st)) for st in (Status.OK, Status.OK, Status.CRITICAL, Status.CRITICAL, Status.OK)]
     assert [(t.old, t.new) if t else None for t in changes] == [
-        (None, Status.OK), None, (Status.OK, Status.CRITICAL), None, (Status.CRITICAL, Status.OK)
+        (None, Status.OK),
+        None,
+        (Status.OK, Status.CRITICAL),
+        None,
+        (Status.CRITICAL, Status.OK),
     ]
 
 
 def test_sync_keeps_unchanged_and_drops_removed() -> None:
     s = store("probes: [{name: a, type: tcp, host: h, port: 1}, {name: b, type: tcp, host: h, port: 1}]")
     s.record(result("a", Status.OK))
-    config = parse_config("probes: [{name: a, type: tcp, host: h, port: 1}, {name: c, type: tcp, host: h, port: 2}]", env={})
+    config = parse_config(
+        "probes: [{name: a, type: tcp, host: h, port: 1}, {name: c, type: tcp, host: h, port: 2}]", env={}
+    )
     s.sync(config.probes, {"a": "t", "c": "t"})
     assert set(s.probes) == {"a", "c"}
     assert s.probes["a"].last is not None
@@ -69,8 +79,13 @@ def test_a_tick_the_agent_could_not_start_is_counted_apart_and_changes_no_health
 
     s = store("probes: [{name: a, type: tcp, host: h, port: 1, critical: true}]")
     s.record(result("a", Status.OK))
-    skipped = replace(result("a", Status.UNKNOWN), reason=Reason.INTERNAL, message="not run: the agent is overloaded",
-                      skipped=True, started_at=1.0)
+    skipped = replace(
+        result("a", Status.UNKNOWN),
+        reason=Reason.INTERNAL,
+        message="not run: the agent is overloaded",
+        skipped=True,
+        started_at=1.0,
+    )
     for _ in range(5):
         assert s.record(skipped) is None  # no status change logged per probe
     state = s.probes["a"]
@@ -81,4 +96,5 @@ def test_a_tick_the_agent_could_not_start_is_counted_apart_and_changes_no_health
     assert s.health()[:2] == ("ok", 200)
     text = ProbeExposition().render(list(s.probes.values())).decode()
     assert 'probe_results_total{probe="a",status="skipped",type="tcp"} 5.0' in text, [
-        line for line in text.splitlines() if line.startswith("probe_results_total")]
+        line for line in text.splitlines() if line.startswith("probe_results_total")
+    ]

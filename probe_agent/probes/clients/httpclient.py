@@ -137,7 +137,10 @@ def _trace_config() -> aiohttp.TraceConfig:
 def translate_client_error(exc: BaseException) -> ProbeError | None:
     """aiohttp's exceptions -> Reason. Shared with the synthetic probe."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return ProbeError(Reason.TLS, f"certificate verify failed: {getattr(exc.certificate_error, 'verify_message', None) or exc.certificate_error}")
+        return ProbeError(
+            Reason.TLS,
+            f"certificate verify failed: {getattr(exc.certificate_error, 'verify_message', None) or exc.certificate_error}",
+        )
     if isinstance(exc, aiohttp.ClientConnectorSSLError):
         return ProbeError(Reason.TLS, f"TLS handshake failed: {getattr(exc.os_error, 'reason', None) or exc.os_error}")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
@@ -195,7 +198,9 @@ def check_body(body: bytes, contains: str | None, regex: str | None, expect_json
             except jsonpath.PathNotFound:
                 raise ProbeError(Reason.ASSERTION, f"JSON path {path} not found in body") from None
             if actual != expected:
-                raise ProbeError(Reason.ASSERTION, f"JSON {path} is {json.dumps(actual)[:80]}, expected {json.dumps(expected)}")
+                raise ProbeError(
+                    Reason.ASSERTION, f"JSON {path} is {json.dumps(actual)[:80]}, expected {json.dumps(expected)}"
+                )
 
 
 def parse_json(body: bytes) -> Any:
@@ -210,7 +215,9 @@ class AddressRecordingResolver(aiohttp.ThreadedResolver):
     clock (probe_ip_protocol, probe_ip_addr_hash). It runs in the request's task, so the
     context variable is the run's own."""
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         hosts = await super().resolve(host, port, family)
         clock = HANDSHAKE_CLOCK.get()
         if clock is not None and hosts:
@@ -218,7 +225,9 @@ class AddressRecordingResolver(aiohttp.ThreadedResolver):
         return hosts
 
 
-def http_client_context(verify: bool, ca_file: str | None, cert_file: str | None, key_file: str | None) -> ssl.SSLContext:
+def http_client_context(
+    verify: bool, ca_file: str | None, cert_file: str | None, key_file: str | None
+) -> ssl.SSLContext:
     """The TLS context of an http-like probe. With the default settings it is aiohttp's own
     verified context, which aiohttp builds when it is imported (loading the system CA bundle:
     ~40 ms and 0.85 MB a context); it gets our SSLObject class once, which times handshakes
@@ -235,7 +244,11 @@ def make_session(ssl_context: Any, cookies: bool = False, fresh_connections: boo
     # fresh_connections: a new connection for every request, so connect and TLS are measured
     # every run and a server that stopped accepting connections is noticed.
     connector = aiohttp.TCPConnector(
-        force_close=fresh_connections, use_dns_cache=False, ssl=ssl_context, limit=0, resolver=AddressRecordingResolver()
+        force_close=fresh_connections,
+        use_dns_cache=False,
+        ssl=ssl_context,
+        limit=0,
+        resolver=AddressRecordingResolver(),
     )
     return aiohttp.ClientSession(
         connector=connector,

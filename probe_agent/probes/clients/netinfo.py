@@ -11,11 +11,15 @@ from probe_agent.core.results import Observation, ValueSpec
 from probe_agent.probes.clients.tls import HandshakeClock, cert_labels, cert_not_after, tls_version_label
 
 TLS_VALUES = {
-    "ssl_earliest_cert_expiry": ValueSpec("probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime."),
+    "ssl_earliest_cert_expiry": ValueSpec(
+        "probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime."
+    ),
     "ssl_last_chain_expiry": ValueSpec(
         "probe_ssl_last_chain_expiry_timestamp_seconds", "Returns last SSL chain expiry in timestamp."
     ),
-    "tls_version": ValueSpec("probe_tls_version_info", "Returns the TLS version used or NaN when unknown.", ("version",)),
+    "tls_version": ValueSpec(
+        "probe_tls_version_info", "Returns the TLS version used or NaN when unknown.", ("version",)
+    ),
     "ssl_chain": ValueSpec(
         "probe_ssl_last_chain_info",
         "Contains SSL leaf certificate information.",
@@ -25,7 +29,9 @@ TLS_VALUES = {
 }
 
 ADDRESS_VALUES = {
-    "dns_lookup_seconds": ValueSpec("probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds."),
+    "dns_lookup_seconds": ValueSpec(
+        "probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds."
+    ),
     "ip_protocol": ValueSpec("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6."),
     "ip_addr_hash": ValueSpec(
         "probe_ip_addr_hash", "Specifies the hash of IP address. It's useful to detect if the IP address changes."
@@ -58,8 +64,10 @@ def describe_certificate(der: bytes) -> str:
     days = (expiry - time.time()) / 86400
     when = dt.datetime.fromtimestamp(expiry, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     state = f"expired {-days:.0f} days ago" if days < 0 else f"{days:.0f} days left"
-    return (f"subject {labels['subject']}, issuer {labels['issuer']}, names {labels['subjectalternative'] or '-'}, "
-            f"expires {when} ({state})")
+    return (
+        f"subject {labels['subject']}, issuer {labels['issuer']}, names {labels['subjectalternative'] or '-'}, "
+        f"expires {when} ({state})"
+    )
 
 
 async def unverified_certificate(host: str, port: int, server_name: str | None = None) -> bytes | None:

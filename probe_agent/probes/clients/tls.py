@@ -130,7 +130,9 @@ def _build_context(
         try:
             context.load_cert_chain(cert_file, key_file)
         except (OSError, ssl.SSLError) as exc:
-            raise TlsFileError(f"cert_file: cannot load {cert_file} (key_file {key_file or 'in it'}): {_why(exc)}") from None
+            raise TlsFileError(
+                f"cert_file: cannot load {cert_file} (key_file {key_file or 'in it'}): {_why(exc)}"
+            ) from None
     context.sslobject_class = TimedSSLObject
     return context
 
@@ -167,7 +169,9 @@ def cert_labels(der: bytes) -> dict[str, str]:
 
     cert = x509.load_der_x509_certificate(der)
     try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName
+        )
     except x509.ExtensionNotFound:
         names = []
     return {

@@ -76,7 +76,10 @@ def translate(exc: BaseException) -> ProbeError | None:
         return ProbeError(Reason.AUTH, f"access refused: {_reply_text(exc)}")
     if isinstance(exc, amqp_errors.InvalidFrameError) and "Connection.Close" in str(exc):
         # RabbitMQ closes the connection when the vhost does not exist or the user may not use it
-        return ProbeError(Reason.AUTH, "the broker closed the connection on opening the vhost: it does not exist or the user may not use it")
+        return ProbeError(
+            Reason.AUTH,
+            "the broker closed the connection on opening the vhost: it does not exist or the user may not use it",
+        )
     if isinstance(exc, amqp_errors.IncompatibleProtocolError) or (
         isinstance(exc, amqp_errors.AMQPConnectionError) and "bytes expected" in str(exc)
     ):
@@ -118,7 +121,9 @@ class AmqpProbe(Probe[AmqpConfig]):
     shown_values = ("depth", "messages_unacknowledged", "consumers")
     values = {
         "depth": ValueSpec(None, "Messages ready, plus unacknowledged with management_url (for thresholds)."),
-        "messages_ready": ValueSpec("probe_amqp_messages_ready", "Messages ready for delivery (passive queue.declare)."),
+        "messages_ready": ValueSpec(
+            "probe_amqp_messages_ready", "Messages ready for delivery (passive queue.declare)."
+        ),
         "messages_unacknowledged": ValueSpec(
             "probe_amqp_messages_unacknowledged", "Messages delivered and not yet acknowledged (management API)."
         ),
@@ -132,7 +137,9 @@ class AmqpProbe(Probe[AmqpConfig]):
 
     def __init__(self, config: AmqpConfig):
         super().__init__(config)
-        self._tls = client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file) if config.tls else None
+        self._tls = (
+            client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file) if config.tls else None
+        )
         self._slot = ConnectionSlot(self._connect, self._close, self._abort, config.pool)
         self._session: aiohttp.ClientSession | None = None
         self._management_tls = (

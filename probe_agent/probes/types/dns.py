@@ -188,12 +188,17 @@ class DnsProbe(Probe[DnsConfig]):
         obs.details["rcode"] = rcode
         if records:
             shown = records[:MAX_SHOWN_RECORDS]
-            obs.details["answers"] = "; ".join(shown) + (f"; and {len(records) - len(shown)} more" if records[len(shown):] else "")
+            obs.details["answers"] = "; ".join(shown) + (
+                f"; and {len(records) - len(shown)} more" if records[len(shown) :] else ""
+            )
         if rcode not in cfg.valid_rcodes:
             raise ProbeError(Reason.ASSERTION, f"rcode {rcode}, expected {', '.join(cfg.valid_rcodes)}")
         minimum = cfg.min_answers
         if len(records) < minimum:
-            raise ProbeError(Reason.ASSERTION, f"{len(records)} answer records for {cfg.query_type} {cfg.query_name}, expected at least {minimum}")
+            raise ProbeError(
+                Reason.ASSERTION,
+                f"{len(records)} answer records for {cfg.query_type} {cfg.query_name}, expected at least {minimum}",
+            )
         for pattern in cfg.answer_matches:
             if not any(re.search(pattern, r) for r in records):
                 raise ProbeError(Reason.ASSERTION, f"no answer record matches /{pattern}/")

@@ -172,7 +172,9 @@ class GrpcProbe(Probe[GrpcConfig]):
             obs.values["status_code"] = float(exc.code().value[0])
             await channel.close()
             if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise ProbeError(Reason.ASSERTION, f"the health service does not know service {cfg.service!r}") from None
+                raise ProbeError(
+                    Reason.ASSERTION, f"the health service does not know service {cfg.service!r}"
+                ) from None
             raise
         except BaseException:
             await channel.close()

@@ -105,8 +105,12 @@ class HttpProbe(Probe[HttpConfig]):
     # 0 when the run ended before they could be known (as there).
     values = {
         "status_code": ValueSpec("probe_http_status_code", "Response HTTP status code; 0 if no response."),
-        "content_length": ValueSpec("probe_http_content_length", "Length of the HTTP content response (Content-Length; -1 if not sent)."),
-        "body_bytes": ValueSpec("probe_http_uncompressed_body_length", "Length of the uncompressed response body in bytes."),
+        "content_length": ValueSpec(
+            "probe_http_content_length", "Length of the HTTP content response (Content-Length; -1 if not sent)."
+        ),
+        "body_bytes": ValueSpec(
+            "probe_http_uncompressed_body_length", "Length of the uncompressed response body in bytes."
+        ),
         "redirects": ValueSpec("probe_http_redirects", "The number of redirects."),
         "ssl": ValueSpec("probe_http_ssl", "Indicates if SSL was used for the final redirect."),
         "http_version": ValueSpec("probe_http_version", "Returns the version of HTTP of the probe response."),
@@ -133,7 +137,15 @@ class HttpProbe(Probe[HttpConfig]):
         HANDSHAKE_CLOCK.set(clock)  # this run's connections copy it; the next run sets its own
         timings = RequestTimings(clock)
         values = obs.values
-        for name in ("status_code", "content_length", "body_bytes", "redirects", "ssl", "http_version", "failed_due_to_regex"):
+        for name in (
+            "status_code",
+            "content_length",
+            "body_bytes",
+            "redirects",
+            "ssl",
+            "http_version",
+            "failed_due_to_regex",
+        ):
             values[name] = 0.0
         obs.note(f"> {cfg.method} {cfg.url}")
         for key, value in cfg.headers.items():
@@ -151,7 +163,9 @@ class HttpProbe(Probe[HttpConfig]):
                 headers_at = time.perf_counter()
                 values["status_code"] = response.status
                 values["redirects"] = len(response.history)
-                values["http_version"] = response.version.major + response.version.minor / 10 if response.version else 0.0
+                values["http_version"] = (
+                    response.version.major + response.version.minor / 10 if response.version else 0.0
+                )
                 length = response.content_length
                 values["content_length"] = float(length) if length is not None else -1.0
                 values["ssl"] = 1.0 if response.url.scheme == "https" else 0.0
@@ -163,14 +177,18 @@ class HttpProbe(Probe[HttpConfig]):
                 body = await read_capped(response, cfg.max_body_bytes)
                 if obs.trace is not None:
                     shown = body[:TRACE_BODY_BYTES].decode("utf-8", errors="replace")
-                    obs.note(f"< body ({len(body)} bytes{', first ' + str(TRACE_BODY_BYTES) if len(body) > TRACE_BODY_BYTES else ''}):")
+                    obs.note(
+                        f"< body ({len(body)} bytes{', first ' + str(TRACE_BODY_BYTES) if len(body) > TRACE_BODY_BYTES else ''}):"
+                    )
                     obs.trace.extend(f"<   {line}" for line in shown.splitlines()[:60])
                 values["body_bytes"] = len(body)
                 timings.add("transfer", time.perf_counter() - headers_at)
         except aiohttp.ClientConnectorCertificateError as exc:
             if obs.trace is not None:  # what was the certificate it refused?
                 der = await unverified_certificate(exc.host, exc.port or 443)
-                obs.note("tls: refused certificate " + describe_certificate(der) if der else "tls: no certificate to show")
+                obs.note(
+                    "tls: refused certificate " + describe_certificate(der) if der else "tls: no certificate to show"
+                )
             raise
         finally:
             # all five, 0 for those that did not happen, as blackbox_exporter has them

@@ -99,7 +99,9 @@ class NatsProbe(Probe[NatsConfig]):
         obs.details["server_version"] = str(varz.get("version", ""))
         if status != 200 or not isinstance(health, dict) or health.get("status") != "ok":
             error = health.get("error") if isinstance(health, dict) else None
-            raise ProbeError(Reason.ASSERTION, f"/healthz: {error or health.get('status') if isinstance(health, dict) else status}")
+            raise ProbeError(
+                Reason.ASSERTION, f"/healthz: {error or health.get('status') if isinstance(health, dict) else status}"
+            )
         if self._client is not None:
             await self._round_trip(obs)
 

@@ -92,7 +92,9 @@ class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
         super().__init__(config)
         self._client = config.client_slot() if config.source == "client" else None
         self._session: aiohttp.ClientSession | None = None
-        self._tls = http_client_context(config.tls_verify, config.ca_file, None, None) if config.source == "monitor" else None
+        self._tls = (
+            http_client_context(config.tls_verify, config.ca_file, None, None) if config.source == "monitor" else None
+        )
 
     async def run(self, obs: Observation) -> None:
         start = time.perf_counter()
@@ -142,8 +144,12 @@ class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
                     return
                 for consumer in stream.get("consumer_detail") or []:
                     if consumer.get("name") == cfg.consumer:
-                        self._record_consumer(obs, consumer.get("num_pending", 0), consumer.get("num_ack_pending", 0),
-                                              consumer.get("num_redelivered", 0))
+                        self._record_consumer(
+                            obs,
+                            consumer.get("num_pending", 0),
+                            consumer.get("num_ack_pending", 0),
+                            consumer.get("num_redelivered", 0),
+                        )
                         return
                 raise self._not_found(CONSUMER_NOT_FOUND)
         raise self._not_found(STREAM_NOT_FOUND)
@@ -156,7 +162,9 @@ class NatsJetstreamProbe(Probe[NatsJetstreamConfig]):
 
     def _not_found(self, err_code: int | None) -> ProbeError:
         if err_code == CONSUMER_NOT_FOUND:
-            return ProbeError(Reason.ASSERTION, f"consumer {self.config.consumer!r} not found on stream {self.config.stream!r}")
+            return ProbeError(
+                Reason.ASSERTION, f"consumer {self.config.consumer!r} not found on stream {self.config.stream!r}"
+            )
         return ProbeError(Reason.ASSERTION, f"stream {self.config.stream!r} not found")
 
     async def aclose(self) -> None:

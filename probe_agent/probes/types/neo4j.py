@@ -77,7 +77,9 @@ def translate_for(query: str) -> Callable[[BaseException], ProbeError | None]:
             # The server's code (Neo.ClientError.Statement.SyntaxError) says what failed; its message
             # says where, once the query text is out of it.
             detail = without_query(exc.message or "", query)
-            return ProbeError(Reason.PROTOCOL, f"query failed: {detail} ({exc.code})" if detail else f"query failed ({exc.code})")
+            return ProbeError(
+                Reason.PROTOCOL, f"query failed: {detail} ({exc.code})" if detail else f"query failed ({exc.code})"
+            )
         return translate_driver(exc)
 
     return translate

@@ -110,7 +110,9 @@ class PostgresProbe(Probe[PostgresConfig]):
         "connections_used_ratio": ValueSpec(
             "probe_postgres_connections_used_ratio", "Client connections as a fraction of max_connections."
         ),
-        "in_recovery": ValueSpec("probe_postgres_in_recovery", "1 if the server is a replica (in recovery), 0 if primary."),
+        "in_recovery": ValueSpec(
+            "probe_postgres_in_recovery", "1 if the server is a replica (in recovery), 0 if primary."
+        ),
         "replication_lag_seconds": ValueSpec(
             "probe_postgres_replication_lag_seconds", "Seconds since the last transaction replayed on a replica."
         ),

@@ -147,7 +147,9 @@ class SyntheticConfig(ProbeConfig):
     @model_validator(mode="after")
     def _checks(self) -> SyntheticConfig:
         if self.cleanup and self.cleanup_budget >= self.timeout:
-            raise ValueError(f"cleanup_timeout: {self.cleanup_budget:g}s must be shorter than timeout ({self.timeout:g}s)")
+            raise ValueError(
+                f"cleanup_timeout: {self.cleanup_budget:g}s must be shorter than timeout ({self.timeout:g}s)"
+            )
         names = [s.name for s in [*self.steps, *self.cleanup]]
         if duplicates := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"steps: duplicate step names {duplicates}")
@@ -157,7 +159,9 @@ class SyntheticConfig(ProbeConfig):
         # Every {{variable}} must be known by the time its step runs.
         for name, value in self.variables.items():
             if unknown := sorted(_templates(value) - set(BUILTINS)):
-                raise ValueError(f"variables.{name}: may use only the built-ins {', '.join(BUILTINS)}, not {{{{{unknown[0]}}}}}")
+                raise ValueError(
+                    f"variables.{name}: may use only the built-ins {', '.join(BUILTINS)}, not {{{{{unknown[0]}}}}}"
+                )
         known = set(BUILTINS) | set(self.variables)
         for index, step in enumerate(self.steps):
             _check_variables(step, known, f"steps[{index}]")
@@ -252,16 +256,22 @@ class FlowRun:
         if self.obs.trace is not None:
             sent = kwargs.get("json", kwargs.get("data"))
             if sent is not None:
-                self.obs.note(f"step {step.name!r}: > body {json.dumps(sent)[:TRACE_BODY_CHARS] if not isinstance(sent, str) else sent[:TRACE_BODY_CHARS]}")
+                self.obs.note(
+                    f"step {step.name!r}: > body {json.dumps(sent)[:TRACE_BODY_CHARS] if not isinstance(sent, str) else sent[:TRACE_BODY_CHARS]}"
+                )
         start = time.perf_counter()
         try:
             async with asyncio.timeout(step.timeout):
                 async with self.session.request(step.method, url, allow_redirects=True, **kwargs) as response:
                     body = await read_capped(response, cfg.max_body_bytes)
-                    self.obs.note(f"step {step.name!r}: < {response.status} {response.reason or ''}, "
-                                  f"{len(body)} bytes in {(time.perf_counter() - start) * 1000:.1f} ms")
+                    self.obs.note(
+                        f"step {step.name!r}: < {response.status} {response.reason or ''}, "
+                        f"{len(body)} bytes in {(time.perf_counter() - start) * 1000:.1f} ms"
+                    )
                     if self.obs.trace is not None and body:
-                        self.obs.note(f"step {step.name!r}: < body {body[:TRACE_BODY_CHARS].decode('utf-8', errors='replace')}")
+                        self.obs.note(
+                            f"step {step.name!r}: < body {body[:TRACE_BODY_CHARS].decode('utf-8', errors='replace')}"
+                        )
         except ProbeError as exc:
             raise self.fail(step, exc.reason, exc.message) from exc
         except TimeoutError:
@@ -280,8 +290,9 @@ class FlowRun:
 
     def _check(self, step: Step, response: aiohttp.ClientResponse, body: bytes) -> None:
         if not any(lo <= response.status <= hi for lo, hi in step.expect_status):
-            raise self.fail(step, Reason.ASSERTION,
-                            f"status {response.status}, expected {format_status_ranges(step.expect_status)}")
+            raise self.fail(
+                step, Reason.ASSERTION, f"status {response.status}, expected {format_status_ranges(step.expect_status)}"
+            )
         try:
             check_body(body, step.body_contains, step.body_regex, render(step.expect_json, self.variables))
         except ProbeError as exc:
@@ -300,7 +311,9 @@ class FlowRun:
                 try:
                     value = jsonpath.lookup(document, how.json_path)
                 except jsonpath.PathNotFound:
-                    raise self.fail(step, Reason.ASSERTION, f"cannot extract {name}: JSON path {how.json_path} not found") from None
+                    raise self.fail(
+                        step, Reason.ASSERTION, f"cannot extract {name}: JSON path {how.json_path} not found"
+                    ) from None
                 value = value if isinstance(value, str) else json.dumps(value)
             elif how.regex is not None:
                 match = re.search(how.regex, body.decode("utf-8", errors="replace"))
@@ -329,10 +342,16 @@ class FlowRun:
             return
         if limits.critical is not None and limits.critical.breached_by(seconds):
             limit = limits.critical
-            raise self.fail(step, Reason.ASSERTION, f"took {duration_text(seconds)}, limit {limit.op} {duration_text(limit.bound)} (critical)")
+            raise self.fail(
+                step,
+                Reason.ASSERTION,
+                f"took {duration_text(seconds)}, limit {limit.op} {duration_text(limit.bound)} (critical)",
+            )
         if limits.warning is not None and limits.warning.breached_by(seconds):
             limit = limits.warning
-            self.obs.warnings.append(f"step {step.name!r}: took {duration_text(seconds)}, limit {limit.op} {duration_text(limit.bound)}")
+            self.obs.warnings.append(
+                f"step {step.name!r}: took {duration_text(seconds)}, limit {limit.op} {duration_text(limit.bound)}"
+            )
 
 
 class SyntheticProbe(Probe[SyntheticConfig]):
@@ -380,8 +399,11 @@ class SyntheticProbe(Probe[SyntheticConfig]):
                         obs.values["steps_passed"] += 1
             except TimeoutError:
                 budget = cfg.timeout - cfg.cleanup_budget
-                failure = flow.fail(current, Reason.TIMEOUT,
-                                    f"no answer within the flow's {budget:g}s ({cfg.cleanup_budget:g}s kept for cleanup)")
+                failure = flow.fail(
+                    current,
+                    Reason.TIMEOUT,
+                    f"no answer within the flow's {budget:g}s ({cfg.cleanup_budget:g}s kept for cleanup)",
+                )
             except Exception as exc:  # noqa: BLE001 - reported after cleanup
                 failure = exc
             if cfg.cleanup:

@@ -88,7 +88,9 @@ class TcpProbe(Probe[TcpConfig]):
         )
         connected = time.perf_counter()
         record_tls(clock, obs)
-        obs.note(f"connected to {address}:{cfg.port}" + (f", {clock.version} {clock.cipher or ''}" if clock.version else ""))
+        obs.note(
+            f"connected to {address}:{cfg.port}" + (f", {clock.version} {clock.cipher or ''}" if clock.version else "")
+        )
         try:
             if clock.started is not None and clock.finished is not None:
                 obs.add_phase("connect", clock.started - start)
@@ -118,7 +120,9 @@ class TcpProbe(Probe[TcpConfig]):
         resolve phase and probe_dns_lookup_time_seconds)."""
         start = time.perf_counter()
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(self.config.host, self.config.port, type=socket.SOCK_STREAM)
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                self.config.host, self.config.port, type=socket.SOCK_STREAM
+            )
         except socket.gaierror:
             raise ProbeError(Reason.CONNECT, f"cannot resolve host {self.config.host}") from None
         finally:
