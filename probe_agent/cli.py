@@ -144,7 +144,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
             return 1
         groups += included["groups"]
     if not config.slos and not groups:
-        print(f"{path}: no slos: to write rules for (see README, SLOs)", file=sys.stderr)
+        print(f"{path}: no slos: to write rules for (see docs/slos.md)", file=sys.stderr)
         return 1
     groups += rule_groups(config.slos, config.probes)
     sources = " and ".join([str(path), *args.include])

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks of README "Benchmarks": installs what they need (nginx-light), then runs them.
+# The benchmarks of docs/benchmarks.md: installs what they need (nginx-light), then runs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh --bench

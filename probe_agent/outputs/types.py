@@ -1,6 +1,6 @@
 """`probe-agent types`: every probe type the agent knows, built-in or installed (an entry point),
 with where it comes from, what it checks, its own fields, its metrics and an example. For an
-out-of-tree type this is its reference: the README documents the built-in ones."""
+out-of-tree type this is its reference: docs/probe-types.md documents the built-in ones."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ docs checks read it from there:
 - `translate()`: its client library's exceptions as a Reason and a message;
 - `info_details`: details that say what the target is, as labels on probe_info;
 - `config_info()`: labels on probe_info from the config (`dlq="true"`);
-- `example`: a probe of this type as YAML, the one the README shows (a test checks both).
+- `example`: a probe of this type as YAML, the one docs/probe-types.md shows (a test checks both).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class Probe(abc.ABC, Generic[C]):
     # A histogram of the phases too (a synthetic flow's steps), with the probe's bounds. Its
     # series are bounded by the config: only the phases its config names are counted.
     phase_histogram: ClassVar[str] = ""
-    # One probe of this type as a YAML list item, as the README shows it.
+    # One probe of this type as a YAML list item, as docs/probe-types.md shows it.
     example: ClassVar[str] = ""
     # The measured values `check` shows beside a probe, in human units: what on-call wants to
     # see at a glance (the rest is in `check --format json`).

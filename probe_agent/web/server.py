@@ -222,7 +222,7 @@ async def status_page(request: web.Request) -> web.Response:
 
 @dataclass
 class WebOptions:
-    """Who may do what on the agent's endpoints (README "Security")."""
+    """Who may do what on the agent's endpoints (docs/security.md)."""
 
     lifecycle: bool = False  # POST /-/reload; off unless --web.enable-lifecycle, as in Prometheus
     health_detail: str = "full"  # "status": /health names probes and their health, no targets or messages

@@ -1,4 +1,4 @@
-"""Probes of every registered type, made from the type's own README example: tests that must
+"""Probes of every registered type, made from the type's own example (the one its docs show): tests that must
 cover every type (and any added later) build theirs here."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The registry ratchet: every probe type, against targets that never stop sending, send garbage or
 never answer, ends within its timeout, holds a bounded amount of memory and leaves no socket open.
 
-The probes come from each type's README example, pointed at the hostile server: a type added
+The probes come from each type's own example, pointed at the hostile server: a type added
 later is covered without touching this file.
 """
 

@@ -38,7 +38,7 @@ def test_incidents_keep_the_last_ones() -> None:
 
 def test_memory_per_probe_is_bounded() -> None:
     """About 1.1 KB a probe with a full day of runs, whatever the interval; incidents only for
-    the probes that change. The README states these figures."""
+    the probes that change. docs/status-page.md states these figures."""
     gc.collect()
     tracemalloc.start()
     try:

@@ -261,7 +261,7 @@ def test_prometheus_rule_is_the_generated_one(overlay: str, tmp_path: Path) -> N
 
 
 def test_one_default_port_everywhere() -> None:
-    """9110, not the OpenTelemetry exporter's 9464 (README, Port)."""
+    """9110, not the OpenTelemetry exporter's 9464 (README, "Port")."""
     assert DEFAULT_PORT == 9110
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f"EXPOSE {DEFAULT_PORT}\n" in dockerfile

@@ -1,5 +1,5 @@
 """Every probe type is one self-describing module: what it declares is what the loader, /metrics
-and the README use. These checks run over the registry, so a new type's module is all they need."""
+and the docs use. These checks run over the registry, so a new type's module is all they need."""
 
 from __future__ import annotations
 
@@ -15,21 +15,21 @@ from probe_agent.core.errors import ConfigError
 from probe_agent.probes import PROBE_TYPES, REGISTRY
 from probe_agent.probes.base import Probe, ProbeConfig
 
-README = (Path(__file__).parents[2] / "README.md").read_text()
+DOCS = Path(__file__).parents[2] / "docs"
+TYPES_PAGE = (DOCS / "probe-types.md").read_text()
+METRICS_PAGE = (DOCS / "metrics.md").read_text()
 TYPES = list(REGISTRY)
-# the README documents the built-in types; an installed one documents itself (`probe-agent types`)
+# docs/probe-types.md documents the built-in types; an installed one documents itself (`probe-agent types`)
 BUILTIN_TYPES = [name for name in TYPES if REGISTRY.builtin(name)]
 
 
 def readme_section(probe_type: str) -> str:
-    """The README's section whose heading names this type in backticks."""
-    for match in re.finditer(r"^### (.*)$", README, re.M):
+    """The section of docs/probe-types.md whose heading names this type in backticks."""
+    for match in re.finditer(r"^## (.*)$", TYPES_PAGE, re.M):
         if f"`{probe_type}`" in match.group(1):
-            end = README.find("\n## ", match.end())
-            nxt = README.find("\n### ", match.end())
-            stop = min(x for x in (end, nxt, len(README)) if x != -1)
-            return README[match.end() : stop]
-    raise AssertionError(f"README has no section heading naming `{probe_type}`")
+            end = TYPES_PAGE.find("\n## ", match.end())
+            return TYPES_PAGE[match.end() : end if end != -1 else len(TYPES_PAGE)]
+    raise AssertionError(f"docs/probe-types.md has no section heading naming `{probe_type}`")
 
 
 def as_config(example: str) -> str:
@@ -70,15 +70,15 @@ def test_example_is_valid(probe_type: str) -> None:
 @pytest.mark.parametrize("probe_type", BUILTIN_TYPES)
 def test_the_readme_shows_the_example(probe_type: str) -> None:
     example = REGISTRY[probe_type].example
-    assert example in readme_section(probe_type), f"README section of `{probe_type}` should show its example"
+    assert example in readme_section(probe_type), f"docs/probe-types.md: the section of `{probe_type}` should show its example"
 
 
 @pytest.mark.parametrize("probe_type", BUILTIN_TYPES)
 def test_every_metric_of_the_type_is_documented(probe_type: str) -> None:
     cls = REGISTRY[probe_type]
     metrics = {spec.metric for spec in cls.values.values() if spec.metric} | ({cls.phase_metric} - {""})
-    documented = set(re.findall(r"`(probe_[a-z0-9_]+)", README[README.index("## Metrics") :]))
-    assert metrics <= documented, f"not in the README's Metrics table: {sorted(metrics - documented)}"
+    documented = set(re.findall(r"`(probe_[a-z0-9_]+)", METRICS_PAGE))
+    assert metrics <= documented, f"not in docs/metrics.md: {sorted(metrics - documented)}"
 
 
 @pytest.mark.parametrize("probe_type", TYPES)
