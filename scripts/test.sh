@@ -1,8 +1,33 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine: install, start services, the lint and type
-# gate (scripts/lint.sh), then pytest.
+# gate (scripts/lint.sh), then pytest under coverage (branch coverage of probe_agent, the
+# daemons and commands the tests start included), printed at the end. The whole suite must
+# keep at least COVERAGE_FLOOR percent; a run of a part of it (`scripts/test.sh tests/unit`)
+# prints its figure without the floor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+COVERAGE_FLOOR=84
 scripts/bootstrap.sh --test
 scripts/lint.sh
-exec .venv/bin/python -m pytest "$@"
+data="$PWD/.coverage-data"
+rm -rf "$data" && mkdir -p "$data"
+export COVERAGE_FILE="$data/coverage"
+whole=1
+prev=""
+for arg in "$@"; do
+  # a test path or id, or a selection (-k, -m, --lf): a part of the suite
+  if [ -e "${arg%%::*}" ] || [ "$prev" = "-k" ] || [ "$prev" = "-m" ] || [ "$arg" = "--lf" ] || [ "$arg" = "-x" ]; then
+    whole=0
+  fi
+  prev="$arg"
+done
+status=0
+.venv/bin/python -m coverage run -m pytest "$@" || status=$?
+.venv/bin/python -m coverage combine -q || true
+if [ "$whole" = 1 ] && [ "$status" = 0 ]; then
+  .venv/bin/python -m coverage report --fail-under="$COVERAGE_FLOOR" | tail -1 || status=$?
+  echo "coverage floor: ${COVERAGE_FLOOR}% (scripts/test.sh; .venv/bin/python -m coverage report for every file)"
+else
+  .venv/bin/python -m coverage report | tail -1 || true
+fi
+exit "$status"
