@@ -169,71 +169,20 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 def cmd_maintenance(args: argparse.Namespace) -> int:
     """Start, end or list maintenance windows on a running agent (its /-/maintenance)."""
-    import base64
-    import json
-    import urllib.error
-    import urllib.parse
-    import urllib.request
+    from probe_agent.commands.maintenance import MaintenanceRequest, send
 
-    base = args.agent.rstrip("/")
-    if args.action == "start":
-        if not args.probe and not args.tag:
-            print("maintenance start: name the probes (--probe) or tags (--tag) it covers", file=sys.stderr)
-            return 2
-        body = {"probes": args.probe, "tags": args.tag, "duration": args.duration, "reason": args.reason or ""}
-        if args.name:
-            body["name"] = args.name
-        request = urllib.request.Request(
-            f"{base}/-/maintenance",
-            data=json.dumps(body).encode(),
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-    elif args.action == "end":
-        if not args.name:
-            print("maintenance end: give the window's --name (`maintenance list` shows them)", file=sys.stderr)
-            return 2
-        request = urllib.request.Request(
-            f"{base}/-/maintenance/{urllib.parse.quote(args.name, safe='')}", method="DELETE"
-        )
-    else:
-        request = urllib.request.Request(f"{base}/-/maintenance")
-    if args.user:
-        # the password from the environment: a command line is visible to every user of the host
-        password = os.environ.get("PROBE_AGENT_PASSWORD", "")
-        token = base64.b64encode(f"{args.user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
-            answer = json.loads(response.read(1 << 20))
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read(1 << 16)).get("error") or exc.reason
-        except ValueError:
-            detail = exc.reason
-        print(f"maintenance {args.action}: {base} answered {exc.code}: {detail}", file=sys.stderr)
-        return 1
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        print(f"maintenance {args.action}: cannot reach the agent at {base}: {reason}", file=sys.stderr)
-        return 1
-    if args.action == "list":
-        windows = answer.get("windows", [])
-        if not windows:
-            print("no maintenance windows")
-        for window in windows:
-            covers = ", ".join([*window["probes"], *(f"tag {t}" for t in window["tags"])])
-            state = f"active until {window['until']}" if window.get("active") else "inactive"
-            print(
-                f"{window['name']} ({window['kind']}): {state}; covers {covers}"
-                + (f"; {window['reason']}" if window.get("reason") else "")
-            )
-    elif args.action == "start":
-        window = answer["window"]
-        print(f"maintenance {window['name']} started, until {window['end']}")
-    else:
-        print(f"maintenance {args.name} ended")
-    return 0
+    wanted = MaintenanceRequest(
+        args.action,
+        args.agent,
+        probes=args.probe,
+        tags=args.tag,
+        duration=args.duration,
+        reason=args.reason or "",
+        name=args.name or "",
+        user=args.user or "",
+        timeout=args.timeout,
+    )
+    return send(wanted)
 
 
 def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConfig], list[ProbeHandle]] | None:
@@ -254,7 +203,7 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from probe_agent.commands.check import mark_maintenance, run_once
+    from probe_agent.commands.check import mark_maintenance, report, run_once
 
     loaded = load_selected(args)
     if loaded is None:
@@ -572,56 +521,19 @@ def adhoc_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def adhoc_probe(args: argparse.Namespace) -> str:
-    """The probes file an ad-hoc check stands for, as YAML: validated as any other."""
-    import yaml
-
-    from probe_agent.probes import REGISTRY
-    from probe_agent.schema.fields import parse_duration
-
-    if args.type not in REGISTRY:
-        from probe_agent.config.loader import did_you_mean
-
-        known = tuple(sorted(REGISTRY))
-        raise ConfigError(
-            [f"unknown probe type {args.type!r}{did_you_mean(args.type, known)} (known: {', '.join(known)})"]
-        )
-    try:
-        probe: dict[str, Any] = REGISTRY[args.type].config_model.from_target(args.target)
-    except ValueError as exc:
-        raise ConfigError([f"{args.type} {args.target}: {exc}"]) from None
-    for item in args.set:
-        field, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError([f"--set {item}: expected FIELD=VALUE"])
-        probe[field] = yaml.safe_load(value) if value else ""
-    try:
-        timeout = parse_duration(args.timeout)
-    except ValueError as exc:
-        raise ConfigError([f"--timeout: {exc}"]) from None
-    limits = {level: getattr(args, level) for level in ("warning", "critical") if getattr(args, level)}
-    if limits:
-        probe["thresholds"] = {"duration": limits}
-    if args.expect_status:
-        probe["expect_status"] = args.expect_status
-    entry = {
-        "name": args.type,
-        "type": args.type,
-        "timeout": args.timeout,
-        "interval": f"{max(timeout * 2, 30):g}s",
-        **probe,
-    }
-    return yaml.safe_dump({"probes": [entry]})
-
-
 def cmd_check_adhoc(argv: Sequence[str]) -> int:
-    from probe_agent.commands.check import run_once
+    from probe_agent.commands.check import adhoc_config, report, run_once
     from probe_agent.config.loader import parse_config
     from probe_agent.runtime.runner import build_handles
 
     args = adhoc_parser().parse_args(argv)
     try:
-        config = parse_config(adhoc_probe(args), "<command line>")
+        config = parse_config(
+            adhoc_config(
+                args.type, args.target, args.set, args.timeout, args.warning, args.critical, args.expect_status
+            ),
+            "<command line>",
+        )
         handles = build_handles(config)
     except ConfigError as exc:
         print_problems(exc.problems, "command line", exc.locations)
@@ -629,29 +541,6 @@ def cmd_check_adhoc(argv: Sequence[str]) -> int:
     setup_logging("text", args.log_level, Redactor(config.secrets))
     results = run_async(run_once(config, handles, trace=args.verbose))
     return report(args.format, results, config, config.probes)
-
-
-def report(fmt: str, results: list[Any], config: AgentConfig, probes: list[ProbeConfig]) -> int:
-    """Print `check` results in the format asked; the check exit code."""
-    from probe_agent.outputs.reports import (
-        render_json,
-        render_junit,
-        render_nagios,
-        render_prometheus,
-        render_table,
-        worst,
-    )
-
-    targets = {p.name: config.redactor(p.name).redact(p.target()) for p in probes}
-    if fmt == "nagios":
-        render_nagios(results, {p.name: p for p in probes}, sys.stdout)
-    elif fmt == "junit":
-        render_junit(results, targets, sys.stdout)
-    elif fmt == "prometheus":
-        render_prometheus(results, config, probes, sys.stdout)
-    else:
-        (render_json if fmt == "json" else render_table)(results, targets)
-    return int(worst(results))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

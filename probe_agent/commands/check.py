@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
+from typing import Any
 
 from probe_agent.config.loader import AgentConfig, did_you_mean
 from probe_agent.core.errors import ConfigError
 from probe_agent.core.loopmonitor import LoopMonitor
 from probe_agent.core.results import Result
+from probe_agent.outputs.reports import render_json, render_junit, render_nagios, render_prometheus, render_table, worst
 from probe_agent.probes import close_shared
 from probe_agent.probes.base import ProbeConfig
 from probe_agent.runtime.runner import ProbeHandle, run_probe
@@ -57,3 +60,67 @@ def mark_maintenance(config: AgentConfig, results: Sequence[Result]) -> None:
         window = window_of(result.probe, tags.get(result.probe, []), active) if active else None
         if window is not None:
             result.details["maintenance"] = window
+
+
+def adhoc_config(
+    probe_type: str,
+    target: str,
+    sets: Sequence[str],
+    timeout_text: str,
+    warning: str | None,
+    critical: str | None,
+    expect_status: Sequence[str] | None,
+) -> str:
+    """The probes file an ad-hoc check stands for, as YAML: validated as any other."""
+    import yaml
+
+    from probe_agent.probes import REGISTRY
+    from probe_agent.schema.fields import parse_duration
+
+    if probe_type not in REGISTRY:
+        from probe_agent.config.loader import did_you_mean
+
+        known = tuple(sorted(REGISTRY))
+        raise ConfigError(
+            [f"unknown probe type {probe_type!r}{did_you_mean(probe_type, known)} (known: {', '.join(known)})"]
+        )
+    try:
+        probe: dict[str, Any] = REGISTRY[probe_type].config_model.from_target(target)
+    except ValueError as exc:
+        raise ConfigError([f"{probe_type} {target}: {exc}"]) from None
+    for item in sets:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError([f"--set {item}: expected FIELD=VALUE"])
+        probe[field] = yaml.safe_load(value) if value else ""
+    try:
+        timeout = parse_duration(timeout_text)
+    except ValueError as exc:
+        raise ConfigError([f"--timeout: {exc}"]) from None
+    limits = {level: value for level, value in (("warning", warning), ("critical", critical)) if value}
+    if limits:
+        probe["thresholds"] = {"duration": limits}
+    if expect_status:
+        probe["expect_status"] = list(expect_status)
+    entry = {
+        "name": probe_type,
+        "type": probe_type,
+        "timeout": timeout_text,
+        "interval": f"{max(timeout * 2, 30):g}s",
+        **probe,
+    }
+    return yaml.safe_dump({"probes": [entry]})
+
+
+def report(fmt: str, results: list[Result], config: AgentConfig, probes: list[ProbeConfig]) -> int:
+    """Print `check` results in the format asked; the check exit code (the worst status)."""
+    targets = {p.name: config.redactor(p.name).redact(p.target()) for p in probes}
+    if fmt == "nagios":
+        render_nagios(results, {p.name: p for p in probes}, sys.stdout)
+    elif fmt == "junit":
+        render_junit(results, targets, sys.stdout)
+    elif fmt == "prometheus":
+        render_prometheus(results, config, probes, sys.stdout)
+    else:
+        (render_json if fmt == "json" else render_table)(results, targets)
+    return int(worst(results))

@@ -12,7 +12,7 @@ import gc
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -167,6 +167,25 @@ class Selection:
         )
 
 
+@dataclass
+class _Problems:
+    """Every problem found in one pass, and where in the file each is (for line:column)."""
+
+    items: list[str] = field(default_factory=list)
+    where: dict[int, tuple[str | int, ...]] = field(default_factory=dict)  # problem index -> path in the file
+
+    def add(self, text: str, path: tuple[str | int, ...] | None = None) -> None:
+        if path is not None:
+            self.where[len(self.items)] = path
+        self.items.append(text)
+
+    def raise_if_any(self, text: str) -> None:
+        if self.items:
+            found = positions(text) if self.where else {}
+            located = [locate(found, self.where[i]) if i in self.where else None for i in range(len(self.items))]
+            raise ConfigError(self.items, located)
+
+
 def parse_config(
     text: str,
     source: str = "<config>",
@@ -180,143 +199,174 @@ def parse_config(
     Top-level keys starting with `x-` are ignored: they hold YAML anchors, as in compose files.
     With a selection, only the probes it wants are validated and kept (and no SLOs)."""
     env = os.environ if env is None else env
+    problems = _Problems()
+    raw = _top_level(text, allow_empty, problems)
+    raw_probes = raw.pop("probes", None) or []
+    secrets: set[str] = set()
+    agent, maintenance_indices = _agent_settings(raw, env, problems, secrets, selection)
+    if not isinstance(raw_probes, list):
+        raise ConfigError([*problems.items, "probes: expected a list of probes"])
+    probes, index_of, env_secrets = _parse_probes(raw_probes, agent.defaults.model_dump(), env, problems, selection)
+    for probe in probes:
+        for problem_text in _threshold_problems(probe):
+            field_path = problem_text.split(":", 1)[0].split(".")
+            problems.add(f"probe {probe.name!r}: {problem_text}", ("probes", index_of[probe.name], *field_path))
+    slo_limits = _slo_problems_and_limits(agent.slos, probes, problems)
+    probes = [with_limit_buckets(probe, tuple(slo_limits.get(probe.name, ()))) for probe in probes]
+    all_names = tuple(e["name"] for e in raw_probes if isinstance(e, dict) and isinstance(e.get("name"), str))
+    problems.items.extend(
+        _maintenance_problems(
+            agent.maintenance, maintenance_indices, probes if selection is None else [], set(all_names)
+        )
+    )
+    problems.raise_if_any(text)
+    probe_secrets = {p.name: frozenset(env_secrets.get(p.name, set()) | collect_secrets([p])) for p in probes}
+    return agent.model_copy(
+        update={
+            "probes": probes,
+            "secrets": frozenset(secrets.union(*probe_secrets.values())),
+            "probe_secrets": probe_secrets,
+            "all_probe_names": all_names,
+        }
+    )
+
+
+def _top_level(text: str, allow_empty: bool, problems: _Problems) -> dict[str, Any]:
+    """The file's top-level mapping, without its x- keys."""
     raw = load_yaml(text)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(["expected a mapping with a 'probes' list at the top level"])
     raw = {k: v for k, v in raw.items() if not (isinstance(k, str) and k.startswith("x-"))}
-    problems: list[str] = []
     if not raw.get("probes") and not allow_empty:
-        problems.append("no probes configured: add probes under 'probes:' (or pass --allow-empty to run with none)")
-    secrets: set[str] = set()
-    env_secrets: dict[str, set[str]] = {}
-    raw_probes = raw.pop("probes", None) or []
+        problems.add("no probes configured: add probes under 'probes:' (or pass --allow-empty to run with none)")
+    return raw
+
+
+def _agent_settings(
+    raw: dict[str, Any], env: Mapping[str, str], problems: _Problems, secrets: set[str], selection: Selection | None
+) -> tuple[AgentConfig, list[int]]:
+    """Everything but the probes: the agent's own settings, its SLOs and maintenance windows
+    (and the index in the file of each window)."""
     raw_slos = raw.pop("slos", None) or []
     raw_maintenance = raw.pop("maintenance", None) or []
     maintenance_indices: list[int] = []
-    top = _expand(raw, env, "", problems, secrets)
+    top = _expand(raw, env, "", problems.items, secrets)
     try:
         agent = AgentConfig.model_validate(top)
     except ValidationError as exc:
-        problems.extend(_pydantic_problems("", exc))
+        problems.items.extend(_pydantic_problems("", exc))
         agent = AgentConfig()
     # `check` selects probes and keeps no SLOs, but a bad entry is as bad for it as for validate
-    slos = _parse_entries("slos", Slo, raw_slos, env, problems, secrets)
-    agent = agent.model_copy(
-        update={
-            "slos": slos if selection is None else [],
-            "maintenance": _parse_entries(
-                "maintenance", MaintenanceWindow, raw_maintenance, env, problems, secrets, maintenance_indices
-            ),
-        }
+    slos = _parse_entries("slos", Slo, raw_slos, env, problems.items, secrets)
+    windows = _parse_entries(
+        "maintenance", MaintenanceWindow, raw_maintenance, env, problems.items, secrets, maintenance_indices
     )
-    defaults = agent.defaults.model_dump()
+    agent = agent.model_copy(update={"slos": slos if selection is None else [], "maintenance": windows})
+    return agent, maintenance_indices
 
-    if not isinstance(raw_probes, list):
-        raise ConfigError([*problems, "probes: expected a list of probes"])
 
+def _parse_probes(
+    raw_probes: list[Any],
+    defaults: dict[str, Any],
+    env: Mapping[str, str],
+    problems: _Problems,
+    selection: Selection | None,
+) -> tuple[list[ProbeConfig], dict[str, int], dict[str, set[str]]]:
+    """The valid probes (those the selection wants), each one's index in the file, and the
+    secrets its ${VAR}s brought; every problem of the others, by probe and field."""
     probes: list[ProbeConfig] = []
     seen: dict[str, int] = {}
-    where: dict[int, tuple[str | int, ...]] = {}  # problem index -> where in the file
     index_of: dict[str, int] = {}
-
-    def add(text: str, path: tuple[str | int, ...]) -> None:
-        where[len(problems)] = path
-        problems.append(text)
-
+    env_secrets: dict[str, set[str]] = {}
     for index, entry in enumerate(raw_probes):
         if not isinstance(entry, dict):
-            add(f"probes[{index}]: expected a mapping with 'name' and 'type'", ("probes", index))
+            problems.add(f"probes[{index}]: expected a mapping with 'name' and 'type'", ("probes", index))
             continue
         if selection is not None and not selection.wants(entry):
             continue
-        name = entry.get("name")
-        # a name is at most 128 characters; a longer one is shown cut, not 100,000 times over
-        shown = name if isinstance(name, str) and len(name) <= 128 else f"{str(name)[:60]}…"
-        label = f"probe {shown!r}" if isinstance(name, str) and name else f"probes[{index}]"
-        if isinstance(name, str):
-            if name in seen:
-                add(f"{label}: name: duplicate name (also probes[{seen[name]}])", ("probes", index, "name"))
-            seen.setdefault(name, index)
-        else:
-            add(f"{label}: name: required, a string", ("probes", index))
-        probe_type = entry.get("type")
-        if not isinstance(probe_type, str) or probe_type not in REGISTRY:
-            known = tuple(sorted(REGISTRY))
-            hint = did_you_mean(probe_type, known) if isinstance(probe_type, str) else ""
-            add(
-                f"{label}: type: unknown probe type {probe_type!r}{hint} (known: {', '.join(known)})",
-                ("probes", index, "type"),
-            )
-            continue
-        model = REGISTRY[probe_type].config_model
-        env_problems: list[str] = []
-        own_secrets: set[str] = set()
-        expanded = _expand(entry, env, "", env_problems, own_secrets)
-        if isinstance(name, str):
-            env_secrets[name] = own_secrets
-        # A field whose variable is unset holds an empty string: its own errors would only
-        # follow from that; every other field is still checked, so one pass shows everything.
-        unset = {p.split(":", 1)[0].split(".")[0].split("[")[0] for p in env_problems}
-        for problem in env_problems:
-            add(f"{label}: {problem}", ("probes", index, problem.split(":", 1)[0].split(".")[0].split("[")[0]))
-        merged = {**defaults, **expanded}
-        timing = _timing_problem(merged)
-        if timing:
-            add(f"{label}: {timing}", ("probes", index, "timeout"))
-        try:
-            probe = model.model_validate(merged)
-        except ValidationError as exc:
-            for problem_text, loc in _located_problems(f"{label}: ", exc, model):
-                if (loc and loc[0] in unset) or (not isinstance(name, str) and loc[:1] == ("name",)):
-                    continue
-                add(problem_text, ("probes", index, *loc))
-            continue
-        if not env_problems and not timing:
+        probe = _parse_probe(index, entry, defaults, env, problems, seen, env_secrets)
+        if probe is not None:
             probes.append(probe)
             index_of[probe.name] = index
+    return probes, index_of, env_secrets
 
-    for probe in probes:
-        for problem_text in _threshold_problems(probe):
-            field_path = problem_text.split(":", 1)[0].split(".")
-            add(f"probe {probe.name!r}: {problem_text}", ("probes", index_of[probe.name], *field_path))
+
+def _parse_probe(
+    index: int,
+    entry: dict[str, Any],
+    defaults: dict[str, Any],
+    env: Mapping[str, str],
+    problems: _Problems,
+    seen: dict[str, int],
+    env_secrets: dict[str, set[str]],
+) -> ProbeConfig | None:
+    """One probe entry validated by its type's own model, or None with its problems added."""
+    name = entry.get("name")
+    # a name is at most 128 characters; a longer one is shown cut, not 100,000 times over
+    shown = name if isinstance(name, str) and len(name) <= 128 else f"{str(name)[:60]}…"
+    label = f"probe {shown!r}" if isinstance(name, str) and name else f"probes[{index}]"
+    if isinstance(name, str):
+        if name in seen:
+            problems.add(f"{label}: name: duplicate name (also probes[{seen[name]}])", ("probes", index, "name"))
+        seen.setdefault(name, index)
+    else:
+        problems.add(f"{label}: name: required, a string", ("probes", index))
+    probe_type = entry.get("type")
+    if not isinstance(probe_type, str) or probe_type not in REGISTRY:
+        known = tuple(sorted(REGISTRY))
+        hint = did_you_mean(probe_type, known) if isinstance(probe_type, str) else ""
+        problems.add(
+            f"{label}: type: unknown probe type {probe_type!r}{hint} (known: {', '.join(known)})",
+            ("probes", index, "type"),
+        )
+        return None
+    model = REGISTRY[probe_type].config_model
+    env_problems: list[str] = []
+    own_secrets: set[str] = set()
+    expanded = _expand(entry, env, "", env_problems, own_secrets)
+    if isinstance(name, str):
+        env_secrets[name] = own_secrets
+    # A field whose variable is unset holds an empty string: its own errors would only
+    # follow from that; every other field is still checked, so one pass shows everything.
+    unset = {p.split(":", 1)[0].split(".")[0].split("[")[0] for p in env_problems}
+    for problem in env_problems:
+        problems.add(f"{label}: {problem}", ("probes", index, problem.split(":", 1)[0].split(".")[0].split("[")[0]))
+    merged = {**defaults, **expanded}
+    timing = _timing_problem(merged)
+    if timing:
+        problems.add(f"{label}: {timing}", ("probes", index, "timeout"))
+    try:
+        probe = model.model_validate(merged)
+    except ValidationError as exc:
+        for problem_text, loc in _located_problems(f"{label}: ", exc, model):
+            if (loc and loc[0] in unset) or (not isinstance(name, str) and loc[:1] == ("name",)):
+                continue
+            problems.add(problem_text, ("probes", index, *loc))
+        return None
+    return probe if not env_problems and not timing else None
+
+
+def _slo_problems_and_limits(slos: list[Slo], probes: list[ProbeConfig], problems: _Problems) -> dict[str, set[float]]:
+    """Problems of SLOs that name no probe; the latency limit each probe's SLOs put on it (a
+    bucket bound of its histogram, so the SLO's ratio is exact)."""
     slo_limits: dict[str, set[float]] = {}
     names = {p.name for p in probes}
-    for index, slo in enumerate(agent.slos):
+    for index, slo in enumerate(slos):
         label = f"slos[{index}] ({slo.name})"
-        problems.extend(
+        problems.items.extend(
             f"{label}: probes: no probe named {name!r}" + did_you_mean(name, names)
             for name in slo.probes
             if name not in names
         )
         members = slo_members(slo, probes)
         if not members and slo.tags:
-            problems.append(f"{label}: no probe has any of the tags {', '.join(slo.tags)}")
+            problems.add(f"{label}: no probe has any of the tags {', '.join(slo.tags)}")
         if slo.latency is not None:
             for name in members:
                 slo_limits.setdefault(name, set()).add(slo.latency.threshold)
-    probes = [with_limit_buckets(probe, tuple(slo_limits.get(probe.name, ()))) for probe in probes]
-
-    all_names = tuple(e["name"] for e in raw_probes if isinstance(e, dict) and isinstance(e.get("name"), str))
-    problems.extend(
-        _maintenance_problems(
-            agent.maintenance, maintenance_indices, probes if selection is None else [], set(all_names)
-        )
-    )
-    if problems:
-        found = positions(text) if where else {}
-        raise ConfigError(problems, [locate(found, where[i]) if i in where else None for i in range(len(problems))])
-    probe_secrets = {p.name: frozenset(env_secrets.get(p.name, set()) | collect_secrets([p])) for p in probes}
-    all_secrets = secrets.union(*probe_secrets.values())
-    return agent.model_copy(
-        update={
-            "probes": probes,
-            "secrets": frozenset(all_secrets),
-            "probe_secrets": probe_secrets,
-            "all_probe_names": all_names,
-        }
-    )
+    return slo_limits
 
 
 def _threshold_problems(probe: ProbeConfig) -> list[str]:

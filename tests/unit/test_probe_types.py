@@ -70,7 +70,9 @@ def test_example_is_valid(probe_type: str) -> None:
 @pytest.mark.parametrize("probe_type", BUILTIN_TYPES)
 def test_the_readme_shows_the_example(probe_type: str) -> None:
     example = REGISTRY[probe_type].example
-    assert example in readme_section(probe_type), f"docs/probe-types.md: the section of `{probe_type}` should show its example"
+    assert example in readme_section(probe_type), (
+        f"docs/probe-types.md: the section of `{probe_type}` should show its example"
+    )
 
 
 @pytest.mark.parametrize("probe_type", BUILTIN_TYPES)
