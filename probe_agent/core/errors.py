@@ -15,6 +15,8 @@ import enum
 import errno
 import socket
 import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
 
 
 class Reason(enum.StrEnum):
@@ -50,6 +52,50 @@ class ProbeError(ProbeAgentError):
         self.reason = reason
         self.message = message
         super().__init__(f"{reason}: {message}")
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """One row of a probe type's error table: an exception class (or several) of its client
+    library, the Reason a run failing with it has, and the message: a format string of `exc`
+    (`"query failed (SQLSTATE {exc.sqlstate}): {exc}"`) or a function of it. `when` narrows the
+    row to some of the class's instances (a message that says the vhost is missing)."""
+
+    catches: type[BaseException] | tuple[type[BaseException], ...]
+    reason: Reason
+    message: str | Callable[[BaseException], str]
+    when: Callable[[BaseException], bool] | None = None
+
+    def specificity(self, exc: BaseException) -> int | None:
+        """How close the row's class is to the exception's own (0: its very class); None if
+        the row does not apply."""
+        classes = self.catches if isinstance(self.catches, tuple) else (self.catches,)
+        mro = type(exc).__mro__
+        depths = [mro.index(cls) for cls in classes if cls in mro]
+        if not depths or (self.when is not None and not self.when(exc)):
+            return None
+        return min(depths)
+
+
+class ErrorTable:
+    """A probe type's client-library exceptions as Reasons: the row whose class is the most
+    specific for the exception wins, and among rows as specific, the first. A table instead of an
+    if-ladder, so the order of rows cannot hide one behind another."""
+
+    def __init__(self, *rules: ErrorRule):
+        self.rules = rules
+
+    def translate(self, exc: BaseException) -> ProbeError | None:
+        best: tuple[int, int, ErrorRule] | None = None
+        for position, rule in enumerate(self.rules):
+            depth = rule.specificity(exc)
+            if depth is not None and (best is None or (depth, position) < best[:2]):
+                best = (depth, position, rule)
+        if best is None:
+            return None
+        rule = best[2]
+        message = rule.message(exc) if callable(rule.message) else rule.message.format(exc=exc)
+        return ProbeError(rule.reason, message)
 
 
 # The agent's own resources running out: whatever a library made of it, never the target's fault.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,14 @@ class Observation:
     # What happened, step by step, when someone asked (`check -v`, /debug/probe): None otherwise,
     # so a daemon's runs pay nothing for it. Redacted by the runner.
     trace: list[str] | None = None
+    # When the runner's timeout ends the run, in the running loop's time (inf outside a run): a
+    # probe that waits for something may stop a little before it with a reason of its own
+    # ("no PONG within the timeout" as an assertion) instead of the runner's bare timeout.
+    deadline: float = math.inf
+
+    def remaining(self) -> float:
+        """Seconds left before the runner's timeout (inf outside a run)."""
+        return max(self.deadline - asyncio.get_running_loop().time(), 0.0) if self.deadline != math.inf else math.inf
 
     def note(self, line: str) -> None:
         if self.trace is not None:

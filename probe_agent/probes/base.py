@@ -13,10 +13,27 @@ docs checks read it from there:
   with `default_port` and `default_thresholds()` when the type has them;
 - `values`: what it measures, each with its metric name and help;
 - `phase_metric` / `phase_label`: where per-phase timings go;
-- `translate()`: its client library's exceptions as a Reason and a message;
+- `errors`: its client library's exceptions as Reasons, an ErrorTable (the most specific
+  class wins; `translate()` for what a table cannot say);
 - `info_details`: details that say what the target is, as labels on probe_info;
 - `config_info()`: labels on probe_info from the config (`dlq="true"`);
 - `example`: a probe of this type as YAML, the one docs/probe-types.md shows (a test checks both).
+
+The contract of `run(obs)`, checked for every registered type by tests/integration/test_hostile_targets.py:
+
+- It may assume a validated config, a running event loop, and that no other run of the same
+  probe is in flight. It must not block the loop (files and CPU work go to a thread).
+- It reports by filling `obs` (phases, values, details) and by raising: a ProbeError with a
+  Reason, or its library's own exception for `errors`/`translate()` to name. What it recorded
+  before failing is kept.
+- `obs.remaining()` is the time left before the runner's timeout, so a probe that waits for
+  something can end with its own reason just before it; the runner enforces the deadline
+  anyway, and everything it reads is counted against the run's byte budget.
+- It may be cancelled at any await (the timeout, a reload removing the probe, the daemon
+  stopping): it must let CancelledError through at once and release what the run opened (a
+  `finally` or `async with`); a client library that keeps a connection attempt alive must
+  end it by the probe's timeout at the latest. What a `pool: true` probe keeps between runs
+  is released by `aclose()`.
 """
 
 from __future__ import annotations
@@ -31,7 +48,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from probe_agent.core.budget import DEFAULT_RECEIVED_BYTES
-from probe_agent.core.errors import ProbeError, Reason
+from probe_agent.core.errors import ErrorTable, ProbeError, Reason
 from probe_agent.core.files import check_named_file
 from probe_agent.core.results import Observation, ValueSpec
 from probe_agent.schema.fields import RESERVED_LABELS, Buckets, ByteSize, Interval, Threshold, Timeout
@@ -115,6 +132,11 @@ class ProbeConfig(BaseModel):
         (an HTTP body up to max_body_bytes) makes room for them."""
         return self.max_received_bytes or DEFAULT_RECEIVED_BYTES
 
+    def kept_out_of_traces(self) -> tuple[str, ...]:
+        """Texts of the config a client library's error may quote that a trace (`check -v`) must
+        not repeat (a datastore's query)."""
+        return ()
+
     def duration_limits(self) -> tuple[float, ...]:
         """Latency limits of the type's own (a synthetic step's), added to the histogram bounds."""
         return ()
@@ -169,6 +191,8 @@ class Probe(abc.ABC, Generic[C]):
     failure_reasons: ClassVar[tuple[Reason, ...]] = tuple(Reason)
     # Details that say what the target is (a server's version): labels on probe_info, shown by `check`.
     info_details: ClassVar[tuple[str, ...]] = ()
+    # Its client library's exceptions as Reasons (see translate).
+    errors: ClassVar[ErrorTable] = ErrorTable()
 
     def __init__(self, config: C):
         self.config = config
@@ -190,10 +214,11 @@ class Probe(abc.ABC, Generic[C]):
     async def aclose_shared(cls) -> None:
         """Release what all probes of this type share on the running loop (see close_shared)."""
 
-    @staticmethod
-    def translate(exc: BaseException) -> ProbeError | None:
+    @classmethod
+    def translate(cls, exc: BaseException) -> ProbeError | None:
         """Map this type's library exceptions to a Reason and message; None leaves it to the generic mapping.
 
         The runner calls it for every exception that is not already a ProbeError, so a
-        probe's run() lets library errors propagate instead of catching them itself."""
-        return None
+        probe's run() lets library errors propagate instead of catching them itself. By default
+        the type's `errors` table decides (most specific class wins)."""
+        return cls.errors.translate(exc)

@@ -10,6 +10,7 @@ could list in advance.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +120,7 @@ async def run_probe(
     budget_token = READ_BUDGET.set(budget)
     try:
         async with asyncio.timeout(config.timeout) as deadline:
+            obs.deadline = deadline.when() or math.inf
             budget.start(deadline)
             await handle.probe.run(obs)
     except TimeoutError as exc:
@@ -136,9 +138,9 @@ async def run_probe(
         # what the client library said, word for word, for a trace; never the query it ran
         if obs.trace is not None:
             said = " ".join(str(exc).split())[:2000]
-            query = getattr(config, "query", None)
-            if isinstance(query, str) and query.strip():
-                said = said.replace(" ".join(query.split()), "…").replace(query.strip(), "…")
+            for text in config.kept_out_of_traces():
+                if text.strip():
+                    said = said.replace(" ".join(text.split()), "…").replace(text.strip(), "…")
             obs.note(f"error: {type(exc).__module__}.{type(exc).__name__}: {said}")
     finally:
         READ_BUDGET.reset(budget_token)

@@ -137,6 +137,34 @@ async def test_a_server_that_never_answers(type_name: str) -> None:
     assert left_open == 0, f"{type_name} left {left_open} socket(s) open"
 
 
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+async def test_a_run_cancelled_mid_flight_releases_what_it_holds(type_name: str) -> None:
+    # The probe contract (probe_agent.probes.base): a run may be cancelled at any await (a
+    # reload removes its probe, the daemon stops); it ends at once, and what it opened is closed
+    # by the end of its timeout at the latest (grpc's core keeps a connection attempt that long).
+    hole = BlackHole()
+    try:
+        config = parse_config(yaml.safe_dump({"probes": [hostile_definition(type_name, hole.port, TIMEOUT)]}), env={})
+        handle = ProbeHandle.build(config.probes[0], Redactor(config.secrets))
+        run = asyncio.create_task(run_probe(handle))
+        await asyncio.sleep(0.5)  # connected to the black hole, waiting for an answer
+        assert not run.done(), run.result()
+        run.cancel()
+        started = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, 2.0)
+        took = time.monotonic() - started
+        await handle.aclose()
+        await close_shared()
+        while open_client_sockets(hole.port) and time.monotonic() - started < TIMEOUT:
+            await asyncio.sleep(0.05)
+        left_open = open_client_sockets(hole.port)
+    finally:
+        hole.close()
+    assert took < 1.0, f"{type_name}: the cancelled run took {took:.1f}s to end"
+    assert left_open == 0, f"{type_name} left {left_open} socket(s) open after its run was cancelled"
+
+
 async def test_the_budget_names_its_limit() -> None:
     # redis-py buffers a bulk string until it is complete: without the budget, one run held 2 GB
     with SpewServer(PREFIXES["redis_bulk"]) as server:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from probe_agent.config.loader import parse_config
-from probe_agent.core.errors import ProbeError, Reason
+from probe_agent.core.errors import ErrorRule, ErrorTable, ProbeError, Reason
 from probe_agent.core.redact import Redactor
 from probe_agent.core.results import Observation, Status
 from probe_agent.probes.base import Probe, ProbeConfig
@@ -145,3 +145,57 @@ async def test_the_agent_out_of_fds_or_memory_is_never_the_targets_fault(make: o
     assert result.status is Status.UNKNOWN
     assert result.reason is Reason.INTERNAL
     assert "the agent is out of" in result.message and "not a fault of the target" in result.message
+
+
+class WaitsUntilNearItsDeadline(ScriptedProbe):
+    """Waits for an answer that never comes, and says so itself just before the runner would."""
+
+    async def run(self, obs: Observation) -> None:
+        left = obs.remaining()
+        assert 0.5 < left <= 1.0, left  # the probe's timeout is 1s
+        await asyncio.sleep(left - 0.2)
+        raise ProbeError(Reason.ASSERTION, f"no PONG within the timeout ({left:.1f}s left at the start)")
+
+
+async def test_a_probe_can_read_its_deadline_and_end_with_its_own_reason() -> None:
+    result = await run_probe(handle(WaitsUntilNearItsDeadline()))
+    assert result.reason is Reason.ASSERTION and result.message.startswith("no PONG within the timeout"), result
+    assert Observation().remaining() == float("inf")  # outside a run: no deadline
+
+
+class _Base(Exception):
+    pass
+
+
+class _Mid(_Base):
+    pass
+
+
+class _Leaf(_Mid):
+    pass
+
+
+def test_an_error_table_takes_the_most_specific_row_whatever_its_order() -> None:
+    table = ErrorTable(
+        ErrorRule(_Base, Reason.PROTOCOL, "base: {exc}"),
+        ErrorRule(_Mid, Reason.CONNECT, "mid"),
+        ErrorRule(_Leaf, Reason.AUTH, lambda exc: f"leaf {type(exc).__name__}"),
+    )
+    found = table.translate(_Leaf("x"))
+    assert found is not None and (found.reason, found.message) == (Reason.AUTH, "leaf _Leaf")
+    found = table.translate(_Mid("x"))
+    assert found is not None and found.reason is Reason.CONNECT  # an if-ladder listing _Base first said PROTOCOL
+    found = table.translate(_Base("boom"))
+    assert found is not None and found.message == "base: boom"
+    assert table.translate(ValueError()) is None
+
+
+def test_an_error_table_row_may_narrow_to_some_instances_and_ties_go_to_the_first() -> None:
+    table = ErrorTable(
+        ErrorRule(_Mid, Reason.AUTH, "refused", when=lambda exc: "WRONGPASS" in str(exc)),
+        ErrorRule(_Mid, Reason.PROTOCOL, "other"),
+        ErrorRule(_Mid, Reason.CONNECT, "never: a tie goes to the first"),
+    )
+    refused, other = table.translate(_Mid("WRONGPASS x")), table.translate(_Mid("y"))
+    assert refused is not None and refused.reason is Reason.AUTH
+    assert other is not None and other.reason is Reason.PROTOCOL

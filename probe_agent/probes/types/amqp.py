@@ -23,7 +23,7 @@ import aiormq
 import aiormq.exceptions as amqp_errors
 from pydantic import Field
 
-from probe_agent.core.errors import ProbeError, Reason
+from probe_agent.core.errors import ErrorRule, ErrorTable, ProbeError, Reason
 from probe_agent.core.results import Observation, ValueSpec
 from probe_agent.probes.base import Probe, host_port
 from probe_agent.probes.clients.datastore import ConnectionSlot, DatastoreConfig
@@ -69,34 +69,54 @@ class AmqpConfig(DatastoreConfig):
         return f"{'amqps' if self.tls else 'amqp'}://{self.host}:{self.port}/{vhost} queue {self.queue}"
 
 
-def translate(exc: BaseException) -> ProbeError | None:
-    if isinstance(exc, amqp_errors.ProbableAuthenticationError | amqp_errors.AuthenticationError):
-        return ProbeError(Reason.AUTH, "login refused by the broker (user or password)")
-    if isinstance(exc, amqp_errors.ChannelAccessRefused):
-        return ProbeError(Reason.AUTH, f"access refused: {_reply_text(exc)}")
-    if isinstance(exc, amqp_errors.InvalidFrameError) and "Connection.Close" in str(exc):
-        # RabbitMQ closes the connection when the vhost does not exist or the user may not use it
-        return ProbeError(
-            Reason.AUTH,
-            "the broker closed the connection on opening the vhost: it does not exist or the user may not use it",
-        )
-    if isinstance(exc, amqp_errors.IncompatibleProtocolError) or (
-        isinstance(exc, amqp_errors.AMQPConnectionError) and "bytes expected" in str(exc)
-    ):
-        return ProbeError(Reason.PROTOCOL, "the server did not answer as an AMQP 0-9-1 broker")
-    if isinstance(exc, amqp_errors.AMQPConnectionError):
-        errno_text = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[0], int) else None
-        if isinstance(errno_text, str) and "Connect call failed" in errno_text:
-            return ProbeError(Reason.CONNECT, "connection refused")
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return ProbeError(Reason.TLS, f"certificate verify failed: {cause.verify_message}")
-        if isinstance(cause, ssl.SSLError):
-            return ProbeError(Reason.TLS, f"TLS handshake failed: {cause.reason}")
-        return ProbeError(Reason.CONNECT, f"connection failed: {_reply_text(exc)}")
-    if isinstance(exc, amqp_errors.AMQPError):
-        return ProbeError(Reason.PROTOCOL, f"AMQP: {type(exc).__name__}: {_reply_text(exc)}")
-    return None
+def _refused(exc: BaseException) -> bool:
+    errno_text = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[0], int) else None
+    return isinstance(errno_text, str) and "Connect call failed" in errno_text
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    return exc.__cause__ or exc.__context__
+
+
+ERRORS = ErrorTable(
+    ErrorRule(
+        (amqp_errors.ProbableAuthenticationError, amqp_errors.AuthenticationError),
+        Reason.AUTH,
+        "login refused by the broker (user or password)",
+    ),
+    ErrorRule(amqp_errors.ChannelAccessRefused, Reason.AUTH, lambda exc: f"access refused: {_reply_text(exc)}"),
+    # RabbitMQ closes the connection when the vhost does not exist or the user may not use it
+    ErrorRule(
+        amqp_errors.InvalidFrameError,
+        Reason.AUTH,
+        "the broker closed the connection on opening the vhost: it does not exist or the user may not use it",
+        when=lambda exc: "Connection.Close" in str(exc),
+    ),
+    ErrorRule(
+        amqp_errors.IncompatibleProtocolError, Reason.PROTOCOL, "the server did not answer as an AMQP 0-9-1 broker"
+    ),
+    ErrorRule(
+        amqp_errors.AMQPConnectionError,
+        Reason.PROTOCOL,
+        "the server did not answer as an AMQP 0-9-1 broker",
+        when=lambda exc: "bytes expected" in str(exc),
+    ),
+    ErrorRule(amqp_errors.AMQPConnectionError, Reason.CONNECT, "connection refused", when=_refused),
+    ErrorRule(
+        amqp_errors.AMQPConnectionError,
+        Reason.TLS,
+        lambda exc: f"certificate verify failed: {getattr(_cause(exc), 'verify_message', '')}",
+        when=lambda exc: isinstance(_cause(exc), ssl.SSLCertVerificationError),
+    ),
+    ErrorRule(
+        amqp_errors.AMQPConnectionError,
+        Reason.TLS,
+        lambda exc: f"TLS handshake failed: {getattr(_cause(exc), 'reason', '')}",
+        when=lambda exc: isinstance(_cause(exc), ssl.SSLError),
+    ),
+    ErrorRule(amqp_errors.AMQPConnectionError, Reason.CONNECT, lambda exc: f"connection failed: {_reply_text(exc)}"),
+    ErrorRule(amqp_errors.AMQPError, Reason.PROTOCOL, lambda exc: f"AMQP: {type(exc).__name__}: {_reply_text(exc)}"),
+)
 
 
 def _reply_text(exc: BaseException) -> str:
@@ -116,7 +136,7 @@ class AmqpProbe(Probe[AmqpConfig]):
   management_url: http://rabbitmq.example.internal:15672
   thresholds:
     depth: {warning: "> 0", critical: "> 100"}"""
-    translate = staticmethod(translate)
+    errors = ERRORS
     phase_metric = "probe_amqp_duration_seconds"
     shown_values = ("depth", "messages_unacknowledged", "consumers")
     values = {

@@ -26,7 +26,7 @@ import dns.rcode
 import dns.rdatatype
 from pydantic import Field, field_validator, model_validator
 
-from probe_agent.core.errors import ProbeError, Reason
+from probe_agent.core.errors import ErrorRule, ErrorTable, ProbeError, Reason
 from probe_agent.core.results import Observation, ValueSpec
 from probe_agent.probes.base import Probe, ProbeConfig
 from probe_agent.schema.fields import Regex
@@ -97,14 +97,15 @@ class DnsConfig(ProbeConfig):
         return f"{host}:{self.port} {self.query_type} {self.query_name}"
 
 
-def translate(exc: BaseException) -> ProbeError | None:
-    if isinstance(exc, dns.exception.Timeout):
-        return ProbeError(Reason.TIMEOUT, "no answer from the DNS server")
-    if isinstance(exc, (dns.message.ShortHeader, dns.message.TrailingJunk, dns.exception.FormError)):
-        return ProbeError(Reason.PROTOCOL, f"malformed DNS answer: {exc}")
-    if isinstance(exc, dns.exception.DNSException):
-        return ProbeError(Reason.PROTOCOL, f"DNS: {exc}")
-    return None
+ERRORS = ErrorTable(
+    ErrorRule(dns.exception.Timeout, Reason.TIMEOUT, "no answer from the DNS server"),
+    ErrorRule(
+        (dns.message.ShortHeader, dns.message.TrailingJunk, dns.exception.FormError),
+        Reason.PROTOCOL,
+        "malformed DNS answer: {exc}",
+    ),
+    ErrorRule(dns.exception.DNSException, Reason.PROTOCOL, "DNS: {exc}"),
+)
 
 
 def record_texts(answer: list[Any]) -> list[str]:
@@ -123,7 +124,7 @@ class DnsProbe(Probe[DnsConfig]):
   answer_matches: ['IN\\s+A\\s+10\\.']
   thresholds:
     duration: {warning: 100ms, critical: 1s}"""
-    translate = staticmethod(translate)
+    errors = ERRORS
     failure_reasons = (Reason.TIMEOUT, Reason.CONNECT, Reason.PROTOCOL, Reason.ASSERTION, Reason.INTERNAL)
     phase_metric = "probe_dns_duration_seconds"
     shown_values = ("answer_rrs",)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from pydantic import field_validator
 
-from probe_agent.core.errors import ProbeError, Reason
+from probe_agent.core.errors import ErrorRule, ErrorTable, Reason
 from probe_agent.core.results import Observation, ValueSpec
 from probe_agent.probes.base import Probe, host_port
 from probe_agent.probes.clients.datastore import ConnectionSlot, QueryConfig
@@ -69,23 +69,27 @@ class PostgresConfig(QueryConfig):
         return f"postgresql://{self.host}:{self.port}/{self.database or ''}"
 
 
-def translate(exc: BaseException) -> ProbeError | None:
-    """asyncpg's exceptions -> Reason, with the SQLSTATE an operator can look up."""
-    if isinstance(exc, (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
-        return ProbeError(Reason.AUTH, f"authentication failed (SQLSTATE {exc.sqlstate}): {exc}")
-    if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return ProbeError(Reason.CONNECT, f"database does not exist (SQLSTATE {exc.sqlstate}): {exc}")
-    if isinstance(exc, asyncpg.TooManyConnectionsError):
-        return ProbeError(Reason.CONNECT, f"too many connections (SQLSTATE {exc.sqlstate})")
-    if isinstance(exc, asyncpg.CannotConnectNowError):
-        return ProbeError(Reason.CONNECT, f"server not accepting connections (SQLSTATE {exc.sqlstate}): {exc}")
-    if isinstance(exc, asyncpg.PostgresConnectionError):  # SQLSTATE class 08
-        return ProbeError(Reason.CONNECT, f"connection lost (SQLSTATE {exc.sqlstate}): {exc}")
-    if isinstance(exc, asyncpg.PostgresError):
-        return ProbeError(Reason.PROTOCOL, f"query failed (SQLSTATE {exc.sqlstate}): {exc}")
-    if isinstance(exc, asyncpg.InterfaceError):
-        return ProbeError(Reason.PROTOCOL, f"client error: {exc}")
-    return None
+# asyncpg's exceptions, with the SQLSTATE an operator can look up
+ERRORS = ErrorTable(
+    ErrorRule(
+        (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError),
+        Reason.AUTH,
+        "authentication failed (SQLSTATE {exc.sqlstate}): {exc}",
+    ),
+    ErrorRule(
+        asyncpg.InvalidCatalogNameError, Reason.CONNECT, "database does not exist (SQLSTATE {exc.sqlstate}): {exc}"
+    ),
+    ErrorRule(asyncpg.TooManyConnectionsError, Reason.CONNECT, "too many connections (SQLSTATE {exc.sqlstate})"),
+    ErrorRule(
+        asyncpg.CannotConnectNowError,
+        Reason.CONNECT,
+        "server not accepting connections (SQLSTATE {exc.sqlstate}): {exc}",
+    ),
+    # SQLSTATE class 08
+    ErrorRule(asyncpg.PostgresConnectionError, Reason.CONNECT, "connection lost (SQLSTATE {exc.sqlstate}): {exc}"),
+    ErrorRule(asyncpg.PostgresError, Reason.PROTOCOL, "query failed (SQLSTATE {exc.sqlstate}): {exc}"),
+    ErrorRule(asyncpg.InterfaceError, Reason.PROTOCOL, "client error: {exc}"),
+)
 
 
 class PostgresProbe(Probe[PostgresConfig]):
@@ -101,7 +105,7 @@ class PostgresProbe(Probe[PostgresConfig]):
   thresholds:
     replication_lag_seconds: {warning: 30, critical: 300}
 """
-    translate = staticmethod(translate)
+    errors = ERRORS
     phase_metric = "probe_postgres_duration_seconds"
     shown_values = ("connections", "max_connections", "replication_lag_seconds")
     values = {

@@ -19,7 +19,7 @@ from pydantic import Field
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from probe_agent.core.errors import ProbeError, Reason
+from probe_agent.core.errors import ErrorRule, ErrorTable, ProbeError, Reason
 from probe_agent.core.results import Observation, ValueSpec
 from probe_agent.probes.base import Probe, host_port
 from probe_agent.probes.clients.datastore import ConnectionSlot, DatastoreConfig
@@ -42,26 +42,37 @@ class RedisConfig(DatastoreConfig):
         return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/{self.db}"
 
 
-def translate(exc: BaseException) -> ProbeError | None:
-    if isinstance(exc, rexc.AuthenticationError) or (
-        isinstance(exc, rexc.ResponseError) and str(exc).startswith(("WRONGPASS", "NOAUTH", "NOPERM"))
-    ):
-        return ProbeError(Reason.AUTH, f"authentication failed: {str(exc).split(';')[0]}")
-    if isinstance(exc, rexc.TimeoutError):
-        return ProbeError(Reason.TIMEOUT, "timed out")
-    if isinstance(exc, rexc.ConnectionError):
-        text = str(exc)
-        if "[SSL" in text:  # redis-py folds the ssl error into its message
-            verify = re.search(r"certificate verify failed: ([^(]+)", text)
-            return ProbeError(Reason.TLS, f"TLS: {verify.group(1).strip() if verify else text}")
-        if "refused" in text.lower() or isinstance(exc.__cause__, ConnectionRefusedError):
-            return ProbeError(Reason.CONNECT, "connection refused")
-        return ProbeError(Reason.CONNECT, text.split(". ")[0] or "connection error")
-    if isinstance(exc, rexc.BusyLoadingError):
-        return ProbeError(Reason.PROTOCOL, "server is loading its dataset")
-    if isinstance(exc, rexc.RedisError):
-        return ProbeError(Reason.PROTOCOL, f"command failed: {exc}")
-    return None
+def _auth_refused(exc: BaseException) -> bool:
+    return str(exc).startswith(("WRONGPASS", "NOAUTH", "NOPERM"))
+
+
+def _connection_error(exc: BaseException) -> str:
+    text = str(exc)
+    if "refused" in text.lower() or isinstance(exc.__cause__, ConnectionRefusedError):
+        return "connection refused"
+    return text.split(". ")[0] or "connection error"
+
+
+def _tls_error(exc: BaseException) -> str:
+    verify = re.search(r"certificate verify failed: ([^(]+)", str(exc))
+    return f"TLS: {verify.group(1).strip() if verify else exc}"
+
+
+ERRORS = ErrorTable(
+    ErrorRule(rexc.AuthenticationError, Reason.AUTH, lambda exc: f"authentication failed: {str(exc).split(';')[0]}"),
+    ErrorRule(
+        rexc.ResponseError,
+        Reason.AUTH,
+        lambda exc: f"authentication failed: {str(exc).split(';')[0]}",
+        when=_auth_refused,
+    ),
+    ErrorRule(rexc.TimeoutError, Reason.TIMEOUT, "timed out"),
+    # redis-py folds the ssl error into its message
+    ErrorRule(rexc.ConnectionError, Reason.TLS, _tls_error, when=lambda exc: "[SSL" in str(exc)),
+    ErrorRule(rexc.ConnectionError, Reason.CONNECT, _connection_error),
+    ErrorRule(rexc.BusyLoadingError, Reason.PROTOCOL, "server is loading its dataset"),
+    ErrorRule(rexc.RedisError, Reason.PROTOCOL, "command failed: {exc}"),
+)
 
 
 class RedisProbe(Probe[RedisConfig]):
@@ -75,7 +86,7 @@ class RedisProbe(Probe[RedisConfig]):
   thresholds:
     used_memory_bytes: {warning: 1.5e9}
 """
-    translate = staticmethod(translate)
+    errors = ERRORS
     phase_metric = "probe_redis_duration_seconds"
     shown_values = ("connected_clients", "used_memory_bytes")
     values = {
