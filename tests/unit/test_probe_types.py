@@ -152,3 +152,40 @@ def test_an_entry_point_may_not_replace_a_built_in_type(
         "ignored probe type 'smtp' from entry point other.smtp:SmtpProbe: acme.smtp:SmtpProbe declares it too"
         in caplog.text
     )
+
+
+# What each built-in type's integration tests probe, on a fresh machine: a real server that
+# scripts/bootstrap.sh --test installs and scripts/services.sh starts (and its test skips only
+# where that is missing: a failure in CI), or a peer the tests serve themselves on loopback.
+REAL_SERVERS = {  # type -> (Debian package in bootstrap.sh, how services.sh starts it)
+    "postgres": ("postgresql", "pg_ctlcluster"),
+    "mysql": ("mariadb-server", "mariadbd"),
+    "redis": ("redis-server", "redis-server --daemonize"),
+    "nats": ("nats-server", "nats-server"),
+    "nats_jetstream": ("nats-server", "nats-server"),
+    "amqp": ("rabbitmq-server", "rabbitmq-server"),
+}
+SERVED_BY_THE_TESTS = {  # type -> what plays the server (a real one where it can run here)
+    "http": "aiohttp servers and the demo shop",
+    "synthetic": "the demo shop",
+    "tcp": "asyncio listeners",
+    "dns": "a private dnsmasq (bootstrap.sh installs dnsmasq-base)",
+    "grpc": "a grpcio health server",
+    "neo4j": "tests/helpers/bolt.py, a Bolt-protocol peer (no Neo4j can run here; a real one with NEO4J_URI)",
+}
+
+
+@pytest.mark.parametrize("probe_type", BUILTIN_TYPES)
+def test_every_built_in_type_is_tested_against_a_server_a_fresh_machine_gets(probe_type: str) -> None:
+    root = Path(__file__).parents[2]
+    assert probe_type in REAL_SERVERS or probe_type in SERVED_BY_THE_TESTS, (
+        f"{probe_type}: say what its integration tests probe (REAL_SERVERS: install it in scripts/bootstrap.sh"
+        " and start it in scripts/services.sh; or SERVED_BY_THE_TESTS)"
+    )
+    if probe_type in REAL_SERVERS:
+        package, start = REAL_SERVERS[probe_type]
+        assert package in (root / "scripts" / "bootstrap.sh").read_text(), f"bootstrap.sh does not install {package}"
+        assert start in (root / "scripts" / "services.sh").read_text(), f"services.sh does not start {package}"
+    uses = re.compile(rf"""type["']?\s*[:=]\s*["']?{probe_type}\b""")
+    tests = [p for p in (root / "tests" / "integration").glob("test_*.py") if uses.search(p.read_text())]
+    assert tests, f"no integration test runs a {probe_type} probe"
