@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
 import time
 
 from probe_agent.config.loader import parse_config
@@ -76,10 +77,14 @@ async def test_fixed_rate() -> None:
     starts = h.probe.starts  # type: ignore[attr-defined]
     # the first run comes early (within the start-up spread); the second no later than a tick after
     assert starts[1] - starts[0] <= 0.2 + 0.05, starts[:3]
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert len(gaps) >= 4
-    # fixed rate: the 50 ms of work does not push the next start back
-    assert all(abs(g - 0.2) < 0.05 for g in gaps), gaps
+    assert len(starts) >= 5
+    # fixed rate: run k starts at its tick of the grid, and the 50 ms of work does not push the
+    # next start back. A loaded machine may start one run late (it then takes the
+    # next tick on time), so the median lateness is what is held to a bound, not each gap: a
+    # fixed delay would add 50 ms a run (a median of 100 ms and more over these runs).
+    offsets = [start - k * 0.2 for k, start in enumerate(starts[1:])]  # each run against its tick
+    lateness = [offset - min(offsets) for offset in offsets]  # after the earliest (the grid, or near it)
+    assert statistics.median(lateness) < 0.04, lateness
 
 
 async def test_concurrency_limit_and_no_overlap() -> None:
