@@ -85,7 +85,7 @@ def probes_file(
 class AgentUnderTest:
     """`probe-agent run` as its own process, exactly as an operator starts it."""
 
-    def __init__(self, config: Path, log: Path):
+    def __init__(self, config: Path, log: Path, extra_args: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.started = time.monotonic()
@@ -104,6 +104,7 @@ class AgentUnderTest:
                 os.environ.get("BENCH_LOG_LEVEL", "error"),
                 "--max-config-bytes",
                 str(64 << 20),
+                *extra_args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
