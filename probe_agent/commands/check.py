@@ -52,12 +52,13 @@ def mark_maintenance(config: AgentConfig, results: Sequence[Result]) -> None:
         return
     import datetime as dt
 
-    from probe_agent.schema.maintenance import active_windows, window_of
+    from probe_agent.runtime.maintenance import MaintenanceBook
 
-    active = active_windows(config.maintenance, dt.datetime.now(dt.UTC))
+    book = MaintenanceBook(config.maintenance)  # the daemon's book, with only the file's windows
+    book.refresh(dt.datetime.now(dt.UTC))
     tags = {p.name: p.tags for p in config.probes}
     for result in results:
-        window = window_of(result.probe, tags.get(result.probe, []), active) if active else None
+        window = book.covering(result.probe, tags.get(result.probe, []))
         if window is not None:
             result.details["maintenance"] = window
 

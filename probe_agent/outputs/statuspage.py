@@ -156,7 +156,7 @@ def _incident(name: str, incident: Incident, brief: bool) -> str:
 
 def _banners(agent: Agent) -> str:
     found = []
-    for window, until in agent.active_maintenance:
+    for window, until in agent.maintenance.active:
         covers = ", ".join([*window.probes, *(f"tag {t}" for t in window.tags)])
         reason = f": {agent.redactor.redact(window.reason)}" if window.reason else ""
         found.append(

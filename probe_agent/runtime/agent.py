@@ -37,13 +37,14 @@ from probe_agent.core.results import Result, Status
 from probe_agent.core.yamlload import MAX_CONFIG_BYTES
 from probe_agent.probes import close_shared
 from probe_agent.runtime import historyfile
+from probe_agent.runtime.maintenance import MaintenanceBook
 from probe_agent.runtime.metrics import AgentMetrics
 from probe_agent.runtime.remediation import Remediator
 from probe_agent.runtime.runner import ProbeHandle, build_handles
 from probe_agent.runtime.scheduler import Scheduler
 from probe_agent.runtime.state import ProbeState, StateStore
 from probe_agent.runtime.watch import SHRINK_SHARE, ReloadHeld
-from probe_agent.schema.maintenance import MaintenanceWindow, active_windows, ad_hoc, window_of
+from probe_agent.schema.maintenance import MaintenanceWindow
 
 T = TypeVar("T")
 
@@ -158,9 +159,7 @@ class Agent:
         self._overrun_build: threading.Thread | None = None  # a reload's thread, past its deadline and still blocked
         self._closing: set[asyncio.Task[None]] = set()
         self.started = False  # the store holds the config's probes (until then /health says starting)
-        # maintenance started by hand (POST /-/maintenance): kept over reloads, not restarts
-        self.ad_hoc_maintenance: dict[str, MaintenanceWindow] = {}
-        self.active_maintenance: list[tuple[MaintenanceWindow, dt.datetime]] = []
+        self.maintenance = MaintenanceBook(config.maintenance)
 
     async def start(self) -> None:
         self.monitor.start()
@@ -213,6 +212,7 @@ class Agent:
                 task.add_done_callback(self._closing.discard)
         scheduler.compact()
         self.config = plan.config
+        self.maintenance.replace_scheduled(plan.config.maintenance)
         self.redactor = plan.redactor
         if self._log_filter is not None:
             self._log_filter.redactor = plan.redactor
@@ -333,32 +333,23 @@ class Agent:
 
     # --- maintenance ----------------------------------------------------------
 
-    def maintenance_windows(self) -> list[MaintenanceWindow]:
-        return [*self.config.maintenance, *self.ad_hoc_maintenance.values()]
-
     async def _mark_maintenance(self, *, all_probes: bool = False) -> None:
         """Set each probe's window (or None) from the windows in effect now; log windows that
         begin or end (one line per window, not per probe). The probes are gone through only
         when the set of windows in effect changed, or for a new config (`all_probes`): the
         watchdog calls this every second."""
-        now = dt.datetime.now(dt.UTC)
-        for name, window in list(self.ad_hoc_maintenance.items()):
-            if window.end is not None and window.end <= now:
-                del self.ad_hoc_maintenance[name]
-        before = {window.name for window, _ in self.active_maintenance}
-        active = self.active_maintenance = active_windows(self.maintenance_windows(), now)
-        for window, until in active:
-            if window.name not in before:
-                log.info(
-                    "maintenance window started",
-                    extra={"window": window.name, "reason": window.reason, "until": until.isoformat()},
-                )
-        for name in before - {window.name for window, _ in active}:
+        change = self.maintenance.refresh(dt.datetime.now(dt.UTC))
+        for window, until in change.started:
+            log.info(
+                "maintenance window started",
+                extra={"window": window.name, "reason": window.reason, "until": until.isoformat()},
+            )
+        for name in change.ended:
             log.info("maintenance window ended", extra={"window": name})
-        if not all_probes and before == {window.name for window, _ in active}:
+        if not all_probes and not change:
             return
         for i, state in enumerate(list(self.store.probes.values()), 1):
-            covering = window_of(state.config.name, state.config.tags, active) if active else None
+            covering = self.maintenance.covering(state.config.name, state.config.tags)
             if state.maintenance != covering:
                 health_before, old_window = state.reported_health(), state.maintenance
                 state.maintenance = covering
@@ -372,18 +363,14 @@ class Agent:
 
     async def start_maintenance(self, request: dict[str, object]) -> MaintenanceWindow:
         """An ad hoc window from now on. Raises ValueError with what is wrong with the request."""
-        window = ad_hoc(request, dt.datetime.now(dt.UTC))
-        if window.name in {w.name for w in self.config.maintenance}:
-            raise ValueError(f"name {window.name!r} is a scheduled window's; choose another")
-        if not any(window.covers(s.config.name, s.config.tags) for s in self.store.probes.values()):
-            raise ValueError("it covers no probe of this agent (check probes and tags)")
-        self.ad_hoc_maintenance[window.name] = window
+        probes = [(s.config.name, s.config.tags) for s in self.store.probes.values()]
+        window = self.maintenance.start(request, dt.datetime.now(dt.UTC), probes)
         await self._mark_maintenance(all_probes=True)  # a window of the same name may cover others now
         return window
 
     async def end_maintenance(self, name: str) -> bool:
         """End an ad hoc window now; False when there is none of that name."""
-        if self.ad_hoc_maintenance.pop(name, None) is None:
+        if not self.maintenance.end(name):
             return False
         await self._mark_maintenance()
         return True
@@ -414,7 +401,7 @@ class Agent:
                     await asyncio.sleep(0)
             self.metrics.pending_probes.set(pending)
             self.metrics.stale_probes.set(stale)
-            if self.active_maintenance or self.maintenance_windows():
+            if self.maintenance.active or self.maintenance.windows():
                 await self._mark_maintenance()
             self._stuck = self._scheduler.stuck() if self._scheduler is not None else []
             self._note_starvation()

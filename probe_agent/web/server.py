@@ -154,11 +154,11 @@ def _lifecycle_refused(request: web.Request) -> web.Response | None:
 async def maintenance_list(request: web.Request) -> web.Response:
     """Every window, scheduled and ad hoc, with whether it is in effect and until when."""
     agent = request.app[AGENT_KEY]
-    active = {window.name: until for window, until in agent.active_maintenance}
+    active = {window.name: until for window, until in agent.maintenance.active}
     windows = []
-    for window in agent.maintenance_windows():
+    for window in agent.maintenance.windows():
         view = window.describe() | {
-            "kind": "ad hoc" if window.name in agent.ad_hoc_maintenance else "scheduled",
+            "kind": agent.maintenance.kind(window.name),
             "active": window.name in active,
         }
         if window.name in active:

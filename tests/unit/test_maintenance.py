@@ -126,3 +126,47 @@ def test_check_with_a_selection_still_knows_every_probe_name() -> None:
     text = PROBES + '  - {name: db, probes: [orders-db], start: "2026-11-24T02:00:00Z", end: "2026-11-24T03:00:00Z"}\n'
     config = parse_config(text, env={}, selection=Selection(names=("web",)))
     assert [p.name for p in config.probes] == ["web"] and [w.name for w in config.maintenance] == ["db"]
+
+
+def test_the_book_reports_each_window_starting_and_ending_once() -> None:
+    from probe_agent.runtime.maintenance import MaintenanceBook
+
+    scheduled = MaintenanceWindow.model_validate(
+        {"name": "nightly", "tags": ["db"], "start": "2026-11-24T02:00:00Z", "end": "2026-11-24T03:00:00Z"}
+    )
+    book = MaintenanceBook([scheduled])
+    assert not book.refresh(at("2026-11-24T01:59:00Z")) and book.covering("orders-db", ["db"]) is None
+    change = book.refresh(at("2026-11-24T02:00:00Z"))
+    assert [w.name for w, _ in change.started] == ["nightly"] and not change.ended
+    assert not book.refresh(at("2026-11-24T02:30:00Z"))  # still in effect: no news
+    assert book.covering("orders-db", ["db"]) == "nightly" and book.covering("web", []) is None
+    assert book.refresh(at("2026-11-24T03:00:00Z")).ended == ["nightly"]
+
+
+def test_the_book_keeps_hand_started_windows_over_a_reload_and_drops_them_when_over() -> None:
+    from probe_agent.runtime.maintenance import MaintenanceBook
+
+    now = at("2026-11-24T10:00:00Z")
+    book = MaintenanceBook([])
+    probes = [("orders-db", ["db"]), ("web", [])]
+    window = book.start({"tags": ["db"], "duration": "30m", "name": "drill"}, now, probes)
+    assert book.kind("drill") == "ad hoc" and window.name == "drill"
+    with pytest.raises(ValueError, match="covers no probe"):
+        book.start({"tags": ["cache"]}, now, probes)
+    book.replace_scheduled(
+        [
+            MaintenanceWindow.model_validate(
+                {
+                    "name": "psp",
+                    "probes": ["web"],
+                    "start": now + dt.timedelta(days=1),
+                    "end": now + dt.timedelta(days=2),
+                }
+            )
+        ]
+    )
+    with pytest.raises(ValueError, match="is a scheduled window's"):
+        book.start({"name": "psp", "probes": ["web"]}, now, probes)
+    assert book.refresh(now).started and book.covering("orders-db", ["db"]) == "drill"
+    assert book.refresh(now + dt.timedelta(minutes=30)).ended == ["drill"] and "drill" not in book.ad_hoc
+    assert book.end("drill") is False
