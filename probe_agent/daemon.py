@@ -95,7 +95,7 @@ async def serve(
             "history_file": str(history_file) if history_file else None,
         },
     )
-    async with watching(path, agent.reload, watch_interval):
+    async with watching(path, agent.reload, watch_interval, agent.discovery_files):
         await stop.wait()
     log.info("stopping: draining probe runs in flight", extra={"grace_seconds": grace})
     await agent.stop()

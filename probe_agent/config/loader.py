@@ -18,12 +18,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from probe_agent.config.discovery import discovered_probes
 from probe_agent.core.errors import ConfigError
 from probe_agent.core.loopmonitor import DEFAULT_LAG_TOLERANCE
 from probe_agent.core.redact import Redactor, collect_secrets
 from probe_agent.core.yamlload import MAX_CONFIG_BYTES, decode, load_yaml, locate, positions, read_config_bytes
 from probe_agent.probes import REGISTRY
 from probe_agent.probes.base import ProbeConfig
+from probe_agent.schema.discovery import TargetGroup
 from probe_agent.schema.fields import DEFAULT_BUCKETS, Buckets, Duration, Interval, Timeout, parse_duration
 from probe_agent.schema.maintenance import MaintenanceWindow
 from probe_agent.schema.slo import Slo, slo_members
@@ -52,6 +54,9 @@ class AgentConfig(BaseModel):
     probes: list[ProbeConfig] = []
     slos: list[Slo] = []  # objectives over groups of probes; `probe-agent rules` writes their alerts
     maintenance: list[MaintenanceWindow] = []  # scheduled windows (probe_agent.schema.maintenance)
+    # probes made from discovered targets (probe_agent.schema.discovery), and the files they came from
+    target_groups: list[TargetGroup] = []
+    discovery_files: tuple[str, ...] = ()
     # Every probe name in the file, also those a selection left out (for `check --probe` errors).
     all_probe_names: tuple[str, ...] = ()
     # Strings that must never leave the agent (passwords, tokens); filled by the loader.
@@ -206,11 +211,20 @@ def parse_config(
     agent, maintenance_indices = _agent_settings(raw, env, problems, secrets, selection)
     if not isinstance(raw_probes, list):
         raise ConfigError([*problems.items, "probes: expected a list of probes"])
-    probes, index_of, env_secrets = _parse_probes(raw_probes, agent.defaults.model_dump(), env, problems, selection)
+    origins: list[tuple[str | int, ...]] = [("probes", index) for index in range(len(raw_probes))]
+    if agent.target_groups:
+        base = Path(source).parent if Path(source).is_file() else Path.cwd()
+        discovered, group_indexes, files = discovered_probes(agent.target_groups, base, problems.items)
+        origins += [("target_groups", index, "probe") for index in group_indexes]
+        raw_probes = [*raw_probes, *discovered]
+        agent = agent.model_copy(update={"discovery_files": files})
+    probes, index_of, env_secrets = _parse_probes(
+        raw_probes, agent.defaults.model_dump(), env, problems, selection, origins
+    )
     for probe in probes:
         for problem_text in _threshold_problems(probe):
             field_path = problem_text.split(":", 1)[0].split(".")
-            problems.add(f"probe {probe.name!r}: {problem_text}", ("probes", index_of[probe.name], *field_path))
+            problems.add(f"probe {probe.name!r}: {problem_text}", (*origins[index_of[probe.name]], *field_path))
     slo_limits = _slo_problems_and_limits(agent.slos, probes, problems)
     probes = [with_limit_buckets(probe, tuple(slo_limits.get(probe.name, ()))) for probe in probes]
     all_names = tuple(e["name"] for e in raw_probes if isinstance(e, dict) and isinstance(e.get("name"), str))
@@ -239,7 +253,7 @@ def _top_level(text: str, allow_empty: bool, problems: _Problems) -> dict[str, A
     if not isinstance(raw, dict):
         raise ConfigError(["expected a mapping with a 'probes' list at the top level"])
     raw = {k: v for k, v in raw.items() if not (isinstance(k, str) and k.startswith("x-"))}
-    if not raw.get("probes") and not allow_empty:
+    if not raw.get("probes") and not raw.get("target_groups") and not allow_empty:
         problems.add("no probes configured: add probes under 'probes:' (or pass --allow-empty to run with none)")
     return raw
 
@@ -251,6 +265,7 @@ def _agent_settings(
     (and the index in the file of each window)."""
     raw_slos = raw.pop("slos", None) or []
     raw_maintenance = raw.pop("maintenance", None) or []
+    raw_groups = raw.pop("target_groups", None) or []
     maintenance_indices: list[int] = []
     top = _expand(raw, env, "", problems.items, secrets)
     try:
@@ -263,7 +278,10 @@ def _agent_settings(
     windows = _parse_entries(
         "maintenance", MaintenanceWindow, raw_maintenance, env, problems.items, secrets, maintenance_indices
     )
-    agent = agent.model_copy(update={"slos": slos if selection is None else [], "maintenance": windows})
+    groups = _parse_entries("target_groups", TargetGroup, raw_groups, env, problems.items, secrets)
+    agent = agent.model_copy(
+        update={"slos": slos if selection is None else [], "maintenance": windows, "target_groups": groups}
+    )
     return agent, maintenance_indices
 
 
@@ -273,6 +291,7 @@ def _parse_probes(
     env: Mapping[str, str],
     problems: _Problems,
     selection: Selection | None,
+    origins: list[tuple[str | int, ...]],
 ) -> tuple[list[ProbeConfig], dict[str, int], dict[str, set[str]]]:
     """The valid probes (those the selection wants), each one's index in the file, and the
     secrets its ${VAR}s brought; every problem of the others, by probe and field."""
@@ -282,11 +301,11 @@ def _parse_probes(
     env_secrets: dict[str, set[str]] = {}
     for index, entry in enumerate(raw_probes):
         if not isinstance(entry, dict):
-            problems.add(f"probes[{index}]: expected a mapping with 'name' and 'type'", ("probes", index))
+            problems.add(f"probes[{index}]: expected a mapping with 'name' and 'type'", origins[index])
             continue
         if selection is not None and not selection.wants(entry):
             continue
-        probe = _parse_probe(index, entry, defaults, env, problems, seen, env_secrets)
+        probe = _parse_probe(index, origins[index], entry, defaults, env, problems, seen, env_secrets)
         if probe is not None:
             probes.append(probe)
             index_of[probe.name] = index
@@ -295,6 +314,7 @@ def _parse_probes(
 
 def _parse_probe(
     index: int,
+    origin: tuple[str | int, ...],
     entry: dict[str, Any],
     defaults: dict[str, Any],
     env: Mapping[str, str],
@@ -309,17 +329,17 @@ def _parse_probe(
     label = f"probe {shown!r}" if isinstance(name, str) and name else f"probes[{index}]"
     if isinstance(name, str):
         if name in seen:
-            problems.add(f"{label}: name: duplicate name (also probes[{seen[name]}])", ("probes", index, "name"))
+            problems.add(f"{label}: name: duplicate name (also probes[{seen[name]}])", (*origin, "name"))
         seen.setdefault(name, index)
     else:
-        problems.add(f"{label}: name: required, a string", ("probes", index))
+        problems.add(f"{label}: name: required, a string", origin)
     probe_type = entry.get("type")
     if not isinstance(probe_type, str) or probe_type not in REGISTRY:
         known = tuple(sorted(REGISTRY))
         hint = did_you_mean(probe_type, known) if isinstance(probe_type, str) else ""
         problems.add(
             f"{label}: type: unknown probe type {probe_type!r}{hint} (known: {', '.join(known)})",
-            ("probes", index, "type"),
+            (*origin, "type"),
         )
         return None
     model = REGISTRY[probe_type].config_model
@@ -332,18 +352,18 @@ def _parse_probe(
     # follow from that; every other field is still checked, so one pass shows everything.
     unset = {p.split(":", 1)[0].split(".")[0].split("[")[0] for p in env_problems}
     for problem in env_problems:
-        problems.add(f"{label}: {problem}", ("probes", index, problem.split(":", 1)[0].split(".")[0].split("[")[0]))
+        problems.add(f"{label}: {problem}", (*origin, problem.split(":", 1)[0].split(".")[0].split("[")[0]))
     merged = {**defaults, **expanded}
     timing = _timing_problem(merged)
     if timing:
-        problems.add(f"{label}: {timing}", ("probes", index, "timeout"))
+        problems.add(f"{label}: {timing}", (*origin, "timeout"))
     try:
         probe = model.model_validate(merged)
     except ValidationError as exc:
         for problem_text, loc in _located_problems(f"{label}: ", exc, model):
             if (loc and loc[0] in unset) or (not isinstance(name, str) and loc[:1] == ("name",)):
                 continue
-            problems.add(problem_text, ("probes", index, *loc))
+            problems.add(problem_text, (*origin, *loc))
         return None
     return probe if not env_problems and not timing else None
 

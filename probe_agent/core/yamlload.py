@@ -243,8 +243,10 @@ def _check_duplicate_keys(node: yaml.MappingNode) -> None:
 Path = tuple[str | int, ...]
 
 
-def positions(text: str, under: str = "probes", depth: int = 4) -> dict[Path, tuple[int, int]]:
-    """(line, column), 1-based, of every key and list item under the top-level key `under`, to
+def positions(
+    text: str, under: tuple[str, ...] = ("probes", "target_groups"), depth: int = 4
+) -> dict[Path, tuple[int, int]]:
+    """(line, column), 1-based, of every key and list item under the top-level keys `under`, to
     `depth` levels: where to point a problem. Composed again, only when there are problems."""
     loader = yaml.SafeLoader("")
     try:
@@ -258,9 +260,9 @@ def positions(text: str, under: str = "probes", depth: int = 4) -> dict[Path, tu
         return found
     stack: list[tuple[yaml.Node, Path]] = []
     for key, value in root.value:
-        if isinstance(key, yaml.ScalarNode) and key.value == under:
-            found[(under,)] = (key.start_mark.line + 1, key.start_mark.column + 1)
-            stack.append((value, (under,)))
+        if isinstance(key, yaml.ScalarNode) and key.value in under:
+            found[(key.value,)] = (key.start_mark.line + 1, key.start_mark.column + 1)
+            stack.append((value, (key.value,)))
     while stack:
         node, path = stack.pop()
         if len(path) > depth:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 log = logging.getLogger("probe_agent")
@@ -55,27 +55,51 @@ def signature(path: Path) -> Signature:
 Reload = Callable[..., Awaitable[list[str]]]  # reload(cautious=True) may raise ReloadHeld
 
 
-async def _holds_still(path: Path, seen: Signature, seconds: float, look: float) -> bool:
-    """Whether the file keeps signature `seen` for `seconds`, looked at every `look` seconds."""
+Snapshot = dict[str, Signature]  # path -> what stat says of it
+
+
+def snapshot(path: Path, extra: Callable[[], Sequence[str]]) -> Snapshot:
+    """The probes file and the files it draws on (file_sd files, globs matched afresh)."""
+    return {str(path): signature(path), **{name: signature(Path(name)) for name in extra()}}
+
+
+async def _holds_still(take: Callable[[], Snapshot], seen: Snapshot, seconds: float, look: float) -> bool:
+    """Whether the files keep the snapshot `seen` for `seconds`, looked at every `look` seconds."""
     deadline = asyncio.get_running_loop().time() + seconds
     while (left := deadline - asyncio.get_running_loop().time()) > 0:
         await asyncio.sleep(min(look, left))
-        if await asyncio.to_thread(signature, path) != seen:
+        if await asyncio.to_thread(take) != seen:
             return False
     return True
 
 
-async def watch(path: Path, reload: Reload, interval: float = 2.0) -> None:
-    """Run until cancelled; calls `reload` once per settled change of the file."""
-    loaded = await asyncio.to_thread(signature, path)  # stat off the loop: the file may be on NFS
+def _no_files() -> Sequence[str]:
+    return ()
+
+
+async def watch(
+    path: Path, reload: Reload, interval: float = 2.0, extra: Callable[[], Sequence[str]] = _no_files
+) -> None:
+    """Run until cancelled; calls `reload` once per settled change of the file, or of one of the
+    files it draws on (`extra`: the file_sd files its target groups match now)."""
+
+    def take() -> Snapshot:
+        return snapshot(path, extra)
+
+    loaded = await asyncio.to_thread(take)  # stat off the loop: the files may be on NFS
     while True:
         await asyncio.sleep(interval)
-        seen = await asyncio.to_thread(signature, path)
-        if seen == loaded or seen is None:
+        seen = await asyncio.to_thread(take)
+        if seen == loaded or seen.get(str(path)) is None:
             continue  # unchanged, or gone for a moment (a swap in progress): keep what runs
-        in_place = loaded is not None and seen[:2] == loaded[:2]  # same device and inode
+        changed = [name for name, sig in seen.items() if loaded.get(name) != sig]
+        # a file written in place (same device and inode) may pause between its writes
+        in_place = any(
+            (old := loaded.get(name)) is not None and (new := seen[name]) is not None and new[:2] == old[:2]
+            for name in changed
+        )
         hold = IN_PLACE_LOOKS * interval if in_place else min(interval, 0.5)
-        if not await _holds_still(path, seen, hold, min(interval, 0.5)):
+        if not await _holds_still(take, seen, hold, min(interval, 0.5)):
             continue  # still being written: look again next time
         try:
             problems = await reload(cautious=True)
@@ -85,20 +109,22 @@ async def watch(path: Path, reload: Reload, interval: float = 2.0) -> None:
                 SHRINK_LOOKS * interval,
                 extra={"config": str(path), "removed": held.removed, "running": held.running},
             )
-            if not await _holds_still(path, seen, SHRINK_LOOKS * interval, interval):
+            if not await _holds_still(take, seen, SHRINK_LOOKS * interval, interval):
                 continue  # it was still being written after all
             problems = await reload()
-        loaded = seen
+        loaded = await asyncio.to_thread(take)  # the reload may draw on other files now
         if problems:
             log.error("probes file changed but does not load; keeping the running probes", extra={"problems": problems})
         else:
-            log.info("probes file changed: reloaded", extra={"config": str(path)})
+            log.info("probes file changed: reloaded", extra={"config": str(path), "changed": changed[:10]})
 
 
 @contextlib.asynccontextmanager
-async def watching(path: Path | None, reload: Reload, interval: float) -> AsyncIterator[None]:
+async def watching(
+    path: Path | None, reload: Reload, interval: float, extra: Callable[[], Sequence[str]] = _no_files
+) -> AsyncIterator[None]:
     """Watch while the block runs (interval 0 or no file: not at all)."""
-    task = asyncio.create_task(watch(path, reload, interval)) if path is not None and interval > 0 else None
+    task = asyncio.create_task(watch(path, reload, interval, extra)) if path is not None and interval > 0 else None
     try:
         yield
     finally:

@@ -1,0 +1,103 @@
+"""The probes of `target_groups` (probe_agent.schema.discovery): read each group's file_sd files,
+bounded (regular files only, at most MAX_FILES a group and MAX_SD_FILE_BYTES each), and make
+one probe entry per target from the group's template. The entries then go through the same
+validation as every probe in the file, so a discovered probe is an ordinary probe everywhere."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from probe_agent.core.errors import ConfigError
+from probe_agent.core.files import NamedFileError, read_named_file
+from probe_agent.core.yamlload import load_yaml
+from probe_agent.schema.discovery import DEFAULT_NAME, MAX_FILES, MAX_SD_FILE_BYTES, TargetGroup, fill
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+def sd_files(group: TargetGroup, base: Path) -> list[str]:
+    """The files a group's globs match now (relative paths are from the probes file's folder)."""
+    found: list[str] = []
+    for sd in group.file_sd_configs:
+        for pattern in sd.files:
+            path = pattern if os.path.isabs(pattern) else str(base / pattern)
+            matched = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+            found.extend(m for m in matched if m not in found)
+    return found
+
+
+def _targets(path: str, label: str) -> list[tuple[str, dict[str, str]]]:
+    """(address, labels) of each target a file_sd file lists, in Prometheus's format."""
+    document = load_yaml(read_named_file(path, label, MAX_SD_FILE_BYTES).decode("utf-8", errors="replace"))
+    if document is None:
+        return []
+    if not isinstance(document, list):
+        raise ValueError(f"{path}: expected a list of {{targets: [...], labels: {{...}}}}")
+    found = []
+    for index, entry in enumerate(document):
+        if not isinstance(entry, dict) or not isinstance(entry.get("targets", []), list):
+            raise ValueError(f"{path}: [{index}]: expected {{targets: [HOST:PORT, ...], labels: {{...}}}}")
+        labels = entry.get("labels") or {}
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise ValueError(f"{path}: [{index}].labels: expected a mapping of strings")
+        for address in entry.get("targets", []):
+            if not isinstance(address, str) or not address:
+                raise ValueError(f"{path}: [{index}].targets: {address!r} is not HOST:PORT")
+            found.append((address, {str(k): v for k, v in labels.items()}))
+    return found
+
+
+def discovered_probes(
+    groups: list[TargetGroup], base: Path, problems: list[str]
+) -> tuple[list[dict[str, Any]], list[int], tuple[str, ...]]:
+    """Probe entries for every target of every group, the index of the group each came from,
+    and the files they came from (to watch)."""
+    entries: list[dict[str, Any]] = []
+    group_indexes: list[int] = []
+    watched: list[str] = []
+    for index, group in enumerate(groups):
+        label = f"target_groups[{index}] ({group.name})"
+        files = sd_files(group, base)
+        watched.extend(files)
+        if len(files) > MAX_FILES:
+            problems.append(f"{label}: file_sd_configs match {len(files)} files, over the limit of {MAX_FILES}")
+            continue
+        targets: list[tuple[str, dict[str, str]]] = []
+        try:
+            for path in files:
+                targets.extend(_targets(path, "file_sd_configs"))
+        except (NamedFileError, ValueError) as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        except ConfigError as exc:  # the bounded YAML reader's: too deep, too many aliases, binary...
+            problems.append(f"{label}: file_sd_configs: {'; '.join(exc.problems)}")
+            continue
+        if len(targets) > group.max_targets:
+            problems.append(
+                f"{label}: its files list {len(targets):,} targets, over max_targets {group.max_targets:,}"
+                " (the running probes stay)"
+            )
+            continue
+        names: set[str] = set()
+        for address, labels in targets:
+            host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
+            values = {
+                "group": group.name,
+                "target.address": address,
+                "target.host": host.strip("[]"),
+                "target.port": port,
+            }
+            values.update({f"target.labels.{k}": v for k, v in labels.items()})
+            entry = fill({"name": DEFAULT_NAME, **group.probe}, values)
+            # an IPv6 address's brackets (or a label's slash) cannot be in a probe's name
+            entry["name"] = _NAME_UNSAFE.sub("_", str(entry["name"]))
+            if entry["name"] in names:
+                continue  # listed twice (in two files, say): one probe, as Prometheus keeps one target
+            names.add(entry["name"])
+            entries.append(entry)
+            group_indexes.append(index)
+    return entries, group_indexes, tuple(watched)

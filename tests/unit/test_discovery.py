@@ -1,0 +1,116 @@
+"""target_groups: probes made from Prometheus file_sd targets with a template, validated like
+any probe, bounded like any file the config names."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from probe_agent.config.loader import load_config
+from probe_agent.core.errors import ConfigError
+from probe_agent.probes.types.tcp import TcpConfig
+
+GROUP = """target_groups:
+  - name: web
+    file_sd_configs: [{{files: ["{files}"]}}]
+    max_targets: {max_targets}
+    probe:
+      type: tcp
+      host: "{{{{target.host}}}}"
+      port: "{{{{target.port}}}}"
+      labels: {{team: "{{{{target.labels.team}}}}"}}
+      interval: 10s
+      timeout: 1s
+"""
+
+
+def write(tmp_path: Path, files: str = "sd/*.json", max_targets: int = 100, extra: str = "") -> Path:
+    path = tmp_path / "probes.yaml"
+    path.write_text(GROUP.format(files=files, max_targets=max_targets) + extra)
+    return path
+
+
+def sd(tmp_path: Path, name: str, groups: list[dict[str, object]]) -> None:
+    (tmp_path / "sd").mkdir(exist_ok=True)
+    (tmp_path / "sd" / name).write_text(json.dumps(groups))
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    return info.value.problems
+
+
+def test_a_probe_per_target_with_its_labels_from_files_next_to_the_probes_file(tmp_path: Path) -> None:
+    sd(tmp_path, "a.json", [{"targets": ["10.0.0.1:8080", "10.0.0.2:8080"], "labels": {"team": "shop"}}])
+    sd(tmp_path, "b.json", [{"targets": ["10.0.0.2:8080", "[::1]:9000"]}])  # listed twice: one probe
+    config = load_config(write(tmp_path), env={})
+    by_name = {p.name: p for p in config.probes}
+    assert set(by_name) == {"web-10.0.0.1:8080", "web-10.0.0.2:8080", "web-_::1_:9000"}
+    first = by_name["web-10.0.0.1:8080"]
+    assert isinstance(first, TcpConfig) and (first.host, first.port, first.labels) == (
+        "10.0.0.1",
+        8080,
+        {"team": "shop"},
+    )
+    v6 = by_name["web-_::1_:9000"]
+    assert isinstance(v6, TcpConfig) and (v6.host, v6.port, v6.labels) == ("::1", 9000, {"team": ""})
+    assert sorted(Path(f).name for f in config.discovery_files) == ["a.json", "b.json"]
+    assert "web-10.0.0.1:8080" in config.all_probe_names
+
+
+def test_a_template_with_an_unknown_placeholder_is_refused_by_group_and_name(tmp_path: Path) -> None:
+    sd(tmp_path, "a.json", [{"targets": ["10.0.0.1:80"]}])
+    path = write(tmp_path)
+    path.write_text(path.read_text().replace("{{target.host}}", "{{target.hots}}"))
+    [problem] = problems(path)
+    assert problem.startswith("target_groups[0] (web): probe: unknown placeholder {{target.hots}}")
+
+
+def test_more_targets_than_max_targets_is_a_problem_not_a_flood(tmp_path: Path) -> None:
+    sd(tmp_path, "a.json", [{"targets": [f"10.0.{i // 250}.{i % 250}:80" for i in range(600)]}])
+    [problem] = problems(write(tmp_path, max_targets=500))
+    assert (
+        problem == "target_groups[0] (web): its files list 600 targets, over max_targets 500 (the running probes stay)"
+    )
+
+
+def test_a_bad_target_is_named_with_the_line_of_the_template_field(tmp_path: Path) -> None:
+    sd(tmp_path, "a.json", [{"targets": ["10.0.0.1:http"]}])
+    [problem] = problems(write(tmp_path))
+    assert problem.startswith("probe 'web-10.0.0.1:http': port: Input should be a valid integer")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path), env={})
+    assert info.value.locations == [(8, 7)]  # the template's `port:` line
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"targets": ["a:1"]}', "expected a list of {targets: [...], labels: {...}}"),
+        ('[{"targets": [1]}]', "[0].targets: 1 is not HOST:PORT"),
+        ('[{"targets": ["a:1"], "labels": {"x": 1}}]', "[0].labels: expected a mapping of strings"),
+        ("a: &a [1, 2]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n" * 30, ""),
+    ],
+)
+def test_a_malformed_or_hostile_sd_file_is_a_problem(tmp_path: Path, content: str, expected: str) -> None:
+    (tmp_path / "sd").mkdir()
+    (tmp_path / "sd" / "a.json").write_text(content)
+    [problem] = problems(write(tmp_path))
+    assert problem.startswith("target_groups[0] (web): "), problem
+    assert expected in problem
+
+
+def test_an_sd_path_that_is_not_a_regular_file_is_refused_without_opening_it(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "targets.fifo")  # a reader that opened it would wait for a writer for good
+    [problem] = problems(write(tmp_path, files=str(tmp_path / "targets.fifo")))
+    assert "is a FIFO" in problem or "not a regular file" in problem, problem
+
+
+def test_no_probes_and_target_groups_that_find_nothing_yet_is_not_an_error(tmp_path: Path) -> None:
+    (tmp_path / "sd").mkdir()
+    config = load_config(write(tmp_path), env={})
+    assert config.probes == [] and config.target_groups[0].name == "web"
