@@ -51,7 +51,8 @@ class FileSdConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     files: list[str] = Field(min_length=1)
-    refresh_interval: Duration = 300.0  # read again at least this often (the watcher also sees changes)
+    # accepted as Prometheus has it; the agent sees a change at its watcher's interval (--watch-config)
+    refresh_interval: Duration = 300.0
 
 
 class TargetGroup(BaseModel):
