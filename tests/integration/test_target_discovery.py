@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 from tests.helpers.agent import AgentProcess
 from tests.helpers.netfaults import free_port
+from tests.helpers.prometheus import prometheus
 
 
 def publish(path: Path, targets: list[str], team: str = "shop") -> None:
@@ -63,3 +65,55 @@ def test_targets_come_and_go_with_the_file(tmp_path: Path) -> None:
         for listener in listeners:
             listener.close()
     assert "over max_targets 2" in agent.logs()
+
+
+def test_the_same_file_sd_file_gives_prometheus_and_the_agent_the_same_targets(tmp_path: Path) -> None:
+    # The format is Prometheus's own: a real Prometheus reads the very file the agent reads, with
+    # two groups of labels and a YAML file beside the JSON one.
+    (tmp_path / "sd").mkdir()
+    (tmp_path / "sd" / "a.json").write_text(
+        json.dumps(
+            [
+                {"targets": ["127.0.0.1:9", "127.0.0.2:9"], "labels": {"team": "shop"}},
+                {"targets": ["127.0.0.3:9"], "labels": {"team": "pay"}},
+            ]
+        )
+    )
+    (tmp_path / "sd" / "b.yaml").write_text("- targets: ['127.0.0.4:9']\n  labels: {team: search}\n")
+    files = f"['{tmp_path}/sd/*.json', '{tmp_path}/sd/*.yaml']"
+    config = tmp_path / "probes.yaml"
+    config.write_text(
+        "target_groups:\n"
+        "  - name: web\n"
+        f"    file_sd_configs: [{{files: {files}}}]\n"
+        "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}',"
+        " labels: {team: '{{target.labels.team}}'}, interval: 1m, timeout: 500ms}\n"
+    )
+    agent = AgentProcess(config).start()
+    try:
+        agent.wait_for(lambda: agent.get("/metrics")[1].count("probe_success{") == 4, what="four discovered probes run")
+        _, text = agent.get("/metrics")
+    finally:
+        agent.stop()
+    ours = {
+        (line.split('probe="web-')[1].split('"')[0], line.split('team="')[1].split('"')[0])
+        for line in text.splitlines()
+        if line.startswith("probe_success{")
+    }
+    with prometheus(tmp_path, f"  - job_name: fleet\n    file_sd_configs: [{{files: {files}}}]\n") as prom:
+        deadline = time.monotonic() + 30
+        theirs: set[tuple[str, str]] = set()
+        while time.monotonic() < deadline and len(theirs) < 4:
+            active = prom.api("/api/v1/targets")["activeTargets"]
+            theirs = {(t["labels"]["instance"], t["labels"].get("team", "")) for t in active}
+            time.sleep(0.5)
+    assert (
+        ours
+        == theirs
+        == {
+            ("127.0.0.1:9", "shop"),
+            ("127.0.0.2:9", "shop"),
+            ("127.0.0.3:9", "pay"),
+            ("127.0.0.4:9", "search"),
+        }
+    )
