@@ -57,6 +57,7 @@ class AgentConfig(BaseModel):
     # probes made from discovered targets (probe_agent.schema.discovery), and the files they came from
     target_groups: list[TargetGroup] = []
     discovery_files: tuple[str, ...] = ()
+    discovered_group: dict[str, str] = {}  # discovered probe -> its target group
     # Every probe name in the file, also those a selection left out (for `check --probe` errors).
     all_probe_names: tuple[str, ...] = ()
     # Strings that must never leave the agent (passwords, tokens); filled by the loader.
@@ -217,7 +218,11 @@ def parse_config(
         discovered, group_indexes, files = discovered_probes(agent.target_groups, base, problems.items)
         origins += [("target_groups", index, "probe") for index in group_indexes]
         raw_probes = [*raw_probes, *discovered]
-        agent = agent.model_copy(update={"discovery_files": files})
+        by_name = {
+            str(entry["name"]): agent.target_groups[index].name
+            for entry, index in zip(discovered, group_indexes, strict=True)
+        }
+        agent = agent.model_copy(update={"discovery_files": files, "discovered_group": by_name})
     probes, index_of, env_secrets = _parse_probes(
         raw_probes, agent.defaults.model_dump(), env, problems, selection, origins
     )

@@ -178,6 +178,7 @@ class Agent:
             # pending from the first moment the probes exist: a gate on "pending == 0" must not pass early
             self.metrics.pending_probes.set(len(states))
             self.metrics.probes.set(len(states))
+            self._count_discovered(self.config)
             self.started = True
             plan = await asyncio.to_thread(self._build, self.config, {}, states)
             await self._apply(plan)
@@ -225,6 +226,7 @@ class Agent:
             if i % BATCH == 0:
                 await asyncio.sleep(0)
         self.metrics.probes.set(len(plan.states))
+        self._count_discovered(plan.config)
         self.metrics.pending_probes.set(sum(1 for state in plan.states.values() if state.last is None))
 
     async def reload(self, cautious: bool = False) -> list[str]:
@@ -296,8 +298,18 @@ class Agent:
             )
             return []
 
+    def _count_discovered(self, config: AgentConfig) -> None:
+        by_group: dict[str, int] = {}
+        for probe in config.probes:
+            if (group := config.discovered_group.get(probe.name)) is not None:
+                by_group[group] = by_group.get(group, 0) + 1
+        self.metrics.count_discovered([g.name for g in config.target_groups], by_group)
+
     def _rejected(self, problems: list[str]) -> list[str]:
         self.metrics.reload_success.set(0)
+        for group in self.config.target_groups:  # a source of the running config that failed
+            if any(f"({group.name}): " in problem for problem in problems):
+                self.metrics.discovery_refresh_failures.labels(group.name).inc()
         log.error("config reload rejected; keeping the running config", extra={"problems": problems})
         return problems
 

@@ -110,7 +110,28 @@ class AgentMetrics:
             ["probe"],
             registry=r,
         )
+        self.discovery_targets = Gauge(
+            "probe_agent_discovery_targets",
+            "Probes made from a target group's discovered targets, as last loaded.",
+            ["group"],
+            registry=r,
+        )
+        self.discovery_refresh_failures = Counter(
+            "probe_agent_discovery_refresh_failures",
+            "Loads of a target group's sources that failed (unreadable, malformed, over max_targets):"
+            " its last good targets keep running.",
+            ["group"],
+            registry=r,
+        )
         self._loop_lag_peak = 0.0
+
+    def count_discovered(self, groups: list[str], by_group: dict[str, int]) -> None:
+        """Set the targets gauge of every group (0 for one that found none), dropping gone groups."""
+        for labels in list(self.discovery_targets._metrics):
+            if labels[0] not in groups:
+                self.discovery_targets.remove(*labels)
+        for group in groups:
+            self.discovery_targets.labels(group).set(by_group.get(group, 0))
 
     def observe_loop_lag(self, lag: float) -> None:
         self.loop_lag.set(lag)

@@ -57,6 +57,9 @@ def test_targets_come_and_go_with_the_file(tmp_path: Path) -> None:
             what="the over-long file refused",
         )
         assert names(agent) == {first, second}
+        metrics = agent.get("/metrics")[1]
+        assert 'probe_agent_discovery_targets{group="web"} 2.0' in metrics
+        assert 'probe_agent_discovery_refresh_failures_total{group="web"} 1.0' in metrics
         publish(sd, [f"127.0.0.1:{ports[1]}"])
         agent.wait_for(lambda: names(agent) == {second}, timeout=10, what="the removed target gone")
         assert f'probe="{first}"' not in agent.get("/metrics")[1]
