@@ -17,6 +17,7 @@ from probe_agent.core.yamlload import load_yaml
 from probe_agent.schema.discovery import DEFAULT_NAME, MAX_FILES, MAX_SD_FILE_BYTES, TargetGroup, fill
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+MAX_LISTED = 200_000  # targets a group's files may list before relabelling keeps some
 
 
 def sd_files(group: TargetGroup, base: Path) -> list[str]:
@@ -76,14 +77,19 @@ def discovered_probes(
         except ConfigError as exc:  # the bounded YAML reader's: too deep, too many aliases, binary...
             problems.append(f"{label}: file_sd_configs: {'; '.join(exc.problems)}")
             continue
-        if len(targets) > group.max_targets:
-            problems.append(
-                f"{label}: its files list {len(targets):,} targets, over max_targets {group.max_targets:,}"
-                " (the running probes stay)"
-            )
+        if len(targets) > MAX_LISTED:
+            problems.append(f"{label}: its files list {len(targets):,} targets, over the limit of {MAX_LISTED:,}")
             continue
+        made: list[dict[str, Any]] = []
         names: set[str] = set()
-        for address, labels in targets:
+        for listed, listed_labels in targets:
+            relabelled: dict[str, str] | None = {"__address__": listed, **listed_labels}
+            for step in group.relabel_configs:
+                relabelled = step.apply(relabelled) if relabelled is not None else None
+            if relabelled is None or not relabelled.get("__address__"):
+                continue  # dropped by a keep or drop step
+            address = relabelled["__address__"]
+            labels = {k: v for k, v in relabelled.items() if not k.startswith("__")}
             host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
             values = {
                 "group": group.name,
@@ -98,6 +104,13 @@ def discovered_probes(
             if entry["name"] in names:
                 continue  # listed twice (in two files, say): one probe, as Prometheus keeps one target
             names.add(entry["name"])
-            entries.append(entry)
-            group_indexes.append(index)
+            made.append(entry)
+        if len(made) > group.max_targets:
+            problems.append(
+                f"{label}: its files list {len(made):,} targets, over max_targets {group.max_targets:,}"
+                " (the running probes stay)"
+            )
+            continue
+        entries.extend(made)
+        group_indexes.extend([index] * len(made))
     return entries, group_indexes, tuple(watched)

@@ -20,9 +20,9 @@ character a probe name cannot hold made `_` (`web-_::1_:9000` for `[::1]:9000`).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from probe_agent.schema.fields import Duration
 
@@ -55,12 +55,69 @@ class FileSdConfig(BaseModel):
     refresh_interval: Duration = 300.0
 
 
+class RelabelConfig(BaseModel):
+    """One of Prometheus's relabel_configs, the actions a target group needs: keep or drop a
+    target whose source labels (joined by `separator`) match `regex` in full, or replace a label
+    with `replacement` (`$1`, `${name}` from the match). `__address__` is the target itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Literal["replace", "keep", "drop"] = "replace"
+    source_labels: list[str] = []
+    separator: str = ";"
+    regex: str = "(.*)"
+    target_label: str = ""
+    replacement: str = "$1"
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, regex: str) -> str:
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise ValueError(f"invalid regex: {exc}") from None
+        return regex
+
+    @model_validator(mode="after")
+    def _target(self) -> RelabelConfig:
+        if self.action == "replace" and not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", self.target_label):
+            raise ValueError("target_label: required for replace, a label name")
+        return self
+
+    def apply(self, labels: dict[str, str]) -> dict[str, str] | None:
+        """The target's labels after this step, or None when it drops the target."""
+        value = self.separator.join(labels.get(name, "") for name in self.source_labels)
+        match = re.fullmatch(self.regex, value)
+        if self.action == "keep":
+            return labels if match else None
+        if self.action == "drop":
+            return None if match else labels
+        if match is None:
+            return labels
+        result = _REFERENCE.sub(lambda ref: _group(match, ref.group(1) or ref.group(2)), self.replacement)
+        if result:
+            return {**labels, self.target_label: result}
+        return {k: v for k, v in labels.items() if k != self.target_label}  # as Prometheus: empty removes it
+
+
+_REFERENCE = re.compile(r"\$(?:(\d+)|\{(\w+)\})")
+
+
+def _group(match: re.Match[str], key: str) -> str:
+    """A group of the match by number or name; empty when there is none (as in Prometheus)."""
+    try:
+        return match.group(int(key) if key.isdigit() else key) or ""
+    except (IndexError, re.error):
+        return ""
+
+
 class TargetGroup(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
     file_sd_configs: list[FileSdConfig] = Field(min_length=1)
     max_targets: int = Field(1000, ge=1, le=50_000)
+    relabel_configs: list[RelabelConfig] = []  # applied to each target before its probe is made
     probe: dict[str, Any]  # the template, checked once per target by the type's own model
 
     @field_validator("probe")

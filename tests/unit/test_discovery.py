@@ -114,3 +114,41 @@ def test_no_probes_and_target_groups_that_find_nothing_yet_is_not_an_error(tmp_p
     (tmp_path / "sd").mkdir()
     config = load_config(write(tmp_path), env={})
     assert config.probes == [] and config.target_groups[0].name == "web"
+
+
+def test_relabelling_keeps_drops_and_rewrites_targets_as_prometheus_does(tmp_path: Path) -> None:
+    sd(
+        tmp_path,
+        "a.json",
+        [
+            {"targets": ["api-1.internal:8080", "api-2.internal:8080"], "labels": {"team": "shop", "env": "prod"}},
+            {"targets": ["api-9.internal:8080"], "labels": {"team": "shop", "env": "staging"}},
+            {"targets": ["legacy.internal:80"], "labels": {"team": "ops", "env": "prod"}},
+        ],
+    )
+    relabel = """    relabel_configs:
+      - {action: keep, source_labels: [env], regex: prod}
+      - {action: drop, source_labels: [__address__], regex: 'legacy\\..*'}
+      - {source_labels: [__address__], regex: '([^:]+):\\d+', target_label: __address__, replacement: '$1:9443'}
+      - {source_labels: [team, env], regex: '(.+);(.+)', target_label: team, replacement: '${1}-$2'}
+"""
+    path = write(tmp_path, max_targets=2)  # three prod targets are listed, two are kept: within the limit
+    path.write_text(path.read_text().replace("    probe:\n", relabel + "    probe:\n"))
+    config = load_config(path, env={})
+    probes = {p.name: p for p in config.probes}
+    assert set(probes) == {"web-api-1.internal:9443", "web-api-2.internal:9443"}
+    first = probes["web-api-1.internal:9443"]
+    assert isinstance(first, TcpConfig) and (first.port, first.labels) == (9443, {"team": "shop-prod"})
+
+
+def test_a_relabel_step_with_a_bad_regex_or_no_target_label_is_refused(tmp_path: Path) -> None:
+    sd(tmp_path, "a.json", [{"targets": ["a:1"]}])
+    path = write(tmp_path)
+    path.write_text(
+        path.read_text().replace(
+            "    probe:\n", "    relabel_configs: [{regex: '(', target_label: x}, {}]\n    probe:\n"
+        )
+    )
+    found = problems(path)
+    assert any("relabel_configs" in p and "invalid regex" in p for p in found), found
+    assert any("target_label: required for replace" in p for p in found), found
