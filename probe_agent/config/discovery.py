@@ -6,15 +6,20 @@ validation as every probe in the file, so a discovered probe is an ordinary prob
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+from probe_agent import __version__
 from probe_agent.core.errors import ConfigError
 from probe_agent.core.files import NamedFileError, read_named_file
 from probe_agent.core.yamlload import load_yaml
-from probe_agent.schema.discovery import DEFAULT_NAME, MAX_FILES, MAX_SD_FILE_BYTES, TargetGroup, fill
+from probe_agent.schema.discovery import DEFAULT_NAME, MAX_FILES, MAX_SD_FILE_BYTES, HttpSdConfig, TargetGroup, fill
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 MAX_LISTED = 200_000  # targets a group's files may list before relabelling keeps some
@@ -31,9 +36,49 @@ def sd_files(group: TargetGroup, base: Path) -> list[str]:
     return found
 
 
+def fetch_http_sd(sd: HttpSdConfig) -> bytes:
+    """The body an http_sd endpoint answers: status 200, at most MAX_SD_FILE_BYTES, all of it
+    within `sd.timeout` (a socket timeout alone would let an endpoint that drips a byte at a time
+    hold the reload for good). Sends X-Prometheus-Refresh-Interval-Seconds as Prometheus does.
+    Raises ValueError saying what went wrong."""
+    deadline = time.monotonic() + sd.timeout
+    request = urllib.request.Request(
+        sd.url,
+        headers={
+            "Accept": "application/json",
+            "User-Agent": f"probe-agent/{__version__}",
+            "X-Prometheus-Refresh-Interval-Seconds": f"{sd.refresh_interval:g}",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=sd.timeout) as response:
+            chunks: list[bytes] = []
+            size = 0
+            while chunk := response.read1(65536):
+                size += len(chunk)
+                if size > MAX_SD_FILE_BYTES:
+                    raise ValueError(f"{sd.url}: answered more than {MAX_SD_FILE_BYTES:,} bytes")
+                if time.monotonic() > deadline:
+                    raise ValueError(f"{sd.url}: did not finish answering within {sd.timeout:g}s")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except urllib.error.HTTPError as exc:
+        raise ValueError(f"{sd.url}: answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ValueError(f"{sd.url}: {reason}") from None
+
+
 def _targets(path: str, label: str) -> list[tuple[str, dict[str, str]]]:
     """(address, labels) of each target a file_sd file lists, in Prometheus's format."""
-    document = load_yaml(read_named_file(path, label, MAX_SD_FILE_BYTES).decode("utf-8", errors="replace"))
+    return _parse_targets(read_named_file(path, label, MAX_SD_FILE_BYTES), path)
+
+
+def _parse_targets(data: bytes, path: str) -> list[tuple[str, dict[str, str]]]:
+    try:
+        document = load_yaml(data.decode("utf-8", errors="replace"))
+    except ConfigError as exc:  # the bounded YAML reader's: not YAML, too deep, too many aliases...
+        raise ValueError(f"{path}: {'; '.join(exc.problems)}") from None
     if document is None:
         return []
     if not isinstance(document, list):
@@ -52,8 +97,12 @@ def _targets(path: str, label: str) -> list[tuple[str, dict[str, str]]]:
     return found
 
 
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def discovered_probes(
-    groups: list[TargetGroup], base: Path, problems: list[str]
+    groups: list[TargetGroup], base: Path, problems: list[str], digests: dict[str, str] | None = None
 ) -> tuple[list[dict[str, Any]], list[int], tuple[str, ...]]:
     """Probe entries for every target of every group, the index of the group each came from,
     and the files they came from (to watch)."""
@@ -71,11 +120,13 @@ def discovered_probes(
         try:
             for path in files:
                 targets.extend(_targets(path, "file_sd_configs"))
+            for sd in group.http_sd_configs:
+                answer = fetch_http_sd(sd)
+                if digests is not None:
+                    digests[sd.url] = digest(answer)
+                targets.extend(_parse_targets(answer, sd.url))
         except (NamedFileError, ValueError) as exc:
             problems.append(f"{label}: {exc}")
-            continue
-        except ConfigError as exc:  # the bounded YAML reader's: too deep, too many aliases, binary...
-            problems.append(f"{label}: file_sd_configs: {'; '.join(exc.problems)}")
             continue
         if len(targets) > MAX_LISTED:
             problems.append(f"{label}: its files list {len(targets):,} targets, over the limit of {MAX_LISTED:,}")

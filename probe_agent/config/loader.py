@@ -58,6 +58,7 @@ class AgentConfig(BaseModel):
     target_groups: list[TargetGroup] = []
     discovery_files: tuple[str, ...] = ()
     discovered_group: dict[str, str] = {}  # discovered probe -> its target group
+    http_sd_digests: dict[str, str] = {}  # http_sd URL -> digest of what it answered at load
     # Every probe name in the file, also those a selection left out (for `check --probe` errors).
     all_probe_names: tuple[str, ...] = ()
     # Strings that must never leave the agent (passwords, tokens); filled by the loader.
@@ -215,14 +216,17 @@ def parse_config(
     origins: list[tuple[str | int, ...]] = [("probes", index) for index in range(len(raw_probes))]
     if agent.target_groups:
         base = Path(source).parent if Path(source).is_file() else Path.cwd()
-        discovered, group_indexes, files = discovered_probes(agent.target_groups, base, problems.items)
+        digests: dict[str, str] = {}
+        discovered, group_indexes, files = discovered_probes(agent.target_groups, base, problems.items, digests)
         origins += [("target_groups", index, "probe") for index in group_indexes]
         raw_probes = [*raw_probes, *discovered]
         by_name = {
             str(entry["name"]): agent.target_groups[index].name
             for entry, index in zip(discovered, group_indexes, strict=True)
         }
-        agent = agent.model_copy(update={"discovery_files": files, "discovered_group": by_name})
+        agent = agent.model_copy(
+            update={"discovery_files": files, "discovered_group": by_name, "http_sd_digests": digests}
+        )
     probes, index_of, env_secrets = _parse_probes(
         raw_probes, agent.defaults.model_dump(), env, problems, selection, origins
     )

@@ -1,5 +1,5 @@
 """`target_groups:` in a probes file: probes made from the targets a team already lists for
-Prometheus, one probe per discovered target from a template.
+Prometheus (file_sd files, http_sd endpoints), one probe per discovered target from a template.
 
     target_groups:
       - name: web
@@ -111,14 +111,31 @@ def _group(match: re.Match[str], key: str) -> str:
         return ""
 
 
+class HttpSdConfig(BaseModel):
+    """As Prometheus's http_sd_configs: a URL answering the file_sd format as JSON."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field(pattern=r"^https?://[^/\s]+")
+    refresh_interval: Duration = 60.0  # asked again this often (Prometheus's default)
+    timeout: Duration = 10.0  # the whole answer, not each read
+
+
 class TargetGroup(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-    file_sd_configs: list[FileSdConfig] = Field(min_length=1)
+    file_sd_configs: list[FileSdConfig] = []
+    http_sd_configs: list[HttpSdConfig] = []
     max_targets: int = Field(1000, ge=1, le=50_000)
     relabel_configs: list[RelabelConfig] = []  # applied to each target before its probe is made
     probe: dict[str, Any]  # the template, checked once per target by the type's own model
+
+    @model_validator(mode="after")
+    def _a_source(self) -> TargetGroup:
+        if not self.file_sd_configs and not self.http_sd_configs:
+            raise ValueError("file_sd_configs or http_sd_configs: a group needs a source of targets")
+        return self
 
     @field_validator("probe")
     @classmethod

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -152,3 +157,94 @@ def test_a_relabel_step_with_a_bad_regex_or_no_target_label_is_refused(tmp_path:
     found = problems(path)
     assert any("relabel_configs" in p and "invalid regex" in p for p in found), found
     assert any("target_label: required for replace" in p for p in found), found
+
+
+class _SdHandler(BaseHTTPRequestHandler):
+    """An http_sd endpoint whose answer the test sets: (status, body, seconds between bytes)."""
+
+    answer: tuple[int, bytes, float] = (200, b"[]", 0.0)
+    headers_seen: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:
+        status, body, drip = type(self).answer
+        type(self).headers_seen.append(dict(self.headers))
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        try:
+            if drip:
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(drip)
+            else:
+                self.wfile.write(body)
+        except OSError:
+            pass
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_sd() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SdHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/sd"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def http_group(tmp_path: Path, url: str, timeout: str = "2s") -> Path:
+    path = tmp_path / "probes.yaml"
+    path.write_text(
+        "target_groups:\n  - name: api\n"
+        f"    http_sd_configs: [{{url: '{url}', refresh_interval: 30s, timeout: {timeout}}}]\n"
+        "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 10s, timeout: 1s}\n"
+    )
+    return path
+
+
+def test_http_sd_targets_and_the_header_prometheus_sends(tmp_path: Path, http_sd: str) -> None:
+    _SdHandler.answer = (200, json.dumps([{"targets": ["10.1.0.1:80", "10.1.0.2:80"]}]).encode(), 0.0)
+    _SdHandler.headers_seen = []
+    config = load_config(http_group(tmp_path, http_sd), env={})
+    assert {p.name for p in config.probes} == {"api-10.1.0.1:80", "api-10.1.0.2:80"}
+    assert _SdHandler.headers_seen[-1]["X-Prometheus-Refresh-Interval-Seconds"] == "30"
+    assert set(config.http_sd_digests) == {http_sd}
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ((500, b"oops", 0.0), "answered 500"),
+        ((200, b"{not json", 0.0), "/sd: "),
+        ((200, b"[" + b'{"targets": ["10.0.0.1:80"]},' * 200_000 + b"{}]", 0.0), "more than 4,194,304 bytes"),
+        ((200, b'[{"targets": ["10.0.0.1:80"]}]' * 3, 0.3), "did not finish answering within 1s"),
+    ],
+    ids=["500", "invalid", "huge", "drip"],
+)
+def test_a_failing_http_sd_endpoint_is_a_problem_within_its_timeout(
+    tmp_path: Path, http_sd: str, answer: tuple[int, bytes, float], expected: str
+) -> None:
+    _SdHandler.answer = answer
+    started = time.monotonic()
+    [problem] = problems(http_group(tmp_path, http_sd, timeout="1s"))
+    assert problem.startswith("target_groups[0] (api): ") and expected in problem, problem
+    assert time.monotonic() - started < 3.5  # the timeout is for the whole answer (at most twice it)
+
+
+def test_an_http_sd_endpoint_that_never_answers_is_a_problem_within_its_timeout(tmp_path: Path) -> None:
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)  # accepts in the kernel, never answers
+    try:
+        started = time.monotonic()
+        [problem] = problems(http_group(tmp_path, f"http://127.0.0.1:{hole.getsockname()[1]}/sd", timeout="1s"))
+    finally:
+        hole.close()
+    assert "timed out" in problem, problem
+    assert time.monotonic() - started < 2.5
