@@ -25,6 +25,12 @@ _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 MAX_LISTED = 200_000  # targets a group's files may list before relabelling keeps some
 
 
+def discovery_base(config_path: str | Path | None) -> Path:
+    """The folder relative sd paths start from: the probes file's, else the current one."""
+    path = Path(config_path) if config_path is not None else None
+    return path.parent if path is not None and path.is_file() else Path.cwd()
+
+
 def sd_files(group: TargetGroup, base: Path) -> list[str]:
     """The files a group's globs match now (relative paths are from the probes file's folder)."""
     found: list[str] = []

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from probe_agent.config.discovery import discovered_probes
+from probe_agent.config.discovery import discovered_probes, discovery_base
 from probe_agent.core.errors import ConfigError
 from probe_agent.core.loopmonitor import DEFAULT_LAG_TOLERANCE
 from probe_agent.core.redact import Redactor, collect_secrets
@@ -215,7 +215,7 @@ def parse_config(
         raise ConfigError([*problems.items, "probes: expected a list of probes"])
     origins: list[tuple[str | int, ...]] = [("probes", index) for index in range(len(raw_probes))]
     if agent.target_groups:
-        base = Path(source).parent if Path(source).is_file() else Path.cwd()
+        base = discovery_base(source)
         digests: dict[str, str] = {}
         discovered, group_indexes, files = discovered_probes(agent.target_groups, base, problems.items, digests)
         origins += [("target_groups", index, "probe") for index in group_indexes]

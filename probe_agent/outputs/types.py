@@ -5,6 +5,7 @@ out-of-tree type this is its reference: docs/probe-types.md documents the built-
 from __future__ import annotations
 
 import json
+import sys
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -46,7 +47,8 @@ def describe(name: str, cls: type[Probe[Any]], origin: str) -> dict[str, Any]:
         if field_name not in COMMON_FIELDS
     ]
     metrics = sorted({spec.metric for spec in cls.values.values() if spec.metric} | ({cls.phase_metric} - {""}))
-    doc = (typing.cast(str, __import__(cls.__module__, fromlist=["_"]).__doc__) or cls.__doc__ or "").strip()
+    module = sys.modules.get(cls.__module__)
+    doc = ((module.__doc__ if module is not None else None) or cls.__doc__ or "").strip()
     return {
         "type": name,
         "origin": origin,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from probe_agent.config.discovery import digest, fetch_http_sd, sd_files
+from probe_agent.config.discovery import digest, discovery_base, fetch_http_sd, sd_files
 from probe_agent.config.loader import AgentConfig, load_config, no_cyclic_gc
 from probe_agent.config.shard import Shard
 from probe_agent.core.errors import AGENT_STARVED, ConfigError, Reason
@@ -394,7 +394,7 @@ class Agent:
     def discovery_files(self) -> list[str]:
         """The file_sd files the config's target groups match now (globbed afresh: a new file
         that matches is a change to watch). Blocking: the watcher calls it in a thread."""
-        base = Path(self.config_path).parent if self.config_path is not None else Path.cwd()
+        base = discovery_base(self.config_path)
         return [name for group in self.config.target_groups for name in sd_files(group, base)]
 
     # --- maintenance ----------------------------------------------------------

@@ -123,13 +123,14 @@ class AgentMetrics:
             ["group"],
             registry=r,
         )
+        self._discovery_groups: set[str] = set()  # groups with a discovery_targets series
         self._loop_lag_peak = 0.0
 
     def count_discovered(self, groups: list[str], by_group: dict[str, int]) -> None:
         """Set the targets gauge of every group (0 for one that found none), dropping gone groups."""
-        for labels in list(self.discovery_targets._metrics):
-            if labels[0] not in groups:
-                self.discovery_targets.remove(*labels)
+        for gone in self._discovery_groups - set(groups):
+            self.discovery_targets.remove(gone)
+        self._discovery_groups = set(groups)
         for group in groups:
             self.discovery_targets.labels(group).set(by_group.get(group, 0))
 

@@ -9,15 +9,14 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.helpers.agent import AgentProcess, assert_no_secret
 from tests.helpers.netfaults import free_port
+from tests.helpers.stub_http import QuietHandler, stub_http
 
 ADMIN_TOKEN = "adm1n-T0ken-for-hooks-77"
 URL_TOKEN = "url-t0ken-in-the-query-55"
@@ -28,7 +27,7 @@ def admin_api(delay: float = 0.0, status: int = 200) -> Iterator[tuple[str, list
     """A real HTTP server on loopback standing in for the application's admin API; records requests."""
     received: list[dict[str, object]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             received.append(
@@ -39,18 +38,8 @@ def admin_api(delay: float = 0.0, status: int = 200) -> Iterator[tuple[str, list
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with stub_http(Handler) as url:
+        yield url, received
 
 
 def refused(name: str, more: str) -> str:
@@ -277,7 +266,7 @@ HOSTILE_STATUS = 'x&action=drop_all&confirm=yes#"}\r\nX-Injected: 1\r\n\r\n{"a":
 def hostile_target() -> Iterator[str]:
     """A health endpoint whose JSON status is written to rewrite whatever quotes it."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             body = json.dumps({"status": HOSTILE_STATUS}).encode()
             self.send_response(200)
@@ -286,17 +275,8 @@ def hostile_target() -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/health"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with stub_http(Handler) as url:
+        yield f"{url}/health"
 
 
 def test_a_targets_text_cannot_rewrite_a_remediation_call(tmp_path: Path) -> None:

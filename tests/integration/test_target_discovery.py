@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.helpers.agent import AgentProcess
 from tests.helpers.netfaults import free_port
 from tests.helpers.prometheus import prometheus
+from tests.helpers.stub_http import QuietHandler, stub_http
 
 
 def publish(path: Path, targets: list[str], team: str = "shop") -> None:
@@ -127,7 +126,7 @@ def test_the_same_file_sd_file_gives_prometheus_and_the_agent_the_same_targets(t
 def test_the_daemon_asks_http_sd_again_and_keeps_the_last_good_targets(tmp_path: Path) -> None:
     answer: dict[str, tuple[int, bytes]] = {}
 
-    class Endpoint(BaseHTTPRequestHandler):
+    class Endpoint(QuietHandler):
         def do_GET(self) -> None:
             status, body = answer["now"]
             self.send_response(status)
@@ -135,46 +134,39 @@ def test_the_daemon_asks_http_sd_again_and_keeps_the_last_good_targets(tmp_path:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *_args: object) -> None:
-            pass
-
     def listing(*ports: int) -> tuple[int, bytes]:
         return 200, json.dumps([{"targets": [f"127.0.0.1:{p}" for p in ports]}]).encode()
 
     ports = [free_port() for _ in range(4)]
     answer["now"] = listing(*ports[:3])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/sd"
-    config = tmp_path / "probes.yaml"
-    config.write_text(
-        "target_groups:\n  - name: api\n"
-        f"    http_sd_configs: [{{url: '{url}', refresh_interval: 1s, timeout: 2s}}]\n"
-        "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 1s, timeout: 500ms}\n"
-    )
-    agent = AgentProcess(config, args=["--no-watch-config"]).start()
-    try:
-        expected = {f"api-127.0.0.1:{p}" for p in ports[:3]}
-        agent.wait_for(lambda: names(agent) == expected, what="the three targets")
-        answer["now"] = listing(*ports)  # one more
-        expected = {f"api-127.0.0.1:{p}" for p in ports}
-        agent.wait_for(lambda: names(agent) == expected, timeout=10, what="the added target")
-        answer["now"] = (500, b"down")  # failing: the last good targets keep running, counted
-        agent.wait_for(
-            lambda: (
-                'probe_agent_discovery_refresh_failures_total{group="api"} 1.0' in agent.get("/metrics")[1]
-                or 'probe_agent_discovery_refresh_failures_total{group="api"} 2.0' in agent.get("/metrics")[1]
-            ),
-            timeout=10,
-            what="the failure counted",
+    with stub_http(Endpoint) as base:
+        url = f"{base}/sd"
+        config = tmp_path / "probes.yaml"
+        config.write_text(
+            "target_groups:\n  - name: api\n"
+            f"    http_sd_configs: [{{url: '{url}', refresh_interval: 1s, timeout: 2s}}]\n"
+            "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 1s, timeout: 500ms}\n"
         )
-        assert names(agent) == expected
-        # a list that would drop 3 of 4 probes loads only once a second refresh agrees
-        answer["now"] = listing(ports[0])
-        agent.wait_for(lambda: names(agent) == {f"api-127.0.0.1:{ports[0]}"}, timeout=15, what="the big drop")
-    finally:
-        agent.stop()
-        server.shutdown()
-        server.server_close()
+        agent = AgentProcess(config, args=["--no-watch-config"]).start()
+        try:
+            expected = {f"api-127.0.0.1:{p}" for p in ports[:3]}
+            agent.wait_for(lambda: names(agent) == expected, what="the three targets")
+            answer["now"] = listing(*ports)  # one more
+            expected = {f"api-127.0.0.1:{p}" for p in ports}
+            agent.wait_for(lambda: names(agent) == expected, timeout=10, what="the added target")
+            answer["now"] = (500, b"down")  # failing: the last good targets keep running, counted
+            agent.wait_for(
+                lambda: (
+                    'probe_agent_discovery_refresh_failures_total{group="api"} 1.0' in agent.get("/metrics")[1]
+                    or 'probe_agent_discovery_refresh_failures_total{group="api"} 2.0' in agent.get("/metrics")[1]
+                ),
+                timeout=10,
+                what="the failure counted",
+            )
+            assert names(agent) == expected
+            # a list that would drop 3 of 4 probes loads only once a second refresh agrees
+            answer["now"] = listing(ports[0])
+            agent.wait_for(lambda: names(agent) == {f"api-127.0.0.1:{ports[0]}"}, timeout=15, what="the big drop")
+        finally:
+            agent.stop()
     assert "http_sd answered a list that would remove many probes" in agent.logs()

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ import pytest
 from probe_agent.config.loader import load_config
 from probe_agent.core.errors import ConfigError
 from probe_agent.probes.types.tcp import TcpConfig
+from tests.helpers.stub_http import QuietHandler, stub_http
 
 GROUP = """target_groups:
   - name: web
@@ -159,7 +158,7 @@ def test_a_relabel_step_with_a_bad_regex_or_no_target_label_is_refused(tmp_path:
     assert any("target_label: required for replace" in p for p in found), found
 
 
-class _SdHandler(BaseHTTPRequestHandler):
+class _SdHandler(QuietHandler):
     """An http_sd endpoint whose answer the test sets: (status, body, seconds between bytes)."""
 
     answer: tuple[int, bytes, float] = (200, b"[]", 0.0)
@@ -182,20 +181,11 @@ class _SdHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, *_args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def http_sd() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SdHandler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/sd"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with stub_http(_SdHandler) as url:
+        yield f"{url}/sd"
 
 
 def http_group(tmp_path: Path, url: str, timeout: str = "2s") -> Path:

@@ -165,3 +165,16 @@ def test_step_histograms_have_the_step_limits_as_bounds_and_only_configured_step
     text = exposition.render(list(store.probes.values())).decode()
     assert "not-a-step" not in text.split("probe_step_run_duration_seconds", 1)[1].split("# HELP", 1)[0]
     assert "# TYPE probe_step_run_duration_seconds histogram" in text
+
+
+def test_a_target_group_that_is_gone_leaves_no_series() -> None:
+    metrics = AgentMetrics()
+    metrics.count_discovered(["web", "api"], {"web": 2})
+    value = metrics.registry.get_sample_value
+    assert (
+        value("probe_agent_discovery_targets", {"group": "web"}),
+        value("probe_agent_discovery_targets", {"group": "api"}),
+    ) == (2.0, 0.0)
+    metrics.count_discovered(["api"], {"api": 5})
+    assert value("probe_agent_discovery_targets", {"group": "web"}) is None
+    assert value("probe_agent_discovery_targets", {"group": "api"}) == 5.0
