@@ -41,6 +41,21 @@ class Prometheus:
         raise AssertionError(f"Prometheus never returned {promql}; targets: {self.api('/api/v1/targets')}")
 
 
+def _wait_ready(url: str, timeout: float = 30) -> None:
+    """The port opens before the storage is: every API answers 503 until /-/ready says 200."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/-/ready", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Prometheus at {url} not ready after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 @contextmanager
 def prometheus(tmp_path: Path, scrape_configs: str, rule_files: list[Path] | None = None) -> Iterator[Prometheus]:
     """`scrape_configs`: the YAML list under scrape_configs, indented by two spaces."""
@@ -61,6 +76,7 @@ def prometheus(tmp_path: Path, scrape_configs: str, rule_files: list[Path] | Non
     )
     try:
         wait_port(port)
+        _wait_ready(f"http://127.0.0.1:{port}")
         yield Prometheus(port)
     finally:
         proc.terminate()
