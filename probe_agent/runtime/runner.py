@@ -78,7 +78,7 @@ def build_handles(agent_config: AgentConfig, configs: list[ProbeConfig] | None =
     return handles
 
 
-def _drop_tracebacks(exc: BaseException) -> None:
+def drop_tracebacks(exc: BaseException) -> None:
     """Clear the tracebacks of a failed run's exception chain. Each holds the frames it passed
     through, whose locals hold the exceptions (`except ... as exc: raise ProbeError(...) from
     exc`): a reference cycle per failed run, with its observation and the client's request
@@ -125,16 +125,16 @@ async def run_probe(
             await handle.probe.run(obs)
     except TimeoutError as exc:
         failure = ProbeError(Reason.TIMEOUT, f"no answer within {config.timeout:g}s")
-        _drop_tracebacks(exc)
+        drop_tracebacks(exc)
     except asyncio.CancelledError:
         raise
     except ProbeError as exc:
         failure = agent_resource_error(exc.__cause__) if exc.__cause__ is not None else None
         failure = failure or exc
-        _drop_tracebacks(exc)
+        drop_tracebacks(exc)
     except Exception as exc:  # noqa: BLE001 - every failure becomes data
         failure = agent_resource_error(exc) or handle.probe.translate(exc) or classify_exception(exc)
-        _drop_tracebacks(exc)
+        drop_tracebacks(exc)
         # what the client library said, word for word, for a trace; never the query it ran
         if obs.trace is not None:
             said = " ".join(str(exc).split())[:2000]

@@ -52,7 +52,7 @@ from probe_agent.core.errors import Reason
 from probe_agent.core.loopmonitor import DEFAULT_LAG_TOLERANCE, LoopMonitor
 from probe_agent.core.results import Result, Status
 from probe_agent.runtime.metrics import AgentMetrics
-from probe_agent.runtime.runner import ProbeHandle, not_run, run_probe
+from probe_agent.runtime.runner import ProbeHandle, drop_tracebacks, not_run, run_probe
 
 log = logging.getLogger("probe_agent.runtime.scheduler")
 
@@ -106,6 +106,19 @@ class _Scheduled:
 class _Skip(Exception):
     def __init__(self, cause: str):
         self.cause = cause
+
+
+def _release_cancellation(task: asyncio.Task[None]) -> None:
+    """A cancelled task keeps its CancelledError until someone asks for its result, and the
+    error's traceback holds the run's frames, the probe and its client's request objects: a cycle
+    per cancelled run that only the garbage collector frees, and that the gc.freeze() closing a
+    reload (which is what cancels them) would keep for good. Asking for the result hands the error
+    over; without its traceback, reference counting frees the rest at once."""
+    if task.cancelled():
+        try:
+            task.result()
+        except asyncio.CancelledError as exc:
+            drop_tracebacks(exc)
 
 
 class Scheduler:
@@ -184,6 +197,7 @@ class Scheduler:
         entry.removed = True  # its heap entry is dropped when it comes up, or by compact()
         if entry.task is not None:
             entry.task.cancel()  # in flight, so not in the heap: it is not pushed back
+            entry.task.add_done_callback(_release_cancellation)
         else:
             self._removed_in_heap += 1
         self._target_users[entry.target] -= 1

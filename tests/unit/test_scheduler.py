@@ -224,3 +224,35 @@ def test_removed_probes_leave_the_heap_at_once() -> None:
     gc.collect()
     assert len(scheduler._heap) == 10
     assert sum(ref() is not None for ref in probes) == 10
+
+
+async def test_a_run_cancelled_by_removal_is_freed_without_the_garbage_collector() -> None:
+    # A reload removes probes whose runs are in flight; each cancelled task kept its
+    # CancelledError, whose traceback holds the run's frames and so the probe: a cycle only the
+    # collector frees. The reload then gc.freeze()s everything alive, so the old probes, their
+    # clients and requests stayed for good (RSS grew with every reload of a rewritten config).
+    import gc
+    import weakref
+
+    hs = handles([f"busy{i}" for i in range(20)], "1m", "30s", work=30.0)
+    scheduler = Scheduler(AgentMetrics(), lambda _r: None, 64)
+    scheduler.start(hs)
+    deadline = time.monotonic() + 5
+    while RecordingProbe.running < 20 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert RecordingProbe.running == 20
+    probes = [weakref.ref(h.probe) for h in hs]
+    names = [h.name for h in hs]
+    del hs
+    gc.collect()
+    gc.disable()
+    try:
+        for name in names:
+            scheduler.remove(name)
+        for _ in range(5):
+            await asyncio.sleep(0)  # the cancellations land and the tasks finish
+        alive = sum(ref() is not None for ref in probes)
+    finally:
+        gc.enable()
+        await scheduler.stop(grace=0)
+    assert alive == 0, f"{alive} of 20 cancelled runs kept their probe until a garbage collection"
