@@ -94,7 +94,8 @@ class _Scheduled:
 
     def __lt__(self, other: _Scheduled) -> bool:
         # The heap holds the probes themselves: no (due, probe) tuple per tick for the GC to walk.
-        return (self.due, self.sequence) < (other.due, other.sequence)
+        # (No tuples: two made per comparison were 5% of an overloaded agent's core.)
+        return self.due < other.due or (self.due == other.due and self.sequence < other.sequence)
 
     def tick_after(self, now: float) -> int:
         # Counted in whole ticks, never by comparing floats: a timer may fire a little early
