@@ -71,15 +71,25 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 # --- commands ----------------------------------------------------------------
 
 
-def load_args_config(args: argparse.Namespace, selection: Selection | None = None) -> tuple[Path, AgentConfig]:
+def load_args_config(
+    args: argparse.Namespace, selection: Selection | None = None, *, daemon: bool = False
+) -> tuple[Path, AgentConfig]:
+    """`daemon`: a discovery source that does not answer yet leaves its group pending (the daemon
+    asks again) instead of failing the load, as it would for check and validate."""
     path = resolve_config_path(args.config)
-    return path, load_config(path, max_bytes=args.max_config_bytes, allow_empty=args.allow_empty, selection=selection)
+    return path, load_config(
+        path,
+        max_bytes=args.max_config_bytes,
+        allow_empty=args.allow_empty,
+        selection=selection,
+        discovery={} if daemon else None,
+    )
 
 
-def load_or_report(args: argparse.Namespace) -> tuple[Path, AgentConfig] | None:
+def load_or_report(args: argparse.Namespace, *, daemon: bool = False) -> tuple[Path, AgentConfig] | None:
     """The config, or None once its problems are printed."""
     try:
-        return load_args_config(args)
+        return load_args_config(args, daemon=daemon)
     except ConfigError as exc:
         print_problems(exc.problems, resolve_config_path(args.config), exc.locations)
         return None
@@ -240,7 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "run: -c - is not possible: the daemon reloads its file (use validate or check with -c -)", file=sys.stderr
         )
         return 1
-    loaded = load_or_report(args)
+    loaded = load_or_report(args, daemon=True)
     if loaded is None:
         return 1
     path, config = loaded

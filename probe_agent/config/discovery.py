@@ -5,6 +5,7 @@ validation as every probe in the file, so a discovered probe is an ordinary prob
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import os
@@ -12,6 +13,8 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +78,6 @@ def fetch_http_sd(sd: HttpSdConfig) -> bytes:
         raise ValueError(f"{sd.url}: {reason}") from None
 
 
-def _targets(path: str, label: str) -> list[tuple[str, dict[str, str]]]:
-    """(address, labels) of each target a file_sd file lists, in Prometheus's format."""
-    return _parse_targets(read_named_file(path, label, MAX_SD_FILE_BYTES), path)
-
-
 def _parse_targets(data: bytes, path: str) -> list[tuple[str, dict[str, str]]]:
     try:
         document = load_yaml(data.decode("utf-8", errors="replace"))
@@ -107,67 +105,131 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+Target = tuple[str, dict[str, str]]  # (address, labels) as a source lists it
+SourceKey = tuple[str, str]  # (group name, file path or URL)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What one source of a group (a file_sd file, an http_sd URL) gave at the last load.
+
+    The daemon hands each load the states of the one before: a source that fails then keeps its
+    last good targets (`error` says why they are not new), as Prometheus keeps a failing
+    source's last list; one that never answered has none (`answered_at` None: its targets are
+    pending). Without them (`check`, `validate`) a failing source is a problem of the file."""
+
+    targets: tuple[Target, ...] = ()
+    digest: str | None = None  # of the last good answer (http_sd: a refresh compares to it)
+    answered_at: float | None = None  # wall-clock time of the last good answer
+    error: str | None = None  # why the last try failed; None: it answered
+
+    def failed(self, error: str) -> SourceState:
+        return SourceState(self.targets, self.digest, self.answered_at, error)
+
+
+def _read_sources(
+    group: TargetGroup, files: list[str], label: str, previous: dict[SourceKey, SourceState] | None
+) -> tuple[dict[SourceKey, SourceState], list[str]]:
+    """Each source of a group read now; a failing one kept from `previous` (or a problem without it)."""
+    states: dict[SourceKey, SourceState] = {}
+    problems: list[str] = []
+    reads: list[tuple[str, Callable[[], bytes]]] = [
+        (path, functools.partial(read_named_file, path, "file_sd_configs", MAX_SD_FILE_BYTES)) for path in files
+    ]
+    reads += [(sd.url, functools.partial(fetch_http_sd, sd)) for sd in group.http_sd_configs]
+    for source, read in reads:
+        key = (group.name, source)
+        try:
+            data = read()
+            targets = tuple(_parse_targets(data, source))
+        except (NamedFileError, ValueError) as exc:
+            if previous is None:
+                problems.append(f"{label}: {exc}")
+            else:
+                states[key] = previous.get(key, SourceState()).failed(str(exc))
+            continue
+        states[key] = SourceState(targets, digest(data), time.time())
+    return states, problems
+
+
 def discovered_probes(
-    groups: list[TargetGroup], base: Path, problems: list[str], digests: dict[str, str] | None = None
-) -> tuple[list[dict[str, Any]], list[int], tuple[str, ...]]:
+    groups: list[TargetGroup], base: Path, problems: list[str], previous: dict[SourceKey, SourceState] | None = None
+) -> tuple[list[dict[str, Any]], list[int], tuple[str, ...], dict[SourceKey, SourceState]]:
     """Probe entries for every target of every group, the index of the group each came from,
-    and the files they came from (to watch)."""
+    the files they came from (to watch), and what each source gave (see SourceState: with
+    `previous`, the daemon's, a failing source or group keeps its last targets)."""
     entries: list[dict[str, Any]] = []
     group_indexes: list[int] = []
     watched: list[str] = []
+    sources: dict[SourceKey, SourceState] = {}
     for index, group in enumerate(groups):
         label = f"target_groups[{index}] ({group.name})"
         files = sd_files(group, base)
         watched.extend(files)
+
+        def refuse(problem: str, group: TargetGroup = group) -> None:
+            """A problem of the whole group: without memory, the file's; with it, each of the
+            group's sources keeps what it had."""
+            if previous is None:
+                problems.append(problem)
+                return
+            for key, state in previous.items():
+                if key[0] == group.name:
+                    sources[key] = state.failed(problem)
+
         if len(files) > MAX_FILES:
-            problems.append(f"{label}: file_sd_configs match {len(files)} files, over the limit of {MAX_FILES}")
+            refuse(f"{label}: file_sd_configs match {len(files)} files, over the limit of {MAX_FILES}")
             continue
-        targets: list[tuple[str, dict[str, str]]] = []
-        try:
-            for path in files:
-                targets.extend(_targets(path, "file_sd_configs"))
-            for sd in group.http_sd_configs:
-                answer = fetch_http_sd(sd)
-                if digests is not None:
-                    digests[sd.url] = digest(answer)
-                targets.extend(_parse_targets(answer, sd.url))
-        except (NamedFileError, ValueError) as exc:
-            problems.append(f"{label}: {exc}")
+        states, failures = _read_sources(group, files, label, previous)
+        if failures:
+            problems.extend(failures)
             continue
+        targets = [target for state in states.values() for target in state.targets]
         if len(targets) > MAX_LISTED:
-            problems.append(f"{label}: its files list {len(targets):,} targets, over the limit of {MAX_LISTED:,}")
+            refuse(f"{label}: its files list {len(targets):,} targets, over the limit of {MAX_LISTED:,}")
             continue
-        made: list[dict[str, Any]] = []
-        names: set[str] = set()
-        for listed, listed_labels in targets:
-            relabelled: dict[str, str] | None = {"__address__": listed, **listed_labels}
-            for step in group.relabel_configs:
-                relabelled = step.apply(relabelled) if relabelled is not None else None
-            if relabelled is None or not relabelled.get("__address__"):
-                continue  # dropped by a keep or drop step
-            address = relabelled["__address__"]
-            labels = {k: v for k, v in relabelled.items() if not k.startswith("__")}
-            host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
-            values = {
-                "group": group.name,
-                "target.address": address,
-                "target.host": host.strip("[]"),
-                "target.port": port,
-            }
-            values.update({f"target.labels.{k}": v for k, v in labels.items()})
-            entry = fill({"name": DEFAULT_NAME, **group.probe}, values)
-            # an IPv6 address's brackets (or a label's slash) cannot be in a probe's name
-            entry["name"] = _NAME_UNSAFE.sub("_", str(entry["name"]))
-            if entry["name"] in names:
-                continue  # listed twice (in two files, say): one probe, as Prometheus keeps one target
-            names.add(entry["name"])
-            made.append(entry)
+        made = _instantiate(group, targets)
         if len(made) > group.max_targets:
-            problems.append(
+            refuse(
                 f"{label}: its files list {len(made):,} targets, over max_targets {group.max_targets:,}"
                 " (the running probes stay)"
             )
-            continue
+            if previous is not None:  # the group's last good targets, as they were
+                made = _instantiate(group, [t for k, st in sources.items() if k[0] == group.name for t in st.targets])
+            else:
+                continue
+        else:
+            sources.update(states)
         entries.extend(made)
         group_indexes.extend([index] * len(made))
-    return entries, group_indexes, tuple(watched)
+    return entries, group_indexes, tuple(watched), sources
+
+
+def _instantiate(group: TargetGroup, targets: list[Target]) -> list[dict[str, Any]]:
+    """The group's template filled in for each target that relabelling keeps, once per name."""
+    made: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for listed, listed_labels in targets:
+        relabelled: dict[str, str] | None = {"__address__": listed, **listed_labels}
+        for step in group.relabel_configs:
+            relabelled = step.apply(relabelled) if relabelled is not None else None
+        if relabelled is None or not relabelled.get("__address__"):
+            continue  # dropped by a keep or drop step
+        address = relabelled["__address__"]
+        labels = {k: v for k, v in relabelled.items() if not k.startswith("__")}
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
+        values = {
+            "group": group.name,
+            "target.address": address,
+            "target.host": host.strip("[]"),
+            "target.port": port,
+        }
+        values.update({f"target.labels.{k}": v for k, v in labels.items()})
+        entry = fill({"name": DEFAULT_NAME, **group.probe}, values)
+        # an IPv6 address's brackets (or a label's slash) cannot be in a probe's name
+        entry["name"] = _NAME_UNSAFE.sub("_", str(entry["name"]))
+        if entry["name"] in names:
+            continue  # listed twice (in two files, say): one probe, as Prometheus keeps one target
+        names.add(entry["name"])
+        made.append(entry)
+    return made

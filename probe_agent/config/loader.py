@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from probe_agent.config.discovery import discovered_probes, discovery_base
+from probe_agent.config.discovery import SourceKey, SourceState, discovered_probes, discovery_base
 from probe_agent.core.errors import ConfigError
 from probe_agent.core.loopmonitor import DEFAULT_LAG_TOLERANCE
 from probe_agent.core.redact import Redactor, collect_secrets
@@ -58,7 +58,8 @@ class AgentConfig(BaseModel):
     target_groups: list[TargetGroup] = []
     discovery_files: tuple[str, ...] = ()
     discovered_group: dict[str, str] = {}  # discovered probe -> its target group
-    http_sd_digests: dict[str, str] = {}  # http_sd URL -> digest of what it answered at load
+    # what each source of each group gave (the daemon hands them to the next load)
+    discovery_sources: dict[SourceKey, SourceState] = {}
     # Every probe name in the file, also those a selection left out (for `check --probe` errors).
     all_probe_names: tuple[str, ...] = ()
     # Strings that must never leave the agent (passwords, tokens); filled by the loader.
@@ -200,8 +201,11 @@ def parse_config(
     *,
     allow_empty: bool = False,
     selection: Selection | None = None,
+    discovery: dict[SourceKey, SourceState] | None = None,
 ) -> AgentConfig:
     """Parse and validate a probes.yaml text. Raises ConfigError listing every problem.
+    `discovery`: what the target groups' sources gave at the last load (the daemon's; see
+    probe_agent.config.discovery.SourceState); without it a failing source is a problem.
 
     Top-level keys starting with `x-` are ignored: they hold YAML anchors, as in compose files.
     With a selection, only the probes it wants are validated and kept (and no SLOs)."""
@@ -216,8 +220,9 @@ def parse_config(
     origins: list[tuple[str | int, ...]] = [("probes", index) for index in range(len(raw_probes))]
     if agent.target_groups:
         base = discovery_base(source)
-        digests: dict[str, str] = {}
-        discovered, group_indexes, files = discovered_probes(agent.target_groups, base, problems.items, digests)
+        discovered, group_indexes, files, sources = discovered_probes(
+            agent.target_groups, base, problems.items, discovery
+        )
         origins += [("target_groups", index, "probe") for index in group_indexes]
         raw_probes = [*raw_probes, *discovered]
         by_name = {
@@ -225,7 +230,7 @@ def parse_config(
             for entry, index in zip(discovered, group_indexes, strict=True)
         }
         agent = agent.model_copy(
-            update={"discovery_files": files, "discovered_group": by_name, "http_sd_digests": digests}
+            update={"discovery_files": files, "discovered_group": by_name, "discovery_sources": sources}
         )
     probes, index_of, env_secrets = _parse_probes(
         raw_probes, agent.defaults.model_dump(), env, problems, selection, origins
@@ -498,11 +503,12 @@ def load_config(
     max_bytes: int = MAX_CONFIG_BYTES,
     allow_empty: bool = False,
     selection: Selection | None = None,
+    discovery: dict[SourceKey, SourceState] | None = None,
 ) -> AgentConfig:
     """Read, parse and validate a probes file. Blocking: the daemon calls it in a worker thread."""
     text = decode(read_config_bytes(str(path), max_bytes))
     with no_cyclic_gc():
-        return parse_config(text, str(path), env, allow_empty=allow_empty, selection=selection)
+        return parse_config(text, str(path), env, allow_empty=allow_empty, selection=selection, discovery=discovery)
 
 
 @contextlib.contextmanager

@@ -59,6 +59,7 @@ RELOAD_DEADLINE = 60.0
 OVERLOAD_HOLD = 5.0  # the agent reads overloaded for this long after it last shed a run
 STARVATION_WINDOW = 10  # watchdog periods over which runs the agent itself could not make are counted
 STARVED_RUNS = 10  # at least this many, and half the runs, and /health/live fails
+MAX_TROUBLE_SHOWN = 50  # failing discovery sources /health lists
 BATCH = 100  # loop-side work (scheduling probes, scanning states) yields to the loop after this many
 
 
@@ -250,7 +251,12 @@ class Agent:
             running = self._scheduler.handles()
 
             def build() -> _Plan:
-                config = load_config(path, max_bytes=self.max_config_bytes, allow_empty=self.allow_empty)
+                config = load_config(
+                    path,
+                    max_bytes=self.max_config_bytes,
+                    allow_empty=self.allow_empty,
+                    discovery=self.config.discovery_sources,
+                )
                 if self.shard is not None:
                     config = self.shard.select(config)
                 return self._build(config, running)
@@ -306,12 +312,48 @@ class Agent:
             if (group := config.discovered_group.get(probe.name)) is not None:
                 by_group[group] = by_group.get(group, 0) + 1
         self.metrics.count_discovered([g.name for g in config.target_groups], by_group)
+        self.metrics.count_sources(
+            {
+                (group, self.redactor.redact(source)): st.answered_at
+                for (group, source), st in config.discovery_sources.items()
+            }
+        )
+        for (group, source), state in config.discovery_sources.items():
+            if state.error is None:
+                continue
+            self.metrics.discovery_refresh_failures.labels(group, self.redactor.redact(source)).inc()
+            kept = "keeping its last targets" if state.answered_at is not None else "its targets are pending"
+            log.warning(
+                f"discovery source failed; {kept}",
+                extra={"group": group, "targets": len(state.targets), "detail": self.redactor.redact(state.error)},
+            )
+
+    def discovery_trouble(self) -> list[dict[str, str | float | None]]:
+        """For /health: the sources whose last read failed, and whether their group still waits
+        for a first answer (pending) or runs its last good targets (stale)."""
+        return [
+            {
+                "group": group,
+                "source": self.redactor.redact(source),
+                "state": "pending" if state.answered_at is None else "stale",
+                "last_success": state.answered_at,
+                "error": self.redactor.redact(state.error),
+            }
+            for (group, source), state in self.config.discovery_sources.items()
+            if state.error is not None
+        ][:MAX_TROUBLE_SHOWN]
+
+    def discovery_pending_groups(self) -> list[str]:
+        """Groups with a source that has never answered: some of their probes do not exist yet."""
+        pending = {group for (group, _), state in self.config.discovery_sources.items() if state.answered_at is None}
+        return sorted(pending)
+
+    def group_is_critical(self, name: str) -> bool:
+        group = next((g for g in self.config.target_groups if g.name == name), None)
+        return group is not None and group.probe.get("critical") is True
 
     def _rejected(self, problems: list[str]) -> list[str]:
         self.metrics.reload_success.set(0)
-        for group in self.config.target_groups:  # a source of the running config that failed
-            if any(f"({group.name}): " in problem for problem in problems):
-                self.metrics.discovery_refresh_failures.labels(group.name).inc()
         log.error("config reload rejected; keeping the running config", extra={"problems": problems})
         return problems
 
@@ -365,13 +407,18 @@ class Agent:
             changed: dict[str, str] = {}  # URL -> digest of its new answer
             for sd in due:
                 asked[sd.url] = now
+                group = self._group_of(sd.url)
                 try:
                     seen = digest(await asyncio.to_thread(fetch_http_sd, sd))
                 except ValueError as exc:
-                    self.metrics.discovery_refresh_failures.labels(self._group_of(sd.url)).inc()
-                    log.warning("http_sd refresh failed; keeping the last targets", extra={"detail": str(exc)})
+                    self.metrics.discovery_refresh_failures.labels(group, self.redactor.redact(sd.url)).inc()
+                    log.warning(
+                        "http_sd refresh failed; keeping the last targets",
+                        extra={"group": group, "detail": self.redactor.redact(str(exc))},
+                    )
                     continue
-                if seen != self.config.http_sd_digests.get(sd.url):
+                last = self.config.discovery_sources.get((group, sd.url))
+                if last is None or seen != last.digest:
                     changed[sd.url] = seen
             if not changed:
                 continue

@@ -5,6 +5,7 @@ The probe series are rendered by probe_agent.outputs.exposition, off the event l
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 
@@ -118,12 +119,19 @@ class AgentMetrics:
         )
         self.discovery_refresh_failures = Counter(
             "probe_agent_discovery_refresh_failures",
-            "Loads of a target group's sources that failed (unreadable, malformed, over max_targets):"
-            " its last good targets keep running.",
-            ["group"],
+            "Reads of a target group's source (file_sd file, http_sd URL) that failed (unreadable,"
+            " malformed, over max_targets): its last good targets keep running.",
+            ["group", "source"],
+            registry=r,
+        )
+        self.discovery_last_success = Gauge(
+            "probe_agent_discovery_last_success_timestamp_seconds",
+            "When a target group's source last answered with a good list; 0 if it never has (its targets are pending).",
+            ["group", "source"],
             registry=r,
         )
         self._discovery_groups: set[str] = set()  # groups with a discovery_targets series
+        self._discovery_sources: set[tuple[str, str]] = set()  # (group, source) with series
         self._loop_lag_peak = 0.0
 
     def count_discovered(self, groups: list[str], by_group: dict[str, int]) -> None:
@@ -133,6 +141,17 @@ class AgentMetrics:
         self._discovery_groups = set(groups)
         for group in groups:
             self.discovery_targets.labels(group).set(by_group.get(group, 0))
+
+    def count_sources(self, answered: dict[tuple[str, str], float | None]) -> None:
+        """Set each source's last-success gauge ((group, source) -> when), dropping gone sources."""
+        for gone in self._discovery_sources - set(answered):
+            with contextlib.suppress(KeyError):
+                self.discovery_last_success.remove(*gone)
+            with contextlib.suppress(KeyError):
+                self.discovery_refresh_failures.remove(*gone)
+        self._discovery_sources = set(answered)
+        for key, when in answered.items():
+            self.discovery_last_success.labels(*key).set(when or 0.0)
 
     def observe_loop_lag(self, lag: float) -> None:
         self.loop_lag.set(lag)

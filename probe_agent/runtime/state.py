@@ -255,6 +255,11 @@ class Tally:
             self.degraded = True
         return health
 
+    def add_pending(self, critical: bool) -> None:
+        """Something not yet a probe that will be one (a target group waiting for its source)."""
+        self.pending = True
+        self.critical_pending = self.critical_pending or critical
+
     def overall(self) -> tuple[Verdict, int]:
         if self.critical_bad:
             return Verdict.FAILING, 503

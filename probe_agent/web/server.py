@@ -93,11 +93,14 @@ async def health(request: web.Request) -> web.StreamResponse:
         chunks.append(json.dumps(view).encode())
         if i % HEALTH_BATCH == 0:
             await asyncio.sleep(0)
+    _count_discovery(agent, tally)
     status, code = tally.overall()
     compress = _wants_gzip(request)
 
     # the agent's own condition, when it has one: its probes' results are then partly its doing
     condition = ', "agent": {"condition": "overloaded"}' if agent.overloaded else ""
+    if trouble := agent.discovery_trouble():  # sources failing: their groups run old targets, or none yet
+        condition += f', "discovery": {json.dumps(trouble)}'
 
     def finish() -> bytes:
         body = b"".join(
@@ -117,11 +120,21 @@ async def ready(request: web.Request) -> web.Response:
         tally.add(state)
         if i % (HEALTH_BATCH * 10) == 0:
             await asyncio.sleep(0)
+    _count_discovery(agent, tally)
     status, code = tally.overall()
     body: dict[str, object] = {"status": status}
     for health in (Health.FAILING, Health.STALE, Health.PENDING, Health.MAINTENANCE):
         body[health.value] = tally.by_health[health]
+    if groups := agent.discovery_pending_groups():
+        body["discovery_pending"] = groups
     return web.json_response(body, status=code)
+
+
+def _count_discovery(agent: Agent, tally: Tally) -> None:
+    """A group whose source never answered has no probes yet: nothing vouches for them, so the
+    verdict is pending (503 if the group's probes are critical), never ok."""
+    for group in agent.discovery_pending_groups():
+        tally.add_pending(critical=agent.group_is_critical(group))
 
 
 async def live(request: web.Request) -> web.Response:

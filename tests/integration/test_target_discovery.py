@@ -50,17 +50,15 @@ def test_targets_come_and_go_with_the_file(tmp_path: Path) -> None:
             lambda: f'probe_success{{probe="{second}",team="shop",type="tcp"}} 1.0' in agent.get("/metrics")[1],
             what="the new probe's series with the target's label",
         )
-        # more targets than max_targets: refused, the running probes stay
+        # more targets than max_targets: the group keeps its running probes, counted and shown
         publish(sd, [f"127.0.0.1:{p}" for p in (*ports, free_port())])
-        agent.wait_for(
-            lambda: "probe_agent_config_last_reload_successful 0.0" in agent.get("/metrics")[1],
-            timeout=10,
-            what="the over-long file refused",
-        )
+        failure = f'probe_agent_discovery_refresh_failures_total{{group="web",source="{sd}"}} 1.0'
+        agent.wait_for(lambda: failure in agent.get("/metrics")[1], timeout=10, what="the over-long file counted")
         assert names(agent) == {first, second}
         metrics = agent.get("/metrics")[1]
         assert 'probe_agent_discovery_targets{group="web"} 2.0' in metrics
-        assert 'probe_agent_discovery_refresh_failures_total{group="web"} 1.0' in metrics
+        [trouble] = agent.health()[1]["discovery"]
+        assert trouble["state"] == "stale" and "over max_targets 2" in trouble["error"], trouble
         publish(sd, [f"127.0.0.1:{ports[1]}"])
         agent.wait_for(lambda: names(agent) == {second}, timeout=10, what="the removed target gone")
         assert f'probe="{first}"' not in agent.get("/metrics")[1]
@@ -155,14 +153,8 @@ def test_the_daemon_asks_http_sd_again_and_keeps_the_last_good_targets(tmp_path:
             expected = {f"api-127.0.0.1:{p}" for p in ports}
             agent.wait_for(lambda: names(agent) == expected, timeout=10, what="the added target")
             answer["now"] = (500, b"down")  # failing: the last good targets keep running, counted
-            agent.wait_for(
-                lambda: (
-                    'probe_agent_discovery_refresh_failures_total{group="api"} 1.0' in agent.get("/metrics")[1]
-                    or 'probe_agent_discovery_refresh_failures_total{group="api"} 2.0' in agent.get("/metrics")[1]
-                ),
-                timeout=10,
-                what="the failure counted",
-            )
+            failures = f'probe_agent_discovery_refresh_failures_total{{group="api",source="{url}"}} '
+            agent.wait_for(lambda: failures in agent.get("/metrics")[1], timeout=10, what="the failure counted")
             assert names(agent) == expected
             # a list that would drop 3 of 4 probes loads only once a second refresh agrees
             answer["now"] = listing(ports[0])
@@ -170,3 +162,85 @@ def test_the_daemon_asks_http_sd_again_and_keeps_the_last_good_targets(tmp_path:
         finally:
             agent.stop()
     assert "http_sd answered a list that would remove many probes" in agent.logs()
+
+
+def test_a_failing_source_holds_neither_its_targets_nor_the_rest_of_the_file(tmp_path: Path) -> None:
+    # A file_sd file turned malformed keeps its targets running; a probe added to the probes file
+    # meanwhile still loads (a failing source used to refuse the whole reload).
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    sd = tmp_path / "web.json"
+    publish(sd, [f"127.0.0.1:{port}"])
+    template = (
+        "target_groups:\n  - name: web\n    file_sd_configs: [{files: [web.json]}]\n"
+        "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 1s, timeout: 500ms}\n"
+    )
+    config = tmp_path / "probes.yaml"
+    config.write_text(template)
+    agent = AgentProcess(config, args=["--watch-config", "200ms"]).start()
+    try:
+        discovered = f"web-127.0.0.1:{port}"
+        agent.wait_for(lambda: names(agent) == {discovered}, what="the discovered probe")
+        broken = sd.with_suffix(".tmp")
+        broken.write_text("[{not json")
+        broken.replace(sd)
+        fresh = config.with_suffix(".new")
+        fresh.write_text(template + f"probes:\n  - {{name: added, type: tcp, host: 127.0.0.1, port: {port}}}\n")
+        fresh.replace(config)
+        agent.wait_for(lambda: names(agent) == {discovered, "added"}, timeout=10, what="the static probe added")
+        agent.wait_for(lambda: "discovery" in agent.health()[1], timeout=10, what="the failing source shown")
+        [trouble] = agent.health()[1]["discovery"]
+        assert trouble["group"] == "web" and trouble["state"] == "stale" and trouble["last_success"], trouble
+        assert "probe_agent_config_last_reload_successful 1.0" in agent.get("/metrics")[1]
+    finally:
+        agent.stop()
+        listener.close()
+    assert "discovery source failed; keeping its last targets" in agent.logs()
+
+
+def test_a_group_whose_endpoint_has_not_answered_is_pending_until_it_does(tmp_path: Path) -> None:
+    # At start the endpoint is down: the daemon starts anyway (the rest of the file runs), and
+    # the group is pending, never absent from the verdict and never "ok"; its probes come once
+    # the endpoint answers. The template is critical: /health/ready is 503 meanwhile.
+    answer: dict[str, tuple[int, bytes]] = {"now": (503, b"starting")}
+
+    class Endpoint(QuietHandler):
+        def do_GET(self) -> None:
+            status, body = answer["now"]
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    with stub_http(Endpoint) as base:
+        config = tmp_path / "probes.yaml"
+        config.write_text(
+            "target_groups:\n  - name: api\n"
+            f"    http_sd_configs: [{{url: '{base}/sd', refresh_interval: 1s, timeout: 2s}}]\n"
+            "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 1s, timeout: 500ms,"
+            " critical: true}\n"
+            f"probes:\n  - {{name: static, type: tcp, host: 127.0.0.1, port: {port}, interval: 1s, timeout: 500ms}}\n"
+        )
+        agent = AgentProcess(config, args=["--no-watch-config"]).start()
+        try:
+            agent.wait_for(
+                lambda: json.loads(agent.get("/health/ready")[1]).get("discovery_pending") == ["api"],
+                what="the group pending",
+            )
+            code, body = agent.get("/health/ready")
+            assert code == 503 and json.loads(body)["status"] == "pending", body
+            assert names(agent) == {"static"}
+            assert (
+                'probe_agent_discovery_last_success_timestamp_seconds{group="api",source="' in agent.get("/metrics")[1]
+            )
+            answer["now"] = (200, json.dumps([{"targets": [f"127.0.0.1:{port}"]}]).encode())
+            agent.wait_for(
+                lambda: names(agent) == {"static", f"api-127.0.0.1:{port}"}, timeout=10, what="the group's probe"
+            )
+            agent.wait_for(lambda: agent.get("/health/ready")[0] == 200, timeout=10, what="ready once it ran")
+        finally:
+            agent.stop()
+            listener.close()
+    assert "discovery source failed; its targets are pending" in agent.logs()

@@ -204,7 +204,8 @@ def test_http_sd_targets_and_the_header_prometheus_sends(tmp_path: Path, http_sd
     config = load_config(http_group(tmp_path, http_sd), env={})
     assert {p.name for p in config.probes} == {"api-10.1.0.1:80", "api-10.1.0.2:80"}
     assert _SdHandler.headers_seen[-1]["X-Prometheus-Refresh-Interval-Seconds"] == "30"
-    assert set(config.http_sd_digests) == {http_sd}
+    [(key, state)] = config.discovery_sources.items()
+    assert key == ("api", http_sd) and state.digest is not None and state.error is None
 
 
 @pytest.mark.parametrize(
@@ -238,3 +239,55 @@ def test_an_http_sd_endpoint_that_never_answers_is_a_problem_within_its_timeout(
         hole.close()
     assert "timed out" in problem, problem
     assert time.monotonic() - started < 2.5
+
+
+# --- the daemon's loads: each source keeps its last good targets -----------------------------
+
+
+def test_a_source_that_fails_keeps_its_last_targets_while_the_rest_of_the_file_loads(tmp_path: Path) -> None:
+    # The daemon passes what each source gave at the last load. A file_sd file turned malformed
+    # (or an endpoint answering 500) keeps its targets running, as Prometheus keeps a failing
+    # source's last list; a probe added beside it in the probes file still loads.
+    sd(tmp_path, "a.json", [{"targets": ["10.0.0.1:80", "10.0.0.2:80"], "labels": {"team": "shop"}}])
+    sd(tmp_path, "b.json", [{"targets": ["10.0.0.3:80"], "labels": {"team": "pay"}}])
+    first = load_config(write(tmp_path), env={}, discovery={})
+    (tmp_path / "sd" / "b.json").write_text("[{not json")
+    static = "probes:\n  - {name: added, type: tcp, host: 127.0.0.1, port: 1}\n"
+    second = load_config(write(tmp_path, extra=static), env={}, discovery=first.discovery_sources)
+    names = {p.name for p in second.probes}
+    assert names == {"web-10.0.0.1:80", "web-10.0.0.2:80", "web-10.0.0.3:80", "added"}
+    states = {Path(key[1]).name: state for key, state in second.discovery_sources.items()}
+    assert states["a.json"].error is None and states["b.json"].error is not None
+    assert "b.json" in states["b.json"].error
+    before = {Path(key[1]).name: state for key, state in first.discovery_sources.items()}
+    assert states["b.json"].answered_at == before["b.json"].answered_at is not None
+    assert states["b.json"].targets == before["b.json"].targets
+    # the file fixed: its new targets load, the failure is gone
+    sd(tmp_path, "b.json", [{"targets": ["10.0.0.4:80"], "labels": {"team": "pay"}}])
+    third = load_config(write(tmp_path), env={}, discovery=second.discovery_sources)
+    assert {p.name for p in third.probes} == {"web-10.0.0.1:80", "web-10.0.0.2:80", "web-10.0.0.4:80"}
+    assert all(state.error is None for state in third.discovery_sources.values())
+
+
+def test_a_group_over_max_targets_keeps_its_last_targets_in_the_daemon(tmp_path: Path) -> None:
+    sd(tmp_path, "a.json", [{"targets": ["10.0.0.1:80", "10.0.0.2:80"]}])
+    first = load_config(write(tmp_path, max_targets=2), env={}, discovery={})
+    sd(tmp_path, "a.json", [{"targets": ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]}])
+    second = load_config(write(tmp_path, max_targets=2), env={}, discovery=first.discovery_sources)
+    assert {p.name for p in second.probes} == {"web-10.0.0.1:80", "web-10.0.0.2:80"}
+    [state] = second.discovery_sources.values()
+    assert state.error is not None and "over max_targets 2" in state.error
+
+
+def test_a_source_that_never_answered_is_pending_in_the_daemon_and_a_problem_for_check(tmp_path: Path) -> None:
+    # At start the daemon cannot know the targets of a source that does not answer: its group has
+    # no probes yet and says so (pending), while the rest of the file runs. `check` (no memory)
+    # must answer now: a problem, as before.
+    path = write(tmp_path, files="sd/missing.json", extra="probes:\n  - {name: static, type: tcp, host: h, port: 1}\n")
+    config = load_config(path, env={}, discovery={})
+    assert [p.name for p in config.probes] == ["static"]
+    [(key, state)] = config.discovery_sources.items()
+    assert key[0] == "web" and state.answered_at is None and state.error is not None
+    assert "missing.json" in state.error
+    [problem] = problems(path)
+    assert "missing.json" in problem
