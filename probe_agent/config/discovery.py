@@ -16,13 +16,24 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import dns.exception
+import dns.resolver
 
 from probe_agent import __version__
 from probe_agent.core.errors import ConfigError
 from probe_agent.core.files import NamedFileError, read_named_file
 from probe_agent.core.yamlload import load_yaml
-from probe_agent.schema.discovery import DEFAULT_NAME, MAX_FILES, MAX_SD_FILE_BYTES, HttpSdConfig, TargetGroup, fill
+from probe_agent.schema.discovery import (
+    DEFAULT_NAME,
+    MAX_FILES,
+    MAX_SD_FILE_BYTES,
+    DnsSdConfig,
+    HttpSdConfig,
+    TargetGroup,
+    fill,
+)
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 MAX_LISTED = 200_000  # targets a group's files may list before relabelling keeps some
@@ -127,21 +138,88 @@ class SourceState:
         return SourceState(self.targets, self.digest, self.answered_at, error)
 
 
+Reader = Callable[[], tuple[list[Target], bytes]]  # a source's targets, and what its digest is of
+
+
+class Source(NamedTuple):
+    name: str  # the file's path, the URL, "dns SRV NAME": in SourceKey, metrics, /health
+    refresh_interval: float  # files: the watcher sees changes; the others are asked again this often
+    read: Reader
+
+
+def sources_of(group: TargetGroup, files: list[str]) -> list[Source]:
+    """Each source of a group, with how to read it (`files`: what its globs match now)."""
+
+    def file(path: str) -> tuple[list[Target], bytes]:
+        data = read_named_file(path, "file_sd_configs", MAX_SD_FILE_BYTES)
+        return _parse_targets(data, path), data
+
+    def http(sd: HttpSdConfig) -> tuple[list[Target], bytes]:
+        data = fetch_http_sd(sd)
+        return _parse_targets(data, sd.url), data
+
+    def dns_name(sd: DnsSdConfig, name: str) -> tuple[list[Target], bytes]:
+        found = resolve_dns_sd(sd, name)
+        return found, repr(sorted((address, sorted(labels.items())) for address, labels in found)).encode()
+
+    sources = [Source(path, 0.0, functools.partial(file, path)) for path in files]
+    sources += [Source(sd.url, sd.refresh_interval, functools.partial(http, sd)) for sd in group.http_sd_configs]
+    sources += [
+        Source(dns_source(sd, name), sd.refresh_interval, functools.partial(dns_name, sd, name))
+        for sd in group.dns_sd_configs
+        for name in sd.names
+    ]
+    return sources
+
+
+def dns_source(sd: DnsSdConfig, name: str) -> str:
+    return f"dns {sd.type} {name}" + (f" @{sd.server}" if sd.server else "")
+
+
+def resolve_dns_sd(sd: DnsSdConfig, name: str) -> list[Target]:
+    """The targets a DNS name gives, as Prometheus's dns_sd: SRV records' host:port, or the A or
+    AAAA addresses with `sd.port`. All lookups within `sd.timeout`; a name that does not exist
+    or has no such records gives no targets (the registry lists none), a server that fails or
+    does not answer raises ValueError (the source keeps its last targets). The answers are DNS
+    messages, at most 64 KiB each: bounded by the protocol."""
+    resolver = dns.resolver.Resolver(configure=sd.server is None)
+    if (nameserver := sd.nameserver()) is not None:
+        resolver.nameservers = [nameserver[0]]
+        resolver.port = nameserver[1]
+    resolver.lifetime = resolver.timeout = sd.timeout
+    found: list[Target] = []
+    try:
+        answer = resolver.resolve(name, sd.type, search=False)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return []
+    except dns.exception.Timeout:
+        raise ValueError(f"{dns_source(sd, name)}: no answer within {sd.timeout:g}s") from None
+    except dns.exception.DNSException as exc:
+        raise ValueError(f"{dns_source(sd, name)}: {exc}") from None
+    for record in answer:
+        labels = {"__meta_dns_name": name}
+        if sd.type == "SRV":
+            host = record.target.to_text(omit_final_dot=True)
+            labels["__meta_dns_srv_record_target"] = host
+            labels["__meta_dns_srv_record_port"] = str(record.port)
+            found.append((f"{host}:{record.port}", labels))
+        else:
+            address = record.to_text()
+            found.append((f"[{address}]:{sd.port}" if ":" in address else f"{address}:{sd.port}", labels))
+    return found
+
+
 def _read_sources(
     group: TargetGroup, files: list[str], label: str, previous: dict[SourceKey, SourceState] | None
 ) -> tuple[dict[SourceKey, SourceState], list[str]]:
     """Each source of a group read now; a failing one kept from `previous` (or a problem without it)."""
     states: dict[SourceKey, SourceState] = {}
     problems: list[str] = []
-    reads: list[tuple[str, Callable[[], bytes]]] = [
-        (path, functools.partial(read_named_file, path, "file_sd_configs", MAX_SD_FILE_BYTES)) for path in files
-    ]
-    reads += [(sd.url, functools.partial(fetch_http_sd, sd)) for sd in group.http_sd_configs]
-    for source, read in reads:
-        key = (group.name, source)
+    for source in sources_of(group, files):
+        key = (group.name, source.name)
         try:
-            data = read()
-            targets = tuple(_parse_targets(data, source))
+            found, data = source.read()
+            targets = tuple(found)
         except (NamedFileError, ValueError) as exc:
             if previous is None:
                 problems.append(f"{label}: {exc}")

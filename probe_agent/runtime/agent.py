@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from probe_agent.config.discovery import digest, discovery_base, fetch_http_sd, sd_files
+from probe_agent.config.discovery import SourceKey, digest, discovery_base, sd_files, sources_of
 from probe_agent.config.loader import AgentConfig, load_config, no_cyclic_gc
 from probe_agent.config.shard import Shard
 from probe_agent.core.errors import AGENT_STARVED, ConfigError, Reason
@@ -135,7 +135,7 @@ class Agent:
         self.history_file = history_file  # the status page's history over restarts (probe_agent.runtime.historyfile)
         self.history_save_every = history_save_every
         self._history_saver: asyncio.Task[None] | None = None
-        self._http_sd: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
         config = shard.select(config) if shard is not None else config
         self.config = config
         self.config_path = config_path
@@ -185,7 +185,7 @@ class Agent:
             plan = await asyncio.to_thread(self._build, self.config, {}, states)
             await self._apply(plan)
         self._watchdog = asyncio.create_task(self._watch(), name="watchdog")
-        self._http_sd = asyncio.create_task(self._refresh_http_sd(), name="http-sd")
+        self._refresher = asyncio.create_task(self._refresh_sources(), name="discovery-refresh")
         if self.history_file is not None:
             await self._restore_history(self.history_file)
             self._history_saver = asyncio.create_task(self._save_history_every(), name="history-saver")
@@ -388,55 +388,52 @@ class Agent:
             level = logging.INFO  # expected during planned work: nothing to warn about
         log.log(level, "probe status changed", extra=extra)
 
-    async def _refresh_http_sd(self) -> None:
-        """Ask each http_sd endpoint again every its refresh_interval; reload when one answers
-        something else than at the last load. A failing endpoint changes nothing (the last good
-        targets keep running; counted and logged). An answer that would remove many probes is
-        loaded only if the next refresh answers the same (as the watcher holds a shrunk file)."""
-        asked: dict[str, float] = {}
-        held: dict[str, str] = {}  # URL -> an answer a cautious reload held back
+    async def _refresh_sources(self) -> None:
+        """Ask each http_sd endpoint and DNS name again every its refresh_interval; reload when one
+        answers something else than at the last load. A failing source changes nothing (its last
+        good targets keep running; counted and logged). An answer that would remove many probes
+        is loaded only if the next refresh answers the same (as the watcher holds a shrunk file)."""
+        asked: dict[SourceKey, float] = {}
+        held: dict[SourceKey, str] = {}  # an answer a cautious reload held back
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
             due = [
-                sd
+                ((group.name, source.name), source)
                 for group in self.config.target_groups
-                for sd in group.http_sd_configs
-                if now - asked.setdefault(sd.url, now) >= sd.refresh_interval
+                for source in sources_of(group, [])
+                if now - asked.setdefault((group.name, source.name), now) >= source.refresh_interval
             ]
-            changed: dict[str, str] = {}  # URL -> digest of its new answer
-            for sd in due:
-                asked[sd.url] = now
-                group = self._group_of(sd.url)
+            changed: dict[SourceKey, str] = {}  # digest of its new answer
+            for key, source in due:
+                asked[key] = now
                 try:
-                    seen = digest(await asyncio.to_thread(fetch_http_sd, sd))
+                    seen = digest((await asyncio.to_thread(source.read))[1])
                 except ValueError as exc:
-                    self.metrics.discovery_refresh_failures.labels(group, self.redactor.redact(sd.url)).inc()
+                    self.metrics.discovery_refresh_failures.labels(key[0], self.redactor.redact(key[1])).inc()
                     log.warning(
-                        "http_sd refresh failed; keeping the last targets",
-                        extra={"group": group, "detail": self.redactor.redact(str(exc))},
+                        "discovery refresh failed; keeping the last targets",
+                        extra={"group": key[0], "detail": self.redactor.redact(str(exc))},
                     )
                     continue
-                last = self.config.discovery_sources.get((group, sd.url))
+                last = self.config.discovery_sources.get(key)
                 if last is None or seen != last.digest:
-                    changed[sd.url] = seen
+                    changed[key] = seen
             if not changed:
                 continue
-            confirmed = all(held.get(url) == seen for url, seen in changed.items())
+            confirmed = all(held.get(key) == seen for key, seen in changed.items())
             try:
                 await self.reload(cautious=not confirmed)
                 held.clear()
             except ReloadHeld as exc:
                 held = dict(changed)
                 log.warning(
-                    "http_sd answered a list that would remove many probes: loading it if the next refresh agrees",
+                    "a discovery source answered a list that would remove many probes:"
+                    " loading it if the next refresh agrees",
                     extra={"removed": exc.removed, "running": exc.running},
                 )
             except Exception:  # a bug in a reload must not end the refreshing
-                log.exception("http_sd refresh: the reload failed")
-
-    def _group_of(self, url: str) -> str:
-        return next((g.name for g in self.config.target_groups for sd in g.http_sd_configs if sd.url == url), "")
+                log.exception("discovery refresh: the reload failed")
 
     def discovery_files(self) -> list[str]:
         """The file_sd files the config's target groups match now (globbed afresh: a new file
@@ -620,7 +617,7 @@ class Agent:
         await close_shared()
         if self._watchdog is not None:
             self._watchdog.cancel()
-        if self._http_sd is not None:
-            self._http_sd.cancel()
+        if self._refresher is not None:
+            self._refresher.cancel()
         self.monitor.stop()
         log.info("agent stopped")

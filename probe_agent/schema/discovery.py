@@ -1,5 +1,5 @@
 """`target_groups:` in a probes file: probes made from the targets a team already lists for
-Prometheus (file_sd files, http_sd endpoints), one probe per discovered target from a template.
+Prometheus (file_sd files, http_sd endpoints, DNS names), one probe per discovered target from a template.
 
     target_groups:
       - name: web
@@ -19,6 +19,7 @@ character a probe name cannot hold made `_` (`web-_::1_:9000` for `[::1]:9000`).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any, Literal
 
@@ -121,20 +122,63 @@ class HttpSdConfig(BaseModel):
     timeout: Duration = 10.0  # the whole answer, not each read
 
 
+class DnsSdConfig(BaseModel):
+    """As Prometheus's dns_sd_configs: each name looked up as SRV (a target per record: its host
+    and port), A or AAAA (a target per address, with `port`), again every refresh_interval.
+    The agent's own additions: `timeout` (all lookups of one name) and `server` (a nameserver's
+    IP address, else the system's resolver). Each target carries Prometheus's meta labels
+    `__meta_dns_name`, `__meta_dns_srv_record_target` and `__meta_dns_srv_record_port`, for
+    relabel_configs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    names: list[str] = Field(min_length=1, max_length=100)
+    type: Literal["SRV", "A", "AAAA"] = "SRV"
+    port: int | None = Field(None, ge=1, le=65535)  # required for A and AAAA
+    refresh_interval: Duration = 30.0  # Prometheus's default
+    timeout: Duration = 5.0
+    server: str | None = None  # "IP" or "IP:PORT" ("[IPv6]:PORT")
+
+    @model_validator(mode="after")
+    def _port_and_server(self) -> DnsSdConfig:
+        if self.type != "SRV" and self.port is None:
+            raise ValueError(f"port: required for type {self.type} (an SRV record carries its own)")
+        if self.server is not None and self.nameserver() is None:
+            raise ValueError(f"server: {self.server!r} is not an IP address, IP:PORT or [IPv6]:PORT")
+        return self
+
+    def nameserver(self) -> tuple[str, int] | None:
+        """(IP, port) of `server`; None when it is not one (or not set)."""
+        if self.server is None:
+            return None
+        host, port = self.server, "53"
+        if self.server.startswith("["):
+            host, _, rest = self.server[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ("53" if not rest else "")
+        elif self.server.count(":") == 1:
+            host, _, port = self.server.partition(":")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        return (host, int(port)) if port.isdigit() and 0 < int(port) < 65536 else None
+
+
 class TargetGroup(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
     file_sd_configs: list[FileSdConfig] = []
     http_sd_configs: list[HttpSdConfig] = []
+    dns_sd_configs: list[DnsSdConfig] = []
     max_targets: int = Field(1000, ge=1, le=50_000)
     relabel_configs: list[RelabelConfig] = []  # applied to each target before its probe is made
     probe: dict[str, Any]  # the template, checked once per target by the type's own model
 
     @model_validator(mode="after")
     def _a_source(self) -> TargetGroup:
-        if not self.file_sd_configs and not self.http_sd_configs:
-            raise ValueError("file_sd_configs or http_sd_configs: a group needs a source of targets")
+        if not self.file_sd_configs and not self.http_sd_configs and not self.dns_sd_configs:
+            raise ValueError("file_sd_configs, http_sd_configs or dns_sd_configs: a group needs a source of targets")
         return self
 
     @field_validator("probe")
