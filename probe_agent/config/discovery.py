@@ -303,6 +303,9 @@ def _instantiate(group: TargetGroup, targets: list[Target]) -> list[dict[str, An
             "target.port": port,
         }
         values.update({f"target.labels.{k}": v for k, v in labels.items()})
+        # What a source lists is text, never a ${VAR} of the agent's environment: the entry is
+        # expanded once, as every probe entry, and `$$` is a literal `$` there.
+        values = {k: v.replace("$", "$$") for k, v in values.items()}
         entry = fill({"name": DEFAULT_NAME, **group.probe}, values)
         # an IPv6 address's brackets (or a label's slash) cannot be in a probe's name
         entry["name"] = _NAME_UNSAFE.sub("_", str(entry["name"]))

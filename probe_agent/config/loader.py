@@ -292,7 +292,7 @@ def _agent_settings(
     windows = _parse_entries(
         "maintenance", MaintenanceWindow, raw_maintenance, env, problems.items, secrets, maintenance_indices
     )
-    groups = _parse_entries("target_groups", TargetGroup, raw_groups, env, problems.items, secrets)
+    groups = _parse_entries("target_groups", TargetGroup, raw_groups, env, problems.items, secrets, unexpanded="probe")
     agent = agent.model_copy(
         update={"slos": slos if selection is None else [], "maintenance": windows, "target_groups": groups}
     )
@@ -421,9 +421,11 @@ def _parse_entries(
     problems: list[str],
     secrets: set[str],
     indices: list[int] | None = None,
+    unexpanded: str | None = None,
 ) -> list[ModelT]:
     """Each entry of a top-level list (slos, maintenance) on its own, so one bad entry does not
-    hide the problems of the others."""
+    hide the problems of the others. `unexpanded`: a key whose value keeps its ${VAR}s (a target
+    group's template: expanded once per probe made from it, as any probe entry is)."""
     if not isinstance(raw, list):
         problems.append(f"{key}: expected a list")
         return []
@@ -432,7 +434,12 @@ def _parse_entries(
         name = entry.get("name") if isinstance(entry, dict) else None
         label = f"{key}[{index}] ({name})" if isinstance(name, str) else f"{key}[{index}]"
         try:
-            entries.append(model.model_validate(_expand(entry, env, "", problems, secrets)))
+            if unexpanded is not None and isinstance(entry, dict) and unexpanded in entry:
+                rest = {k: v for k, v in entry.items() if k != unexpanded}
+                expanded = {**_expand(rest, env, "", problems, secrets), unexpanded: entry[unexpanded]}
+            else:
+                expanded = _expand(entry, env, "", problems, secrets)
+            entries.append(model.model_validate(expanded))
             if indices is not None:
                 indices.append(index)  # where each valid entry was in the file, for its problems
         except ValidationError as exc:

@@ -291,3 +291,26 @@ def test_a_source_that_never_answered_is_pending_in_the_daemon_and_a_problem_for
     assert "missing.json" in state.error
     [problem] = problems(path)
     assert "missing.json" in problem
+
+
+def test_a_target_cannot_reach_the_agents_environment_through_a_placeholder(tmp_path: Path) -> None:
+    # A file_sd file (or an http_sd answer) is written by someone else: a label of
+    # "${DATABASE_URL}" must stay that text, not become the agent's environment variable in a
+    # probe's label (and /metrics). Only the probes file's own ${VAR} references are expanded.
+    sd(tmp_path, "a.json", [{"targets": ["10.0.0.1:80"], "labels": {"team": "${DATABASE_URL}-$$x"}}])
+    config = load_config(write(tmp_path), env={"DATABASE_URL": "postgres://u:hunter2@db/x"})
+    [probe] = config.probes
+    assert probe.labels == {"team": "${DATABASE_URL}-$$x"}
+
+
+def test_a_templates_own_secret_is_expanded_once_and_masked_in_each_probe_it_makes(tmp_path: Path) -> None:
+    sd(tmp_path, "a.json", [{"targets": ["10.0.0.1:80", "10.0.0.2:80"]}])
+    path = tmp_path / "probes.yaml"
+    path.write_text(
+        "target_groups:\n  - name: api\n    file_sd_configs: [{files: [sd/a.json]}]\n"
+        "    probe: {type: http, url: 'http://{{target.address}}/', headers: {X-Token: '${API_TOKEN}'}}\n"
+    )
+    config = load_config(path, env={"API_TOKEN": "s3cr3t-$$-token"})
+    assert [p.headers["X-Token"] for p in config.probes] == ["s3cr3t-$$-token"] * 2  # type: ignore[attr-defined]
+    for probe in config.probes:  # each probe's own outputs mask it, not only the agent's logs
+        assert "s3cr3t" not in config.redactor(probe.name).redact("sent X-Token s3cr3t-$$-token")
