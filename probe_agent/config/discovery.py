@@ -34,6 +34,7 @@ from probe_agent.schema.discovery import (
     TargetGroup,
     fill,
 )
+from probe_agent.schema.probe_endpoint import target_parts
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 MAX_LISTED = 200_000  # targets a group's files may list before relabelling keeps some
@@ -283,6 +284,25 @@ def discovered_probes(
     return entries, group_indexes, tuple(watched), sources
 
 
+def fill_template(template: dict[str, Any], group: str, address: str, labels: dict[str, str]) -> dict[str, Any]:
+    """A probe entry from a template for one target (HOST:PORT, or a URL as /probe takes one)."""
+    host, port, url = target_parts(address)
+    if not host and "://" not in address:  # not parseable as a URL: as listed
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
+    values = {
+        "group": group,
+        "target.address": address,
+        "target.host": host.strip("[]"),
+        "target.port": port,
+        "target.url": url,
+    }
+    values.update({f"target.labels.{k}": v for k, v in labels.items()})
+    # What a source lists is text, never a ${VAR} of the agent's environment: the entry is
+    # expanded once, as every probe entry, and `$$` is a literal `$` there.
+    entry: dict[str, Any] = fill(template, {k: v.replace("$", "$$") for k, v in values.items()})
+    return entry
+
+
 def _instantiate(group: TargetGroup, targets: list[Target]) -> list[dict[str, Any]]:
     """The group's template filled in for each target that relabelling keeps, once per name."""
     made: list[dict[str, Any]] = []
@@ -293,20 +313,8 @@ def _instantiate(group: TargetGroup, targets: list[Target]) -> list[dict[str, An
             relabelled = step.apply(relabelled) if relabelled is not None else None
         if relabelled is None or not relabelled.get("__address__"):
             continue  # dropped by a keep or drop step
-        address = relabelled["__address__"]
         labels = {k: v for k, v in relabelled.items() if not k.startswith("__")}
-        host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
-        values = {
-            "group": group.name,
-            "target.address": address,
-            "target.host": host.strip("[]"),
-            "target.port": port,
-        }
-        values.update({f"target.labels.{k}": v for k, v in labels.items()})
-        # What a source lists is text, never a ${VAR} of the agent's environment: the entry is
-        # expanded once, as every probe entry, and `$$` is a literal `$` there.
-        values = {k: v.replace("$", "$$") for k, v in values.items()}
-        entry = fill({"name": DEFAULT_NAME, **group.probe}, values)
+        entry = fill_template({"name": DEFAULT_NAME, **group.probe}, group.name, relabelled["__address__"], labels)
         # an IPv6 address's brackets (or a label's slash) cannot be in a probe's name
         entry["name"] = _NAME_UNSAFE.sub("_", str(entry["name"]))
         if entry["name"] in names:

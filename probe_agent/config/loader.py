@@ -28,6 +28,7 @@ from probe_agent.probes.base import ProbeConfig
 from probe_agent.schema.discovery import TargetGroup
 from probe_agent.schema.fields import DEFAULT_BUCKETS, Buckets, Duration, Interval, Timeout, parse_duration
 from probe_agent.schema.maintenance import MaintenanceWindow
+from probe_agent.schema.probe_endpoint import ProbeEndpoint
 from probe_agent.schema.slo import Slo, slo_members
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -56,6 +57,7 @@ class AgentConfig(BaseModel):
     maintenance: list[MaintenanceWindow] = []  # scheduled windows (probe_agent.schema.maintenance)
     # probes made from discovered targets (probe_agent.schema.discovery), and the files they came from
     target_groups: list[TargetGroup] = []
+    probe_endpoint: ProbeEndpoint | None = None  # GET /probe, as blackbox_exporter's (off without it)
     discovery_files: tuple[str, ...] = ()
     discovered_group: dict[str, str] = {}  # discovered probe -> its target group
     # what each source of each group gave (the daemon hands them to the next load)
@@ -280,6 +282,7 @@ def _agent_settings(
     raw_slos = raw.pop("slos", None) or []
     raw_maintenance = raw.pop("maintenance", None) or []
     raw_groups = raw.pop("target_groups", None) or []
+    raw_endpoint = raw.pop("probe_endpoint", None)
     maintenance_indices: list[int] = []
     top = _expand(raw, env, "", problems.items, secrets)
     try:
@@ -294,9 +297,48 @@ def _agent_settings(
     )
     groups = _parse_entries("target_groups", TargetGroup, raw_groups, env, problems.items, secrets, unexpanded="probe")
     agent = agent.model_copy(
-        update={"slos": slos if selection is None else [], "maintenance": windows, "target_groups": groups}
+        update={
+            "slos": slos if selection is None else [],
+            "maintenance": windows,
+            "target_groups": groups,
+            "probe_endpoint": _probe_endpoint(raw_endpoint, env, problems.items, secrets),
+        }
     )
     return agent, maintenance_indices
+
+
+def _probe_endpoint(raw: Any, env: Mapping[str, str], problems: list[str], secrets: set[str]) -> ProbeEndpoint | None:
+    """The /probe endpoint's settings; its modules' templates keep their ${VAR}s (expanded per
+    run, as a target group's are per probe)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append("probe_endpoint: expected a mapping with 'modules'")
+        return None
+    modules = raw.get("modules")
+    templates: dict[str, Any] = {}
+    if isinstance(modules, dict):
+        templates = {name: m.pop("probe") for name, m in modules.items() if isinstance(m, dict) and "probe" in m}
+    expanded = _expand(raw, env, "probe_endpoint", problems, secrets)
+    for name, template in templates.items():
+        expanded["modules"][name]["probe"] = template
+    try:
+        return ProbeEndpoint.model_validate(expanded)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems("probe_endpoint: ", exc))
+        return None
+
+
+def probe_from_template(entry: dict[str, Any], env: Mapping[str, str]) -> tuple[ProbeConfig, frozenset[str]]:
+    """One probe made from a filled-in template, outside a probes file (GET /probe), through
+    the same steps as a probe entry of the file: ${VAR}s expanded, validated by its type's model.
+    Its secrets come with it. Raises ConfigError."""
+    problems = _Problems()
+    env_secrets: dict[str, set[str]] = {}
+    probe = _parse_probe(0, (), entry, Defaults().model_dump(), env, problems, {}, env_secrets)
+    if probe is None:
+        raise ConfigError(problems.items or ["the module's probe is not valid"])
+    return probe, frozenset(env_secrets.get(probe.name, set()) | collect_secrets([probe]))
 
 
 def _parse_probes(

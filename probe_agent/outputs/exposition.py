@@ -28,8 +28,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from probe_agent.core.errors import Reason
 from probe_agent.core.health import Health
-from probe_agent.core.results import Status
+from probe_agent.core.results import Result, Status
 from probe_agent.probes import REGISTRY
+from probe_agent.probes.base import ProbeConfig
 from probe_agent.runtime.state import ProbeState
 
 GZIP_LEVEL = 1  # ~4x cheaper than the default and still ~10x smaller on this repetitive text
@@ -338,3 +339,44 @@ class ProbeExposition:
 
 def _escape_help(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def render_run(config: ProbeConfig, result: Result) -> bytes:
+    """One run as blackbox_exporter's /probe answers it: the probe's series with no labels of
+    the agent's own (Prometheus adds job and instance), the phases and every value of the type
+    that has a metric. For GET /probe: nothing is kept, so nothing is cached."""
+    probe_cls = REGISTRY[config.type]
+    families: dict[str, tuple[str, str, list[str]]] = {}
+
+    def add(metric: str, kind: str, help_text: str, line: str) -> None:
+        families.setdefault(metric, (kind, help_text, []))[2].append(line)
+
+    add("probe_success", *CORE_FAMILIES["probe_success"], f"probe_success {'1' if result.success else '0'}\n")
+    add(
+        "probe_duration_seconds",
+        *CORE_FAMILIES["probe_duration_seconds"],
+        f"probe_duration_seconds {_num(result.duration)}\n",
+    )
+    if probe_cls.phase_metric and result.phases:
+        metric, label = probe_cls.phase_metric, probe_cls.phase_label
+        for phase, seconds in result.phases.items():
+            add(
+                metric,
+                "gauge",
+                f"Duration of each {label} of the {config.type} probe run.",
+                f'{metric}{{{label}="{_escape(phase)}"}} {_num(seconds)}\n',
+            )
+    for value_name, value in result.values.items():
+        spec = probe_cls.values.get(value_name)
+        if spec is None or spec.metric is None:
+            continue
+        if spec.labels:
+            extra = result.value_labels.get(value_name, {})
+            text = make_label_set({k: extra.get(k, "") for k in spec.labels})[2]
+        else:
+            text = ""
+        add(spec.metric, "gauge", spec.help, f"{spec.metric}{text} {_num(value)}\n")
+    return "".join(
+        f"# HELP {metric} {_escape_help(help_text)}\n# TYPE {metric} {kind}\n" + "".join(lines)
+        for metric, (kind, help_text, lines) in families.items()
+    ).encode()

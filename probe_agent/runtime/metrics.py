@@ -130,6 +130,14 @@ class AgentMetrics:
             ["group", "source"],
             registry=r,
         )
+        self.probe_endpoint_requests = Counter(
+            "probe_agent_probe_endpoint_requests",
+            "GET /probe requests by module and outcome: ok (run and answered), forbidden (a target"
+            " the module may not probe), unknown_module, bad_request, busy (concurrency or rate"
+            " limit), off (no probe_endpoint configured).",
+            ["module", "outcome"],
+            registry=r,
+        )
         self._discovery_groups: set[str] = set()  # groups with a discovery_targets series
         self._discovery_sources: set[tuple[str, str]] = set()  # (group, source) with series
         self._loop_lag_peak = 0.0

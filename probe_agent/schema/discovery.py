@@ -13,7 +13,8 @@ Prometheus (file_sd files, http_sd endpoints, DNS names), one probe per discover
           interval: 30s
 
 Placeholders: `{{group}}`, `{{target.address}}` (HOST:PORT as listed), `{{target.host}}`,
-`{{target.port}}`, `{{target.labels.NAME}}` (empty when the target has no such label). The
+`{{target.port}}`, `{{target.url}}` (the address with `http://` in front when it has no scheme),
+`{{target.labels.NAME}}` (empty when the target has no such label). The
 probe's name is its template's `name`, by default `{{group}}-{{target.address}}`, with any
 character a probe name cannot hold made `_` (`web-_::1_:9000` for `[::1]:9000`)."""
 
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from probe_agent.schema.fields import Duration
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s]*)\s*\}\}")
-TARGET_KEYS = ("target.address", "target.host", "target.port")
+TARGET_KEYS = ("target.address", "target.host", "target.port", "target.url")
 DEFAULT_NAME = "{{group}}-{{target.address}}"
 MAX_FILES = 100  # files one group's globs may match
 MAX_SD_FILE_BYTES = 4 * 1024 * 1024  # a file_sd file of 50,000 targets is ~2 MB
@@ -42,8 +43,18 @@ def placeholder_problem(key: str) -> str | None:
         return None
     return (
         f"unknown placeholder {{{{{key}}}}} (known: {{{{group}}}}, {{{{target.address}}}}, {{{{target.host}}}},"
-        " {{target.port}}, {{target.labels.NAME}})"
+        " {{target.port}}, {{target.url}}, {{target.labels.NAME}})"
     )
+
+
+def template_problem(probe: dict[str, Any]) -> str | None:
+    """Why a probe template cannot be one (no type, an unknown placeholder), or None."""
+    if not isinstance(probe.get("type"), str):
+        return "type: required: the probe type every target gets"
+    for key in _placeholders(probe):
+        if (problem := placeholder_problem(key)) is not None:
+            return problem
+    return None
 
 
 class FileSdConfig(BaseModel):
@@ -184,11 +195,8 @@ class TargetGroup(BaseModel):
     @field_validator("probe")
     @classmethod
     def _template(cls, probe: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(probe.get("type"), str):
-            raise ValueError("type: required: the probe type every target gets")
-        for key in _placeholders(probe):
-            if (problem := placeholder_problem(key)) is not None:
-                raise ValueError(problem)
+        if (problem := template_problem(probe)) is not None:
+            raise ValueError(problem)
         return probe
 
 

@@ -19,7 +19,9 @@ from probe_agent.core.health import Health
 from probe_agent.outputs.exposition import GZIP_LEVEL, ProbeExposition
 from probe_agent.runtime.agent import Agent
 from probe_agent.runtime.state import Tally
+from probe_agent.web import probe_endpoint
 from probe_agent.web.connlimits import ConnectionLimits, GuardedSite
+from probe_agent.web.probe_endpoint import LIMITS_KEY, ProbeEndpointLimits
 from probe_agent.web.webconfig import BasicAuth, WebConfig, load_web_config, server_context
 
 AGENT_KEY = web.AppKey("agent", Agent)
@@ -318,6 +320,11 @@ async def debug_probe(request: web.Request) -> web.Response:
     return web.Response(text=out.getvalue())
 
 
+async def blackbox_probe(request: web.Request) -> web.Response:
+    """blackbox_exporter's GET /probe (probe_agent.web.probe_endpoint); off unless configured."""
+    return await probe_endpoint.probe(request, request.app[AGENT_KEY])
+
+
 def make_app(agent: Agent, options: WebOptions | None = None) -> web.Application:
     app = web.Application(middlewares=[basic_auth])
     app[AGENT_KEY] = agent
@@ -331,6 +338,8 @@ def make_app(agent: Agent, options: WebOptions | None = None) -> web.Application
     app.router.add_get("/health/ready", ready)
     app.router.add_post("/-/reload", reload)
     app.router.add_get("/debug/probe", debug_probe)
+    app.router.add_get("/probe", blackbox_probe)
+    app[LIMITS_KEY] = ProbeEndpointLimits()
     app.router.add_get("/-/maintenance", maintenance_list)
     app.router.add_post("/-/maintenance", maintenance_start)
     app.router.add_delete("/-/maintenance/{name}", maintenance_end)

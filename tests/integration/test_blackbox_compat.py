@@ -127,35 +127,72 @@ def values(
     }
 
 
-def test_agent_and_blackbox_exporter_agree(tmp_path: Path, blackhole: BlackHole) -> None:
+def compat_targets(
+    stack: ExitStack, tmp_path: Path, blackhole: BlackHole
+) -> tuple[Any, dict[str, tuple[str, str, dict[str, Any]]]]:
+    """The test CA and the targets both sides probe: name -> (blackbox_exporter module, its
+    target, the agent's probe)."""
     ca = make_cert(tmp_path, "server")
     expired = make_cert(tmp_path, "expired", expired=True)
+    plain = stack.enter_context(target())
+    tls = stack.enter_context(target((ca.cert, ca.key))).replace("http://", "https://")
+    stale = stack.enter_context(target((expired.cert, expired.key))).replace("http://", "https://")
+    http = {"expect_status": ["2xx"], "ca_file": str(ca.cert)}
+    tcp_port = int(tls.rsplit(":", 1)[1])
+    targets: dict[str, tuple[str, str, dict[str, Any]]] = {
+        "plain": ("http_2xx", f"{plain}/", {"type": "http", "url": f"{plain}/", **http}),
+        "error": ("http_2xx", f"{plain}/500", {"type": "http", "url": f"{plain}/500", **http}),
+        "tls": ("http_2xx", f"{tls}/", {"type": "http", "url": f"{tls}/", **http}),
+        "expired": ("http_2xx", f"{stale}/", {"type": "http", "url": f"{stale}/", **http}),
+        "hung": (
+            "http_2xx",
+            f"http://127.0.0.1:{blackhole.port}/",
+            {"type": "http", "url": f"http://127.0.0.1:{blackhole.port}/", **http},
+        ),
+        "tcp": ("tcp_connect", f"127.0.0.1:{tcp_port}", {"type": "tcp", "host": "127.0.0.1", "port": tcp_port}),
+        "tcp-tls": (
+            "tcp_tls",
+            f"localhost:{tcp_port}",
+            {"type": "tcp", "host": "localhost", "port": tcp_port, "tls": True, "ca_file": str(ca.cert)},
+        ),
+        "tcp-refused": ("tcp_connect", f"127.0.0.1:{free_port()}", {"type": "tcp", "host": "127.0.0.1", "port": 1}),
+    }
+    targets["tcp-refused"][2]["port"] = int(targets["tcp-refused"][1].rsplit(":", 1)[1])
+    return ca, targets
+
+
+def compare(
+    prom: Prometheus,
+    targets: dict[str, tuple[str, str, dict[str, Any]]],
+    theirs: Callable[[str], Callable[[dict[str, str]], bool]],
+    ours: Callable[[str], Callable[[dict[str, str]], bool]],
+) -> list[str]:
+    """Every query of each target on both sides: the differences in series or values."""
+    differences = []
+    compared = 0
+    for name, (module, _where, _probe) in targets.items():
+        for query, how in QUERIES if module.startswith("http") else TCP_QUERIES:
+            bbe = values(prom, query, theirs(name))
+            mine_all = values(prom, query, ours(name))
+            compared += 1
+            if set(bbe) != set(mine_all):
+                differences.append(
+                    f"{query} [{name}]: series differ: blackbox_exporter {sorted(map(sorted, bbe))}, agent {sorted(map(sorted, mine_all))}"
+                )
+                continue
+            for labels, value in bbe.items():
+                mine = mine_all[labels]
+                if how == EXACT and value != mine:
+                    differences.append(f"{query} [{name}] {dict(labels)}: blackbox_exporter {value}, agent {mine}")
+                if how == BOTH_POSITIVE and not (value > 0 and mine > 0):
+                    differences.append(f"{query} [{name}]: blackbox_exporter {value}, agent {mine}")
+    print(f"compared {compared} query results over {len(targets)} targets")
+    return differences
+
+
+def test_agent_and_blackbox_exporter_agree(tmp_path: Path, blackhole: BlackHole) -> None:
     with ExitStack() as stack:
-        plain = stack.enter_context(target())
-        tls = stack.enter_context(target((ca.cert, ca.key))).replace("http://", "https://")
-        stale = stack.enter_context(target((expired.cert, expired.key))).replace("http://", "https://")
-        http = {"expect_status": ["2xx"], "ca_file": str(ca.cert)}
-        tcp_port = int(tls.rsplit(":", 1)[1])
-        # name -> (blackbox_exporter module, its target, the agent's probe)
-        targets: dict[str, tuple[str, str, dict[str, Any]]] = {
-            "plain": ("http_2xx", f"{plain}/", {"type": "http", "url": f"{plain}/", **http}),
-            "error": ("http_2xx", f"{plain}/500", {"type": "http", "url": f"{plain}/500", **http}),
-            "tls": ("http_2xx", f"{tls}/", {"type": "http", "url": f"{tls}/", **http}),
-            "expired": ("http_2xx", f"{stale}/", {"type": "http", "url": f"{stale}/", **http}),
-            "hung": (
-                "http_2xx",
-                f"http://127.0.0.1:{blackhole.port}/",
-                {"type": "http", "url": f"http://127.0.0.1:{blackhole.port}/", **http},
-            ),
-            "tcp": ("tcp_connect", f"127.0.0.1:{tcp_port}", {"type": "tcp", "host": "127.0.0.1", "port": tcp_port}),
-            "tcp-tls": (
-                "tcp_tls",
-                f"localhost:{tcp_port}",
-                {"type": "tcp", "host": "localhost", "port": tcp_port, "tls": True, "ca_file": str(ca.cert)},
-            ),
-            "tcp-refused": ("tcp_connect", f"127.0.0.1:{free_port()}", {"type": "tcp", "host": "127.0.0.1", "port": 1}),
-        }
-        targets["tcp-refused"][2]["port"] = int(targets["tcp-refused"][1].rsplit(":", 1)[1])
+        ca, targets = compat_targets(stack, tmp_path, blackhole)
         bbe_port = stack.enter_context(blackbox_exporter(tmp_path, ca.cert))
         # blackbox_exporter trusts only the test CA; the expired certificate is its own issuer
         probes = [
@@ -180,23 +217,83 @@ def test_agent_and_blackbox_exporter_agree(tmp_path: Path, blackhole: BlackHole)
             prom.query_until(f'probe_success{{probe="{name}"}}', timeout=45)
         time.sleep(4)  # a full round of both after the first
 
-        differences = []
-        compared = 0
-        for name, (module, _where, _probe) in targets.items():
-            for query, how in QUERIES if module.startswith("http") else TCP_QUERIES:
-                bbe = values(prom, query, partial(labelled, "job", f"bbe-{name}"))
-                ours = values(prom, query, partial(labelled, "probe", name))
-                compared += 1
-                if set(bbe) != set(ours):
-                    differences.append(
-                        f"{query} [{name}]: series differ: blackbox_exporter {sorted(map(sorted, bbe))}, agent {sorted(map(sorted, ours))}"
-                    )
-                    continue
-                for labels, value in bbe.items():
-                    mine = ours[labels]
-                    if how == EXACT and value != mine:
-                        differences.append(f"{query} [{name}] {dict(labels)}: blackbox_exporter {value}, agent {mine}")
-                    if how == BOTH_POSITIVE and not (value > 0 and mine > 0):
-                        differences.append(f"{query} [{name}]: blackbox_exporter {value}, agent {mine}")
-        print(f"compared {compared} query results over {len(targets)} targets")
+        differences = compare(
+            prom,
+            targets,
+            lambda name: partial(labelled, "job", f"bbe-{name}"),
+            lambda name: partial(labelled, "probe", name),
+        )
         assert not differences, "\n".join(differences)
+
+
+def test_the_probe_endpoint_is_a_drop_in_for_blackbox_exporter(tmp_path: Path, blackhole: BlackHole) -> None:
+    # The same Prometheus scrape config, with the usual __param_target relabelling, pointed once at
+    # blackbox_exporter and once at the agent's /probe: the same series, the same values.
+    with ExitStack() as stack:
+        ca, targets = compat_targets(stack, tmp_path, blackhole)
+        bbe_port = stack.enter_context(blackbox_exporter(tmp_path, ca.cert))
+        timeout = {"timeout": "2s"}
+        modules = {
+            "http_2xx": {
+                "type": "http",
+                "url": "{{target.url}}",
+                "expect_status": ["2xx"],
+                "ca_file": str(ca.cert),
+                **timeout,
+            },
+            "tcp_connect": {"type": "tcp", "host": "{{target.host}}", "port": "{{target.port}}", **timeout},
+            "tcp_tls": {
+                "type": "tcp",
+                "host": "{{target.host}}",
+                "port": "{{target.port}}",
+                "tls": True,
+                "ca_file": str(ca.cert),
+                **timeout,
+            },
+        }
+        config = {
+            "probe_endpoint": {
+                "modules": {name: {"targets": ["127.0.0.0/8", "localhost"], "probe": p} for name, p in modules.items()}
+            }
+        }
+        (tmp_path / "probes.yaml").write_text(yaml.safe_dump(config))
+        agent = AgentProcess(tmp_path / "probes.yaml", args=["--allow-empty"]).start()
+        stack.callback(agent.stop)
+
+        def job(side: str, port: int, module: str) -> str:
+            where = [t for m, t, _p in targets.values() if m == module]
+            return (
+                f"  - job_name: {side}-{module}\n    scrape_interval: 3s\n    scrape_timeout: 3s\n"
+                f"    metrics_path: /probe\n    params: {{module: [{module}]}}\n"
+                f"    static_configs: [{{targets: {where!r}}}]\n"
+                "    relabel_configs:\n"
+                "      - {source_labels: [__address__], target_label: __param_target}\n"
+                "      - {source_labels: [__param_target], target_label: instance}\n"
+                f"      - {{target_label: __address__, replacement: '127.0.0.1:{port}'}}\n"
+            )
+
+        scrape = "".join(
+            job(side, port, module) for side, port in (("bbe", bbe_port), ("agent", agent.port)) for module in modules
+        )
+        prom = stack.enter_context(prometheus(tmp_path, scrape))
+        for side in ("bbe", "agent"):
+            for _module, where, _p in targets.values():
+                prom.query_until(f'probe_success{{job=~"{side}-.*",instance="{where}"}}', timeout=45)
+        time.sleep(4)
+
+        def side_of(side: str) -> Callable[[str], Callable[[dict[str, str]], bool]]:
+            def wanted(name: str) -> Callable[[dict[str, str]], bool]:
+                module, where, _p = targets[name]
+                return lambda m: m.get("job") == f"{side}-{module}" and m.get("instance") == where
+
+            return wanted
+
+        differences = compare(prom, targets, side_of("bbe"), side_of("agent"))
+        assert not differences, "\n".join(differences)
+        # not an open proxy: a target outside the module's list is refused, and counted
+        code, body = agent.get("/probe?module=tcp_connect&target=192.0.2.1:80")
+        assert code == 403 and "not in its targets" in body
+        assert (
+            'probe_agent_probe_endpoint_requests_total{module="tcp_connect",outcome="forbidden"} 1.0'
+            in agent.get("/metrics")[1]
+        )
