@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from probe_agent.schema.fields import Duration
 
@@ -47,14 +47,17 @@ def placeholder_problem(key: str) -> str | None:
     )
 
 
-def template_problem(probe: dict[str, Any]) -> str | None:
-    """Why a probe template cannot be one (no type, an unknown placeholder), or None."""
+def _checked_template(probe: dict[str, Any]) -> dict[str, Any]:
+    """A probe template: a type, and only placeholders there are."""
     if not isinstance(probe.get("type"), str):
-        return "type: required: the probe type every target gets"
+        raise ValueError("type: required: the probe type every target gets")
     for key in _placeholders(probe):
         if (problem := placeholder_problem(key)) is not None:
-            return problem
-    return None
+            raise ValueError(problem)
+    return probe
+
+
+Template = Annotated[dict[str, Any], AfterValidator(_checked_template)]
 
 
 class FileSdConfig(BaseModel):
@@ -184,20 +187,13 @@ class TargetGroup(BaseModel):
     dns_sd_configs: list[DnsSdConfig] = []
     max_targets: int = Field(1000, ge=1, le=50_000)
     relabel_configs: list[RelabelConfig] = []  # applied to each target before its probe is made
-    probe: dict[str, Any]  # the template, checked once per target by the type's own model
+    probe: Template  # checked once per target by the type's own model
 
     @model_validator(mode="after")
     def _a_source(self) -> TargetGroup:
         if not self.file_sd_configs and not self.http_sd_configs and not self.dns_sd_configs:
             raise ValueError("file_sd_configs, http_sd_configs or dns_sd_configs: a group needs a source of targets")
         return self
-
-    @field_validator("probe")
-    @classmethod
-    def _template(cls, probe: dict[str, Any]) -> dict[str, Any]:
-        if (problem := template_problem(probe)) is not None:
-            raise ValueError(problem)
-        return probe
 
 
 def _placeholders(value: Any) -> list[str]:

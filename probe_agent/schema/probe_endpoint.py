@@ -22,11 +22,10 @@ import fnmatch
 import ipaddress
 import re
 import urllib.parse
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from probe_agent.schema.discovery import template_problem
+from probe_agent.schema.discovery import Template
 
 DISCOVERED = "discovered"
 _HOST_GLOB = re.compile(r"[A-Za-z0-9*?._-]+")
@@ -48,7 +47,7 @@ class ProbeModule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     targets: list[str] = Field(min_length=1)
-    probe: dict[str, Any]
+    probe: Template
 
     @field_validator("targets")
     @classmethod
@@ -63,13 +62,6 @@ class ProbeModule(BaseModel):
                     f"{rule!r} is not a CIDR, a host glob (*.svc.cluster.local) or {DISCOVERED!r}"
                 ) from None
         return rules
-
-    @field_validator("probe")
-    @classmethod
-    def _template(cls, probe: dict[str, Any]) -> dict[str, Any]:
-        if (problem := template_problem(probe)) is not None:
-            raise ValueError(problem)
-        return probe
 
     def allows(self, target: str, discovered: frozenset[str]) -> bool:
         """Whether this module may probe `target`: its host is in a CIDR or matches a host glob

@@ -128,6 +128,33 @@ class ProcessServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class PrivateDnsmasq(ProcessServer):
+    """Debian's dnsmasq on a private loopback port, answering for probe.test only, from the
+    records a test gives (dnsmasq options: --host-record=..., --srv-host=...)."""
+
+    def __init__(self, prefix: str = "dns") -> None:
+        super().__init__(prefix)
+
+    def start_with(self, *records: str) -> None:
+        self.spawn(
+            [
+                "dnsmasq",
+                "--keep-in-foreground",
+                f"--port={self.port}",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+                "--user=root",
+                "--local=/probe.test/",
+                *records,
+                f"--log-facility={self.dir / 'log'}",
+            ]
+        )
+
+
 class PrivateMariaDB(ProcessServer):
     """Root over the socket; TCP user `probe` with `password`."""
 

@@ -16,10 +16,10 @@ import pytest
 from probe_agent.config.loader import load_config
 from probe_agent.core.errors import ConfigError
 from tests.helpers.agent import AgentProcess
-from tests.helpers.servers import ProcessServer, have
+from tests.helpers.servers import PrivateDnsmasq, have
 
 
-class RegistryDnsmasq(ProcessServer):
+class RegistryDnsmasq(PrivateDnsmasq):
     """probe.test with SRV records for two web servers and A records from a hosts file."""
 
     def __init__(self) -> None:
@@ -28,26 +28,12 @@ class RegistryDnsmasq(ProcessServer):
 
     def start(self, addresses: list[str]) -> RegistryDnsmasq:
         self.publish(addresses)
-        self.spawn(
-            [
-                "dnsmasq",
-                "--keep-in-foreground",
-                f"--port={self.port}",
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--no-resolv",
-                "--no-hosts",
-                "--conf-file=/dev/null",
-                "--pid-file=",
-                "--user=root",
-                "--local=/probe.test/",
-                f"--addn-hosts={self.hosts}",
-                "--srv-host=_http._tcp.shop.probe.test,web1.probe.test,8080,0,10",
-                "--srv-host=_http._tcp.shop.probe.test,web2.probe.test,8081,0,10",
-                "--host-record=web1.probe.test,127.0.0.21",
-                "--host-record=web2.probe.test,127.0.0.22",
-                f"--log-facility={self.dir / 'log'}",
-            ]
+        self.start_with(
+            f"--addn-hosts={self.hosts}",
+            "--srv-host=_http._tcp.shop.probe.test,web1.probe.test,8080,0,10",
+            "--srv-host=_http._tcp.shop.probe.test,web2.probe.test,8081,0,10",
+            "--host-record=web1.probe.test,127.0.0.21",
+            "--host-record=web2.probe.test,127.0.0.22",
         )
         return self
 

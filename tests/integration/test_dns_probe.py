@@ -13,46 +13,31 @@ from probe_agent.core.errors import ConfigError, Reason
 from probe_agent.core.results import Status
 from tests.conftest import ProbeOnce
 from tests.helpers.netfaults import free_port
-from tests.helpers.servers import ProcessServer, have
+from tests.helpers.servers import PrivateDnsmasq, have
 
 SERIAL = 2026112301
 
 
-class PrivateDnsmasq(ProcessServer):
-    def __init__(self) -> None:
-        super().__init__("dns")
+class ZoneDnsmasq(PrivateDnsmasq):
+    """probe.test served authoritatively: A, AAAA, MX and SOA records."""
 
-    def start(self) -> PrivateDnsmasq:
-        self.spawn(
-            [
-                "dnsmasq",
-                "--keep-in-foreground",
-                f"--port={self.port}",
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--no-resolv",
-                "--no-hosts",
-                "--conf-file=/dev/null",
-                "--pid-file=",
-                "--user=root",
-                "--local=/probe.test/",
-                "--auth-server=ns.probe.test,127.0.0.1",
-                "--auth-zone=probe.test",
-                f"--auth-soa={SERIAL},hostmaster.probe.test",
-                "--host-record=web.probe.test,127.0.0.10,::10",
-                "--host-record=web.probe.test,127.0.0.11",
-                "--mx-host=probe.test,mail.probe.test,10",
-                f"--log-facility={self.dir / 'log'}",
-            ]
+    def start(self) -> ZoneDnsmasq:
+        self.start_with(
+            "--auth-server=ns.probe.test,127.0.0.1",
+            "--auth-zone=probe.test",
+            f"--auth-soa={SERIAL},hostmaster.probe.test",
+            "--host-record=web.probe.test,127.0.0.10,::10",
+            "--host-record=web.probe.test,127.0.0.11",
+            "--mx-host=probe.test,mail.probe.test,10",
         )
         return self
 
 
 @pytest.fixture(scope="module")
-def dnsmasq() -> Iterator[PrivateDnsmasq]:
+def dnsmasq() -> Iterator[ZoneDnsmasq]:
     if not have("dnsmasq"):
         pytest.skip("dnsmasq not installed (Debian package dnsmasq-base; scripts/bootstrap.sh --test)")
-    server = PrivateDnsmasq().start()
+    server = ZoneDnsmasq().start()
     yield server
     server.cleanup()
 

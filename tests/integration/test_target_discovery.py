@@ -22,6 +22,20 @@ def publish(path: Path, targets: list[str], team: str = "shop") -> None:
     fresh.replace(path)
 
 
+def answering(answer: dict[str, tuple[int, bytes]]) -> type[QuietHandler]:
+    """An http_sd endpoint answering whatever (status, body) answer["now"] holds at each request."""
+
+    class Endpoint(QuietHandler):
+        def do_GET(self) -> None:
+            status, body = answer["now"]
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Endpoint
+
+
 def names(agent: AgentProcess) -> set[str]:
     return {p["name"] for p in agent.health()[1]["probes"]}
 
@@ -124,13 +138,7 @@ def test_the_same_file_sd_file_gives_prometheus_and_the_agent_the_same_targets(t
 def test_the_daemon_asks_http_sd_again_and_keeps_the_last_good_targets(tmp_path: Path) -> None:
     answer: dict[str, tuple[int, bytes]] = {}
 
-    class Endpoint(QuietHandler):
-        def do_GET(self) -> None:
-            status, body = answer["now"]
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    Endpoint = answering(answer)
 
     def listing(*ports: int) -> tuple[int, bytes]:
         return 200, json.dumps([{"targets": [f"127.0.0.1:{p}" for p in ports]}]).encode()
@@ -204,13 +212,7 @@ def test_a_group_whose_endpoint_has_not_answered_is_pending_until_it_does(tmp_pa
     # the endpoint answers. The template is critical: /health/ready is 503 meanwhile.
     answer: dict[str, tuple[int, bytes]] = {"now": (503, b"starting")}
 
-    class Endpoint(QuietHandler):
-        def do_GET(self) -> None:
-            status, body = answer["now"]
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    Endpoint = answering(answer)
 
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
