@@ -46,7 +46,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 extras=""
-[ "$want_test" = 1 ] && extras="[test]"
+[ "$want_test" = 1 ] && extras="[test,kubernetes]"  # the kubernetes extra: its discovery is tested too
 stamp=".venv/.installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   log "installing probe-agent${extras} into .venv"

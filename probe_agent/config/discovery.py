@@ -22,6 +22,7 @@ import dns.exception
 import dns.resolver
 
 from probe_agent import __version__
+from probe_agent.config.kubernetes import list_targets, source_names
 from probe_agent.core.errors import ConfigError
 from probe_agent.core.files import NamedFileError, read_named_file
 from probe_agent.core.yamlload import load_yaml
@@ -31,6 +32,7 @@ from probe_agent.schema.discovery import (
     MAX_SD_FILE_BYTES,
     DnsSdConfig,
     HttpSdConfig,
+    KubernetesSdConfig,
     TargetGroup,
     fill,
 )
@@ -146,6 +148,14 @@ class Source(NamedTuple):
     name: str  # the file's path, the URL, "dns SRV NAME": in SourceKey, metrics, /health
     refresh_interval: float  # files: the watcher sees changes; the others are asked again this often
     read: Reader
+    # Kubernetes: the daemon lists and then watches (probe_agent.runtime.kubernetes) and hands its
+    # list to each load; `read` lists once, for check and validate.
+    watched: bool = False
+
+
+def digest_of(targets: list[Target]) -> bytes:
+    """What a digest of a list of targets is taken over (the sources that answer no bytes)."""
+    return repr(sorted((address, sorted(labels.items())) for address, labels in targets)).encode()
 
 
 def sources_of(group: TargetGroup, files: list[str]) -> list[Source]:
@@ -161,7 +171,11 @@ def sources_of(group: TargetGroup, files: list[str]) -> list[Source]:
 
     def dns_name(sd: DnsSdConfig, name: str) -> tuple[list[Target], bytes]:
         found = resolve_dns_sd(sd, name)
-        return found, repr(sorted((address, sorted(labels.items())) for address, labels in found)).encode()
+        return found, digest_of(found)
+
+    def kubernetes(sd: KubernetesSdConfig, namespace: str | None) -> tuple[list[Target], bytes]:
+        found = list_targets(sd, group.name, namespace)
+        return found, digest_of(found)
 
     sources = [Source(path, 0.0, functools.partial(file, path)) for path in files]
     sources += [Source(sd.url, sd.refresh_interval, functools.partial(http, sd)) for sd in group.http_sd_configs]
@@ -169,6 +183,11 @@ def sources_of(group: TargetGroup, files: list[str]) -> list[Source]:
         Source(dns_source(sd, name), sd.refresh_interval, functools.partial(dns_name, sd, name))
         for sd in group.dns_sd_configs
         for name in sd.names
+    ]
+    sources += [
+        Source(name, 0.0, functools.partial(kubernetes, sd, namespace), watched=True)
+        for sd in group.kubernetes_sd_configs
+        for name, namespace in source_names(sd)
     ]
     return sources
 
@@ -218,6 +237,10 @@ def _read_sources(
     problems: list[str] = []
     for source in sources_of(group, files):
         key = (group.name, source.name)
+        if source.watched and previous is not None:
+            # the daemon's watch keeps this list: what it had at the last change (or pending)
+            states[key] = previous.get(key) or SourceState()  # pending: no list yet, and no failure either
+            continue
         try:
             found, data = source.read()
             targets = tuple(found)

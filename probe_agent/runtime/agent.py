@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from probe_agent.config.discovery import SourceKey, digest, discovery_base, sd_files, sources_of
+from probe_agent.config.discovery import SourceKey, SourceState, digest, discovery_base, sd_files, sources_of
+from probe_agent.config.kubernetes import source_names
 from probe_agent.config.loader import AgentConfig, load_config, no_cyclic_gc
 from probe_agent.config.shard import Shard
 from probe_agent.core.errors import AGENT_STARVED, ConfigError, Reason
@@ -38,6 +39,7 @@ from probe_agent.core.results import Result, Status
 from probe_agent.core.yamlload import MAX_CONFIG_BYTES
 from probe_agent.probes import close_shared
 from probe_agent.runtime import historyfile
+from probe_agent.runtime.kubernetes import ServiceWatch
 from probe_agent.runtime.maintenance import MaintenanceBook
 from probe_agent.runtime.metrics import AgentMetrics
 from probe_agent.runtime.remediation import Remediator
@@ -45,6 +47,7 @@ from probe_agent.runtime.runner import ProbeHandle, build_handles
 from probe_agent.runtime.scheduler import Scheduler
 from probe_agent.runtime.state import ProbeState, StateStore
 from probe_agent.runtime.watch import SHRINK_SHARE, ReloadHeld
+from probe_agent.schema.discovery import KubernetesSdConfig
 from probe_agent.schema.maintenance import MaintenanceWindow
 
 T = TypeVar("T")
@@ -59,6 +62,7 @@ RELOAD_DEADLINE = 60.0
 OVERLOAD_HOLD = 5.0  # the agent reads overloaded for this long after it last shed a run
 STARVATION_WINDOW = 10  # watchdog periods over which runs the agent itself could not make are counted
 STARVED_RUNS = 10  # at least this many, and half the runs, and /health/live fails
+WATCH_SETTLE = 0.2  # s: watch events this close together make one reload
 MAX_TROUBLE_SHOWN = 50  # failing discovery sources /health lists
 BATCH = 100  # loop-side work (scheduling probes, scanning states) yields to the loop after this many
 
@@ -136,6 +140,11 @@ class Agent:
         self.history_save_every = history_save_every
         self._history_saver: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        # kubernetes_sd_configs: a list-then-watch per source, and the lists they hold now
+        self._watches: dict[SourceKey, tuple[KubernetesSdConfig, asyncio.Task[None]]] = {}
+        self._watched: dict[SourceKey, SourceState] = {}
+        self._watched_changed = asyncio.Event()
+        self._watched_reloader: asyncio.Task[None] | None = None
         config = shard.select(config) if shard is not None else config
         self.config = config
         self.config_path = config_path
@@ -186,6 +195,8 @@ class Agent:
             await self._apply(plan)
         self._watchdog = asyncio.create_task(self._watch(), name="watchdog")
         self._refresher = asyncio.create_task(self._refresh_sources(), name="discovery-refresh")
+        self._watched_reloader = asyncio.create_task(self._reload_on_watch(), name="kubernetes-reload")
+        self._sync_watches()
         if self.history_file is not None:
             await self._restore_history(self.history_file)
             self._history_saver = asyncio.create_task(self._save_history_every(), name="history-saver")
@@ -231,6 +242,8 @@ class Agent:
         self.metrics.probes.set(len(plan.states))
         self._count_discovered(plan.config)
         self.metrics.pending_probes.set(sum(1 for state in plan.states.values() if state.last is None))
+        if self._watched_reloader is not None:  # started: a reload may add or drop watched sources
+            self._sync_watches()
 
     async def reload(self, cautious: bool = False) -> list[str]:
         """Load the config file again. On any problem keep the running probes untouched and return the
@@ -255,7 +268,7 @@ class Agent:
                     path,
                     max_bytes=self.max_config_bytes,
                     allow_empty=self.allow_empty,
-                    discovery=self.config.discovery_sources,
+                    discovery={**self.config.discovery_sources, **self._watched},
                 )
                 if self.shard is not None:
                     config = self.shard.select(config)
@@ -402,7 +415,8 @@ class Agent:
                 ((group.name, source.name), source)
                 for group in self.config.target_groups
                 for source in sources_of(group, [])
-                if now - asked.setdefault((group.name, source.name), now) >= source.refresh_interval
+                if not source.watched  # Kubernetes: its watch says when it changed
+                and now - asked.setdefault((group.name, source.name), now) >= source.refresh_interval
             ]
             changed: dict[SourceKey, str] = {}  # digest of its new answer
             for key, source in due:
@@ -434,6 +448,43 @@ class Agent:
                 )
             except Exception:  # a bug in a reload must not end the refreshing
                 log.exception("discovery refresh: the reload failed")
+
+    def _sync_watches(self) -> None:
+        """A list-then-watch for each kubernetes source of the config, none for one it dropped."""
+        wanted = {
+            (group.name, name): (sd, namespace)
+            for group in self.config.target_groups
+            for sd in group.kubernetes_sd_configs
+            for name, namespace in source_names(sd)
+        }
+        for key, (sd, task) in list(self._watches.items()):
+            if key not in wanted or wanted[key][0] != sd:
+                task.cancel()
+                del self._watches[key]
+                self._watched.pop(key, None)
+        for key, (sd, namespace) in wanted.items():
+            if key not in self._watches:
+                follower = ServiceWatch(key, sd, namespace, self._on_watched)
+                self._watches[key] = (sd, asyncio.create_task(follower.run(), name=f"kubernetes:{key[1]}"))
+
+    def _on_watched(self, key: SourceKey, state: SourceState) -> None:
+        if key not in self._watches:
+            return  # a watch being cancelled
+        self._watched[key] = state
+        self._watched_changed.set()
+
+    async def _reload_on_watch(self) -> None:
+        """Reload when a watched list changed; changes within WATCH_SETTLE seconds are one reload."""
+        while True:
+            await self._watched_changed.wait()
+            await asyncio.sleep(WATCH_SETTLE)
+            self._watched_changed.clear()
+            try:
+                problems = await self.reload()
+                if problems:
+                    log.error("kubernetes discovery: the reload failed", extra={"problems": problems})
+            except Exception:  # a bug in a reload must not end the watching
+                log.exception("kubernetes discovery: the reload failed")
 
     def discovery_files(self) -> list[str]:
         """The file_sd files the config's target groups match now (globbed afresh: a new file
@@ -619,5 +670,12 @@ class Agent:
             self._watchdog.cancel()
         if self._refresher is not None:
             self._refresher.cancel()
+        if self._watched_reloader is not None:
+            self._watched_reloader.cancel()
+        for _, task in self._watches.values():
+            task.cancel()
+        if self._watches:
+            await asyncio.wait([task for _, task in self._watches.values()], timeout=5)
+        self._watches.clear()
         self.monitor.stop()
         log.info("agent stopped")

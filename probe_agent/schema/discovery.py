@@ -178,6 +178,30 @@ class DnsSdConfig(BaseModel):
         return (host, int(port)) if port.isdigit() and 0 < int(port) < 65536 else None
 
 
+class KubernetesSdConfig(BaseModel):
+    """Services of a Kubernetes cluster that opt in to a group by annotation
+    (`probe-agent.io/probe: GROUP`), listed and then watched (probe_agent.config.kubernetes).
+    Each opted-in Service gives a target per port (`probe-agent.io/port` picks one by name or
+    number) at `NAME.NAMESPACE.svc:PORT`, with Prometheus's `__meta_kubernetes_*` labels and
+    `namespace`, `service` and `path` (`probe-agent.io/path`, default `/`) for the template.
+
+    Credentials: in a pod, its service account (the default); else `kubeconfig_file`, or
+    `api_server` with `bearer_token_file` and `ca_file`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["service"] = "service"
+    namespaces: list[str] = Field([], max_length=100)  # none: every namespace
+    selector: str | None = Field(None, max_length=1024)  # a label selector, as kubectl -l takes it
+    annotation: str = "probe-agent.io/probe"  # its value names the group a Service joins
+    api_server: str | None = Field(None, pattern=r"^https?://[^/\s]+")
+    kubeconfig_file: str | None = None
+    bearer_token_file: str | None = None
+    ca_file: str | None = None
+    tls_verify: bool = True
+    timeout: Duration = 10.0  # a list, and the wait for each watch event before asking again
+
+
 class TargetGroup(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -185,14 +209,18 @@ class TargetGroup(BaseModel):
     file_sd_configs: list[FileSdConfig] = []
     http_sd_configs: list[HttpSdConfig] = []
     dns_sd_configs: list[DnsSdConfig] = []
+    kubernetes_sd_configs: list[KubernetesSdConfig] = []
     max_targets: int = Field(1000, ge=1, le=50_000)
     relabel_configs: list[RelabelConfig] = []  # applied to each target before its probe is made
     probe: Template  # checked once per target by the type's own model
 
     @model_validator(mode="after")
     def _a_source(self) -> TargetGroup:
-        if not self.file_sd_configs and not self.http_sd_configs and not self.dns_sd_configs:
-            raise ValueError("file_sd_configs, http_sd_configs or dns_sd_configs: a group needs a source of targets")
+        if not (self.file_sd_configs or self.http_sd_configs or self.dns_sd_configs or self.kubernetes_sd_configs):
+            raise ValueError(
+                "file_sd_configs, http_sd_configs, dns_sd_configs or kubernetes_sd_configs:"
+                " a group needs a source of targets"
+            )
         return self
 
 

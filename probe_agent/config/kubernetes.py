@@ -1,0 +1,183 @@
+"""kubernetes_sd_configs (probe_agent.schema.discovery.KubernetesSdConfig): the Services that opt
+in to a target group by annotation, as targets. The API client is kubernetes_asyncio (the
+`kubernetes` extra; it runs on aiohttp, like the agent), imported only when a group has such a
+source. This module lists once (for `check` and `validate`) and turns a Service into targets;
+the daemon's list-then-watch lives in probe_agent.runtime.kubernetes.
+
+Bounded: a list answer is read up to MAX_LIST_BYTES within the source's timeout, a watch event
+is one line of at most aiohttp's line limit (128 KiB), and the group's max_targets applies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from probe_agent.core.files import NamedFileError, read_named_file
+from probe_agent.schema.discovery import KubernetesSdConfig
+
+MAX_LIST_BYTES = 32 * 1024 * 1024  # ~30,000 Services with their labels and annotations
+PORT_ANNOTATION = "probe-agent.io/port"
+PATH_ANNOTATION = "probe-agent.io/path"
+_UNSAFE_LABEL = re.compile(r"[^a-zA-Z0-9_]")
+
+Target = tuple[str, dict[str, str]]
+
+
+class KubernetesUnavailable(ValueError):
+    """The extra is not installed: a problem of the file, said once per source."""
+
+
+def source_names(sd: KubernetesSdConfig) -> list[tuple[str, str | None]]:
+    """Each list-and-watch the source makes, by its name (as SourceKey, metrics and /health give
+    it) and namespace (None: all of them)."""
+    selector = f" {sd.selector}" if sd.selector else ""
+    if not sd.namespaces:
+        return [(f"kubernetes {sd.role} *{selector}", None)]
+    return [(f"kubernetes {sd.role} {namespace}{selector}", namespace) for namespace in sd.namespaces]
+
+
+def _meta(name: str) -> str:
+    return _UNSAFE_LABEL.sub("_", name)
+
+
+def service_targets(service: dict[str, Any], group: str, sd: KubernetesSdConfig) -> list[Target]:
+    """The targets a Service gives the group: none unless its annotation names the group; one
+    per port (or only the port `probe-agent.io/port` names) at NAME.NAMESPACE.svc:PORT."""
+    metadata = service.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    if annotations.get(sd.annotation) != group:
+        return []
+    name, namespace = str(metadata.get("name", "")), str(metadata.get("namespace", ""))
+    if not name or not namespace:
+        return []
+    wanted = annotations.get(PORT_ANNOTATION)
+    base = {
+        "__meta_kubernetes_namespace": namespace,
+        "__meta_kubernetes_service_name": name,
+        "namespace": namespace,
+        "service": name,
+        "path": str(annotations.get(PATH_ANNOTATION, "/")),
+    }
+    for key, value in (metadata.get("labels") or {}).items():
+        base[f"__meta_kubernetes_service_label_{_meta(str(key))}"] = str(value)
+    for key, value in annotations.items():
+        base[f"__meta_kubernetes_service_annotation_{_meta(str(key))}"] = str(value)
+    found: list[Target] = []
+    for port in (service.get("spec") or {}).get("ports") or []:
+        number, port_name = port.get("port"), str(port.get("name") or "")
+        if not isinstance(number, int):
+            continue
+        if wanted is not None and wanted not in (port_name, str(number)):
+            continue
+        labels = {
+            **base,
+            "__meta_kubernetes_service_port_name": port_name,
+            "__meta_kubernetes_service_port_number": str(number),
+        }
+        found.append((f"{name}.{namespace}.svc:{number}", labels))
+    return found
+
+
+def configuration(sd: KubernetesSdConfig) -> Any:
+    """The client's settings: `api_server` with its token and CA, else `kubeconfig_file`, else the
+    pod's service account. Raises ValueError saying what is missing."""
+    try:
+        from kubernetes_asyncio import client, config
+    except ImportError:
+        raise KubernetesUnavailable(
+            "kubernetes_sd_configs needs the kubernetes extra: pip install 'probe-agent[kubernetes]'"
+        ) from None
+    settings = client.Configuration()
+    try:
+        if sd.api_server is not None:
+            settings.host = sd.api_server
+            if sd.bearer_token_file is not None:
+                token = read_named_file(sd.bearer_token_file, "bearer_token_file", 64 * 1024).decode().strip()
+                settings.api_key = {"authorization": token}
+                settings.api_key_prefix = {"authorization": "Bearer"}
+        elif sd.kubeconfig_file is None:
+            config.load_incluster_config(client_configuration=settings)  # type: ignore[no-untyped-call]
+    except NamedFileError as exc:
+        raise ValueError(str(exc)) from None
+    except config.ConfigException as exc:
+        raise ValueError(f"not in a pod ({exc}): set api_server or kubeconfig_file") from None
+    if sd.ca_file is not None:
+        settings.ssl_ca_cert = sd.ca_file
+    settings.verify_ssl = sd.tls_verify
+    return settings
+
+
+async def api_client(sd: KubernetesSdConfig) -> Any:
+    from kubernetes_asyncio import client, config
+
+    settings = configuration(sd)
+    if sd.api_server is None and sd.kubeconfig_file is not None:
+        try:
+            await config.load_kube_config(config_file=sd.kubeconfig_file, client_configuration=settings)
+        except (config.ConfigException, OSError) as exc:
+            raise ValueError(f"kubeconfig_file {sd.kubeconfig_file}: {exc}") from None
+    return client.ApiClient(settings)
+
+
+async def list_services(api: Any, sd: KubernetesSdConfig, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+    """The Services (as the API server's JSON) and the list's resourceVersion, bounded in bytes
+    and time. Raises ValueError."""
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    core = client.CoreV1Api(api)
+    kwargs: dict[str, Any] = {"_preload_content": False, "_request_timeout": sd.timeout}
+    if sd.selector:
+        kwargs["label_selector"] = sd.selector
+    try:
+        async with asyncio.timeout(sd.timeout):
+            response: Any  # the raw aiohttp response (_preload_content=False)
+            if namespace is None:
+                response = await core.list_service_for_all_namespaces(**kwargs)
+            else:
+                response = await core.list_namespaced_service(namespace, **kwargs)
+            if response.status != 200:  # not raised for us without _preload_content
+                response.close()
+                raise ValueError(f"the API server answered {response.status} {response.reason}")
+            chunks, size = [], 0
+            while chunk := await response.content.read(65536):
+                size += len(chunk)
+                if size > MAX_LIST_BYTES:
+                    response.close()
+                    raise ValueError(f"the list of Services is over {MAX_LIST_BYTES:,} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ValueError(f"the API server did not answer the list within {sd.timeout:g}s") from None
+    except ApiException as exc:
+        raise ValueError(f"the API server answered {exc.status} {exc.reason}") from None
+    except OSError as exc:
+        raise ValueError(f"the API server: {exc}") from None
+    except Exception as exc:  # aiohttp's client errors, which are not all OSErrors
+        if type(exc).__module__.startswith("aiohttp"):
+            raise ValueError(f"the API server: {type(exc).__name__}: {exc}") from None
+        raise
+    try:
+        document = json.loads(b"".join(chunks))
+        items = document["items"]
+        version = str(document["metadata"]["resourceVersion"])
+        if not isinstance(items, list):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError("the API server's answer is not a list of Services with a resourceVersion") from None
+    return [item for item in items if isinstance(item, dict)], version
+
+
+def list_targets(sd: KubernetesSdConfig, group: str, namespace: str | None) -> list[Target]:
+    """One list, now (for `check` and `validate`; the daemon watches instead). Blocking."""
+
+    async def once() -> list[Target]:
+        api = await api_client(sd)
+        try:
+            services, _ = await list_services(api, sd, namespace)
+        finally:
+            await api.close()
+        return [target for service in services for target in service_targets(service, group, sd)]
+
+    return asyncio.run(once())

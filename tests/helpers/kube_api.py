@@ -1,0 +1,212 @@
+"""A Kubernetes API server double for Services, on loopback, written from the API's concepts
+(no cluster can run here): the real kubernetes_asyncio client talks to it.
+
+- GET /api/v1/services and /api/v1/namespaces/NS/services: a ServiceList whose metadata
+  carries the resourceVersion of the newest change; `labelSelector` of k=v terms.
+- The same with `watch=true`: a chunked stream of one JSON event per line (ADDED, MODIFIED,
+  DELETED) newer than `resourceVersion`, BOOKMARK events when `allowWatchBookmarks` asks for
+  them, ending after `timeoutSeconds`; a `resourceVersion` older than the kept history gets
+  an ERROR event with a `410 Expired` Status, as the API server sends after a compaction.
+- `failing`: every request answers 503 and open watches end (the API server down)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tests.helpers.stub_http import QuietHandler, stub_http
+
+BOOKMARK_EVERY = 0.5
+
+
+class KubeApi:
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.version = 100
+        self.services: dict[tuple[str, str], dict[str, Any]] = {}
+        self.events: list[tuple[int, str, dict[str, Any]]] = []  # the history a watch can resume from
+        self.oldest = self.version  # a watch from before this is 410
+        self.failing = False
+        self.lists = 0
+        self.watches = 0
+        self.url = ""
+
+    def service(
+        self,
+        namespace: str,
+        name: str,
+        ports: list[dict[str, Any]],
+        annotations: dict[str, str],
+        labels: dict[str, str],
+    ) -> dict[str, Any]:
+        return {
+            "kind": "Service",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": f"uid-{namespace}-{name}",
+                "labels": labels,
+                "annotations": annotations,
+            },
+            "spec": {"ports": ports, "type": "ClusterIP"},
+        }
+
+    def put(
+        self,
+        namespace: str,
+        name: str,
+        ports: list[dict[str, Any]],
+        annotations: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        body = self.service(namespace, name, ports, annotations or {}, labels or {})
+        with self.lock:
+            self.version += 1
+            body["metadata"]["resourceVersion"] = str(self.version)
+            kind = "MODIFIED" if (namespace, name) in self.services else "ADDED"
+            self.services[(namespace, name)] = body
+            self.events.append((self.version, kind, body))
+            self.lock.notify_all()
+
+    def delete(self, namespace: str, name: str) -> None:
+        with self.lock:
+            body = self.services.pop((namespace, name))
+            self.version += 1
+            body = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
+            self.events.append((self.version, "DELETED", body))
+            self.lock.notify_all()
+
+    def compact(self) -> None:
+        """Forget the history: a watch resuming from before now gets 410."""
+        with self.lock:
+            self.events.clear()
+            self.version += 1
+            self.oldest = self.version
+            self.lock.notify_all()
+
+    def set_failing(self, failing: bool) -> None:
+        with self.lock:
+            self.failing = failing
+            self.lock.notify_all()
+
+
+def _selected(body: dict[str, Any], namespace: str | None, selector: str) -> bool:
+    metadata = body["metadata"]
+    if namespace is not None and metadata["namespace"] != namespace:
+        return False
+    labels = metadata.get("labels") or {}
+    terms = [term.split("=", 1) for term in selector.split(",") if term]
+    return all(labels.get(k) == v for k, v in terms)
+
+
+def handler_for(api: KubeApi) -> type[QuietHandler]:
+    class Handler(QuietHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            parts = urllib.parse.urlsplit(self.path)
+            query = dict(urllib.parse.parse_qsl(parts.query))
+            path = parts.path.strip("/").split("/")
+            if path[:2] != ["api", "v1"] or path[-1] != "services":
+                return self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound", "message": self.path})
+            namespace = path[3] if len(path) == 5 and path[2] == "namespaces" else None
+            with api.lock:
+                failing = api.failing
+            if failing:
+                return self._json(
+                    503, {"kind": "Status", "code": 503, "reason": "ServiceUnavailable", "message": "down"}
+                )
+            selector = query.get("labelSelector", "")
+            if query.get("watch") in ("true", "True", "1"):
+                return self._watch(namespace, selector, query)
+            with api.lock:
+                api.lists += 1
+                items = [b for b in api.services.values() if _selected(b, namespace, selector)]
+                version = api.version
+            self._json(
+                200,
+                {
+                    "kind": "ServiceList",
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": str(version)},
+                    "items": items,
+                },
+            )
+
+        def _json(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _event(self, kind: str, body: dict[str, Any]) -> None:
+            line = json.dumps({"type": kind, "object": body}).encode() + b"\n"
+            self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+            self.wfile.flush()
+
+        def _watch(self, namespace: str | None, selector: str, query: dict[str, str]) -> None:
+            since = int(query.get("resourceVersion") or 0)
+            ends = time.monotonic() + float(query.get("timeoutSeconds") or 60)
+            bookmarks = query.get("allowWatchBookmarks") in ("true", "True", "1")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            with api.lock:
+                api.watches += 1
+            try:
+                if since < api.oldest:
+                    status = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old resource version"}
+                    self._event("ERROR", status)
+                    return
+                next_bookmark = time.monotonic() + BOOKMARK_EVERY
+                while time.monotonic() < ends:
+                    with api.lock:
+                        if api.failing:
+                            return
+                        if since < api.oldest:  # compacted while watching: the API server ends the watch
+                            return
+                        newer = [(v, k, b) for v, k, b in api.events if v > since]
+                        fresh = [(v, k, b) for v, k, b in newer if _selected(b, namespace, selector)]
+                        if newer and not fresh:  # changes of other namespaces: passed over
+                            since = newer[-1][0]
+                        version = api.version
+                        if not fresh:
+                            api.lock.wait(0.1)
+                    for v, kind, body in fresh:
+                        self._event(kind, body)
+                        since = v
+                    if bookmarks and time.monotonic() >= next_bookmark:
+                        self._event(
+                            "BOOKMARK",
+                            {"kind": "Service", "apiVersion": "v1", "metadata": {"resourceVersion": str(version)}},
+                        )
+                        since = max(since, version)
+                        next_bookmark = time.monotonic() + BOOKMARK_EVERY
+            except (BrokenPipeError, ConnectionResetError):
+                return
+            finally:
+                try:
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except OSError:
+                    pass
+                self.close_connection = True
+
+    return Handler
+
+
+@contextmanager
+def kube_api() -> Iterator[KubeApi]:
+    api = KubeApi()
+    with stub_http(handler_for(api)) as url:
+        api.url = url
+        yield api

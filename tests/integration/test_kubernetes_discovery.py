@@ -1,0 +1,104 @@
+"""kubernetes_sd_configs against an API-server double (tests/helpers/kube_api.py: list with
+resourceVersion, chunked watch events, BOOKMARK, 410 Expired, the API server down), driven by
+the real kubernetes_asyncio client in the real daemon."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from probe_agent.config.loader import load_config
+from probe_agent.core.errors import ConfigError
+from tests.helpers.agent import AgentProcess
+from tests.helpers.kube_api import KubeApi, kube_api
+
+
+def config(tmp_path: Path, api: KubeApi) -> Path:
+    path = tmp_path / "probes.yaml"
+    path.write_text(
+        "target_groups:\n  - name: svc\n"
+        f"    kubernetes_sd_configs: [{{api_server: '{api.url}', namespaces: [shop], timeout: 2s}}]\n"
+        "    probe: {type: tcp, host: 127.0.0.1, port: '{{target.port}}', interval: 1s, timeout: 500ms,"
+        " labels: {service: '{{target.labels.service}}'}}\n"
+    )
+    return path
+
+
+def opted_in(port: int) -> dict[str, object]:
+    return {
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}, {"name": "admin", "port": 1, "protocol": "TCP"}],
+        "annotations": {"probe-agent.io/probe": "svc", "probe-agent.io/port": "http"},
+    }
+
+
+def names(agent: AgentProcess) -> set[str]:
+    return {p["name"] for p in agent.health()[1]["probes"]}
+
+
+def reloads(agent: AgentProcess) -> int:
+    return sum(1 for line in agent.logs().splitlines() if '"config reloaded"' in line)
+
+
+def test_services_opted_in_by_annotation_come_and_go_and_survive_410_and_an_api_server_down(tmp_path: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    with kube_api() as api:
+        api.put("shop", "web", **opted_in(port))  # type: ignore[arg-type]
+        api.put("shop", "quiet", ports=[{"name": "http", "port": port}])  # no annotation: not probed
+        api.put("other", "web", **opted_in(port))  # type: ignore[arg-type]  # another namespace
+        agent = AgentProcess(config(tmp_path, api), args=["--no-watch-config", "--log-level", "info"]).start()
+        try:
+            web = f"svc-web.shop.svc:{port}"
+            agent.wait_for(lambda: names(agent) == {web}, what="the opted-in Service's probe")
+            success = f'probe_success{{probe="{web}",service="web",type="tcp"}} 1.0'
+            agent.wait_for(lambda: success in agent.get("/metrics")[1], what="its first run, with its label")
+            # annotate one more: a probe within about a second
+            started = time.monotonic()
+            api.put("shop", "cart", **opted_in(port))  # type: ignore[arg-type]
+            cart = f"svc-cart.shop.svc:{port}"
+            agent.wait_for(lambda: cart in names(agent), timeout=10, what="the newly annotated Service")
+            appeared = time.monotonic() - started
+            api.delete("shop", "cart")
+            agent.wait_for(lambda: names(agent) == {web}, timeout=10, what="the deleted Service gone")
+            # 410: the history compacted under the watch: it lists again, and no probe restarts
+            lists, before = api.lists, reloads(agent)
+            api.compact()
+            agent.wait_for(lambda: api.lists > lists, timeout=10, what="a new list after the 410")
+            time.sleep(1)
+            assert reloads(agent) == before, "an unchanged list after a 410 reloaded the probes"
+            assert "kubernetes watch expired (410): listing again" in agent.logs()
+            # the API server down: the last list stays, and says so
+            api.set_failing(True)
+            agent.wait_for(lambda: "discovery" in agent.health()[1], timeout=15, what="the source failing")
+            [trouble] = agent.health()[1]["discovery"]
+            assert trouble["state"] == "stale" and "503" in trouble["error"], trouble
+            time.sleep(3.5)  # lists asked again after 1 s and 2 s fail too: nothing is taken for an empty list
+            assert names(agent) == {web}
+            assert "503" in agent.health()[1]["discovery"][0]["error"]
+            failures = 'probe_agent_discovery_refresh_failures_total{group="svc",source="kubernetes service shop"}'
+            assert failures in agent.get("/metrics")[1]
+            api.set_failing(False)
+            agent.wait_for(lambda: "discovery" not in agent.health()[1], timeout=20, what="the source back")
+            assert names(agent) == {web}
+        finally:
+            agent.stop()
+            listener.close()
+    assert appeared < 1.5, f"the annotated Service's probe came {appeared:.2f} s after the change"
+    print(f"annotated -> probe: {appeared:.2f} s")
+
+
+def test_check_lists_once_and_a_source_that_cannot_list_is_a_problem(tmp_path: Path) -> None:
+    with kube_api() as api:
+        api.put("shop", "web", **opted_in(8080))  # type: ignore[arg-type]
+        path = config(tmp_path, api)
+        loaded = load_config(path, env={})
+        assert [p.name for p in loaded.probes] == ["svc-web.shop.svc:8080"]
+        api.set_failing(True)
+        try:
+            load_config(path, env={})
+        except ConfigError as exc:
+            [problem] = exc.problems
+        else:
+            raise AssertionError("a failing API server loaded")
+    assert "target_groups[0] (svc)" in problem and "503" in problem, problem
