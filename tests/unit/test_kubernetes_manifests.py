@@ -29,7 +29,7 @@ from probe_agent.web.server import make_app
 
 ROOT = Path(__file__).parents[2]
 KUSTOMIZE_ROOT = ROOT / "deploy" / "kubernetes"
-OVERLAYS = ("sidecar", "daemonset", "sharded")
+OVERLAYS = ("sidecar", "daemonset", "sharded", "discovery")
 # the oldest and the newest Kubernetes the schemas cover that these manifests target
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 CRD_FILES = sorted((Path(__file__).parent / "crds").glob("*.yaml"))
@@ -116,6 +116,17 @@ def test_overlay_renders_the_kinds_it_promises(overlay: str) -> None:
         "sidecar": ["ConfigMap", "Deployment"],
         "daemonset": ["ConfigMap", "DaemonSet", "NetworkPolicy", "PodMonitor", "PrometheusRule", "Service"],
         "sharded": ["ConfigMap", "NetworkPolicy", "PodMonitor", "PrometheusRule", "Service", "Service", "StatefulSet"],
+        "discovery": [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "ConfigMap",
+            "Deployment",
+            "NetworkPolicy",
+            "PodMonitor",
+            "Service",
+            "ServiceAccount",
+        ],
     }[overlay]
     assert kinds == expected
 
@@ -186,7 +197,9 @@ def test_agent_wiring_matches_the_agent(overlay: str) -> None:
         configmap = next(c for c in named(docs, "ConfigMap") if c["metadata"]["name"] == volume["configMap"]["name"])
         text = configmap["data"][Path(args[args.index("-c") + 1]).name]
         env = {e["name"]: "x" for e in agent.get("env", [])}
-        config = parse_config(text, env=env)  # every ${VAR} it names, the pod sets
+        # every ${VAR} it names, the pod sets; as `run` loads it (a Kubernetes source is then
+        # listed by the daemon's watch, not at load)
+        config = parse_config(text, env=env, discovery={})
         assert config.probes
         # passwords come from Secrets through the environment, never from the manifest
         assert text.count("password:") == text.count('password: "${')
@@ -218,6 +231,32 @@ def test_service_monitor_and_policy_reach_the_pods(overlay: str) -> None:
     (rule,) = policy["spec"]["ingress"]
     assert [p["port"] for p in rule["ports"]] == [port_names["metrics"]]
     assert all("podSelector" in peer for peer in rule["from"])  # never "from anywhere"
+
+
+def test_only_the_discovery_overlay_has_an_api_token_and_it_reads_services_only() -> None:
+    for overlay in OVERLAYS:
+        for workload in workloads(RENDERED[overlay]):
+            token = workload["spec"]["template"]["spec"].get("automountServiceAccountToken")
+            assert (token is True) == (overlay == "discovery"), (overlay, token)
+    docs = RENDERED["discovery"]
+    (deployment,) = workloads(docs)
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    (service_account,) = named(docs, "ServiceAccount")
+    assert service_account["metadata"]["name"] == account
+    (role,) = named(docs, "ClusterRole")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}]
+    (binding,) = named(docs, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    assert [s["name"] for s in binding["subjects"] if s["kind"] == "ServiceAccount"] == [account]
+    # what the probes file asks of the API server is what the role allows
+    args = agent_container(deployment)["args"]
+    (configmap,) = [c for c in named(docs, "ConfigMap") if c["metadata"]["name"] == "probe-agent-discovery"]
+    config = parse_config(configmap["data"][Path(args[args.index("-c") + 1]).name], env={}, discovery={})
+    assert {sd.role for group in config.target_groups for sd in group.kubernetes_sd_configs} == {"service"}
 
 
 def test_sharded_statefulset_agrees_with_itself() -> None:
