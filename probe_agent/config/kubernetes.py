@@ -1,5 +1,6 @@
-"""kubernetes_sd_configs (probe_agent.schema.discovery.KubernetesSdConfig): the Services that opt
-in to a target group by annotation, as targets. The API client is kubernetes_asyncio (the
+"""kubernetes_sd_configs (probe_agent.schema.discovery.KubernetesSdConfig): the Services and
+Ingresses that opt in to a target group by annotation, and prometheus-operator Probe objects
+whose module is the group, as targets. The API client is kubernetes_asyncio (the
 `kubernetes` extra; it runs on aiohttp, like the agent), imported only when a group has such a
 source. This module lists once (for `check` and `validate`) and turns a Service into targets;
 the daemon's list-then-watch lives in probe_agent.runtime.kubernetes.
@@ -17,6 +18,7 @@ from typing import Any
 from probe_agent.core.files import NamedFileError, read_named_file
 from probe_agent.schema.discovery import KubernetesSdConfig
 
+PROBE_RESOURCE = ("monitoring.coreos.com", "v1", "probes")  # prometheus-operator's Probe
 MAX_LIST_BYTES = 32 * 1024 * 1024  # ~30,000 Services with their labels and annotations
 PORT_ANNOTATION = "probe-agent.io/port"
 PATH_ANNOTATION = "probe-agent.io/path"
@@ -80,6 +82,62 @@ def service_targets(service: dict[str, Any], group: str, sd: KubernetesSdConfig)
     return found
 
 
+def ingress_targets(ingress: dict[str, Any], group: str, sd: KubernetesSdConfig) -> list[Target]:
+    """An Ingress that opts in (its annotation names the group): a target per host and path of
+    its rules, at HOST:443 where its TLS section covers the host, else HOST:80."""
+    metadata = ingress.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    if annotations.get(sd.annotation) != group:
+        return []
+    name, namespace = str(metadata.get("name", "")), str(metadata.get("namespace", ""))
+    spec = ingress.get("spec") or {}
+    tls_hosts = {str(h) for entry in spec.get("tls") or [] for h in (entry.get("hosts") or [])}
+    found: list[Target] = []
+    for rule in spec.get("rules") or []:
+        host = rule.get("host")
+        if not isinstance(host, str) or not host or "*" in host:
+            continue  # a wildcard host names no one host to probe
+        scheme = "https" if host in tls_hosts else "http"
+        paths = [p.get("path") or "/" for p in (rule.get("http") or {}).get("paths") or []] or ["/"]
+        for path in paths:
+            labels = {
+                "__meta_kubernetes_namespace": namespace,
+                "__meta_kubernetes_ingress_name": name,
+                "__meta_kubernetes_ingress_scheme": scheme,
+                "__meta_kubernetes_ingress_path": str(path),
+                "namespace": namespace,
+                "ingress": name,
+                "scheme": scheme,
+                "path": str(annotations.get(PATH_ANNOTATION, path)),
+            }
+            found.append((f"{host}:{443 if scheme == 'https' else 80}", labels))
+    return found
+
+
+def probe_targets(probe: dict[str, Any], group: str, sd: KubernetesSdConfig) -> list[Target]:
+    """A prometheus-operator Probe whose `module` is the group's name: its static targets (as
+    blackbox_exporter would get them), with the Probe's labels for them."""
+    metadata = probe.get("metadata") or {}
+    spec = probe.get("spec") or {}
+    if spec.get("module") != group:
+        return []
+    name, namespace = str(metadata.get("name", "")), str(metadata.get("namespace", ""))
+    static = (spec.get("targets") or {}).get("staticConfig") or {}
+    extra = {str(k): str(v) for k, v in (static.get("labels") or {}).items()}
+    found: list[Target] = []
+    for target in static.get("static") or []:
+        if isinstance(target, str) and target:
+            labels = {
+                **extra,
+                "__meta_kubernetes_namespace": namespace,
+                "__meta_kubernetes_probe_name": name,
+                "namespace": namespace,
+                "probe": name,
+            }
+            found.append((target, labels))
+    return found
+
+
 def configuration(sd: KubernetesSdConfig) -> Any:
     """The client's settings: `api_server` with its token and CA, else `kubeconfig_file`, else the
     pod's service account. Raises ValueError saying what is missing."""
@@ -121,23 +179,39 @@ async def api_client(sd: KubernetesSdConfig) -> Any:
     return client.ApiClient(settings)
 
 
-async def list_services(api: Any, sd: KubernetesSdConfig, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
-    """The Services (as the API server's JSON) and the list's resourceVersion, bounded in bytes
-    and time. Raises ValueError."""
+def list_call(api: Any, role: str, namespace: str | None) -> tuple[Any, tuple[Any, ...]]:
+    """The client method that lists (and, with watch=True, watches) a role's objects, and its
+    positional arguments."""
     from kubernetes_asyncio import client
+
+    if role == "service":
+        core = client.CoreV1Api(api)
+        if namespace is None:
+            return core.list_service_for_all_namespaces, ()
+        return core.list_namespaced_service, (namespace,)
+    if role == "ingress":
+        networking = client.NetworkingV1Api(api)
+        if namespace is None:
+            return networking.list_ingress_for_all_namespaces, ()
+        return networking.list_namespaced_ingress, (namespace,)
+    custom = client.CustomObjectsApi(api)  # prometheus-operator's Probe
+    if namespace is None:
+        return custom.list_cluster_custom_object, PROBE_RESOURCE
+    return custom.list_namespaced_custom_object, (PROBE_RESOURCE[0], PROBE_RESOURCE[1], namespace, PROBE_RESOURCE[2])
+
+
+async def list_objects(api: Any, sd: KubernetesSdConfig, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+    """The role's objects (as the API server's JSON) and the list's resourceVersion, bounded in
+    bytes and time. Raises ValueError."""
     from kubernetes_asyncio.client.exceptions import ApiException
 
-    core = client.CoreV1Api(api)
+    method, args = list_call(api, sd.role, namespace)
     kwargs: dict[str, Any] = {"_preload_content": False, "_request_timeout": sd.timeout}
     if sd.selector:
         kwargs["label_selector"] = sd.selector
     try:
         async with asyncio.timeout(sd.timeout):
-            response: Any  # the raw aiohttp response (_preload_content=False)
-            if namespace is None:
-                response = await core.list_service_for_all_namespaces(**kwargs)
-            else:
-                response = await core.list_namespaced_service(namespace, **kwargs)
+            response: Any = await method(*args, **kwargs)  # the raw aiohttp response
             if response.status != 200:  # not raised for us without _preload_content
                 response.close()
                 raise ValueError(f"the API server answered {response.status} {response.reason}")
@@ -146,7 +220,7 @@ async def list_services(api: Any, sd: KubernetesSdConfig, namespace: str | None)
                 size += len(chunk)
                 if size > MAX_LIST_BYTES:
                     response.close()
-                    raise ValueError(f"the list of Services is over {MAX_LIST_BYTES:,} bytes")
+                    raise ValueError(f"the list of {sd.role} objects is over {MAX_LIST_BYTES:,} bytes")
                 chunks.append(chunk)
     except TimeoutError:
         raise ValueError(f"the API server did not answer the list within {sd.timeout:g}s") from None
@@ -165,8 +239,16 @@ async def list_services(api: Any, sd: KubernetesSdConfig, namespace: str | None)
         if not isinstance(items, list):
             raise TypeError
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise ValueError("the API server's answer is not a list of Services with a resourceVersion") from None
+        raise ValueError(f"the API server's answer is not a list of {sd.role} objects with a resourceVersion") from None
     return [item for item in items if isinstance(item, dict)], version
+
+
+def targets_of(obj: dict[str, Any], group: str, sd: KubernetesSdConfig) -> list[Target]:
+    if sd.role == "service":
+        return service_targets(obj, group, sd)
+    if sd.role == "ingress":
+        return ingress_targets(obj, group, sd)
+    return probe_targets(obj, group, sd)
 
 
 def list_targets(sd: KubernetesSdConfig, group: str, namespace: str | None) -> list[Target]:
@@ -175,9 +257,9 @@ def list_targets(sd: KubernetesSdConfig, group: str, namespace: str | None) -> l
     async def once() -> list[Target]:
         api = await api_client(sd)
         try:
-            services, _ = await list_services(api, sd, namespace)
+            objects, _ = await list_objects(api, sd, namespace)
         finally:
             await api.close()
-        return [target for service in services for target in service_targets(service, group, sd)]
+        return [target for obj in objects for target in targets_of(obj, group, sd)]
 
     return asyncio.run(once())

@@ -1,5 +1,5 @@
-"""The daemon's side of kubernetes_sd_configs: for each source, list the Services, then watch
-them from the list's resourceVersion, and hand the agent the source's targets whenever they
+"""The daemon's side of kubernetes_sd_configs: for each source, list its objects (Services,
+Ingresses, Probes), then watch them from the list's resourceVersion, and hand the agent the source's targets whenever they
 change (probe_agent.config.kubernetes turns a Service into targets).
 
 - BOOKMARK events move the resourceVersion on without a change.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from probe_agent.config.discovery import SourceKey, SourceState, digest_of
-from probe_agent.config.kubernetes import api_client, list_services, service_targets
+from probe_agent.config.kubernetes import api_client, list_call, list_objects, targets_of
 from probe_agent.schema.discovery import KubernetesSdConfig
 
 log = logging.getLogger("probe_agent.runtime.kubernetes")
@@ -42,7 +42,7 @@ class ServiceWatch:
     ):
         self.key, self.sd, self.namespace = key, sd, namespace
         self._publish = publish
-        self._services: dict[str, dict[str, Any]] = {}  # namespace/name -> the Service's JSON
+        self._services: dict[str, dict[str, Any]] = {}  # namespace/name -> the object's JSON
         self.state = SourceState()
         self.lists = 0  # how many times it listed (a 410 lists again)
 
@@ -54,7 +54,7 @@ class ServiceWatch:
                 try:
                     if api is None:
                         api = await api_client(self.sd)
-                    services, version = await list_services(api, self.sd, self.namespace)
+                    services, version = await list_objects(api, self.sd, self.namespace)
                     self.lists += 1
                     self._services = {_key_of(s): s for s in services}
                     self._changed()
@@ -69,10 +69,10 @@ class ServiceWatch:
                 await api.close()
 
     async def _watch(self, api: Any, version: str) -> None:
-        from kubernetes_asyncio import client, watch
+        from kubernetes_asyncio import watch
         from kubernetes_asyncio.client.exceptions import ApiException
 
-        core = client.CoreV1Api(api)
+        listing, args = list_call(api, self.sd.role, self.namespace)
         kwargs: dict[str, Any] = {
             "allow_watch_bookmarks": True,
             "timeout_seconds": WATCH_SECONDS,
@@ -80,15 +80,10 @@ class ServiceWatch:
         }
         if self.sd.selector:
             kwargs["label_selector"] = self.sd.selector
-        if self.namespace is None:
-            listing: Any = core.list_service_for_all_namespaces
-        else:
-            listing = core.list_namespaced_service
-            kwargs["namespace"] = self.namespace
         while True:
             stream = watch.Watch()
             try:
-                async for event in stream.stream(listing, resource_version=version, **kwargs):
+                async for event in stream.stream(listing, *args, resource_version=version, **kwargs):
                     kind, body = event["type"], event["raw_object"]
                     version = str((body.get("metadata") or {}).get("resourceVersion", version))
                     if kind == "BOOKMARK":
@@ -114,7 +109,7 @@ class ServiceWatch:
 
     def _changed(self) -> None:
         group = self.key[0]
-        targets = [t for service in self._services.values() for t in service_targets(service, group, self.sd)]
+        targets = [t for obj in self._services.values() for t in targets_of(obj, group, self.sd)]
         digest = hashlib.sha256(digest_of(targets)).hexdigest()
         if digest == self.state.digest and self.state.error is None:
             return

@@ -179,18 +179,22 @@ class DnsSdConfig(BaseModel):
 
 
 class KubernetesSdConfig(BaseModel):
-    """Services of a Kubernetes cluster that opt in to a group by annotation
-    (`probe-agent.io/probe: GROUP`), listed and then watched (probe_agent.config.kubernetes).
-    Each opted-in Service gives a target per port (`probe-agent.io/port` picks one by name or
-    number) at `NAME.NAMESPACE.svc:PORT`, with Prometheus's `__meta_kubernetes_*` labels and
-    `namespace`, `service` and `path` (`probe-agent.io/path`, default `/`) for the template.
+    """Objects of a Kubernetes cluster, listed and then watched (probe_agent.config.kubernetes):
+    - role service: Services that opt in by annotation (`probe-agent.io/probe: GROUP`), a
+      target per port (`probe-agent.io/port` picks one) at `NAME.NAMESPACE.svc:PORT`, with
+      `namespace`, `service` and `path` (`probe-agent.io/path`, default `/`);
+    - role ingress: Ingresses that opt in the same way, a target per rule's host and path at
+      HOST:443 (TLS) or HOST:80, with `namespace`, `ingress`, `scheme` and `path`;
+    - role probe: prometheus-operator Probe objects whose `module` is the group's name, their
+      static targets with the Probe's labels and `namespace`, `probe`.
+    Each target also has Prometheus's `__meta_kubernetes_*` labels, for relabelling.
 
     Credentials: in a pod, its service account (the default); else `kubeconfig_file`, or
     `api_server` with `bearer_token_file` and `ca_file`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    role: Literal["service"] = "service"
+    role: Literal["service", "ingress", "probe"] = "service"
     namespaces: list[str] = Field([], max_length=100)  # none: every namespace
     selector: str | None = Field(None, max_length=1024)  # a label selector, as kubectl -l takes it
     annotation: str = "probe-agent.io/probe"  # its value names the group a Service joins

@@ -1,7 +1,8 @@
-"""A Kubernetes API server double for Services, on loopback, written from the API's concepts
+"""A Kubernetes API server double for Services, Ingresses and prometheus-operator Probes, on loopback, written from the API's concepts
 (no cluster can run here): the real kubernetes_asyncio client talks to it.
 
-- GET /api/v1/services and /api/v1/namespaces/NS/services: a ServiceList whose metadata
+- GET /api/v1/services, /api/v1/namespaces/NS/services, and the same under
+  /apis/GROUP/VERSION/ for ingresses and probes: a list whose metadata
   carries the resourceVersion of the newest change; `labelSelector` of k=v terms.
 - The same with `watch=true`: a chunked stream of one JSON event per line (ADDED, MODIFIED,
   DELETED) newer than `resourceVersion`, BOOKMARK events when `allowWatchBookmarks` asks for
@@ -28,8 +29,8 @@ class KubeApi:
     def __init__(self) -> None:
         self.lock = threading.Condition()
         self.version = 100
-        self.services: dict[tuple[str, str], dict[str, Any]] = {}
-        self.events: list[tuple[int, str, dict[str, Any]]] = []  # the history a watch can resume from
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, namespace, name) -> object
+        self.events: list[tuple[int, str, str, dict[str, Any]]] = []  # (version, plural, type, object)
         self.oldest = self.version  # a watch from before this is 410
         self.failing = False
         self.lists = 0
@@ -65,21 +66,26 @@ class KubeApi:
         annotations: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
     ) -> None:
-        body = self.service(namespace, name, ports, annotations or {}, labels or {})
+        self.put_object("services", self.service(namespace, name, ports, annotations or {}, labels or {}))
+
+    def put_object(self, plural: str, body: dict[str, Any]) -> None:
+        """Create or replace an object of any kind (ingresses, probes: `plural` as in its URL)."""
+        metadata = body["metadata"]
+        key = (plural, metadata["namespace"], metadata["name"])
         with self.lock:
             self.version += 1
-            body["metadata"]["resourceVersion"] = str(self.version)
-            kind = "MODIFIED" if (namespace, name) in self.services else "ADDED"
-            self.services[(namespace, name)] = body
-            self.events.append((self.version, kind, body))
+            body = {**body, "metadata": {**metadata, "resourceVersion": str(self.version)}}
+            kind = "MODIFIED" if key in self.objects else "ADDED"
+            self.objects[key] = body
+            self.events.append((self.version, plural, kind, body))
             self.lock.notify_all()
 
-    def delete(self, namespace: str, name: str) -> None:
+    def delete(self, namespace: str, name: str, plural: str = "services") -> None:
         with self.lock:
-            body = self.services.pop((namespace, name))
+            body = self.objects.pop((plural, namespace, name))
             self.version += 1
             body = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
-            self.events.append((self.version, "DELETED", body))
+            self.events.append((self.version, plural, "DELETED", body))
             self.lock.notify_all()
 
     def compact(self) -> None:
@@ -113,9 +119,13 @@ def handler_for(api: KubeApi) -> type[QuietHandler]:
             parts = urllib.parse.urlsplit(self.path)
             query = dict(urllib.parse.parse_qsl(parts.query))
             path = parts.path.strip("/").split("/")
-            if path[:2] != ["api", "v1"] or path[-1] != "services":
+            core = path[:2] == ["api", "v1"]
+            grouped = len(path) >= 4 and path[0] == "apis"
+            if not (core or grouped):
                 return self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound", "message": self.path})
-            namespace = path[3] if len(path) == 5 and path[2] == "namespaces" else None
+            rest = path[2:] if core else path[3:]
+            namespace = rest[1] if len(rest) == 3 and rest[0] == "namespaces" else None
+            plural = rest[-1]
             with api.lock:
                 failing = api.failing
             if failing:
@@ -124,19 +134,13 @@ def handler_for(api: KubeApi) -> type[QuietHandler]:
                 )
             selector = query.get("labelSelector", "")
             if query.get("watch") in ("true", "True", "1"):
-                return self._watch(namespace, selector, query)
+                return self._watch(plural, namespace, selector, query)
             with api.lock:
                 api.lists += 1
-                items = [b for b in api.services.values() if _selected(b, namespace, selector)]
+                items = [b for (p, _, _), b in api.objects.items() if p == plural and _selected(b, namespace, selector)]
                 version = api.version
             self._json(
-                200,
-                {
-                    "kind": "ServiceList",
-                    "apiVersion": "v1",
-                    "metadata": {"resourceVersion": str(version)},
-                    "items": items,
-                },
+                200, {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(version)}, "items": items}
             )
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
@@ -152,7 +156,7 @@ def handler_for(api: KubeApi) -> type[QuietHandler]:
             self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()
 
-        def _watch(self, namespace: str | None, selector: str, query: dict[str, str]) -> None:
+        def _watch(self, plural: str, namespace: str | None, selector: str, query: dict[str, str]) -> None:
             since = int(query.get("resourceVersion") or 0)
             ends = time.monotonic() + float(query.get("timeoutSeconds") or 60)
             bookmarks = query.get("allowWatchBookmarks") in ("true", "True", "1")
@@ -174,10 +178,12 @@ def handler_for(api: KubeApi) -> type[QuietHandler]:
                             return
                         if since < api.oldest:  # compacted while watching: the API server ends the watch
                             return
-                        newer = [(v, k, b) for v, k, b in api.events if v > since]
+                        newer = [(v, k, b) for v, p, k, b in api.events if v > since and p == plural]
                         fresh = [(v, k, b) for v, k, b in newer if _selected(b, namespace, selector)]
                         if newer and not fresh:  # changes of other namespaces: passed over
                             since = newer[-1][0]
+                        elif not newer and api.events:  # changes of other kinds: passed over
+                            since = max(since, api.events[-1][0])
                         version = api.version
                         if not fresh:
                             api.lock.wait(0.1)

@@ -102,3 +102,83 @@ def test_check_lists_once_and_a_source_that_cannot_list_is_a_problem(tmp_path: P
         else:
             raise AssertionError("a failing API server loaded")
     assert "target_groups[0] (svc)" in problem and "503" in problem, problem
+
+
+def ingress(
+    namespace: str, name: str, hosts: list[str], tls: list[str], annotations: dict[str, str]
+) -> dict[str, object]:
+    return {
+        "kind": "Ingress",
+        "apiVersion": "networking.k8s.io/v1",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "spec": {
+            "tls": [{"hosts": tls}],
+            "rules": [{"host": h, "http": {"paths": [{"path": "/", "pathType": "Prefix"}]}} for h in hosts],
+        },
+    }
+
+
+def probe_object(namespace: str, name: str, module: str, targets: list[str]) -> dict[str, object]:
+    return {
+        "kind": "Probe",
+        "apiVersion": "monitoring.coreos.com/v1",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "module": module,
+            "prober": {"url": "blackbox-exporter.monitoring.svc:9115"},
+            "targets": {"staticConfig": {"static": targets, "labels": {"team": "web"}}},
+        },
+    }
+
+
+def test_ingresses_opted_in_give_a_target_per_host_with_its_scheme(tmp_path: Path) -> None:
+    with kube_api() as api:
+        api.put_object(
+            "ingresses",
+            ingress(
+                "shop",
+                "front",
+                ["shop.example", "*.shop.example", "api.example"],
+                ["shop.example"],
+                {"probe-agent.io/probe": "edge"},
+            ),
+        )
+        api.put_object("ingresses", ingress("shop", "other", ["x.example"], [], {}))
+        path = tmp_path / "probes.yaml"
+        path.write_text(
+            "target_groups:\n  - name: edge\n"
+            f"    kubernetes_sd_configs: [{{role: ingress, api_server: '{api.url}'}}]\n"
+            "    probe: {type: http, url: '{{target.labels.scheme}}://{{target.address}}{{target.labels.path}}'}\n"
+        )
+        config = load_config(path, env={})
+    urls = sorted(p.url for p in config.probes)  # type: ignore[attr-defined]
+    assert urls == ["http://api.example:80/", "https://shop.example:443/"]
+
+
+def test_prometheus_operator_probes_of_the_groups_module_are_watched(tmp_path: Path) -> None:
+    # a cluster's Probe objects written for blackbox_exporter: the module names the group
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    with kube_api() as api:
+        api.put_object("probes", probe_object("web", "front", "tcp_connect", [f"127.0.0.1:{port}"]))
+        api.put_object("probes", probe_object("web", "else", "http_2xx", ["https://elsewhere.example"]))
+        path = tmp_path / "probes.yaml"
+        path.write_text(
+            "target_groups:\n  - name: tcp_connect\n"
+            f"    kubernetes_sd_configs: [{{role: probe, api_server: '{api.url}', namespaces: [web]}}]\n"
+            "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 1s, timeout: 500ms,"
+            " labels: {team: '{{target.labels.team}}'}}\n"
+        )
+        agent = AgentProcess(path, args=["--no-watch-config"]).start()
+        try:
+            first = f"tcp_connect-127.0.0.1:{port}"
+            agent.wait_for(lambda: names(agent) == {first}, what="the Probe object's target")
+            success = f'probe_success{{probe="{first}",team="web",type="tcp"}} 1.0'
+            agent.wait_for(lambda: success in agent.get("/metrics")[1], what="its run, with the Probe's label")
+            api.put_object("probes", probe_object("web", "front", "tcp_connect", [f"127.0.0.2:{port}"]))
+            agent.wait_for(lambda: names(agent) == {f"tcp_connect-127.0.0.2:{port}"}, timeout=10, what="the edit")
+            api.delete("web", "front", plural="probes")
+            agent.wait_for(lambda: names(agent) == set(), timeout=10, what="the deleted Probe's target gone")
+        finally:
+            agent.stop()
+            listener.close()
