@@ -288,12 +288,12 @@ def discovered_probes(
             continue
         targets = [target for state in states.values() for target in state.targets]
         if len(targets) > MAX_LISTED:
-            refuse(f"{label}: its files list {len(targets):,} targets, over the limit of {MAX_LISTED:,}")
+            refuse(f"{label}: its sources list {len(targets):,} targets, over the limit of {MAX_LISTED:,}")
             continue
         made = _instantiate(group, targets)
         if len(made) > group.max_targets:
             refuse(
-                f"{label}: its files list {len(made):,} targets, over max_targets {group.max_targets:,}"
+                f"{label}: its sources list {len(made):,} targets, over max_targets {group.max_targets:,}"
                 " (the running probes stay)"
             )
             if previous is not None:  # the group's last good targets, as they were

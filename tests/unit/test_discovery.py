@@ -78,7 +78,7 @@ def test_more_targets_than_max_targets_is_a_problem_not_a_flood(tmp_path: Path) 
     sd(tmp_path, "a.json", [{"targets": [f"10.0.{i // 250}.{i % 250}:80" for i in range(600)]}])
     [problem] = problems(write(tmp_path, max_targets=500))
     assert (
-        problem == "target_groups[0] (web): its files list 600 targets, over max_targets 500 (the running probes stay)"
+        problem == "target_groups[0] (web): its sources list 600 targets, over max_targets 500 (the running probes stay)"
     )
 
 
@@ -314,3 +314,27 @@ def test_a_templates_own_secret_is_expanded_once_and_masked_in_each_probe_it_mak
     assert [p.headers["X-Token"] for p in config.probes] == ["s3cr3t-$$-token"] * 2  # type: ignore[attr-defined]
     for probe in config.probes:  # each probe's own outputs mask it, not only the agent's logs
         assert "s3cr3t" not in config.redactor(probe.name).redact("sent X-Token s3cr3t-$$-token")
+
+
+def test_an_http_sd_endpoint_of_100000_targets_is_refused_whole_or_relabelled_down(
+    tmp_path: Path, http_sd: str
+) -> None:
+    # 100,000 targets (~2.3 MB of JSON): over max_targets is one clear problem, within seconds;
+    # a keep step that selects 1,000 of them loads those.
+    listing = [{"targets": [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}:80" for i in range(100_000)]}]
+    for entry in listing:
+        entry["labels"] = {"zone": "a"}  # type: ignore[assignment]
+    _SdHandler.answer = (200, json.dumps(listing).encode(), 0.0)
+    started = time.monotonic()
+    [problem] = problems(http_group(tmp_path, http_sd))
+    assert "100,000 targets, over max_targets 1,000" in problem, problem
+    path = tmp_path / "probes.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "    probe:",
+            "    relabel_configs: [{action: keep, source_labels: [__address__], regex: '10\\.0\\.[0-2]\\..*'}]\n    probe:",
+        )
+    )
+    config = load_config(path, env={})
+    assert len(config.probes) == 768
+    assert time.monotonic() - started < 20
