@@ -78,7 +78,8 @@ def test_more_targets_than_max_targets_is_a_problem_not_a_flood(tmp_path: Path) 
     sd(tmp_path, "a.json", [{"targets": [f"10.0.{i // 250}.{i % 250}:80" for i in range(600)]}])
     [problem] = problems(write(tmp_path, max_targets=500))
     assert (
-        problem == "target_groups[0] (web): its sources list 600 targets, over max_targets 500 (the running probes stay)"
+        problem
+        == "target_groups[0] (web): its sources list 600 targets, over max_targets 500 (the running probes stay)"
     )
 
 
