@@ -13,13 +13,19 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from probe_agent.core.files import NamedFileError, read_named_file
 from probe_agent.schema.discovery import KubernetesSdConfig
 
 PROBE_RESOURCE = ("monitoring.coreos.com", "v1", "probes")  # prometheus-operator's Probe
-MAX_LIST_BYTES = 32 * 1024 * 1024  # ~30,000 Services with their labels and annotations
+MAX_LIST_BYTES = 32 * 1024 * 1024
+MAX_TOKEN_BYTES = 64 * 1024
+TOKEN_REREAD = (
+    60.0  # s: a rotated bearer_token_file is read again this soon  # ~30,000 Services with their labels and annotations
+)
 PORT_ANNOTATION = "probe-agent.io/port"
 PATH_ANNOTATION = "probe-agent.io/path"
 _UNSAFE_LABEL = re.compile(r"[^a-zA-Z0-9_]")
@@ -138,6 +144,29 @@ def probe_targets(probe: dict[str, Any], group: str, sd: KubernetesSdConfig) -> 
     return found
 
 
+def _read_token(path: str) -> str:
+    return read_named_file(path, "bearer_token_file", MAX_TOKEN_BYTES).decode("utf-8", "replace").strip()
+
+
+def token_refresher(path: str) -> Callable[..., None]:
+    """A hook the client calls before each request: the token file read again once it is
+    TOKEN_REREAD seconds old, as a projected service account token is rotated. A file that
+    cannot be read keeps the last token (the API server then says whether it still holds)."""
+    read_at = time.monotonic()
+
+    def refresh(settings: Any, *_args: object) -> None:
+        nonlocal read_at
+        if time.monotonic() - read_at < TOKEN_REREAD:
+            return
+        read_at = time.monotonic()
+        try:
+            settings.api_key["BearerToken"] = _read_token(path)
+        except NamedFileError:
+            pass
+
+    return refresh
+
+
 def configuration(sd: KubernetesSdConfig) -> Any:
     """The client's settings: `api_server` with its token and CA, else `kubeconfig_file`, else the
     pod's service account. Raises ValueError saying what is missing."""
@@ -152,9 +181,9 @@ def configuration(sd: KubernetesSdConfig) -> Any:
         if sd.api_server is not None:
             settings.host = sd.api_server
             if sd.bearer_token_file is not None:
-                token = read_named_file(sd.bearer_token_file, "bearer_token_file", 64 * 1024).decode().strip()
-                settings.api_key = {"authorization": token}
-                settings.api_key_prefix = {"authorization": "Bearer"}
+                settings.api_key = {"BearerToken": _read_token(sd.bearer_token_file)}
+                settings.api_key_prefix = {"BearerToken": "Bearer"}
+                settings.refresh_api_key_hook = token_refresher(sd.bearer_token_file)
         elif sd.kubeconfig_file is None:
             config.load_incluster_config(client_configuration=settings)  # type: ignore[no-untyped-call]
     except NamedFileError as exc:

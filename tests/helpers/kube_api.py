@@ -33,6 +33,7 @@ class KubeApi:
         self.events: list[tuple[int, str, str, dict[str, Any]]] = []  # (version, plural, type, object)
         self.oldest = self.version  # a watch from before this is 410
         self.failing = False
+        self.token: str | None = None  # when set, a request without "Bearer TOKEN" is 401
         self.lists = 0
         self.watches = 0
         self.url = ""
@@ -127,7 +128,11 @@ def handler_for(api: KubeApi) -> type[QuietHandler]:
             namespace = rest[1] if len(rest) == 3 and rest[0] == "namespaces" else None
             plural = rest[-1]
             with api.lock:
-                failing = api.failing
+                failing, token = api.failing, api.token
+            if token is not None and self.headers.get("Authorization") != f"Bearer {token}":
+                return self._json(
+                    401, {"kind": "Status", "code": 401, "reason": "Unauthorized", "message": "Unauthorized"}
+                )
             if failing:
                 return self._json(
                     503, {"kind": "Status", "code": 503, "reason": "ServiceUnavailable", "message": "down"}

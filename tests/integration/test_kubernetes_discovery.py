@@ -182,3 +182,38 @@ def test_prometheus_operator_probes_of_the_groups_module_are_watched(tmp_path: P
         finally:
             agent.stop()
             listener.close()
+
+
+def test_credentials_from_a_token_file_or_a_kubeconfig_and_never_shown(tmp_path: Path) -> None:
+    token = "eyJhbGciOiJSUzI1NiJ9.s3cr3t-service-account-token"
+    with kube_api() as api:
+        api.token = token
+        api.put("shop", "web", **opted_in(8080))  # type: ignore[arg-type]
+        (tmp_path / "token").write_text(token + "\n")
+        (tmp_path / "wrong").write_text("not-the-token\n")
+        (tmp_path / "kubeconfig").write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+            f"clusters: [{{name: test, cluster: {{server: '{api.url}'}}}}]\n"
+            f"users: [{{name: probe, user: {{token: '{token}'}}}}]\n"
+            "contexts: [{name: test, context: {cluster: test, user: probe}}]\n"
+        )
+        path = tmp_path / "probes.yaml"
+
+        def group(credentials: str) -> Path:
+            path.write_text(
+                "target_groups:\n  - name: svc\n"
+                f"    kubernetes_sd_configs: [{{{credentials}, namespaces: [shop], timeout: 2s}}]\n"
+                "    probe: {type: tcp, host: 127.0.0.1, port: '{{target.port}}'}\n"
+            )
+            return path
+
+        by_token = load_config(group(f"api_server: '{api.url}', bearer_token_file: '{tmp_path / 'token'}'"), env={})
+        by_kubeconfig = load_config(group(f"kubeconfig_file: '{tmp_path / 'kubeconfig'}'"), env={})
+        try:
+            load_config(group(f"api_server: '{api.url}', bearer_token_file: '{tmp_path / 'wrong'}'"), env={})
+        except ConfigError as exc:
+            [problem] = exc.problems
+        else:
+            raise AssertionError("a wrong token listed")
+    assert [p.name for p in by_token.probes] == [p.name for p in by_kubeconfig.probes] == ["svc-web.shop.svc:8080"]
+    assert "401" in problem and "not-the-token" not in problem and token not in problem, problem

@@ -339,3 +339,22 @@ def test_an_http_sd_endpoint_of_100000_targets_is_refused_whole_or_relabelled_do
     config = load_config(path, env={})
     assert len(config.probes) == 768
     assert time.monotonic() - started < 20
+
+
+def test_a_rotated_bearer_token_file_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from probe_agent.config import kubernetes
+
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    monkeypatch.setattr(kubernetes, "TOKEN_REREAD", 0.0)
+    refresh = kubernetes.token_refresher(str(token))
+
+    class Settings:
+        api_key = {"BearerToken": "first"}
+
+    token.write_text("second\n")  # the kubelet rotated the projected token
+    refresh(Settings)
+    assert Settings.api_key["BearerToken"] == "second"
+    token.unlink()  # unreadable for a moment: the last token stays
+    refresh(Settings)
+    assert Settings.api_key["BearerToken"] == "second"
