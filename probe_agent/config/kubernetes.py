@@ -88,6 +88,59 @@ def service_targets(service: dict[str, Any], group: str, sd: KubernetesSdConfig)
     return found
 
 
+def object_key(obj: dict[str, Any]) -> str:
+    """NAMESPACE/NAME of an object, as the API server's JSON has it."""
+    metadata = obj.get("metadata") or {}
+    return f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+
+
+def endpointslice_targets(
+    slices: dict[str, dict[str, Any]], services: dict[str, dict[str, Any]], group: str, sd: KubernetesSdConfig
+) -> list[Target]:
+    """Role endpointslice: a target per ready endpoint address and port of each Service that
+    opts in (its annotation names the group; `probe-agent.io/port` picks a port by name or
+    number), with `namespace`, `service`, `pod`, `node` and `path`."""
+    found: list[Target] = []
+    for slice_ in slices.values():
+        metadata = slice_.get("metadata") or {}
+        namespace = str(metadata.get("namespace", ""))
+        service_name = (metadata.get("labels") or {}).get("kubernetes.io/service-name")
+        service = services.get(f"{namespace}/{service_name}")
+        if service is None:
+            continue
+        annotations = (service.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(sd.annotation) != group:
+            continue
+        wanted = annotations.get(PORT_ANNOTATION)
+        ports = [
+            p
+            for p in slice_.get("ports") or []
+            if isinstance(p.get("port"), int)
+            and (wanted is None or wanted in (str(p.get("name") or ""), str(p["port"])))
+        ]
+        for endpoint in slice_.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready") is False:
+                continue  # not ready: the Service sends it nothing either
+            pod = str((endpoint.get("targetRef") or {}).get("name", ""))
+            node = str(endpoint.get("nodeName") or "")
+            for address in endpoint.get("addresses") or []:
+                host = f"[{address}]" if ":" in str(address) else str(address)
+                for port in ports:
+                    labels = {
+                        "__meta_kubernetes_namespace": namespace,
+                        "__meta_kubernetes_service_name": str(service_name),
+                        "__meta_kubernetes_endpointslice_name": str(metadata.get("name", "")),
+                        "__meta_kubernetes_endpointslice_port_name": str(port.get("name") or ""),
+                        "namespace": namespace,
+                        "service": str(service_name),
+                        "pod": pod,
+                        "node": node,
+                        "path": str(annotations.get(PATH_ANNOTATION, "/")),
+                    }
+                    found.append((f"{host}:{port['port']}", labels))
+    return found
+
+
 def ingress_targets(ingress: dict[str, Any], group: str, sd: KubernetesSdConfig) -> list[Target]:
     """An Ingress that opts in (its annotation names the group): a target per host and path of
     its rules, at HOST:443 where its TLS section covers the host, else HOST:80."""
@@ -218,6 +271,11 @@ def list_call(api: Any, role: str, namespace: str | None) -> tuple[Any, tuple[An
         if namespace is None:
             return core.list_service_for_all_namespaces, ()
         return core.list_namespaced_service, (namespace,)
+    if role == "endpointslice":
+        discovery = client.DiscoveryV1Api(api)
+        if namespace is None:
+            return discovery.list_endpoint_slice_for_all_namespaces, ()
+        return discovery.list_namespaced_endpoint_slice, (namespace,)
     if role == "ingress":
         networking = client.NetworkingV1Api(api)
         if namespace is None:
@@ -229,14 +287,17 @@ def list_call(api: Any, role: str, namespace: str | None) -> tuple[Any, tuple[An
     return custom.list_namespaced_custom_object, (PROBE_RESOURCE[0], PROBE_RESOURCE[1], namespace, PROBE_RESOURCE[2])
 
 
-async def list_objects(api: Any, sd: KubernetesSdConfig, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
-    """The role's objects (as the API server's JSON) and the list's resourceVersion, bounded in
-    bytes and time. Raises ValueError."""
+async def list_objects(
+    api: Any, sd: KubernetesSdConfig, namespace: str | None, role: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """The objects of `role` (the source's, by default) as the API server's JSON, and the
+    list's resourceVersion, bounded in bytes and time. Raises ValueError."""
     from kubernetes_asyncio.client.exceptions import ApiException
 
-    method, args = list_call(api, sd.role, namespace)
+    role = role or sd.role
+    method, args = list_call(api, role, namespace)
     kwargs: dict[str, Any] = {"_preload_content": False, "_request_timeout": sd.timeout}
-    if sd.selector:
+    if sd.selector and role == sd.role:  # the selector is for what the role lists
         kwargs["label_selector"] = sd.selector
     try:
         async with asyncio.timeout(sd.timeout):
@@ -249,7 +310,7 @@ async def list_objects(api: Any, sd: KubernetesSdConfig, namespace: str | None) 
                 size += len(chunk)
                 if size > MAX_LIST_BYTES:
                     response.close()
-                    raise ValueError(f"the list of {sd.role} objects is over {MAX_LIST_BYTES:,} bytes")
+                    raise ValueError(f"the list of {role} objects is over {MAX_LIST_BYTES:,} bytes")
                 chunks.append(chunk)
     except TimeoutError:
         raise ValueError(f"the API server did not answer the list within {sd.timeout:g}s") from None
@@ -268,7 +329,7 @@ async def list_objects(api: Any, sd: KubernetesSdConfig, namespace: str | None) 
         if not isinstance(items, list):
             raise TypeError
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise ValueError(f"the API server's answer is not a list of {sd.role} objects with a resourceVersion") from None
+        raise ValueError(f"the API server's answer is not a list of {role} objects with a resourceVersion") from None
     return [item for item in items if isinstance(item, dict)], version
 
 
@@ -287,6 +348,11 @@ def list_targets(sd: KubernetesSdConfig, group: str, namespace: str | None) -> l
         api = await api_client(sd)
         try:
             objects, _ = await list_objects(api, sd, namespace)
+            if sd.role == "endpointslice":
+                services, _ = await list_objects(api, sd, namespace, "service")
+                return endpointslice_targets(
+                    {object_key(o): o for o in objects}, {object_key(o): o for o in services}, group, sd
+                )
         finally:
             await api.close()
         return [target for obj in objects for target in targets_of(obj, group, sd)]

@@ -20,7 +20,14 @@ from collections.abc import Callable
 from typing import Any
 
 from probe_agent.config.discovery import SourceKey, SourceState, digest_of
-from probe_agent.config.kubernetes import api_client, list_call, list_objects, targets_of
+from probe_agent.config.kubernetes import (
+    api_client,
+    endpointslice_targets,
+    list_call,
+    list_objects,
+    object_key,
+    targets_of,
+)
 from probe_agent.schema.discovery import KubernetesSdConfig
 
 log = logging.getLogger("probe_agent.runtime.kubernetes")
@@ -31,7 +38,8 @@ BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0
 
 class ServiceWatch:
     """One source's list-then-watch; `publish(key, state)` is called on the loop when its
-    targets change or it starts or stops failing."""
+    targets change or it starts or stops failing. Role endpointslice follows two resources:
+    the Services (whose annotation opts in) and their EndpointSlices (the addresses)."""
 
     def __init__(
         self,
@@ -42,7 +50,11 @@ class ServiceWatch:
     ):
         self.key, self.sd, self.namespace = key, sd, namespace
         self._publish = publish
-        self._services: dict[str, dict[str, Any]] = {}  # namespace/name -> the object's JSON
+        self._roles = ("service", "endpointslice") if sd.role == "endpointslice" else (sd.role,)
+        # role -> namespace/name -> the object's JSON
+        self._objects: dict[str, dict[str, dict[str, Any]]] = {role: {} for role in self._roles}
+        self._listed: set[str] = set()  # roles listed at least once: targets only once all are
+        self._errors: dict[str, str] = {}
         self.state = SourceState()
         self.lists = 0  # how many times it listed (a 410 lists again)
 
@@ -50,36 +62,50 @@ class ServiceWatch:
         backoff = BACKOFF_FIRST
         api: Any = None
         try:
-            while True:
+            while api is None:
                 try:
-                    if api is None:
-                        api = await api_client(self.sd)
-                    services, version = await list_objects(api, self.sd, self.namespace)
-                    self.lists += 1
-                    self._services = {_key_of(s): s for s in services}
-                    self._changed()
-                    backoff = BACKOFF_FIRST
-                    await self._watch(api, version)  # returns when a 410 asks for a new list
+                    api = await api_client(self.sd)
                 except ValueError as exc:
-                    self._failed(str(exc))
+                    self._failed("client", str(exc))
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
+            async with asyncio.TaskGroup() as followers:
+                for role in self._roles:
+                    followers.create_task(self._follow(api, role))
         finally:
             if api is not None:
                 await api.close()
 
-    async def _watch(self, api: Any, version: str) -> None:
+    async def _follow(self, api: Any, role: str) -> None:
+        backoff = BACKOFF_FIRST
+        while True:
+            try:
+                objects, version = await list_objects(api, self.sd, self.namespace, role)
+                self.lists += 1
+                self._objects[role] = {object_key(o): o for o in objects}
+                self._listed.add(role)
+                self._errors.pop(role, None)
+                self._changed()
+                backoff = BACKOFF_FIRST
+                await self._watch(api, role, version)  # returns when a 410 asks for a new list
+            except ValueError as exc:
+                self._failed(role, str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _watch(self, api: Any, role: str, version: str) -> None:
         from kubernetes_asyncio import watch
         from kubernetes_asyncio.client.exceptions import ApiException
 
-        listing, args = list_call(api, self.sd.role, self.namespace)
+        listing, args = list_call(api, role, self.namespace)
         kwargs: dict[str, Any] = {
             "allow_watch_bookmarks": True,
             "timeout_seconds": WATCH_SECONDS,
             "_request_timeout": WATCH_SECONDS + self.sd.timeout,
         }
-        if self.sd.selector:
+        if self.sd.selector and role == self.sd.role:  # the selector is for what the role lists
             kwargs["label_selector"] = self.sd.selector
+        objects = self._objects[role]
         while True:
             stream = watch.Watch()
             try:
@@ -89,9 +115,9 @@ class ServiceWatch:
                     if kind == "BOOKMARK":
                         continue
                     if kind == "DELETED":
-                        self._services.pop(_key_of(body), None)
+                        objects.pop(object_key(body), None)
                     elif kind in ("ADDED", "MODIFIED"):
-                        self._services[_key_of(body)] = body
+                        objects[object_key(body)] = body
                     self._changed()
             except ApiException as exc:
                 if exc.status == 410:
@@ -108,24 +134,26 @@ class ServiceWatch:
                 await stream.close()
 
     def _changed(self) -> None:
+        if len(self._listed) < len(self._roles):
+            return  # Services without their EndpointSlices (or the reverse) are no list yet
         group = self.key[0]
-        targets = [t for obj in self._services.values() for t in targets_of(obj, group, self.sd)]
+        if self.sd.role == "endpointslice":
+            targets = endpointslice_targets(self._objects["endpointslice"], self._objects["service"], group, self.sd)
+        else:
+            targets = [t for obj in self._objects[self.sd.role].values() for t in targets_of(obj, group, self.sd)]
         digest = hashlib.sha256(digest_of(targets)).hexdigest()
-        if digest == self.state.digest and self.state.error is None:
+        error = next(iter(self._errors.values()), None)
+        if digest == self.state.digest and error == self.state.error:
             return
-        self.state = SourceState(tuple(targets), digest, time.time(), None)
+        self.state = SourceState(tuple(targets), digest, time.time(), error)
         self._publish(self.key, self.state)
 
-    def _failed(self, error: str) -> None:
-        if self.state.error == error:
+    def _failed(self, role: str, error: str) -> None:
+        if self._errors.get(role) == error:
             return
         log.warning(
             "kubernetes source failed; keeping its last targets", extra={"source": self.key[1], "detail": error}
         )
+        self._errors[role] = error
         self.state = self.state.failed(error)
         self._publish(self.key, self.state)
-
-
-def _key_of(service: dict[str, Any]) -> str:
-    metadata = service.get("metadata") or {}
-    return f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"

@@ -183,6 +183,8 @@ class KubernetesSdConfig(BaseModel):
     - role service: Services that opt in by annotation (`probe-agent.io/probe: GROUP`), a
       target per port (`probe-agent.io/port` picks one) at `NAME.NAMESPACE.svc:PORT`, with
       `namespace`, `service` and `path` (`probe-agent.io/path`, default `/`);
+    - role endpointslice: the ready addresses of the Services that opt in, a target per pod
+      address and port, with `namespace`, `service`, `pod`, `node` and `path`;
     - role ingress: Ingresses that opt in the same way, a target per rule's host and path at
       HOST:443 (TLS) or HOST:80, with `namespace`, `ingress`, `scheme` and `path`;
     - role probe: prometheus-operator Probe objects whose `module` is the group's name, their
@@ -194,7 +196,7 @@ class KubernetesSdConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    role: Literal["service", "ingress", "probe"] = "service"
+    role: Literal["service", "endpointslice", "ingress", "probe"] = "service"
     namespaces: list[str] = Field([], max_length=100)  # none: every namespace
     selector: str | None = Field(None, max_length=1024)  # a label selector, as kubectl -l takes it
     annotation: str = "probe-agent.io/probe"  # its value names the group a Service joins

@@ -217,3 +217,63 @@ def test_credentials_from_a_token_file_or_a_kubeconfig_and_never_shown(tmp_path:
             raise AssertionError("a wrong token listed")
     assert [p.name for p in by_token.probes] == [p.name for p in by_kubeconfig.probes] == ["svc-web.shop.svc:8080"]
     assert "401" in problem and "not-the-token" not in problem and token not in problem, problem
+
+
+def endpoint_slice(namespace: str, service: str, port: int, ready: list[str], unready: list[str]) -> dict[str, object]:
+    def endpoint(address: str, is_ready: bool, index: int) -> dict[str, object]:
+        return {
+            "addresses": [address],
+            "conditions": {"ready": is_ready},
+            "nodeName": f"node-{index}",
+            "targetRef": {"kind": "Pod", "name": f"{service}-{index}"},
+        }
+
+    return {
+        "kind": "EndpointSlice",
+        "apiVersion": "discovery.k8s.io/v1",
+        "metadata": {
+            "name": f"{service}-abcde",
+            "namespace": namespace,
+            "labels": {"kubernetes.io/service-name": service},
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}, {"name": "admin", "port": 1, "protocol": "TCP"}],
+        "endpoints": [endpoint(a, True, i) for i, a in enumerate(ready)]
+        + [endpoint(a, False, len(ready) + i) for i, a in enumerate(unready)],
+    }
+
+
+def test_endpointslices_give_a_target_per_ready_pod_of_an_opted_in_service(tmp_path: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    with kube_api() as api:
+        api.put("shop", "web", **opted_in(port))  # type: ignore[arg-type]
+        api.put_object("endpointslices", endpoint_slice("shop", "web", port, ["127.0.0.1", "127.0.0.5"], ["127.0.0.6"]))
+        api.put("shop", "quiet", ports=[{"name": "http", "port": port}])  # not opted in: its pods are not probed
+        api.put_object("endpointslices", endpoint_slice("shop", "quiet", port, ["127.0.0.7"], []))
+        path = tmp_path / "probes.yaml"
+        path.write_text(
+            "target_groups:\n  - name: svc\n"
+            f"    kubernetes_sd_configs: [{{role: endpointslice, api_server: '{api.url}', namespaces: [shop]}}]\n"
+            "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 1s, timeout: 500ms,"
+            " labels: {pod: '{{target.labels.pod}}', node: '{{target.labels.node}}'}}\n"
+        )
+        assert {p.name for p in load_config(path, env={}).probes} == {f"svc-127.0.0.1:{port}", f"svc-127.0.0.5:{port}"}
+        agent = AgentProcess(path, args=["--no-watch-config"]).start()
+        try:
+            agent.wait_for(
+                lambda: names(agent) == {f"svc-127.0.0.1:{port}", f"svc-127.0.0.5:{port}"}, what="the two ready pods"
+            )
+            success = f'probe_success{{node="node-0",pod="web-0",probe="svc-127.0.0.1:{port}",type="tcp"}} 1.0'
+            agent.wait_for(lambda: success in agent.get("/metrics")[1], what="the pod's run with its labels")
+            # a pod goes away: its slice changes, its probe goes
+            api.put_object("endpointslices", endpoint_slice("shop", "web", port, ["127.0.0.1"], []))
+            agent.wait_for(
+                lambda: names(agent) == {f"svc-127.0.0.1:{port}"}, timeout=10, what="the gone pod's probe gone"
+            )
+            # the Service stops opting in: its pods' probes go
+            api.put("shop", "web", ports=[{"name": "http", "port": port}])
+            agent.wait_for(lambda: names(agent) == set(), timeout=10, what="no probes once the annotation is gone")
+        finally:
+            agent.stop()
+            listener.close()
