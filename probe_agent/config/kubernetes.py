@@ -144,10 +144,18 @@ def endpointslice_targets(
 def ingress_targets(ingress: dict[str, Any], group: str, sd: KubernetesSdConfig) -> list[Target]:
     """An Ingress that opts in (its annotation names the group): a target per host and path of
     its rules, at HOST:443 where its TLS section covers the host, else HOST:80."""
-    metadata = ingress.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
+    annotations = (ingress.get("metadata") or {}).get("annotations") or {}
     if annotations.get(sd.annotation) != group:
         return []
+    override = annotations.get(PATH_ANNOTATION)
+    return [
+        (address, {**labels, "path": str(override)} if override is not None else labels)
+        for address, labels in _ingress_rules(ingress)
+    ]
+
+
+def _ingress_rules(ingress: dict[str, Any]) -> list[Target]:
+    metadata = ingress.get("metadata") or {}
     name, namespace = str(metadata.get("name", "")), str(metadata.get("namespace", ""))
     spec = ingress.get("spec") or {}
     tls_hosts = {str(h) for entry in spec.get("tls") or [] for h in (entry.get("hosts") or [])}
@@ -167,34 +175,56 @@ def ingress_targets(ingress: dict[str, Any], group: str, sd: KubernetesSdConfig)
                 "namespace": namespace,
                 "ingress": name,
                 "scheme": scheme,
-                "path": str(annotations.get(PATH_ANNOTATION, path)),
+                "path": str(path),
             }
             found.append((f"{host}:{443 if scheme == 'https' else 80}", labels))
     return found
 
 
-def probe_targets(probe: dict[str, Any], group: str, sd: KubernetesSdConfig) -> list[Target]:
-    """A prometheus-operator Probe whose `module` is the group's name: its static targets (as
-    blackbox_exporter would get them), with the Probe's labels for them."""
+def probe_targets(
+    probe: dict[str, Any], group: str, sd: KubernetesSdConfig, ingresses: dict[str, dict[str, Any]] | None = None
+) -> list[Target]:
+    """A prometheus-operator Probe whose `module` is the group's name: its static targets, and
+    the URLs (SCHEME://HOST/PATH) of the Ingresses its `targets.ingress` selects, as
+    prometheus-operator hands them to blackbox_exporter; with the Probe's labels."""
     metadata = probe.get("metadata") or {}
     spec = probe.get("spec") or {}
     if spec.get("module") != group:
         return []
     name, namespace = str(metadata.get("name", "")), str(metadata.get("namespace", ""))
-    static = (spec.get("targets") or {}).get("staticConfig") or {}
+    targets = spec.get("targets") or {}
+    static = targets.get("staticConfig") or {}
     extra = {str(k): str(v) for k, v in (static.get("labels") or {}).items()}
-    found: list[Target] = []
-    for target in static.get("static") or []:
-        if isinstance(target, str) and target:
-            labels = {
-                **extra,
-                "__meta_kubernetes_namespace": namespace,
-                "__meta_kubernetes_probe_name": name,
-                "namespace": namespace,
-                "probe": name,
-            }
-            found.append((target, labels))
+    own = {"__meta_kubernetes_probe_name": name, "probe": name}
+    found: list[Target] = [
+        (target, {**extra, "__meta_kubernetes_namespace": namespace, "namespace": namespace, **own})
+        for target in static.get("static") or []
+        if isinstance(target, str) and target
+    ]
+    selection = targets.get("ingress")
+    if isinstance(selection, dict) and ingresses:
+        for ingress in ingresses.values():
+            if _selects_ingress(selection, namespace, ingress):
+                for address, labels in _ingress_rules(ingress):
+                    scheme, path = labels["scheme"], labels["path"]
+                    host = address.rsplit(":", 1)[0]
+                    found.append((f"{scheme}://{host}{path}", {**labels, **own}))
     return found
+
+
+def _selects_ingress(selection: dict[str, Any], probe_namespace: str, ingress: dict[str, Any]) -> bool:
+    """prometheus-operator's `targets.ingress`: a label selector (matchLabels) and a
+    namespaceSelector (`any`, `matchNames`; by default the Probe's own namespace)."""
+    metadata = ingress.get("metadata") or {}
+    namespaces = selection.get("namespaceSelector") or {}
+    namespace = metadata.get("namespace")
+    if not namespaces.get("any"):
+        allowed = namespaces.get("matchNames") or [probe_namespace]
+        if namespace not in allowed:
+            return False
+    wanted = (selection.get("selector") or {}).get("matchLabels") or {}
+    labels = metadata.get("labels") or {}
+    return all(labels.get(k) == v for k, v in wanted.items())
 
 
 def _read_token(path: str) -> str:
@@ -353,6 +383,10 @@ def list_targets(sd: KubernetesSdConfig, group: str, namespace: str | None) -> l
                 return endpointslice_targets(
                     {object_key(o): o for o in objects}, {object_key(o): o for o in services}, group, sd
                 )
+            if sd.role == "probe":
+                ingresses, _ = await list_objects(api, sd, None, "ingress")
+                by_key = {object_key(o): o for o in ingresses}
+                return [t for obj in objects for t in probe_targets(obj, group, sd, by_key)]
         finally:
             await api.close()
         return [target for obj in objects for target in targets_of(obj, group, sd)]

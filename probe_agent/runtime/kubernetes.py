@@ -26,6 +26,7 @@ from probe_agent.config.kubernetes import (
     list_call,
     list_objects,
     object_key,
+    probe_targets,
     targets_of,
 )
 from probe_agent.schema.discovery import KubernetesSdConfig
@@ -50,7 +51,10 @@ class ServiceWatch:
     ):
         self.key, self.sd, self.namespace = key, sd, namespace
         self._publish = publish
-        self._roles = ("service", "endpointslice") if sd.role == "endpointslice" else (sd.role,)
+        # what a role's targets join: Services for their pods' slices, Ingresses for Probes
+        self._roles = {"endpointslice": ("service", "endpointslice"), "probe": ("probe", "ingress")}.get(
+            sd.role, (sd.role,)
+        )
         # role -> namespace/name -> the object's JSON
         self._objects: dict[str, dict[str, dict[str, Any]]] = {role: {} for role in self._roles}
         self._listed: set[str] = set()  # roles listed at least once: targets only once all are
@@ -77,27 +81,29 @@ class ServiceWatch:
                 await api.close()
 
     async def _follow(self, api: Any, role: str) -> None:
+        # a Probe may select Ingresses of any namespace: those are watched in all of them
+        namespace = None if (self.sd.role, role) == ("probe", "ingress") else self.namespace
         backoff = BACKOFF_FIRST
         while True:
             try:
-                objects, version = await list_objects(api, self.sd, self.namespace, role)
+                objects, version = await list_objects(api, self.sd, namespace, role)
                 self.lists += 1
                 self._objects[role] = {object_key(o): o for o in objects}
                 self._listed.add(role)
                 self._errors.pop(role, None)
                 self._changed()
                 backoff = BACKOFF_FIRST
-                await self._watch(api, role, version)  # returns when a 410 asks for a new list
+                await self._watch(api, role, namespace, version)  # returns when a 410 asks for a new list
             except ValueError as exc:
                 self._failed(role, str(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
-    async def _watch(self, api: Any, role: str, version: str) -> None:
+    async def _watch(self, api: Any, role: str, namespace: str | None, version: str) -> None:
         from kubernetes_asyncio import watch
         from kubernetes_asyncio.client.exceptions import ApiException
 
-        listing, args = list_call(api, role, self.namespace)
+        listing, args = list_call(api, role, namespace)
         kwargs: dict[str, Any] = {
             "allow_watch_bookmarks": True,
             "timeout_seconds": WATCH_SECONDS,
@@ -139,6 +145,11 @@ class ServiceWatch:
         group = self.key[0]
         if self.sd.role == "endpointslice":
             targets = endpointslice_targets(self._objects["endpointslice"], self._objects["service"], group, self.sd)
+        elif self.sd.role == "probe":
+            ingresses = self._objects["ingress"]
+            targets = [
+                t for obj in self._objects["probe"].values() for t in probe_targets(obj, group, self.sd, ingresses)
+            ]
         else:
             targets = [t for obj in self._objects[self.sd.role].values() for t in targets_of(obj, group, self.sd)]
         digest = hashlib.sha256(digest_of(targets)).hexdigest()

@@ -169,6 +169,27 @@ def test_prometheus_operator_probes_of_the_groups_module_are_watched(tmp_path: P
             "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 1s, timeout: 500ms,"
             " labels: {team: '{{target.labels.team}}'}}\n"
         )
+        # a Probe that selects Ingresses, as prometheus-operator's targets.ingress does
+        selecting = probe_object("web", "edges", "http_2xx", [])
+        selecting["spec"]["targets"] = {  # type: ignore[index]
+            "ingress": {"selector": {"matchLabels": {"probe": "yes"}}, "namespaceSelector": {"any": True}}
+        }
+        api.put_object("probes", selecting)
+        shop = ingress("shop", "front", ["shop.example"], ["shop.example"], {})
+        shop["metadata"]["labels"] = {"probe": "yes"}  # type: ignore[index]
+        api.put_object("ingresses", shop)
+        api.put_object("ingresses", ingress("shop", "unlabelled", ["x.example"], [], {}))
+        http_group = (
+            path.read_text()
+            .replace("tcp_connect", "http_2xx")
+            .replace(
+                "{type: tcp, host: '{{target.host}}', port: '{{target.port}}',", "{type: http, url: '{{target.url}}',"
+            )
+        )
+        http_path = tmp_path / "http.yaml"
+        http_path.write_text(http_group)
+        urls = sorted(p.url for p in load_config(http_path, env={}).probes)  # type: ignore[attr-defined]
+        assert urls == ["https://elsewhere.example", "https://shop.example/"]  # static, and the labelled Ingress
         agent = AgentProcess(path, args=["--no-watch-config"]).start()
         try:
             first = f"tcp_connect-127.0.0.1:{port}"
