@@ -327,7 +327,7 @@ class Agent:
         self.metrics.count_discovered([g.name for g in config.target_groups], by_group)
         self.metrics.count_sources(
             {
-                (group, self.redactor.redact(source)): st.answered_at
+                (group, self.redactor.redact(source)): (st.answered_at, len(st.targets))
                 for (group, source), st in config.discovery_sources.items()
             }
         )

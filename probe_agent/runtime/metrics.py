@@ -138,6 +138,12 @@ class AgentMetrics:
             ["module", "outcome"],
             registry=r,
         )
+        self.discovery_source_targets = Gauge(
+            "probe_agent_discovery_source_targets",
+            "Targets a target group's source listed at the last load, before relabelling.",
+            ["group", "source"],
+            registry=r,
+        )
         self._discovery_groups: set[str] = set()  # groups with a discovery_targets series
         self._discovery_sources: set[tuple[str, str]] = set()  # (group, source) with series
         self._loop_lag_peak = 0.0
@@ -150,16 +156,17 @@ class AgentMetrics:
         for group in groups:
             self.discovery_targets.labels(group).set(by_group.get(group, 0))
 
-    def count_sources(self, answered: dict[tuple[str, str], float | None]) -> None:
-        """Set each source's last-success gauge ((group, source) -> when), dropping gone sources."""
-        for gone in self._discovery_sources - set(answered):
-            with contextlib.suppress(KeyError):
-                self.discovery_last_success.remove(*gone)
-            with contextlib.suppress(KeyError):
-                self.discovery_refresh_failures.remove(*gone)
-        self._discovery_sources = set(answered)
-        for key, when in answered.items():
+    def count_sources(self, sources: dict[tuple[str, str], tuple[float | None, int]]) -> None:
+        """Set each source's gauges ((group, source) -> when it last answered, targets it
+        listed), dropping gone sources' series."""
+        for gone in self._discovery_sources - set(sources):
+            for family in (self.discovery_last_success, self.discovery_refresh_failures, self.discovery_source_targets):
+                with contextlib.suppress(KeyError):
+                    family.remove(*gone)
+        self._discovery_sources = set(sources)
+        for key, (when, targets) in sources.items():
             self.discovery_last_success.labels(*key).set(when or 0.0)
+            self.discovery_source_targets.labels(*key).set(targets)
 
     def observe_loop_lag(self, lag: float) -> None:
         self.loop_lag.set(lag)

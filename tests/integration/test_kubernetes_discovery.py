@@ -84,7 +84,7 @@ def test_services_opted_in_by_annotation_come_and_go_and_survive_410_and_an_api_
         finally:
             agent.stop()
             listener.close()
-    assert appeared < 1.5, f"the annotated Service's probe came {appeared:.2f} s after the change"
+    assert appeared < 1.0, f"the annotated Service's probe came {appeared:.2f} s after the change"
     print(f"annotated -> probe: {appeared:.2f} s")
 
 

@@ -71,6 +71,7 @@ def test_targets_come_and_go_with_the_file(tmp_path: Path) -> None:
         assert names(agent) == {first, second}
         metrics = agent.get("/metrics")[1]
         assert 'probe_agent_discovery_targets{group="web"} 2.0' in metrics
+        assert f'probe_agent_discovery_source_targets{{group="web",source="{sd}"}} 2.0' in metrics  # the kept ones
         [trouble] = agent.health()[1]["discovery"]
         assert trouble["state"] == "stale" and "over max_targets 2" in trouble["error"], trouble
         publish(sd, [f"127.0.0.1:{ports[1]}"])
