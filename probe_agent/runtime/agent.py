@@ -45,7 +45,7 @@ from probe_agent.runtime.metrics import AgentMetrics
 from probe_agent.runtime.remediation import Remediator
 from probe_agent.runtime.runner import ProbeHandle, build_handles
 from probe_agent.runtime.scheduler import Scheduler
-from probe_agent.runtime.state import ProbeState, StateStore
+from probe_agent.runtime.state import ProbeState, StalenessClock, StateStore
 from probe_agent.runtime.watch import SHRINK_SHARE, ReloadHeld
 from probe_agent.schema.discovery import KubernetesSdConfig
 from probe_agent.schema.maintenance import MaintenanceWindow
@@ -165,6 +165,8 @@ class Agent:
         self._watchdog: asyncio.Task[None] | None = None
         self._watch_beat = time.monotonic()
         self._stuck: list[str] = []
+        self._staleness = StalenessClock()
+        self._pending = 0  # probes with no result yet, kept as results arrive
         self.overloaded = False  # shedding runs it cannot start (the scheduler's last_shed)
         self._runs = self._starved_runs = 0  # since the watchdog last looked
         self._starvation: collections.deque[tuple[int, int]] = collections.deque(maxlen=STARVATION_WINDOW)
@@ -241,7 +243,9 @@ class Agent:
                 await asyncio.sleep(0)
         self.metrics.probes.set(len(plan.states))
         self._count_discovered(plan.config)
-        self.metrics.pending_probes.set(sum(1 for state in plan.states.values() if state.last is None))
+        self._pending = sum(1 for state in plan.states.values() if state.last is None)
+        self._staleness.reset(plan.states.values())
+        self.metrics.pending_probes.set(self._pending)
         if self._watched_reloader is not None:  # started: a reload may add or drop watched sources
             self._sync_watches()
 
@@ -378,8 +382,16 @@ class Agent:
         self._runs += 1
         if result.reason is Reason.INTERNAL and result.message.startswith(AGENT_STARVED):
             self._starved_runs += 1
-        transition = self.store.record(result)
         state = self.store.probes.get(result.probe)
+        first = was_stale = False
+        if state is not None and not result.skipped:
+            first, was_stale = state.last is None, state.stale
+        transition = self.store.record(result)
+        if first and state is not None:
+            self._pending -= 1
+            self._staleness.first_result(state)
+        if was_stale:
+            self._staleness.recovered()
         if state is not None and state.config.remediation is not None:
             self.remediator.on_result(state, result, self.redactor)  # starts a task at most; never waits
         if transition is None:
@@ -541,33 +553,32 @@ class Agent:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(WATCH_EVERY)
-            now = time.monotonic()
-            pending = stale = 0
-            for i, state in enumerate(list(self.store.probes.values()), 1):
-                if state.last is None:
-                    pending += 1
-                elif state.is_stale(now):
-                    stale += 1
-                    if not state.stale:
-                        before = state.reported_health()
-                        state.stale = True
-                        state.version += 1
-                        state.note_health(before, f"no run has finished for {now - state.finished:.0f}s")
-                        log.warning(
-                            "probe result is stale: no run has finished for %.0fs",
-                            now - state.finished,
-                            extra={"probe": state.config.name, "type": state.config.type},
-                        )
-                if i % BATCH == 0:
-                    await asyncio.sleep(0)
-            self.metrics.pending_probes.set(pending)
-            self.metrics.stale_probes.set(stale)
-            if self.maintenance.active or self.maintenance.windows():
-                await self._mark_maintenance()
-            self._stuck = self._scheduler.stuck() if self._scheduler is not None else []
-            self._note_starvation()
-            self._note_overload(now)
-            self._watch_beat = time.monotonic()
+            await self._watch_once(time.monotonic())
+
+    async def _watch_once(self, now: float) -> None:
+        """One look of the watchdog. Its cost follows what changed, not the number of probes:
+        staleness comes from a heap of deadlines (StalenessClock), the pending count is kept as
+        results arrive, and the scheduler finds stuck probes among the runs in flight."""
+        for i, state in enumerate(self._staleness.due(now, self.store.probes), 1):
+            before = state.reported_health()
+            state.stale = True
+            state.version += 1
+            state.note_health(before, f"no run has finished for {now - state.finished:.0f}s")
+            log.warning(
+                "probe result is stale: no run has finished for %.0fs",
+                now - state.finished,
+                extra={"probe": state.config.name, "type": state.config.type},
+            )
+            if i % BATCH == 0:
+                await asyncio.sleep(0)
+        self.metrics.pending_probes.set(self._pending)
+        self.metrics.stale_probes.set(self._staleness.stale)
+        if self.maintenance.active or self.maintenance.windows():
+            await self._mark_maintenance()
+        self._stuck = self._scheduler.stuck() if self._scheduler is not None else []
+        self._note_starvation()
+        self._note_overload(now)
+        self._watch_beat = time.monotonic()
 
     def _note_overload(self, now: float) -> None:
         was = self.overloaded

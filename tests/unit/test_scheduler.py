@@ -256,3 +256,21 @@ async def test_a_run_cancelled_by_removal_is_freed_without_the_garbage_collector
         gc.enable()
         await scheduler.stop(grace=0)
     assert alive == 0, f"{alive} of 20 cancelled runs kept their probe until a garbage collection"
+
+
+def test_stuck_finds_a_dead_timer_and_does_not_walk_every_probe() -> None:
+    # 20,000 probes planned and healthy: asking (every second) costs next to nothing; with the
+    # timer dead long enough, the late ones are found.
+    hs = handles([f"p{i}" for i in range(20_000)], "10s", "1s", work=0.0)
+    scheduler = Scheduler(AgentMetrics(), lambda _r: None, 64)
+    scheduler._arm = lambda due: None  # type: ignore[method-assign]  # the timer never fires
+    scheduler.start(hs)
+    now = time.monotonic()
+    costs = []
+    for _ in range(20):
+        started = time.perf_counter()
+        assert scheduler.stuck(now) == []
+        costs.append(time.perf_counter() - started)
+    assert min(costs) < 0.001, f"stuck() took {min(costs) * 1000:.1f} ms over 20,000 probes"
+    late = now + 5 + 10 + 1 + 30 + 1  # the first runs are within 5 s; then interval + timeout + margin
+    assert len(scheduler.stuck(late)) == 20_000

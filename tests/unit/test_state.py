@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from probe_agent.config.loader import parse_config
 from probe_agent.core.errors import Reason
 from probe_agent.core.health import Health
@@ -98,3 +102,52 @@ def test_a_tick_the_agent_could_not_start_is_counted_apart_and_changes_no_health
     assert 'probe_results_total{probe="a",status="skipped",type="tcp"} 5.0' in text, [
         line for line in text.splitlines() if line.startswith("probe_results_total")
     ]
+
+
+def test_the_staleness_clock_looks_only_at_probes_whose_moment_came(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The watchdog asks every second; it used to call is_stale on every probe each time (a tenth
+    # of an idle core at 50,000). Now only the probes whose deadline passed are looked at.
+    from probe_agent.runtime import state as state_module
+    from probe_agent.runtime.state import ProbeState, StalenessClock
+
+    s = store(
+        "probes: ["
+        + ", ".join(f"{{name: p{i}, type: tcp, host: h, port: 1, interval: 10s, timeout: 1s}}" for i in range(5000))
+        + "]"
+    )
+    for name in s.probes:
+        s.record(result(name, Status.OK))
+    looked = []
+    original = ProbeState.is_stale
+
+    def counting(self: ProbeState, now: float) -> bool:
+        looked.append(self)
+        return original(self, now)
+
+    monkeypatch.setattr(ProbeState, "is_stale", counting)
+    clock = StalenessClock()
+    clock.reset(s.probes.values())
+    now = time.monotonic()
+    assert clock.due(now + 1, s.probes) == [] and looked == []  # nothing due: nothing looked at
+    # one probe stops running; every other ran again meanwhile
+    s.probes["p7"].finished -= 100
+    for name, probe_state in s.probes.items():
+        if name != "p7":
+            probe_state.finished = now + 15
+    stale = clock.due(now + 25, s.probes)  # every first deadline (finished + 20 s) has passed
+    assert [st.config.name for st in stale] == ["p7"] and clock.stale == 1
+    looked.clear()
+    assert clock.due(now + 26, s.probes) == [] and len(looked) == 0  # each put back at its new moment
+    assert state_module.stale_after(s.probes["p1"].config) == 20
+
+
+def test_the_staleness_clock_drops_states_a_reload_replaced() -> None:
+    from probe_agent.runtime.state import StalenessClock
+
+    s = store("probes: [{name: a, type: tcp, host: h, port: 1, interval: 10s, timeout: 1s}]")
+    s.record(result("a", Status.OK))
+    clock = StalenessClock()
+    clock.reset(s.probes.values())
+    s.probes["a"].finished -= 100
+    replaced = store("probes: [{name: a, type: tcp, host: h2, port: 1, interval: 10s, timeout: 1s}]")
+    assert clock.due(time.monotonic(), replaced.probes) == []  # not this config's state any more
