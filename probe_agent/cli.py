@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import socket
@@ -13,22 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from probe_agent import __version__
-from probe_agent.config.loader import (
-    CONFIG_ENV_VAR,
-    DEFAULT_CONFIG_PATH,
-    AgentConfig,
-    Selection,
-    load_config,
-    resolve_config_path,
-)
-from probe_agent.core.errors import ConfigError
-from probe_agent.core.logs import setup_logging
-from probe_agent.core.redact import Redactor
-from probe_agent.core.results import Status
-from probe_agent.core.yamlload import MAX_CONFIG_BYTES
-from probe_agent.outputs.problems import print_problems
+from probe_agent.core.defaults import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES
 
-if TYPE_CHECKING:  # imported by the commands that use them: a command starts faster without
+# Everything else is imported by the commands that use it: `--help` and an argument error answer
+# before pydantic, asyncio or YAML load (tests/unit/test_layers.py says so).
+if TYPE_CHECKING:
+    from probe_agent.config.loader import AgentConfig, Selection
     from probe_agent.probes.base import ProbeConfig
     from probe_agent.runtime.runner import ProbeHandle
 
@@ -58,6 +47,8 @@ T = TypeVar("T")
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
     try:
         import uvloop
 
@@ -76,6 +67,8 @@ def load_args_config(
 ) -> tuple[Path, AgentConfig]:
     """`daemon`: a discovery source that does not answer yet leaves its group pending (the daemon
     asks again) instead of failing the load, as it would for check and validate."""
+    from probe_agent.config.loader import load_config, resolve_config_path
+
     path = resolve_config_path(args.config)
     return path, load_config(
         path,
@@ -88,6 +81,10 @@ def load_args_config(
 
 def load_or_report(args: argparse.Namespace, *, daemon: bool = False) -> tuple[Path, AgentConfig] | None:
     """The config, or None once its problems are printed."""
+    from probe_agent.config.loader import resolve_config_path
+    from probe_agent.core.errors import ConfigError
+    from probe_agent.outputs.problems import print_problems
+
     try:
         return load_args_config(args, daemon=daemon)
     except ConfigError as exc:
@@ -96,6 +93,9 @@ def load_or_report(args: argparse.Namespace, *, daemon: bool = False) -> tuple[P
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from probe_agent.config.loader import resolve_config_path
+    from probe_agent.core.errors import ConfigError
+    from probe_agent.outputs.problems import print_problems
     from probe_agent.runtime.runner import build_handles
 
     try:
@@ -135,6 +135,7 @@ def cmd_types(args: argparse.Namespace) -> int:
 def cmd_rules(args: argparse.Namespace) -> int:
     import yaml
 
+    from probe_agent.core.errors import ConfigError
     from probe_agent.core.yamlload import decode, load_yaml, read_config_bytes
     from probe_agent.outputs.rules import rule_groups
 
@@ -199,6 +200,11 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
     """For check and wait: the probes `--probe` and `--tag` select, built (only they are
     validated and have their ${VAR} resolved), with logging set up; None once problems are printed."""
     from probe_agent.commands.check import select
+    from probe_agent.config.loader import Selection, resolve_config_path
+    from probe_agent.core.errors import ConfigError
+    from probe_agent.core.logs import setup_logging
+    from probe_agent.core.redact import Redactor
+    from probe_agent.outputs.problems import print_problems
     from probe_agent.runtime.runner import build_handles
 
     try:
@@ -214,6 +220,7 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
 
 def cmd_check(args: argparse.Namespace) -> int:
     from probe_agent.commands.check import mark_maintenance, report, run_once
+    from probe_agent.core.results import Status
 
     loaded = load_selected(args)
     if loaded is None:
@@ -226,6 +233,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_wait(args: argparse.Namespace) -> int:
     from probe_agent.commands.wait import progress, wait_until_ready
+    from probe_agent.core.results import Status
     from probe_agent.outputs.reports import render_table, worst
 
     loaded = load_selected(args)
@@ -245,6 +253,9 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from probe_agent.core.errors import ConfigError
+    from probe_agent.outputs.problems import print_problems
+
     if args.config == "-":
         print(
             "run: -c - is not possible: the daemon reloads its file (use validate or check with -c -)", file=sys.stderr
@@ -534,6 +545,11 @@ def adhoc_parser() -> argparse.ArgumentParser:
 def cmd_check_adhoc(argv: Sequence[str]) -> int:
     from probe_agent.commands.check import adhoc_config, report, run_once
     from probe_agent.config.loader import parse_config
+    from probe_agent.core.errors import ConfigError
+    from probe_agent.core.logs import setup_logging
+    from probe_agent.core.redact import Redactor
+    from probe_agent.core.results import Status
+    from probe_agent.outputs.problems import print_problems
     from probe_agent.runtime.runner import build_handles
 
     args = adhoc_parser().parse_args(argv)

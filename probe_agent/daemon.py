@@ -12,10 +12,10 @@ from pathlib import Path
 
 from probe_agent.config.loader import AgentConfig
 from probe_agent.config.shard import Shard
+from probe_agent.core.defaults import MAX_CONFIG_BYTES
 from probe_agent.core.errors import ConfigError
 from probe_agent.core.logs import setup_logging
 from probe_agent.core.redact import Redactor
-from probe_agent.core.yamlload import MAX_CONFIG_BYTES
 from probe_agent.outputs.problems import print_problems
 from probe_agent.runtime.agent import Agent
 from probe_agent.runtime.watch import watching

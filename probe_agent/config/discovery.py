@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import dns.exception
-import dns.resolver
-
 from probe_agent import __version__
 from probe_agent.config.kubernetes import list_targets, source_names
 from probe_agent.core.errors import ConfigError
@@ -202,6 +199,9 @@ def resolve_dns_sd(sd: DnsSdConfig, name: str) -> list[Target]:
     or has no such records gives no targets (the registry lists none), a server that fails or
     does not answer raises ValueError (the source keeps its last targets). The answers are DNS
     messages, at most 64 KiB each: bounded by the protocol."""
+    import dns.exception  # dnspython costs 30 ms to import: only where a group looks names up
+    import dns.resolver
+
     resolver = dns.resolver.Resolver(configure=sd.server is None)
     if (nameserver := sd.nameserver()) is not None:
         resolver.nameservers = [nameserver[0]]

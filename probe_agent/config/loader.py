@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from probe_agent.config.discovery import SourceKey, SourceState, discovered_probes, discovery_base
+from probe_agent.core.defaults import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES
 from probe_agent.core.errors import ConfigError
 from probe_agent.core.loopmonitor import DEFAULT_LAG_TOLERANCE
 from probe_agent.core.redact import Redactor, collect_secrets
-from probe_agent.core.yamlload import MAX_CONFIG_BYTES, decode, load_yaml, locate, positions, read_config_bytes
+from probe_agent.core.yamlload import decode, load_yaml, locate, positions, read_config_bytes
 from probe_agent.probes import REGISTRY
 from probe_agent.probes.base import ProbeConfig
 from probe_agent.schema.discovery import TargetGroup
@@ -32,8 +33,6 @@ from probe_agent.schema.probe_endpoint import ProbeEndpoint
 from probe_agent.schema.slo import Slo, slo_members
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-DEFAULT_CONFIG_PATH = "probes.yaml"
-CONFIG_ENV_VAR = "PROBE_AGENT_CONFIG"
 
 
 class Defaults(BaseModel):

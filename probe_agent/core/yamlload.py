@@ -26,9 +26,9 @@ from typing import Any, cast
 
 import yaml
 
+from probe_agent.core.defaults import MAX_CONFIG_BYTES
 from probe_agent.core.errors import ConfigError
 
-MAX_CONFIG_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 64
 # Aliases may repeat a node (anchored defaults merged into every probe), but the
 # expanded document may not grow past this many nodes beyond its written size.

@@ -31,12 +31,12 @@ from probe_agent.config.discovery import SourceKey, SourceState, digest, discove
 from probe_agent.config.kubernetes import source_names
 from probe_agent.config.loader import AgentConfig, load_config, no_cyclic_gc
 from probe_agent.config.shard import Shard
+from probe_agent.core.defaults import MAX_CONFIG_BYTES
 from probe_agent.core.errors import AGENT_STARVED, ConfigError, Reason
 from probe_agent.core.logs import RedactingFilter
 from probe_agent.core.loopmonitor import LoopMonitor
 from probe_agent.core.redact import Redactor
 from probe_agent.core.results import Result, Status
-from probe_agent.core.yamlload import MAX_CONFIG_BYTES
 from probe_agent.probes import close_shared
 from probe_agent.runtime import historyfile
 from probe_agent.runtime.kubernetes import ServiceWatch

@@ -96,3 +96,23 @@ def test_the_checker_sees_a_lazy_import_of_a_higher_layer(tmp_path: Path) -> Non
     bad.write_text("def f():\n    from probe_agent.daemon import serve\n    return serve\n")
     assert [resolve(name) for _, name in imports_of(bad)] == ["probe_agent.daemon"]
     assert layer_of("probe_agent.daemon") > layer_of("probe_agent.core.errors")
+
+
+def test_the_command_line_loads_only_what_a_command_uses() -> None:
+    # `--help` (and argument errors) must answer at once: pydantic, asyncio, aiohttp and YAML are
+    # the commands' business (issue 24: --help took 192 ms because the config model loaded first).
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from probe_agent import cli\n"
+        "try:\n"
+        "    cli.main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('loaded:', *(m for m in ('pydantic', 'asyncio', 'aiohttp', 'yaml') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert "usage: probe-agent" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "loaded:", out.stdout.strip().splitlines()[-1]
