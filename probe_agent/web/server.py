@@ -69,6 +69,7 @@ async def _send(
 
 
 STARTING = {"status": "starting", "probes": []}
+READY_NAMES = 100  # names of each kind /health/ready lists; "counts" has them all
 
 
 BRIEF_FIELDS = ("name", "type", "critical", "health", "status", "last_run", "distorted")  # --web.health-detail=status
@@ -125,8 +126,13 @@ async def ready(request: web.Request) -> web.Response:
     _count_discovery(agent, tally)
     status, code = tally.overall()
     body: dict[str, object] = {"status": status}
+    counts: dict[str, int] = {}
     for health in (Health.FAILING, Health.STALE, Health.PENDING, Health.MAINTENANCE):
-        body[health.value] = tally.by_health[health]
+        # the first names of each kind, and how many there are: at 50,000 probes every
+        # pending name made a multi-megabyte answer for a readiness check
+        body[health.value] = tally.by_health[health][:READY_NAMES]
+        counts[health.value] = len(tally.by_health[health])
+    body["counts"] = counts
     if groups := agent.discovery_pending_groups():
         body["discovery_pending"] = groups
     return web.json_response(body, status=code)

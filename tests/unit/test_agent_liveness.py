@@ -264,3 +264,24 @@ async def test_a_reload_that_changes_every_probe_adds_no_run_no_unknown_and_one_
         assert reloaded.changed_probes.endswith("... and 30 more")  # type: ignore[attr-defined]
     finally:
         await agent.stop()
+
+
+async def test_health_ready_stays_small_at_fleet_scale() -> None:
+    # /health/ready listed every pending name: 50,000 of them at start. It lists the first
+    # READY_NAMES of each kind and counts them all.
+    from probe_agent.web.server import READY_NAMES
+
+    names = ", ".join(
+        f"{{name: p{i}, type: tcp, host: 127.0.0.1, port: 9, interval: 1h}}" for i in range(READY_NAMES + 50)
+    )
+    agent = Agent(parse_config(f"probes: [{names}]", env={}), grace=0.1)
+    agent.store.probes = agent.store.plan_config(agent.config)  # planned, nothing run yet
+    agent.started = True
+    client = TestClient(TestServer(make_app(agent), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        body = await (await client.get("/health/ready")).json()
+    finally:
+        await client.close()
+    assert len(body["pending"]) == READY_NAMES and body["counts"]["pending"] == READY_NAMES + 50, body["counts"]
+    assert body["counts"]["failing"] == 0 and body["failing"] == []
