@@ -8,7 +8,8 @@
   DELETED) newer than `resourceVersion`, BOOKMARK events when `allowWatchBookmarks` asks for
   them, ending after `timeoutSeconds`; a `resourceVersion` older than the kept history gets
   an ERROR event with a `410 Expired` Status, as the API server sends after a compaction.
-- `failing`: every request answers 503 and open watches end (the API server down)."""
+- `failing`: every request answers 503 and open watches end (the API server down).
+- `hostile`: a list that never ends (spew), no answer at all (hang), or bytes that are no JSON."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class KubeApi:
         self.oldest = self.version  # a watch from before this is 410
         self.failing = False
         self.token: str | None = None  # when set, a request without "Bearer TOKEN" is 401
+        self.hostile: str | None = None  # "spew" (never stops sending), "hang" (never answers), "garbage"
         self.lists = 0
         self.watches = 0
         self.url = ""
@@ -137,6 +139,8 @@ def handler_for(api: KubeApi) -> type[QuietHandler]:
                 return self._json(
                     503, {"kind": "Status", "code": 503, "reason": "ServiceUnavailable", "message": "down"}
                 )
+            if api.hostile is not None:
+                return self._hostile(api.hostile)
             selector = query.get("labelSelector", "")
             if query.get("watch") in ("true", "True", "1"):
                 return self._watch(plural, namespace, selector, query)
@@ -147,6 +151,29 @@ def handler_for(api: KubeApi) -> type[QuietHandler]:
             self._json(
                 200, {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(version)}, "items": items}
             )
+
+        def _hostile(self, how: str) -> None:
+            if how == "hang":
+                time.sleep(30)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if how == "garbage":
+                data = b"\x00\xff<html>not a list</html>" * 10
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            self.end_headers()  # spew: a list that never ends
+            try:
+                self.wfile.write(b'{"kind": "List", "items": [')
+                chunk = b'{"metadata": {"name": "x", "namespace": "y"}},' * 1000
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+            self.close_connection = True
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

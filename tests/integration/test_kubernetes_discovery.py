@@ -8,6 +8,8 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from probe_agent.config.loader import load_config
 from probe_agent.core.errors import ConfigError
 from tests.helpers.agent import AgentProcess
@@ -298,3 +300,34 @@ def test_endpointslices_give_a_target_per_ready_pod_of_an_opted_in_service(tmp_p
         finally:
             agent.stop()
             listener.close()
+
+
+@pytest.mark.parametrize(
+    ("how", "expected", "within"),
+    [
+        ("spew", "over 1,048,576 bytes", 5.0),
+        ("hang", "did not answer the list within 1s", 3.0),
+        ("garbage", "not a list of service objects", 3.0),
+    ],
+)
+def test_a_hostile_api_server_is_a_failing_source_in_bounded_bytes_and_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, expected: str, within: float
+) -> None:
+    from probe_agent.config import kubernetes
+
+    monkeypatch.setattr(kubernetes, "MAX_LIST_BYTES", 1024 * 1024)
+    with kube_api() as api:
+        api.hostile = how
+        path = tmp_path / "probes.yaml"
+        path.write_text(
+            "target_groups:\n  - name: svc\n"
+            f"    kubernetes_sd_configs: [{{api_server: '{api.url}', timeout: 1s}}]\n"
+            "    probe: {type: tcp, host: 127.0.0.1, port: '{{target.port}}'}\n"
+        )
+        started = time.monotonic()
+        with pytest.raises(ConfigError) as info:
+            load_config(path, env={})
+        took = time.monotonic() - started
+    [problem] = info.value.problems
+    assert expected in problem, problem
+    assert took < within, f"{how}: {took:.1f} s"
