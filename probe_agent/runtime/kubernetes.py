@@ -35,6 +35,7 @@ log = logging.getLogger("probe_agent.runtime.kubernetes")
 
 WATCH_SECONDS = 240  # a watch is asked for this long, then again (the API server caps it anyway)
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0
+RECOMPUTE_AFTER = 0.1  # s: watch events this close together make the targets once
 
 
 class ServiceWatch:
@@ -61,6 +62,7 @@ class ServiceWatch:
         self._errors: dict[str, str] = {}
         self.state = SourceState()
         self.lists = 0  # how many times it listed (a 410 lists again)
+        self._recompute: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         backoff = BACKOFF_FIRST
@@ -69,6 +71,7 @@ class ServiceWatch:
             while api is None:
                 try:
                     api = await api_client(self.sd)
+                    self._errors.pop("client", None)  # the lists that follow publish the recovery
                 except ValueError as exc:
                     self._failed("client", str(exc))
                     await asyncio.sleep(backoff)
@@ -77,6 +80,8 @@ class ServiceWatch:
                 for role in self._roles:
                     followers.create_task(self._follow(api, role))
         finally:
+            if self._recompute is not None:
+                self._recompute.cancel()
             if api is not None:
                 await api.close()
 
@@ -140,6 +145,13 @@ class ServiceWatch:
                 await stream.close()
 
     def _changed(self) -> None:
+        """Targets are made again at most every RECOMPUTE_AFTER seconds, not per event: a big
+        cluster's EndpointSlices change many times a second, and each pass is over them all."""
+        if self._recompute is None:
+            self._recompute = asyncio.get_running_loop().call_later(RECOMPUTE_AFTER, self._make_targets)
+
+    def _make_targets(self) -> None:
+        self._recompute = None
         if len(self._listed) < len(self._roles):
             return  # Services without their EndpointSlices (or the reverse) are no list yet
         group = self.key[0]

@@ -331,3 +331,40 @@ def test_a_hostile_api_server_is_a_failing_source_in_bounded_bytes_and_time(
     [problem] = info.value.problems
     assert expected in problem, problem
     assert took < within, f"{how}: {took:.1f} s"
+
+
+async def test_a_watch_whose_client_could_not_be_made_recovers_and_says_so(tmp_path: Path) -> None:
+    # The kubeconfig is not there yet (a Secret mounted late): the source fails, then, once the
+    # file is there, lists, and its error is gone.
+    import asyncio
+
+    from probe_agent.config.discovery import SourceState
+    from probe_agent.runtime.kubernetes import ServiceWatch
+    from probe_agent.schema.discovery import KubernetesSdConfig
+
+    with kube_api() as api:
+        api.put("shop", "web", **opted_in(8080))  # type: ignore[arg-type]
+        kubeconfig = tmp_path / "kubeconfig"
+        sd = KubernetesSdConfig(kubeconfig_file=str(kubeconfig), namespaces=["shop"], timeout=2)
+        seen: list[SourceState] = []
+        watch = ServiceWatch(("svc", "kubernetes service shop"), sd, "shop", lambda _k, state: seen.append(state))
+        task = asyncio.create_task(watch.run())
+        try:
+            for _ in range(50):
+                await asyncio.sleep(0.05)
+                if seen:
+                    break
+            assert seen and seen[-1].error is not None and "kubeconfig" in seen[-1].error, seen
+            kubeconfig.write_text(
+                "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+                f"clusters: [{{name: t, cluster: {{server: '{api.url}'}}}}]\n"
+                "users: [{name: u, user: {}}]\ncontexts: [{name: t, context: {cluster: t, user: u}}]\n"
+            )
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if seen[-1].error is None and seen[-1].targets:
+                    break
+            assert seen[-1].error is None and [t[0] for t in seen[-1].targets] == ["web.shop.svc:8080"], seen[-1]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
