@@ -230,13 +230,21 @@ def resolve_dns_sd(sd: DnsSdConfig, name: str) -> list[Target]:
 
 
 def _read_sources(
-    group: TargetGroup, files: list[str], label: str, previous: dict[SourceKey, SourceState] | None
+    group: TargetGroup,
+    files: list[str],
+    label: str,
+    previous: dict[SourceKey, SourceState] | None,
+    answers: dict[SourceKey, SourceState],
 ) -> tuple[dict[SourceKey, SourceState], list[str]]:
-    """Each source of a group read now; a failing one kept from `previous` (or a problem without it)."""
+    """Each source of a group read now (or taken from `answers`, what a refresh just read); a
+    failing one kept from `previous` (or a problem without it)."""
     states: dict[SourceKey, SourceState] = {}
     problems: list[str] = []
     for source in sources_of(group, files):
         key = (group.name, source.name)
+        if key in answers:  # the refresh that asked for this load read it a moment ago
+            states[key] = answers[key]
+            continue
         if source.watched and previous is not None:
             # the daemon's watch keeps this list: what it had at the last change (or pending)
             states[key] = previous.get(key) or SourceState()  # pending: no list yet, and no failure either
@@ -255,7 +263,11 @@ def _read_sources(
 
 
 def discovered_probes(
-    groups: list[TargetGroup], base: Path, problems: list[str], previous: dict[SourceKey, SourceState] | None = None
+    groups: list[TargetGroup],
+    base: Path,
+    problems: list[str],
+    previous: dict[SourceKey, SourceState] | None = None,
+    answers: dict[SourceKey, SourceState] | None = None,
 ) -> tuple[list[dict[str, Any]], list[int], tuple[str, ...], dict[SourceKey, SourceState]]:
     """Probe entries for every target of every group, the index of the group each came from,
     the files they came from (to watch), and what each source gave (see SourceState: with
@@ -282,7 +294,7 @@ def discovered_probes(
         if len(files) > MAX_FILES:
             refuse(f"{label}: file_sd_configs match {len(files)} files, over the limit of {MAX_FILES}")
             continue
-        states, failures = _read_sources(group, files, label, previous)
+        states, failures = _read_sources(group, files, label, previous, answers or {})
         if failures:
             problems.extend(failures)
             continue

@@ -203,10 +203,12 @@ def parse_config(
     allow_empty: bool = False,
     selection: Selection | None = None,
     discovery: dict[SourceKey, SourceState] | None = None,
+    answers: dict[SourceKey, SourceState] | None = None,
 ) -> AgentConfig:
     """Parse and validate a probes.yaml text. Raises ConfigError listing every problem.
     `discovery`: what the target groups' sources gave at the last load (the daemon's; see
     probe_agent.config.discovery.SourceState); without it a failing source is a problem.
+    `answers`: sources a refresh has just read, taken as they are (not asked again).
 
     Top-level keys starting with `x-` are ignored: they hold YAML anchors, as in compose files.
     With a selection, only the probes it wants are validated and kept (and no SLOs)."""
@@ -222,7 +224,7 @@ def parse_config(
     if agent.target_groups:
         base = discovery_base(source)
         discovered, group_indexes, files, sources = discovered_probes(
-            agent.target_groups, base, problems.items, discovery
+            agent.target_groups, base, problems.items, discovery, answers
         )
         origins += [("target_groups", index, "probe") for index in group_indexes]
         raw_probes = [*raw_probes, *discovered]
@@ -552,11 +554,14 @@ def load_config(
     allow_empty: bool = False,
     selection: Selection | None = None,
     discovery: dict[SourceKey, SourceState] | None = None,
+    answers: dict[SourceKey, SourceState] | None = None,
 ) -> AgentConfig:
     """Read, parse and validate a probes file. Blocking: the daemon calls it in a worker thread."""
     text = decode(read_config_bytes(str(path), max_bytes))
     with no_cyclic_gc():
-        return parse_config(text, str(path), env, allow_empty=allow_empty, selection=selection, discovery=discovery)
+        return parse_config(
+            text, str(path), env, allow_empty=allow_empty, selection=selection, discovery=discovery, answers=answers
+        )
 
 
 @contextlib.contextmanager

@@ -249,7 +249,7 @@ class Agent:
         if self._watched_reloader is not None:  # started: a reload may add or drop watched sources
             self._sync_watches()
 
-    async def reload(self, cautious: bool = False) -> list[str]:
+    async def reload(self, cautious: bool = False, answers: dict[SourceKey, SourceState] | None = None) -> list[str]:
         """Load the config file again. On any problem keep the running probes untouched and return the
         problems. `cautious` (the file watcher): raise ReloadHeld instead of applying a config that
         would remove a large share of the running probes (a file still being written, perhaps)."""
@@ -273,6 +273,7 @@ class Agent:
                     max_bytes=self.max_config_bytes,
                     allow_empty=self.allow_empty,
                     discovery={**self.config.discovery_sources, **self._watched},
+                    answers=answers,
                 )
                 if self.shard is not None:
                     config = self.shard.select(config)
@@ -430,11 +431,12 @@ class Agent:
                 if not source.watched  # Kubernetes: its watch says when it changed
                 and now - asked.setdefault((group.name, source.name), now) >= source.refresh_interval
             ]
-            changed: dict[SourceKey, str] = {}  # digest of its new answer
+            changed: dict[SourceKey, SourceState] = {}  # its new answer
             for key, source in due:
                 asked[key] = now
                 try:
-                    seen = digest((await asyncio.to_thread(source.read))[1])
+                    targets, data = await asyncio.to_thread(source.read)
+                    seen = digest(data)
                 except ValueError as exc:
                     self.metrics.discovery_refresh_failures.labels(key[0], self.redactor.redact(key[1])).inc()
                     log.warning(
@@ -444,15 +446,17 @@ class Agent:
                     continue
                 last = self.config.discovery_sources.get(key)
                 if last is None or seen != last.digest:
-                    changed[key] = seen
+                    changed[key] = SourceState(tuple(targets), seen, time.time(), None)
             if not changed:
                 continue
-            confirmed = all(held.get(key) == seen for key, seen in changed.items())
+            confirmed = all(held.get(key) == state.digest for key, state in changed.items())
             try:
-                await self.reload(cautious=not confirmed)
+                # the answers just read go into the reload: asking again would double the load
+                # on the endpoint, and might load something other than what was compared
+                await self.reload(cautious=not confirmed, answers=changed)
                 held.clear()
             except ReloadHeld as exc:
-                held = dict(changed)
+                held = {key: state.digest or "" for key, state in changed.items()}
                 log.warning(
                     "a discovery source answered a list that would remove many probes:"
                     " loading it if the next refresh agrees",

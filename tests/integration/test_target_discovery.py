@@ -247,3 +247,37 @@ def test_a_group_whose_endpoint_has_not_answered_is_pending_until_it_does(tmp_pa
             agent.stop()
             listener.close()
     assert "discovery source failed; its targets are pending" in agent.logs()
+
+
+def test_a_refresh_loads_the_answer_it_saw_without_asking_again(tmp_path: Path) -> None:
+    # The endpoint gives the new list once, then fails: a reload that asked again (as it did,
+    # two requests per change) would load the failure and keep the old targets.
+    answers: list[tuple[int, bytes]] = []
+    ports = [free_port() for _ in range(2)]
+
+    def listing(port: int) -> tuple[int, bytes]:
+        return 200, json.dumps([{"targets": [f"127.0.0.1:{port}"]}]).encode()
+
+    class Endpoint(QuietHandler):
+        def do_GET(self) -> None:
+            status, body = answers.pop(0) if answers else (500, b"gone")
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    answers.append(listing(ports[0]))
+    with stub_http(Endpoint) as base:
+        config = tmp_path / "probes.yaml"
+        config.write_text(
+            "target_groups:\n  - name: api\n"
+            f"    http_sd_configs: [{{url: '{base}/sd', refresh_interval: 1s, timeout: 2s}}]\n"
+            "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 1s, timeout: 500ms}\n"
+        )
+        agent = AgentProcess(config, args=["--no-watch-config"]).start()
+        try:
+            agent.wait_for(lambda: names(agent) == {f"api-127.0.0.1:{ports[0]}"}, what="the first list")
+            answers.append(listing(ports[1]))  # the next request only
+            agent.wait_for(lambda: names(agent) == {f"api-127.0.0.1:{ports[1]}"}, timeout=10, what="the new list")
+        finally:
+            agent.stop()
