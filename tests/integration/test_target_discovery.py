@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.helpers.agent import AgentProcess
@@ -22,18 +23,30 @@ def publish(path: Path, targets: list[str], team: str = "shop") -> None:
     fresh.replace(path)
 
 
-def answering(answer: dict[str, tuple[int, bytes]]) -> type[QuietHandler]:
-    """An http_sd endpoint answering whatever (status, body) answer["now"] holds at each request."""
+def answering(answer: dict[str, tuple[int, bytes]] | Callable[[], tuple[int, bytes]]) -> type[QuietHandler]:
+    """An http_sd endpoint answering whatever (status, body) answer["now"] holds at each
+    request (or what `answer()` gives)."""
 
     class Endpoint(QuietHandler):
         def do_GET(self) -> None:
-            status, body = answer["now"]
+            status, body = answer() if callable(answer) else answer["now"]
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
     return Endpoint
+
+
+def http_sd_group(tmp_path: Path, url: str) -> Path:
+    """A target group of tcp probes from the http_sd endpoint at `url`, asked every second."""
+    config = tmp_path / "probes.yaml"
+    config.write_text(
+        "target_groups:\n  - name: api\n"
+        f"    http_sd_configs: [{{url: '{url}', refresh_interval: 1s, timeout: 2s}}]\n"
+        "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 1s, timeout: 500ms}\n"
+    )
+    return config
 
 
 def names(agent: AgentProcess) -> set[str]:
@@ -148,12 +161,7 @@ def test_the_daemon_asks_http_sd_again_and_keeps_the_last_good_targets(tmp_path:
     answer["now"] = listing(*ports[:3])
     with stub_http(Endpoint) as base:
         url = f"{base}/sd"
-        config = tmp_path / "probes.yaml"
-        config.write_text(
-            "target_groups:\n  - name: api\n"
-            f"    http_sd_configs: [{{url: '{url}', refresh_interval: 1s, timeout: 2s}}]\n"
-            "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 1s, timeout: 500ms}\n"
-        )
+        config = http_sd_group(tmp_path, url)
         agent = AgentProcess(config, args=["--no-watch-config"]).start()
         try:
             expected = {f"api-127.0.0.1:{p}" for p in ports[:3]}
@@ -258,22 +266,11 @@ def test_a_refresh_loads_the_answer_it_saw_without_asking_again(tmp_path: Path) 
     def listing(port: int) -> tuple[int, bytes]:
         return 200, json.dumps([{"targets": [f"127.0.0.1:{port}"]}]).encode()
 
-    class Endpoint(QuietHandler):
-        def do_GET(self) -> None:
-            status, body = answers.pop(0) if answers else (500, b"gone")
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    Endpoint = answering(lambda: answers.pop(0) if answers else (500, b"gone"))
 
     answers.append(listing(ports[0]))
     with stub_http(Endpoint) as base:
-        config = tmp_path / "probes.yaml"
-        config.write_text(
-            "target_groups:\n  - name: api\n"
-            f"    http_sd_configs: [{{url: '{base}/sd', refresh_interval: 1s, timeout: 2s}}]\n"
-            "    probe: {type: tcp, host: '{{target.host}}', port: '{{target.port}}', interval: 1s, timeout: 500ms}\n"
-        )
+        config = http_sd_group(tmp_path, f"{base}/sd")
         agent = AgentProcess(config, args=["--no-watch-config"]).start()
         try:
             agent.wait_for(lambda: names(agent) == {f"api-127.0.0.1:{ports[0]}"}, what="the first list")
