@@ -21,6 +21,8 @@ from probe_agent.core.files import NamedFileError, read_named_file
 from probe_agent.schema.discovery import KubernetesSdConfig
 
 PROBE_RESOURCE = ("monitoring.coreos.com", "v1", "probes")  # prometheus-operator's Probe
+HTTPROUTE_RESOURCE = ("gateway.networking.k8s.io", "v1", "httproutes")  # the Gateway API's route
+SCHEME_ANNOTATION = "probe-agent.io/scheme"  # an HTTPRoute says no scheme: its Gateway's listener does
 MAX_LIST_BYTES = 32 * 1024 * 1024
 MAX_TOKEN_BYTES = 64 * 1024
 TOKEN_REREAD = (
@@ -311,10 +313,11 @@ def list_call(api: Any, role: str, namespace: str | None) -> tuple[Any, tuple[An
         if namespace is None:
             return networking.list_ingress_for_all_namespaces, ()
         return networking.list_namespaced_ingress, (namespace,)
-    custom = client.CustomObjectsApi(api)  # prometheus-operator's Probe
+    custom = client.CustomObjectsApi(api)  # prometheus-operator's Probe, Gateway API's HTTPRoute
+    group, version, plural = HTTPROUTE_RESOURCE if role == "httproute" else PROBE_RESOURCE
     if namespace is None:
-        return custom.list_cluster_custom_object, PROBE_RESOURCE
-    return custom.list_namespaced_custom_object, (PROBE_RESOURCE[0], PROBE_RESOURCE[1], namespace, PROBE_RESOURCE[2])
+        return custom.list_cluster_custom_object, (group, version, plural)
+    return custom.list_namespaced_custom_object, (group, version, namespace, plural)
 
 
 async def list_objects(
@@ -368,7 +371,43 @@ def targets_of(obj: dict[str, Any], group: str, sd: KubernetesSdConfig) -> list[
         return service_targets(obj, group, sd)
     if sd.role == "ingress":
         return ingress_targets(obj, group, sd)
+    if sd.role == "httproute":
+        return httproute_targets(obj, group, sd)
     return probe_targets(obj, group, sd)
+
+
+def httproute_targets(route: dict[str, Any], group: str, sd: KubernetesSdConfig) -> list[Target]:
+    """A Gateway API HTTPRoute that opts in (its annotation names the group): a target per
+    hostname and PathPrefix/Exact path of its rules, at HOST:443 with `probe-agent.io/scheme:
+    https`, else HOST:80 (the route does not say which listener serves it)."""
+    metadata = route.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    if annotations.get(sd.annotation) != group:
+        return []
+    name, namespace = str(metadata.get("name", "")), str(metadata.get("namespace", ""))
+    scheme = "https" if annotations.get(SCHEME_ANNOTATION) == "https" else "http"
+    spec = route.get("spec") or {}
+    paths: list[str] = []
+    for rule in spec.get("rules") or []:
+        for match in rule.get("matches") or []:
+            path = (match.get("path") or {}).get("value")
+            if isinstance(path, str) and path.startswith("/") and path not in paths:
+                paths.append(path)
+    found: list[Target] = []
+    for host in spec.get("hostnames") or []:
+        if not isinstance(host, str) or not host or "*" in host:
+            continue  # a wildcard hostname names no one host to probe
+        for path in paths or ["/"]:
+            labels = {
+                "__meta_kubernetes_namespace": namespace,
+                "__meta_kubernetes_httproute_name": name,
+                "namespace": namespace,
+                "httproute": name,
+                "scheme": scheme,
+                "path": str(annotations.get(PATH_ANNOTATION, path)),
+            }
+            found.append((f"{host}:{443 if scheme == 'https' else 80}", labels))
+    return found
 
 
 def list_targets(sd: KubernetesSdConfig, group: str, namespace: str | None) -> list[Target]:

@@ -187,6 +187,8 @@ class KubernetesSdConfig(BaseModel):
       address and port, with `namespace`, `service`, `pod`, `node` and `path`;
     - role ingress: Ingresses that opt in the same way, a target per rule's host and path at
       HOST:443 (TLS) or HOST:80, with `namespace`, `ingress`, `scheme` and `path`;
+    - role httproute: Gateway API HTTPRoutes that opt in the same way, a target per hostname
+      and path, HOST:80 (or HOST:443 with `probe-agent.io/scheme: https`);
     - role probe: prometheus-operator Probe objects whose `module` is the group's name, their
       static targets with the Probe's labels and `namespace`, `probe`.
     Each target also has Prometheus's `__meta_kubernetes_*` labels, for relabelling.
@@ -196,7 +198,7 @@ class KubernetesSdConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    role: Literal["service", "endpointslice", "ingress", "probe"] = "service"
+    role: Literal["service", "endpointslice", "ingress", "httproute", "probe"] = "service"
     namespaces: list[str] = Field([], max_length=100)  # none: every namespace
     selector: str | None = Field(None, max_length=1024)  # a label selector, as kubectl -l takes it
     annotation: str = "probe-agent.io/probe"  # its value names the group a Service joins

@@ -368,3 +368,42 @@ async def test_a_watch_whose_client_could_not_be_made_recovers_and_says_so(tmp_p
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+def httproute(
+    namespace: str, name: str, hosts: list[str], paths: list[str], annotations: dict[str, str]
+) -> dict[str, object]:
+    return {
+        "kind": "HTTPRoute",
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "spec": {
+            "parentRefs": [{"name": "edge-gateway"}],
+            "hostnames": hosts,
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": p}}]} for p in paths],
+        },
+    }
+
+
+def test_gateway_api_httproutes_opted_in_give_a_target_per_hostname_and_path(tmp_path: Path) -> None:
+    with kube_api() as api:
+        opted = {"probe-agent.io/probe": "routes", "probe-agent.io/scheme": "https"}
+        api.put_object("httproutes", httproute("shop", "store", ["shop.example", "*.example"], ["/", "/cart"], opted))
+        api.put_object("httproutes", httproute("shop", "other", ["x.example"], ["/"], {}))
+        path = tmp_path / "probes.yaml"
+        path.write_text(
+            "target_groups:\n  - name: routes\n"
+            f"    kubernetes_sd_configs: [{{role: httproute, api_server: '{api.url}', namespaces: [shop]}}]\n"
+            # two paths of one host are one address: the name says the path, or they are one probe
+            "    probe: {type: http, name: '{{target.address}}{{target.labels.path}}',"
+            " url: '{{target.labels.scheme}}://{{target.address}}{{target.labels.path}}', interval: 1m}\n"
+        )
+        urls = sorted(p.url for p in load_config(path, env={}).probes)  # type: ignore[attr-defined]
+        assert urls == ["https://shop.example:443/", "https://shop.example:443/cart"]
+        agent = AgentProcess(path, args=["--no-watch-config"]).start()
+        try:
+            agent.wait_for(lambda: len(names(agent)) == 2, what="the route's two paths")
+            api.put_object("httproutes", httproute("shop", "store", ["shop.example"], ["/"], opted))
+            agent.wait_for(lambda: names(agent) == {"shop.example:443_"}, timeout=10, what="the edited route")
+        finally:
+            agent.stop()
