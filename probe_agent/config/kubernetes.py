@@ -167,20 +167,27 @@ def _ingress_rules(ingress: dict[str, Any]) -> list[Target]:
         if not isinstance(host, str) or not host or "*" in host:
             continue  # a wildcard host names no one host to probe
         scheme = "https" if host in tls_hosts else "http"
-        paths = [p.get("path") or "/" for p in (rule.get("http") or {}).get("paths") or []] or ["/"]
+        paths = [str(p.get("path") or "/") for p in (rule.get("http") or {}).get("paths") or []] or ["/"]
         for path in paths:
-            labels = {
-                "__meta_kubernetes_namespace": namespace,
-                "__meta_kubernetes_ingress_name": name,
-                "__meta_kubernetes_ingress_scheme": scheme,
-                "__meta_kubernetes_ingress_path": str(path),
-                "namespace": namespace,
-                "ingress": name,
-                "scheme": scheme,
-                "path": str(path),
-            }
-            found.append((f"{host}:{443 if scheme == 'https' else 80}", labels))
+            extra = {"__meta_kubernetes_ingress_scheme": scheme, "__meta_kubernetes_ingress_path": path}
+            found.append(_web_target("ingress", name, namespace, host, scheme, path, extra))
     return found
+
+
+def _web_target(
+    kind: str, name: str, namespace: str, host: str, scheme: str, path: str, extra: dict[str, str] | None = None
+) -> Target:
+    """HOST:80 or HOST:443 of an Ingress's or HTTPRoute's host and path, with its labels."""
+    labels = {
+        "__meta_kubernetes_namespace": namespace,
+        f"__meta_kubernetes_{kind}_name": name,
+        **(extra or {}),
+        "namespace": namespace,
+        kind: name,
+        "scheme": scheme,
+        "path": path,
+    }
+    return f"{host}:{443 if scheme == 'https' else 80}", labels
 
 
 def probe_targets(
@@ -398,15 +405,8 @@ def httproute_targets(route: dict[str, Any], group: str, sd: KubernetesSdConfig)
         if not isinstance(host, str) or not host or "*" in host:
             continue  # a wildcard hostname names no one host to probe
         for path in paths or ["/"]:
-            labels = {
-                "__meta_kubernetes_namespace": namespace,
-                "__meta_kubernetes_httproute_name": name,
-                "namespace": namespace,
-                "httproute": name,
-                "scheme": scheme,
-                "path": str(annotations.get(PATH_ANNOTATION, path)),
-            }
-            found.append((f"{host}:{443 if scheme == 'https' else 80}", labels))
+            shown = str(annotations.get(PATH_ANNOTATION, path))
+            found.append(_web_target("httproute", name, namespace, host, scheme, shown))
     return found
 
 

@@ -105,6 +105,18 @@ class KubeApi:
             self.lock.notify_all()
 
 
+def kube_object(
+    kind: str, api_version: str, namespace: str, name: str, spec: dict[str, Any], annotations: dict[str, str]
+) -> dict[str, Any]:
+    """An object as the API server serves one (put_object gives it its resourceVersion)."""
+    return {
+        "kind": kind,
+        "apiVersion": api_version,
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "spec": spec,
+    }
+
+
 def _selected(body: dict[str, Any], namespace: str | None, selector: str) -> bool:
     metadata = body["metadata"]
     if namespace is not None and metadata["namespace"] != namespace:

@@ -13,7 +13,7 @@ import pytest
 from probe_agent.config.loader import load_config
 from probe_agent.core.errors import ConfigError
 from tests.helpers.agent import AgentProcess
-from tests.helpers.kube_api import KubeApi, kube_api
+from tests.helpers.kube_api import KubeApi, kube_api, kube_object
 
 
 def config(tmp_path: Path, api: KubeApi) -> Path:
@@ -109,15 +109,9 @@ def test_check_lists_once_and_a_source_that_cannot_list_is_a_problem(tmp_path: P
 def ingress(
     namespace: str, name: str, hosts: list[str], tls: list[str], annotations: dict[str, str]
 ) -> dict[str, object]:
-    return {
-        "kind": "Ingress",
-        "apiVersion": "networking.k8s.io/v1",
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "spec": {
-            "tls": [{"hosts": tls}],
-            "rules": [{"host": h, "http": {"paths": [{"path": "/", "pathType": "Prefix"}]}} for h in hosts],
-        },
-    }
+    rules = [{"host": h, "http": {"paths": [{"path": "/", "pathType": "Prefix"}]}} for h in hosts]
+    spec = {"tls": [{"hosts": tls}], "rules": rules}
+    return kube_object("Ingress", "networking.k8s.io/v1", namespace, name, spec, annotations)
 
 
 def probe_object(namespace: str, name: str, module: str, targets: list[str]) -> dict[str, object]:
@@ -373,16 +367,9 @@ async def test_a_watch_whose_client_could_not_be_made_recovers_and_says_so(tmp_p
 def httproute(
     namespace: str, name: str, hosts: list[str], paths: list[str], annotations: dict[str, str]
 ) -> dict[str, object]:
-    return {
-        "kind": "HTTPRoute",
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "spec": {
-            "parentRefs": [{"name": "edge-gateway"}],
-            "hostnames": hosts,
-            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": p}}]} for p in paths],
-        },
-    }
+    rules = [{"matches": [{"path": {"type": "PathPrefix", "value": p}}]} for p in paths]
+    spec = {"parentRefs": [{"name": "edge-gateway"}], "hostnames": hosts, "rules": rules}
+    return kube_object("HTTPRoute", "gateway.networking.k8s.io/v1", namespace, name, spec, annotations)
 
 
 def test_gateway_api_httproutes_opted_in_give_a_target_per_hostname_and_path(tmp_path: Path) -> None:
