@@ -64,6 +64,10 @@ DELAYED_SHARE = 0.1
 STUCK_MARGIN = 30.0
 # The mean wall time of a run, for the backlog a due tick would wait behind, moves by this share.
 RUN_TIME_WEIGHT = 0.02
+# A due tick is shed when the runs already waiting for its slots would take this share of its
+# interval to get through them. At a whole interval, the estimate (a mean) let a fifth of the ticks
+# that got a task wait the interval out and give up anyway, each with its task, timer and result.
+SHED_SHARE = 0.5
 
 
 SHED_TARGET = (
@@ -91,6 +95,8 @@ class _Scheduled:
     removed: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)  # the run in flight, if any
     sequence: int = 0  # breaks ties between equal due times in the heap
+    # (cause, result) of the last tick shed since the last run: the next shed ticks say the same
+    shed: tuple[str, Result] | None = field(default=None, repr=False)
 
     def __lt__(self, other: _Scheduled) -> bool:
         # The heap holds the probes themselves: no (due, probe) tuple per tick for the GC to walk.
@@ -134,6 +140,7 @@ class Scheduler:
         lag_tolerance: float = DEFAULT_LAG_TOLERANCE,
     ):
         self._metrics = metrics
+        self._shed_count = metrics.skipped_runs.labels("overload")  # once, not a label lookup per shed tick
         self._on_result = on_result
         self._origin = time.monotonic()
         self._slots = asyncio.Semaphore(max_concurrency)
@@ -244,21 +251,39 @@ class Scheduler:
             return
         now = time.monotonic() + 0.001  # a timer of millisecond resolution may fire that early
         heap = self._heap
-        # how long the runs already waiting take to get through the slots, at the mean run time
-        pool_wait = self._waiting * self._run_seconds / self._max_concurrency
+        # How long the runs already waiting take to get through the slots, at the mean run time.
+        # The runs started by this very call count too (their tasks have not begun to wait yet):
+        # without them, a thousand ticks due at once all saw the same short backlog, all got a
+        # task, and most waited their interval out. (Those that will find a free slot are counted
+        # as waiting: an error of one mean run time at most.)
+        run_seconds = self._run_seconds
+        pool_wait = self._waiting * run_seconds / self._max_concurrency
+        started: dict[str, int] = {}  # target -> runs started by this call
         while heap and heap[0].due <= now:
-            entry = heapq.heappop(heap)
+            entry = heap[0]
             if entry.removed:
+                heapq.heappop(heap)
                 self._removed_in_heap -= 1
                 continue
             interval = entry.handle.config.interval
-            if self._target_waiting.get(entry.target, 0) * self._run_seconds / self._per_target >= interval:
-                self._shed(entry, "target")
-                continue
+            target_waiting = self._target_waiting.get(entry.target, 0) + started.get(entry.target, 0)
+            if target_waiting * run_seconds / self._per_target >= SHED_SHARE * interval:
+                shed: str | None = "target"
             # suspects have a pool of their own: they wait behind no backlog of the main one
-            if pool_wait >= interval and not entry.suspect:
-                self._shed(entry, "concurrency")
+            elif pool_wait >= SHED_SHARE * interval and not entry.suspect:
+                shed = "concurrency"
+            else:
+                shed = None
+            if shed is not None:
+                self._shed(entry, shed)
+                # the entry is still the heap's top with its next tick: one sift down, not a pop and a push
+                heapq.heapreplace(heap, entry)
                 continue
+            heapq.heappop(heap)
+            started[entry.target] = started.get(entry.target, 0) + 1
+            if not entry.suspect:
+                pool_wait += run_seconds / self._max_concurrency
+            entry.shed = None  # a shed tick after this run says so with its own time
             entry.task = task = asyncio.create_task(self._run(entry), name=f"probe:{entry.handle.name}")
             self._in_flight[entry.handle.name] = entry
             self._running.add(task)
@@ -346,23 +371,37 @@ class Scheduler:
 
     def _shed(self, entry: _Scheduled, slots: str) -> None:
         """Skip a due tick without starting it: more runs already wait for the `slots` it needs
-        (`target`, `concurrency`) than can run before its next tick."""
+        (`target`, `concurrency`) than can run before its next tick. Moves the entry on to its next
+        tick (its due time and sequence); the caller puts it back in the heap.
+
+        Past saturation most ticks are shed, so this is the agent's cost per tick there: the same
+        probe's shed ticks share one result until it runs again (only the count moves)."""
         self.last_shed = time.monotonic()
-        self._metrics.skipped_runs.labels("overload").inc()
-        result = self._skipped(entry, slots, time.time(), 0.0, shed=True)
+        self._shed_count.inc()
+        cached = entry.shed
+        if cached is not None and cached[0] == slots and not (slots == "target" and self._hanging(entry)):
+            result = cached[1]
+        else:
+            result = self._skipped(entry, slots, time.time(), 0.0, shed=True)
+            entry.shed = (slots, result) if result.skipped else None
         try:
             self._on_result(result)
         except Exception:  # a bug in reporting must not stop this probe's schedule
             log.exception("recording the result of probe %s failed", entry.handle.name)
         entry.tick = entry.tick_after(time.monotonic())
-        self._push(entry, entry.grid + entry.tick * entry.handle.config.interval)
+        entry.due = entry.grid + entry.tick * entry.handle.config.interval
+        self._sequence += 1
+        entry.sequence = self._sequence
+
+    def _hanging(self, entry: _Scheduled) -> bool:
+        """Runs against this probe's target timed out lately: the target holds its slots."""
+        config = entry.handle.config
+        since = time.monotonic() - self._target_timed_out.get(entry.target, -math.inf)
+        return since < config.interval + config.timeout
 
     def _skipped(self, entry: _Scheduled, cause: str, asked_at: float, waited: float, shed: bool = False) -> Result:
         # A tick that cannot run still says something: not "pending", not the last result.
-        config = entry.handle.config
-        hanging = (
-            time.monotonic() - self._target_timed_out.get(entry.target, -math.inf) < config.interval + config.timeout
-        )
+        hanging = self._hanging(entry)
         if shed and not (cause == "target" and hanging):
             # one text for every shed tick: the redactor's cache answers it (a count in it would not)
             return not_run(
