@@ -87,7 +87,10 @@ def main() -> int:
                 rounds[demand].append(measure(url, demand, args.window, args.warmup))
                 if args.verbose:
                     row = rounds[demand][-1]
-                    print(f"  round: demand {demand}/s goodput {row['goodput']:.0f}/s skipped {row['skipped']:.0f}/s", flush=True)
+                    print(
+                        f"  round: demand {demand}/s goodput {row['goodput']:.0f}/s skipped {row['skipped']:.0f}/s",
+                        flush=True,
+                    )
     # each demand's median round by goodput, whole (its other figures are that round's)
     rows = [(demand, sorted(runs, key=lambda row: row["goodput"])[len(runs) // 2]) for demand, runs in rounds.items()]
     best_demand, best = max(rows, key=lambda row: row[1]["goodput"])
@@ -99,6 +102,7 @@ def main() -> int:
         f"{'demand/s':>9} {'x sat':>6} {'goodput/s':>10} {'vs sat':>7} {'results/s':>10} {'critical/s':>11}"
         f" {'unknown/s':>10} {'skipped/s':>10}"
     )
+
     # "vs sat" pairs the rounds: each repeat's goodput at a demand over the same repeat's at the
     # saturating demand, median over the repeats. The rounds of one repeat are a minute apart; the
     # machine's speed drifts by more than the effect between repeats (seen: 1,450-2,580 runs/s at
