@@ -39,6 +39,7 @@ from probe_agent.core.redact import Redactor
 from probe_agent.core.results import Result, Status
 from probe_agent.probes import close_shared
 from probe_agent.runtime import historyfile
+from probe_agent.runtime.history import ProbeHistory
 from probe_agent.runtime.kubernetes import ServiceWatch
 from probe_agent.runtime.maintenance import MaintenanceBook
 from probe_agent.runtime.metrics import AgentMetrics
@@ -186,8 +187,11 @@ class Agent:
             lag_tolerance=self.config.loop_lag_tolerance,
         )
         async with self._reload_lock, _building():  # a reload asked for while starting waits for the start
-            # Every probe shows as pending at once; building its handle (TLS, files) comes next.
+            # Every probe shows as pending at once, with the history of the last process (read first:
+            # the page must never list a probe without it); building its handle (TLS, files) comes next.
+            kept = {} if self.history_file is None else await asyncio.to_thread(historyfile.read, self.history_file)
             states = self.store.probes = await asyncio.to_thread(self.store.plan_config, self.config)
+            self._restore_history(kept)
             # pending from the first moment the probes exist: a gate on "pending == 0" must not pass early
             self.metrics.pending_probes.set(len(states))
             self.metrics.probes.set(len(states))
@@ -200,7 +204,6 @@ class Agent:
         self._watched_reloader = asyncio.create_task(self._reload_on_watch(), name="kubernetes-reload")
         self._sync_watches()
         if self.history_file is not None:
-            await self._restore_history(self.history_file)
             self._history_saver = asyncio.create_task(self._save_history_every(), name="history-saver")
         self.metrics.reload_success.set(1)
         self.metrics.reload_timestamp.set(time.time())
@@ -633,8 +636,7 @@ class Agent:
 
     # --- the status page's history over restarts --------------------------------
 
-    async def _restore_history(self, path: Path) -> None:
-        found = await asyncio.to_thread(historyfile.read, path)
+    def _restore_history(self, found: dict[str, ProbeHistory]) -> None:
         restored = 0
         for name, history in found.items():
             state = self.store.probes.get(name)
@@ -642,7 +644,7 @@ class Agent:
                 state.history = history
                 restored += 1
         if found:
-            log.info("history restored", extra={"file": str(path), "probes": restored})
+            log.info("history restored", extra={"file": str(self.history_file), "probes": restored})
 
     async def save_history(self) -> None:
         """Write the history file (a snapshot taken on the loop, written in a thread)."""

@@ -15,13 +15,18 @@ from tests.helpers.agent import AgentProcess
 from tests.helpers.netfaults import free_port
 
 
-def config(tmp_path: Path) -> Path:
+def config(tmp_path: Path, idle: int = 0) -> Path:
+    """Two probes, and `idle` more that do not run for an hour (they make the start-up take a while)."""
     path = tmp_path / "probes.yaml"
+    fillers = "".join(
+        f"  - {{name: idle-{i}, type: tcp, host: 127.0.0.1, port: 6379, interval: 1h, timeout: 1s}}\n"
+        for i in range(idle)
+    )
     path.write_text(f"""
 probes:
   - {{name: broken-db, type: tcp, host: 127.0.0.1, port: {free_port()}, interval: 300ms, timeout: 200ms}}
   - {{name: cache, type: tcp, host: 127.0.0.1, port: 6379, interval: 300ms, timeout: 200ms}}
-""")
+{fillers}""")
     return path
 
 
@@ -44,6 +49,30 @@ def test_a_restart_keeps_the_incidents_and_uptime(tmp_path: Path) -> None:
         assert "broken-db: pending → <b>failing</b>" in shown, shown[-1500:]
         assert "no counted runs" not in shown
         assert any(e.get("msg") == "history restored" and e.get("probes") == 2 for e in again.log_entries())
+    finally:
+        again.stop()
+
+
+def test_the_page_never_shows_a_probe_without_its_restored_history(tmp_path: Path) -> None:
+    """From the first answer of a restarted agent on: the page answers while the probes are still
+    being built, and a probe listed there already carries the incident of the last process."""
+    history = tmp_path / "history.json"
+    args = ["--history-file", str(history), "--history-save-interval", "200ms", "--no-watch-config"]
+    probes = config(tmp_path, idle=3000)
+    agent = AgentProcess(probes, args=args).start()
+    try:
+        agent.wait_for(lambda: "broken-db: pending → <b>failing</b>" in page(agent), what="the incident", timeout=30)
+    finally:
+        agent.stop()
+    again = AgentProcess(probes, args=args).start()
+    try:
+        listed = 0
+        while not any(e.get("msg") == "agent started" for e in again.log_entries()):
+            shown = page(again)
+            if 'data-probe="broken-db"' in shown:
+                listed += 1
+                assert "broken-db: pending → <b>failing</b>" in shown, f"page {listed} lacks the incident"
+        assert "broken-db: pending → <b>failing</b>" in page(again)
     finally:
         again.stop()
 
