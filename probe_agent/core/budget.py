@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,19 +32,25 @@ class ReceiveBudgetExceeded(ConnectionAbortedError):
 class ReadBudget:
     """Bytes one run of one probe may receive, over all its connections."""
 
-    __slots__ = ("deadline", "exceeded", "limit", "used")
+    __slots__ = ("deadline", "exceeded", "last_byte", "limit", "used")
 
     def __init__(self, limit: int):
         self.limit = limit
         self.used = 0
         self.exceeded = False
         self.deadline: asyncio.Timeout | None = None  # the run's, moved to now when the budget is spent
+        # perf_counter() when the loop last handed this run bytes from its target (0: none yet).
+        # The loop reads the socket in one iteration and wakes the coroutine waiting for the bytes
+        # in a later one: on a busy loop, the end of a run seen from the coroutine is that much
+        # later than the answer (runtime.runner measures a run's duration up to this instead).
+        self.last_byte = 0.0
 
     def start(self, deadline: asyncio.Timeout | None) -> None:
         """A new run: nothing received yet."""
         self.used = 0
         self.exceeded = False
         self.deadline = deadline
+        self.last_byte = 0.0
 
     def take(self, count: int) -> bool:
         """Count `count` bytes that arrived; False once they go past the limit."""
@@ -91,6 +98,7 @@ class _Counting(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._spend(len(data)):
+            self.budget.last_byte = time.perf_counter()
             self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -114,6 +122,7 @@ class _CountingBuffered(_Counting, asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         if self._spend(nbytes):
+            self.budget.last_byte = time.perf_counter()
             self.inner.buffer_updated(nbytes)
 
 

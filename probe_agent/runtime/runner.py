@@ -146,6 +146,11 @@ async def run_probe(
         READ_BUDGET.reset(budget_token)
         budget.deadline = None
     duration = time.perf_counter() - start
+    if failure is None and start < budget.last_byte:
+        # up to the target's last answer, as the loop read it off the socket: not the iterations
+        # the waiting coroutine then took to wake on a busy loop, nor the agent's own work after
+        # it (parsing, assertions). A failed run keeps its whole time (a timeout is its deadline).
+        duration = budget.last_byte - start
     if budget.exceeded:
         # whatever the library made of the cut connection, this is what happened
         failure = ProbeError(

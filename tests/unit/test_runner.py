@@ -163,6 +163,47 @@ async def test_a_probe_can_read_its_deadline_and_end_with_its_own_reason() -> No
     assert Observation().remaining() == float("inf")  # outside a run: no deadline
 
 
+class AsksThenWorks(Probe[ProbeConfig]):
+    """Asks a real server that answers in 50 ms, then holds the loop: the agent's own work after
+    the answer (parsing, assertions), or any other task the loop runs before waking this one."""
+
+    def __init__(self, port: int, busy: float, fail_after: bool = False):
+        self._port, self._busy, self._fail_after = port, busy, fail_after
+
+    async def run(self, obs: Observation) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self._port)
+        try:
+            writer.write(b"ping\n")
+            assert await reader.readline() == b"pong\n"
+            time.sleep(self._busy)  # the point: the loop is held after the answer
+            if self._fail_after:
+                raise ProbeError(Reason.ASSERTION, "the answer was wrong")
+        finally:
+            writer.close()
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_runs_duration_ends_at_the_targets_answer_not_at_the_agents_work_after_it() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        await asyncio.sleep(0.05)
+        writer.write(b"pong\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        ok = await run_probe(handle(AsksThenWorks(port, busy=0.2)))
+        failed = await run_probe(handle(AsksThenWorks(port, busy=0.2, fail_after=True)))
+    assert ok.status is Status.OK, ok
+    assert 0.045 < ok.duration < 0.15, ok.duration  # the answer came after 50 ms; 200 ms of work after it
+    # a failed run keeps its whole time: what went wrong may be what took it
+    assert failed.reason is Reason.ASSERTION and failed.duration >= 0.25, failed.duration
+
+
 class _Base(Exception):
     pass
 
