@@ -532,7 +532,10 @@ def did_you_mean(name: str, known: set[str] | tuple[str, ...]) -> str:
 def with_limit_buckets(probe: ProbeConfig, limits: tuple[float, ...] = ()) -> ProbeConfig:
     """The probe with its final histogram bounds: its own (or the defaults), plus every duration
     limit it declares and `limits` (SLO thresholds), so `le="0.3"` exists when 300 ms matters."""
-    bounds = set(probe.buckets or DEFAULT_BUCKETS) | set(limits) | set(probe.duration_limits())
+    # By default, bounds stop at the timeout, which is one: a run lasts no longer, so a bound
+    # above it is +Inf again, and the last one below it must not make every slow run look as fast.
+    own = probe.buckets or (*(b for b in DEFAULT_BUCKETS if b < probe.timeout), probe.timeout)
+    bounds = set(own) | set(limits) | set(probe.duration_limits())
     duration = probe.thresholds.get("duration")
     if duration is not None:
         bounds |= {

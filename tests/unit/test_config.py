@@ -106,7 +106,13 @@ def test_buckets_defaults_per_probe_and_limits() -> None:
     assert a.buckets == (0.05, 1.0)
     assert b.buckets == (0.1, 0.15, 0.7, 2.0)  # its own, deduplicated and sorted, plus its limits
     assert parse_duration("700ms") == 0.7 and repr(parse_duration("1.1s")) == "1.1"  # le="0.7", not 0.7000000000000001
-    assert parse_config("probes: [{name: d, type: tcp, host: h, port: 1}]", env={}).probes[0].buckets == DEFAULT_BUCKETS
+    # the defaults stop at the probe's timeout, which is a bound (10 s unless said)
+    plain, quick = parse_config(
+        "probes: [{name: d, type: tcp, host: h, port: 1}, {name: q, type: tcp, host: h, port: 1, timeout: 700ms}]",
+        env={},
+    ).probes
+    assert plain.buckets == (*DEFAULT_BUCKETS, 10.0)
+    assert quick.buckets == (0.01, 0.05, 0.1, 0.25, 0.5, 0.7)
     with pytest.raises(ConfigError) as info:
         parse_config(
             "probes: [{name: e, type: tcp, host: h, port: 1, buckets: ["

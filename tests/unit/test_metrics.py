@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import collections
 import gzip
 import shutil
 import subprocess
@@ -63,7 +64,7 @@ def test_probe_series_from_results() -> None:
     assert get(found, "probe_success", web) == 1 and get(found, "probe_success", port) == 0
     assert get(found, "probe_status", port) == 2
     assert get(found, "probe_duration_seconds", web) == 0.02  # the last run, a gauge as blackbox_exporter's
-    assert get(found, "probe_run_duration_seconds_bucket", {**web, "le": "0.025"}) == 1
+    assert get(found, "probe_run_duration_seconds_bucket", {**web, "le": "0.05"}) == 1
     assert get(found, "probe_run_duration_seconds_bucket", {**web, "le": "0.01"}) == 0
     assert get(found, "probe_run_duration_seconds_count", web) == 1
     assert get(found, "probe_results_total", {**port, "status": "critical"}) == 1
@@ -178,3 +179,41 @@ def test_a_target_group_that_is_gone_leaves_no_series() -> None:
     metrics.count_discovered(["api"], {"api": 5})
     assert value("probe_agent_discovery_targets", {"group": "web"}) is None
     assert value("probe_agent_discovery_targets", {"group": "api"}) == 5.0
+
+
+async def test_a_default_http_probe_stays_within_its_series_budget() -> None:
+    """Each series is a cost in the user's Prometheus, 50,000 times over: a default HTTP probe,
+    run once against a real server, exports blackbox_exporter's 17, the agent's 4 of state, its
+    type's 6 failure reasons and the 4 statuses born at zero, and a histogram of 9 bounds (the
+    eight defaults below its 10 s timeout and the timeout) with +Inf, sum and count: 43 (49 before)."""
+    from aiohttp import web
+
+    from probe_agent.probes.clients.httpclient import close_shared_session
+    from probe_agent.runtime.runner import build_handles, run_probe
+
+    async def answer(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        config = parse_config(f"probes: [{{name: web, type: http, url: 'http://127.0.0.1:{port}/'}}]", env={})
+        store = StateStore()
+        store.probes = store.plan_config(config)
+        (handle,) = build_handles(config)
+        result = await run_probe(handle)
+        await close_shared_session()
+    finally:
+        await runner.cleanup()
+    assert result.success, result
+    store.record(result)
+    found = samples(store, ProbeExposition())
+    names = [name for name, labels in found if ("probe", "web") in labels]
+    assert len(names) == 43, " ".join(f"{k}={v}" for k, v in sorted(collections.Counter(names).items()))
+    assert names.count("probe_run_duration_seconds_bucket") == 10
+    assert names.count("probe_failures_total") == 6  # no `auth`: an HTTP 401 is an unexpected status

@@ -98,6 +98,8 @@ class HttpProbe(Probe[HttpConfig]):
     duration: {warning: 250ms, critical: 1s}
     cert_expiry_days: {warning: "< 30", critical: "< 7"}
 """
+    # a 401 or 403 is an unexpected status (assertion): HTTP has no login of the probe's own
+    failure_reasons = (Reason.TIMEOUT, Reason.CONNECT, Reason.TLS, Reason.PROTOCOL, Reason.ASSERTION, Reason.INTERNAL)
     translate = staticmethod(translate_client_error)
     phase_metric = "probe_http_duration_seconds"
     shown_values = ("status_code", "body_bytes", "cert_expiry_days")
