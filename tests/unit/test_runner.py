@@ -35,7 +35,7 @@ class ScriptedProbe(Probe[ProbeConfig]):
 
 
 def handle(
-    probe: ScriptedProbe, thresholds: str = "{}", timeout: str = "1s", secrets: tuple[str, ...] = ()
+    probe: Probe[ProbeConfig], thresholds: str = "{}", timeout: str = "1s", secrets: tuple[str, ...] = ()
 ) -> ProbeHandle:
     config = parse_config(
         f"probes: [{{name: p, type: tcp, host: 127.0.0.1, port: 1, timeout: {timeout}, thresholds: {thresholds}}}]",
