@@ -9,7 +9,7 @@ import socket
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from probe_agent import __version__
 from probe_agent.core.defaults import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES
@@ -25,6 +25,23 @@ log = logging.getLogger("probe_agent")
 
 DEFAULT_LISTEN = "0.0.0.0:9110"
 FORMATS = ("table", "json", "nagios", "junit", "prometheus")  # of check, with a file or without
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse's parser; for `check` and `wait` (`plugin`), a usage error is a Nagios plugin's:
+    exit 3 (UNKNOWN) with one line on stdout naming it, the usage on stderr. argparse's own exit
+    2 is CRITICAL to Nagios, and it said nothing on stdout."""
+
+    plugin = False
+
+    def error(self, message: str) -> NoReturn:
+        if not self.plugin:
+            super().error(message)
+        from probe_agent.outputs.problems import plugin_unknown
+
+        plugin_unknown(f"usage: {message} (probe-agent check --help)")
+        self.print_usage(sys.stderr)
+        sys.exit(3)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -204,7 +221,7 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
     from probe_agent.core.errors import ConfigError
     from probe_agent.core.logs import setup_logging
     from probe_agent.core.redact import Redactor
-    from probe_agent.outputs.problems import print_problems
+    from probe_agent.outputs.problems import config_unknown, print_problems
     from probe_agent.runtime.runner import build_handles
 
     try:
@@ -213,6 +230,7 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
         handles = build_handles(config, probes)
     except ConfigError as exc:
         print_problems(exc.problems, resolve_config_path(args.config), exc.locations)
+        config_unknown(exc.problems, resolve_config_path(args.config))
         return None
     setup_logging("text", args.log_level, Redactor(config.secrets))
     return config, probes, handles
@@ -322,10 +340,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- argument parsing ----------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="probe-agent", description="Synthetic probes and health checks, exported to Prometheus."
-    )
+def build_parser(plugin: bool = False) -> argparse.ArgumentParser:
+    parser = CliParser(prog="probe-agent", description="Synthetic probes and health checks, exported to Prometheus.")
+    parser.plugin = plugin  # `check` or `wait` comes first: its usage errors are a plugin's
     parser.add_argument("--version", action="version", version=f"probe-agent {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -448,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
     check.set_defaults(func=cmd_check)
+    check.plugin = True
 
     wait = commands.add_parser(
         "wait",
@@ -460,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("--pause", type=parse_seconds, default=1.0, help="between two runs of a probe (default 1s)")
     wait.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
     wait.set_defaults(func=cmd_wait)
+    wait.plugin = True
 
     validate = commands.add_parser("validate", help="check the probes file; list every problem")
     with_config(validate)
@@ -514,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def adhoc_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="probe-agent check TYPE TARGET",
         description="Check one target without a probes file, with the same probe types, defaults and runner.",
         epilog="Examples: check http https://shop.example/health -w 250ms -c 1s; check postgres postgresql://probe@db/app; "
@@ -539,7 +558,32 @@ def adhoc_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="a trace of the run: requests, answers, TLS, errors"
     )
     parser.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
+    parser.plugin = True
     return parser
+
+
+# Options of `check` (with a file, and TYPE TARGET) that take a value: the word after one is
+# its value, not TYPE or TARGET.
+_VALUED = frozenset(
+    {"-c", "--config", "--max-config-bytes", "--probe", "--tag", "--format", "--log-level"}
+    | {"-w", "--warning", "--critical", "-t", "--timeout", "--expect-status", "--set"}
+)
+
+
+def is_adhoc(args: Sequence[str]) -> bool:
+    """`check` with a word that is no option's value: TYPE [TARGET], in any place among the
+    options (`check --format nagios -w 250ms http URL`). With a file, check takes no such word."""
+    after_valued = False
+    for arg in args:
+        if arg == "--":
+            return True
+        if arg.startswith("-") and len(arg) > 1:
+            after_valued = arg in _VALUED  # --format=nagios carries its value
+            continue
+        if not after_valued:
+            return True
+        after_valued = False
+    return False
 
 
 def cmd_check_adhoc(argv: Sequence[str]) -> int:
@@ -549,7 +593,7 @@ def cmd_check_adhoc(argv: Sequence[str]) -> int:
     from probe_agent.core.logs import setup_logging
     from probe_agent.core.redact import Redactor
     from probe_agent.core.results import Status
-    from probe_agent.outputs.problems import print_problems
+    from probe_agent.outputs.problems import config_unknown, print_problems
     from probe_agent.runtime.runner import build_handles
 
     args = adhoc_parser().parse_args(argv)
@@ -563,6 +607,7 @@ def cmd_check_adhoc(argv: Sequence[str]) -> int:
         handles = build_handles(config)
     except ConfigError as exc:
         print_problems(exc.problems, "command line", exc.locations)
+        config_unknown(exc.problems, "command line")
         return int(Status.UNKNOWN)
     setup_logging("text", args.log_level, Redactor(config.secrets))
     results = run_async(run_once(config, handles, trace=args.verbose))
@@ -570,14 +615,25 @@ def cmd_check_adhoc(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) >= 2 and argv[0] == "check" and not argv[1].startswith("-"):
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # a reader that left shows here, not in a traceback at exit
+        return code
+    except BrokenPipeError:
+        from probe_agent.outputs.problems import stdout_gone
+
+        stdout_gone()
+        return 141  # as a shell's command killed by SIGPIPE (check's own state is in report())
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "check" and is_adhoc(argv[1:]):
         # `check TYPE TARGET`: an ad-hoc check, whose -c is Nagios' critical, not a file
         try:
             return cmd_check_adhoc(argv[1:])
         except KeyboardInterrupt:
             return 130
-    args = build_parser().parse_args(argv)
+    args = build_parser(plugin=bool(argv) and argv[0] in ("check", "wait")).parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from probe_agent.config.loader import AgentConfig, did_you_mean
 from probe_agent.core.errors import ConfigError
 from probe_agent.core.loopmonitor import LoopMonitor
 from probe_agent.core.results import Result
+from probe_agent.outputs.problems import stdout_gone
 from probe_agent.outputs.reports import render_json, render_junit, render_nagios, render_prometheus, render_table, worst
 from probe_agent.probes import close_shared
 from probe_agent.probes.base import ProbeConfig
@@ -116,12 +117,16 @@ def adhoc_config(
 def report(fmt: str, results: list[Result], config: AgentConfig, probes: list[ProbeConfig]) -> int:
     """Print `check` results in the format asked; the check exit code (the worst status)."""
     targets = {p.name: config.redactor(p.name).redact(p.target()) for p in probes}
-    if fmt == "nagios":
-        render_nagios(results, {p.name: p for p in probes}, sys.stdout)
-    elif fmt == "junit":
-        render_junit(results, targets, sys.stdout)
-    elif fmt == "prometheus":
-        render_prometheus(results, config, probes, sys.stdout)
-    else:
-        (render_json if fmt == "json" else render_table)(results, targets)
+    try:
+        if fmt == "nagios":
+            render_nagios(results, {p.name: p for p in probes}, sys.stdout)
+        elif fmt == "junit":
+            render_junit(results, targets, sys.stdout)
+        elif fmt == "prometheus":
+            render_prometheus(results, config, probes, sys.stdout)
+        else:
+            (render_json if fmt == "json" else render_table)(results, targets)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head -1`: the state is still the exit code
+        stdout_gone()
     return int(worst(results))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,3 +22,27 @@ def print_problems(
     for problem, where in zip(problems, [*locations, *[None] * len(problems)], strict=False):
         at = f"{name}:{where[0]}:{where[1]}: " if where else ""
         print(f"  - {at}{redact(problem)}", file=sys.stderr)
+
+
+def plugin_unknown(text: str) -> None:
+    """The one line a Nagios plugin prints on stdout for its own problem (exit 3, UNKNOWN):
+    what Nagios shows as the service's output. '|' would start perfdata: it may not appear."""
+    line = " ".join(Redactor().redact(text).split()).replace("|", "/")
+    print(f"PROBE-AGENT UNKNOWN - {line}")
+
+
+def config_unknown(problems: Sequence[str], source: Path | str) -> None:
+    """plugin_unknown for a file's problems: the first, and how many more (stderr lists them)."""
+    source = "standard input" if str(source) == "-" else source
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    plugin_unknown(f"{source}: {problems[0] if problems else 'invalid'}{more}")
+
+
+def stdout_gone() -> None:
+    """The reader of stdout left (`check ... | head -1`): it has what it wanted. Later writes,
+    and the flush at exit, go nowhere instead of ending in a BrokenPipeError traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)

@@ -17,11 +17,12 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, mod
 RESERVED_LABELS = frozenset({"probe", "type", "status", "reason", "phase", "step", "target", "le", "instance", "job"})
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|s|m|h|d)")
+_PLAIN_SECONDS = re.compile(r"\d+(?:\.\d+)?")  # "5" as a command-line argument or a quoted YAML value
 _DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: Any, allow_zero: bool = False) -> float:
-    """'500ms', '15s', '1m30s' or a number of seconds -> seconds."""
+    """'500ms', '15s', '1m30s' or a number of seconds (5, 2.5, "5") -> seconds."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 500ms, 15s or 1m")
     if isinstance(value, (int, float)):
@@ -29,11 +30,14 @@ def parse_duration(value: Any, allow_zero: bool = False) -> float:
     elif isinstance(value, str):
         text = value.strip()
         pos, seconds = 0, 0.0
-        for match in _DURATION_PART.finditer(text):
-            if match.start() != pos:
-                break
-            seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-            pos = match.end()
+        if _PLAIN_SECONDS.fullmatch(text):
+            pos, seconds = len(text), float(text)
+        else:
+            for match in _DURATION_PART.finditer(text):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+                pos = match.end()
         if pos != len(text) or not text:
             raise ValueError(f"invalid duration {value!r}: expected a duration such as 500ms, 15s or 1m")
     else:

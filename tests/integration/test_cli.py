@@ -392,3 +392,54 @@ def test_validate_points_at_file_line_and_column(tmp_path: Path) -> None:
     assert out.returncode == 1 and lines[0] == f"{path}: 5 problems:"
     assert f"  - {path}:12:5: probe 'web': methd: unknown field (did you mean 'method'?)" in lines
     assert f"  - {path}:6:5: probe 'flow': timeout: 10s must be shorter than interval (5s)" in lines
+
+
+NAGIOS_UNKNOWN = re.compile(r"^PROBE-AGENT UNKNOWN - \S.*\n$")
+
+
+def test_check_is_a_nagios_plugin_for_its_own_errors_too(config: Path, tmp_path: Path) -> None:
+    """monitoring-plugins' guidelines: a usage or config error is UNKNOWN (3) with one line on
+    stdout that names the problem (Nagios showed CRITICAL '(No output on stdout)' for a typo)."""
+    redis_port = "6379"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("probes: [{name: a, type: http}]")
+    for args, named in (
+        (("--bogus",), "--bogus"),
+        (("http", "http://127.0.0.1:1/", "--bogus"), "--bogus"),
+        (("http",), "target"),
+        (("-c", str(tmp_path / "missing.yaml")), "cannot read config"),
+        (("-c", str(bad)), "url: Field required"),
+        (("-c", str(config), "--probe", "nope"), "no probe with that name"),
+        (("http", "http://127.0.0.1:1/", "-t", "soon"), "invalid duration"),
+    ):
+        out = check(*args)
+        assert out.returncode == 3, (args, out.stdout, out.stderr)
+        assert NAGIOS_UNKNOWN.match(out.stdout) and named in out.stdout, (args, out.stdout)
+        assert "Traceback" not in out.stderr
+    # options before TYPE TARGET, and plain seconds wherever a duration goes
+    first = check("--format", "nagios", "-w", "250ms", "-t", "5", "tcp", f"127.0.0.1:{redis_port}")
+    assert first.returncode == 0 and first.stdout.startswith("PROBE-AGENT OK - "), first.stdout + first.stderr
+    # a probe named like a type is still a name: --probe takes it, and the file is read
+    named = tmp_path / "named.yaml"
+    named.write_text(f"probes: [{{name: http, type: tcp, host: 127.0.0.1, port: {redis_port}}}]")
+    assert check("-c", str(named), "--probe", "http").returncode == 0
+
+
+def test_a_closed_pipe_is_a_quiet_exit(config: Path) -> None:
+    """`check --format nagios | head -1` died with a BrokenPipeError traceback and exit 1."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written: every write fails
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "probe_agent", "check", "-c", str(config), "--format", "nagios"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr, run.stderr
+    assert run.returncode == 2  # still the check's state: db-port is CRITICAL
