@@ -420,9 +420,9 @@ def test_check_is_a_nagios_plugin_for_its_own_errors_too(config: Path, tmp_path:
     first = check("--format", "nagios", "-w", "250ms", "-t", "5", "tcp", f"127.0.0.1:{redis_port}")
     assert first.returncode == 0 and first.stdout.startswith("PROBE-AGENT OK - "), first.stdout + first.stderr
     # a probe named like a type is still a name: --probe takes it, and the file is read
-    named = tmp_path / "named.yaml"
-    named.write_text(f"probes: [{{name: http, type: tcp, host: 127.0.0.1, port: {redis_port}}}]")
-    assert check("-c", str(named), "--probe", "http").returncode == 0
+    like_a_type = tmp_path / "named.yaml"
+    like_a_type.write_text(f"probes: [{{name: http, type: tcp, host: 127.0.0.1, port: {redis_port}}}]")
+    assert check("-c", str(like_a_type), "--probe", "http").returncode == 0
 
 
 def test_a_closed_pipe_is_a_quiet_exit(config: Path) -> None:
