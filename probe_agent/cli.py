@@ -25,6 +25,7 @@ log = logging.getLogger("probe_agent")
 
 DEFAULT_LISTEN = "0.0.0.0:9110"
 FORMATS = ("table", "json", "nagios", "junit", "prometheus")  # of check, with a file or without
+PERFDATA_HELP = "nagios: which values become perfdata: default (the duration, the type's main values, those with thresholds), all, or NAME,NAME"
 
 
 class CliParser(argparse.ArgumentParser):
@@ -246,7 +247,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     config, probes, handles = loaded
     results = run_async(run_once(config, handles, trace=args.verbose))
     mark_maintenance(config, results)
-    return report(args.format, results, config, probes)
+    return report(args.format, results, config, probes, args.perfdata)
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -463,6 +464,7 @@ def build_parser(plugin: bool = False) -> argparse.ArgumentParser:
         default="table",
         help="nagios: a plugin's status line with perfdata; junit: XML for CI; prometheus: for node_exporter's textfile collector",
     )
+    check.add_argument("--perfdata", default="default", metavar="WHICH", help=PERFDATA_HELP)
     check.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
     check.set_defaults(func=cmd_check)
     check.plugin = True
@@ -554,6 +556,7 @@ def adhoc_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="any field of the type (YAML value)"
     )
     parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument("--perfdata", default="default", metavar="WHICH", help=PERFDATA_HELP)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="a trace of the run: requests, answers, TLS, errors"
     )
@@ -565,7 +568,7 @@ def adhoc_parser() -> argparse.ArgumentParser:
 # Options of `check` (with a file, and TYPE TARGET) that take a value: the word after one is
 # its value, not TYPE or TARGET.
 _VALUED = frozenset(
-    {"-c", "--config", "--max-config-bytes", "--probe", "--tag", "--format", "--log-level"}
+    {"-c", "--config", "--max-config-bytes", "--probe", "--tag", "--format", "--perfdata", "--log-level"}
     | {"-w", "--warning", "--critical", "-t", "--timeout", "--expect-status", "--set"}
 )
 
@@ -611,7 +614,7 @@ def cmd_check_adhoc(argv: Sequence[str]) -> int:
         return int(Status.UNKNOWN)
     setup_logging("text", args.log_level, Redactor(config.secrets))
     results = run_async(run_once(config, handles, trace=args.verbose))
-    return report(args.format, results, config, config.probes)
+    return report(args.format, results, config, config.probes, args.perfdata)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

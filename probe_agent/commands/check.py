@@ -114,12 +114,14 @@ def adhoc_config(
     return yaml.safe_dump({"probes": [entry]})
 
 
-def report(fmt: str, results: list[Result], config: AgentConfig, probes: list[ProbeConfig]) -> int:
+def report(
+    fmt: str, results: list[Result], config: AgentConfig, probes: list[ProbeConfig], perfdata: str = "default"
+) -> int:
     """Print `check` results in the format asked; the check exit code (the worst status)."""
     targets = {p.name: config.redactor(p.name).redact(p.target()) for p in probes}
     try:
         if fmt == "nagios":
-            render_nagios(results, {p.name: p for p in probes}, sys.stdout)
+            render_nagios(results, {p.name: p for p in probes}, sys.stdout, perfdata)
         elif fmt == "junit":
             render_junit(results, targets, sys.stdout)
         elif fmt == "prometheus":

@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 from probe_agent.config.loader import AgentConfig
 from probe_agent.core.errors import Reason
 from probe_agent.core.results import Result, Status
-from probe_agent.core.units import unit_of, value_text
+from probe_agent.core.units import duration_text, unit_of, value_text
 from probe_agent.probes import REGISTRY
 from probe_agent.probes.base import ProbeConfig
 from probe_agent.schema.fields import Limit, Threshold
@@ -33,37 +33,65 @@ def _why(result: Result) -> str:
 # --- Nagios / Icinga -------------------------------------------------------------
 
 
+def _perf_number(value: float) -> str:
+    """Plain decimal, as the plugin guidelines' grammar has it: 3668920000, not 3.66892e+09
+    (PNP4Nagios-style parsers misread the exponent); six places after the point at most."""
+    if float(value).is_integer() and abs(value) < 1e18:
+        return str(int(value))
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
 def _nagios_range(limit: Limit | None) -> str:
     """A limit as a Nagios threshold range: '> 1' alerts above 1 ('1'), '< 7' below 7 ('7:')."""
     if limit is None:
         return ""
-    return f"{limit.bound:g}:" if limit.op in ("<", "<=") else f"{limit.bound:g}"
+    bound = _perf_number(limit.bound)
+    return f"{bound}:" if limit.op in ("<", "<=") else bound
 
 
 def _perf_label(text: str) -> str:
     return "'" + text.replace("'", "_").replace("=", "_") + "'"
 
 
-def perfdata(results: Sequence[Result], configs: dict[str, ProbeConfig]) -> list[str]:
-    """`'label'=value[UOM];warn;crit;min;max` for each run's duration and measured values."""
+# check --perfdata: which measured values become perfdata items
+PERFDATA_DEFAULT, PERFDATA_ALL = "default", "all"
+
+
+def _wanted(result: Result, thresholds: dict[str, Threshold], which: str) -> list[str]:
+    measured = ["duration", *(name for name in result.values if not result.value_labels.get(name))]
+    if which == PERFDATA_ALL:
+        return measured
+    if which != PERFDATA_DEFAULT:  # a list of value names, in the order given
+        named = [name.strip() for name in which.split(",")]
+        return [name for name in named if name in measured]
+    # the run's duration, what the type shows at a glance, then what has a threshold
+    shown = REGISTRY[result.type].shown_values if result.type in REGISTRY else ()
+    order = ["duration", *shown, *thresholds]
+    return [name for name in dict.fromkeys(order) if name in measured]
+
+
+def perfdata(results: Sequence[Result], configs: dict[str, ProbeConfig], which: str = PERFDATA_DEFAULT) -> list[str]:
+    """`'label'=value[UOM];warn;crit;min;` for the values `which` names (check --perfdata):
+    by default the duration, the type's shown values and those with thresholds."""
     items = []
     for r in results:
         thresholds = configs[r.probe].thresholds if r.probe in configs else {}
         measured = {"duration": r.duration, **r.values}
-        for name, value in measured.items():
-            if r.value_labels.get(name):
-                continue  # an info value (always 1) says nothing as a number
+        for name in _wanted(r, thresholds, which):
             limits = thresholds.get(name, Threshold())
             uom = unit_of(name)
             low = "0" if uom else ""
             items.append(
-                f"{_perf_label(f'{r.probe}/{name}')}={value:g}{uom};"
+                f"{_perf_label(f'{r.probe}/{name}')}={_perf_number(measured[name])}{uom};"
                 f"{_nagios_range(limits.warning)};{_nagios_range(limits.critical)};{low};"
             )
     return items
 
 
-def render_nagios(results: Sequence[Result], configs: dict[str, ProbeConfig], out: TextIO) -> None:
+def render_nagios(
+    results: Sequence[Result], configs: dict[str, ProbeConfig], out: TextIO, which: str = PERFDATA_DEFAULT
+) -> None:
     """The first line is the status Nagios shows, with perfdata after `|`; a line per probe after
     it, the worst first (the plugin's long output)."""
     overall = worst(results)
@@ -74,10 +102,17 @@ def render_nagios(results: Sequence[Result], configs: dict[str, ProbeConfig], ou
         summary = f"{worst_count} of {len(results)} {first.status.label}: {first.probe} {_why(first)}".rstrip()
         if len(bad) > 1:
             summary += f" (and {len(bad) - 1} more not ok)"
+    elif len(results) == 1:  # the figure, as check_http gives its response time
+        summary = f"{results[0].probe}: ok in {duration_text(results[0].duration)}"
+    elif results:
+        slowest = max(results, key=lambda r: r.duration)
+        summary = f"{len(results)} of {len(results)} ok, slowest {slowest.probe} in {duration_text(slowest.duration)}"
     else:
-        summary = f"{len(results)} of {len(results)} ok"
+        summary = "no probes"
     # '|' separates perfdata: it may not appear in the text
-    out.write(f"PROBE-AGENT {overall.name} - {summary.replace('|', '/')} | {' '.join(perfdata(results, configs))}\n")
+    out.write(
+        f"PROBE-AGENT {overall.name} - {summary.replace('|', '/')} | {' '.join(perfdata(results, configs, which))}\n"
+    )
     for r in sorted(results, key=lambda r: (-r.status, r.probe)):
         out.write(
             f"{r.status.name} {r.probe} ({r.type}, {r.duration * 1000:.0f} ms){': ' + _why(r) if _why(r) else ''}\n".replace(
