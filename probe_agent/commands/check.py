@@ -64,6 +64,29 @@ def mark_maintenance(config: AgentConfig, results: Sequence[Result]) -> None:
             result.details["maintenance"] = window
 
 
+def adhoc_name(target: str, fallback: str) -> str:
+    """An ad-hoc probe's name, as Nagios and the table show it: the target's host[:port], never
+    its user or password (`postgresql://probe:pw@db/app` is `db`), in the characters a name may
+    have; the type when nothing of that is left."""
+    import re
+    from urllib.parse import urlsplit
+
+    if "://" in target:
+        try:
+            parts = urlsplit(target)
+            host, port = parts.hostname or "", parts.port
+        except ValueError:
+            return fallback
+        where = f"{host}:{port}" if port else host
+    else:
+        where = target.rpartition("@")[2]  # HOST:PORT, maybe with user@ before it
+    name = re.sub(r"[^A-Za-z0-9_.:-]+", "_", where.replace("[", "").replace("]", "")).strip("_")
+    if not name:
+        return fallback
+    # a name starts with a letter or digit: an IPv6 address gets the type in front
+    return (name if name[0].isalnum() else f"{fallback}_{name}")[:128]
+
+
 def adhoc_config(
     probe_type: str,
     target: str,
@@ -105,7 +128,7 @@ def adhoc_config(
     if expect_status:
         probe["expect_status"] = list(expect_status)
     entry = {
-        "name": probe_type,
+        "name": adhoc_name(target, probe_type),
         "type": probe_type,
         "timeout": timeout_text,
         "interval": f"{max(timeout * 2, 30):g}s",

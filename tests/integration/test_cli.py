@@ -347,8 +347,8 @@ def test_adhoc_checks_without_a_file(shop: str) -> None:
     refused = adhoc("tcp", f"127.0.0.1:{free_port()}", "--format", "json")
     assert ok.returncode == 0 and "status_code 200" in ok.stdout, ok.stdout + ok.stderr
     assert slow.returncode == 1 and "(warning)" in slow.stdout
-    assert redis.returncode == 0 and redis.stdout.startswith("PROBE-AGENT OK - redis: ok in ")
-    assert "'redis/connected_clients'=" in redis.stdout
+    assert redis.returncode == 0 and redis.stdout.startswith(f"PROBE-AGENT OK - 127.0.0.1:{redis_port}: ok in ")
+    assert f"'127.0.0.1:{redis_port}/connected_clients'=" in redis.stdout
     assert refused.returncode == 2 and json.loads(refused.stdout)["probes"][0]["reason"] == "connect"
     # a secret from the environment is a secret: masked in every output
     # (Redis answers an unknown command by quoting it: the token would be in the message)

@@ -64,3 +64,19 @@ def test_the_status_line_gives_the_figure() -> None:
     port = Result("port", "tcp", Status.OK, None, "", 0.0021, 1.0, {}, {}, {})
     two = nagios([web(0.0123), port]).splitlines()[0]
     assert two.startswith("PROBE-AGENT OK - 2 of 2 ok, slowest web in 12 ms | "), two
+
+
+def test_an_adhoc_probe_is_named_after_its_target_without_its_credentials() -> None:
+    import yaml
+
+    from probe_agent.commands.check import adhoc_config
+
+    def name(probe_type: str, target: str, *sets: str) -> str:
+        entry = yaml.safe_load(adhoc_config(probe_type, target, sets, "5s", None, None, None))["probes"][0]
+        return str(entry["name"])
+
+    assert name("http", "https://shop.example:8443/health/ready?x=1") == "shop.example:8443"
+    assert name("postgres", "postgresql://probe:s3cret@db.internal/app") == "db.internal"
+    assert name("redis", "cache.internal:6379") == "cache.internal:6379"
+    assert name("tcp", "[::1]:25") == "tcp_::1:25"
+    assert name("tcp", "smtp:25", "name=mail") == "mail"  # --set name= still wins
