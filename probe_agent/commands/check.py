@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from probe_agent.config.loader import AgentConfig, did_you_mean
-from probe_agent.core.errors import ConfigError
+from probe_agent.config.loader import AgentConfig
+from probe_agent.core.errors import ConfigError, did_you_mean
 from probe_agent.core.loopmonitor import LoopMonitor
 from probe_agent.core.results import Result
 from probe_agent.outputs.problems import stdout_gone
@@ -103,8 +103,6 @@ def adhoc_config(
     from probe_agent.schema.fields import parse_duration
 
     if probe_type not in REGISTRY:
-        from probe_agent.config.loader import did_you_mean
-
         known = tuple(sorted(REGISTRY))
         raise ConfigError(
             [f"unknown probe type {probe_type!r}{did_you_mean(probe_type, known)} (known: {', '.join(known)})"]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from probe_agent.config.discovery import SourceKey, SourceState, discovered_probes, discovery_base
 from probe_agent.core.defaults import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES
-from probe_agent.core.errors import ConfigError
+from probe_agent.core.errors import ConfigError, did_you_mean
 from probe_agent.core.loopmonitor import DEFAULT_LAG_TOLERANCE
 from probe_agent.core.redact import Redactor, collect_secrets
 from probe_agent.core.yamlload import decode, load_yaml, locate, positions, read_config_bytes
@@ -141,8 +141,12 @@ def _located_problems(
 ) -> list[tuple[str, tuple[str | int, ...]]]:
     """Each error as text, with the path of its field in the input (for line:column)."""
     problems = []
-    for err in exc.errors(include_url=False, include_input=False):
+    inputs = [err.get("input") for err in exc.errors(include_url=False)]
+    for err, given in zip(exc.errors(include_url=False, include_input=False), inputs, strict=True):
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] in ("literal_error", "enum") and isinstance(given, str):
+            # one of a known set, misspelt: Input should be 'disable', 'prefer', 'require'...
+            msg += did_you_mean(given, tuple(re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))))
         loc = tuple(item for item in err["loc"] if isinstance(item, int) or not ("[" in str(item) and "(" in str(item)))
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
@@ -336,7 +340,7 @@ def probe_from_template(entry: dict[str, Any], env: Mapping[str, str]) -> tuple[
     Its secrets come with it. Raises ConfigError."""
     problems = _Problems()
     env_secrets: dict[str, set[str]] = {}
-    probe = _parse_probe(0, (), entry, Defaults().model_dump(), env, problems, {}, env_secrets)
+    probe = _parse_probe(0, (), entry, Defaults().model_dump(), env, problems, {}, env_secrets, [])
     if probe is None:
         raise ConfigError(problems.items or ["the module's probe is not valid"])
     return probe, frozenset(env_secrets.get(probe.name, set()) | collect_secrets([probe]))
@@ -356,17 +360,30 @@ def _parse_probes(
     seen: dict[str, int] = {}
     index_of: dict[str, int] = {}
     env_secrets: dict[str, set[str]] = {}
+    timed_by_defaults: list[str] = []  # probes whose interval and timeout both come from defaults
     for index, entry in enumerate(raw_probes):
         if not isinstance(entry, dict):
             problems.add(f"probes[{index}]: expected a mapping with 'name' and 'type'", origins[index])
             continue
         if selection is not None and not selection.wants(entry):
             continue
-        probe = _parse_probe(index, origins[index], entry, defaults, env, problems, seen, env_secrets)
+        probe = _parse_probe(
+            index, origins[index], entry, defaults, env, problems, seen, env_secrets, timed_by_defaults
+        )
         if probe is not None:
             probes.append(probe)
             index_of[probe.name] = index
+    if timed_by_defaults:
+        # the defaults' mistake, said once where it is written, not on every probe's line
+        problems.add(
+            f"defaults: {_timing_problem(defaults)} (the probes that set neither: {_names(timed_by_defaults)})",
+            ("defaults", "timeout"),
+        )
     return probes, index_of, env_secrets
+
+
+def _names(names: list[str], shown: int = 10) -> str:
+    return ", ".join(names) if len(names) <= shown else ", ".join(names[:shown]) + f" and {len(names) - shown} more"
 
 
 def _parse_probe(
@@ -378,6 +395,7 @@ def _parse_probe(
     problems: _Problems,
     seen: dict[str, int],
     env_secrets: dict[str, set[str]],
+    timed_by_defaults: list[str],
 ) -> ProbeConfig | None:
     """One probe entry validated by its type's own model, or None with its problems added."""
     name = entry.get("name")
@@ -412,8 +430,10 @@ def _parse_probe(
         problems.add(f"{label}: {problem}", (*origin, problem.split(":", 1)[0].split(".")[0].split("[")[0]))
     merged = {**defaults, **expanded}
     timing = _timing_problem(merged)
-    if timing:
-        problems.add(f"{label}: {timing}", (*origin, "timeout"))
+    if timing and "interval" not in expanded and "timeout" not in expanded:
+        timed_by_defaults.append(shown)  # said once, at the defaults (_parse_probes)
+    elif timing:
+        problems.add(f"{label}: {timing}", (*origin, "timeout" if "timeout" in expanded else "interval"))
     try:
         probe = model.model_validate(merged)
     except ValidationError as exc:
@@ -520,13 +540,6 @@ def _timing_problem(merged: Mapping[str, Any]) -> str:
     if timeout >= interval:
         return f"timeout: {timeout:g}s must be shorter than interval ({interval:g}s)"
     return ""
-
-
-def did_you_mean(name: str, known: set[str] | tuple[str, ...]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def with_limit_buckets(probe: ProbeConfig, limits: tuple[float, ...] = ()) -> ProbeConfig:

@@ -153,3 +153,11 @@ def classify_exception(exc: BaseException) -> ProbeError:
             return ProbeError(Reason.CONNECT, "host unreachable")
         return ProbeError(Reason.CONNECT, exc.strerror or type(exc).__name__)
     return ProbeError(Reason.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+
+def did_you_mean(name: str, known: set[str] | tuple[str, ...]) -> str:
+    """' (did you mean 'X'?)' for the known word closest to a misspelt one, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

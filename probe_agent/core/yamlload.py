@@ -244,7 +244,7 @@ Path = tuple[str | int, ...]
 
 
 def positions(
-    text: str, under: tuple[str, ...] = ("probes", "target_groups"), depth: int = 4
+    text: str, under: tuple[str, ...] = ("probes", "target_groups", "defaults"), depth: int = 4
 ) -> dict[Path, tuple[int, int]]:
     """(line, column), 1-based, of every key and list item under the top-level keys `under`, to
     `depth` levels: where to point a problem. Composed again, only when there are problems."""

@@ -213,3 +213,17 @@ class Threshold(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     warning: Limit | None = None
     critical: Limit | None = None
+
+    @model_validator(mode="after")
+    def _warning_comes_first(self) -> Threshold:
+        # Both above ('>'): the warning bound must not lie past the critical one, or every value
+        # breaching it breaches critical first and WARNING never shows; below ('<'), mirrored.
+        warning, critical = self.warning, self.critical
+        if warning is None or critical is None or (warning.op[0] == ">") != (critical.op[0] == ">"):
+            return self
+        inverted = warning.bound > critical.bound if warning.op[0] == ">" else warning.bound < critical.bound
+        if inverted:
+            raise ValueError(
+                f"warning ({warning}) lies past critical ({critical}): WARNING would never show (swap them?)"
+            )
+        return self

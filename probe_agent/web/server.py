@@ -297,7 +297,7 @@ DEBUG_RUNS = 2  # at once: a debug run is a probe run more, on demand
 async def debug_probe(request: web.Request) -> web.Response:
     """One run of one configured probe, now, with its trace, as `check -v` prints it; never an
     arbitrary target. Redacted as every output. The run does not count in /metrics or /health."""
-    from probe_agent.config.loader import did_you_mean
+    from probe_agent.core.errors import did_you_mean
     from probe_agent.outputs.reports import render_table
     from probe_agent.runtime.runner import ProbeHandle, run_probe
 

@@ -172,3 +172,60 @@ def test_a_duration_may_be_a_plain_number_of_seconds_in_text_too() -> None:
     for bad in ("5 s", "-5", "5.", "1e3", "five"):
         with pytest.raises(ValueError, match=r"invalid duration|must be positive"):
             parse_duration(bad)
+
+
+def test_a_warning_past_its_critical_is_refused_where_it_is_written() -> None:
+    # warning: 2s, critical: 1s: every slow run is CRITICAL first, the WARNING never shows
+    for text, where in (
+        ("probes: [{name: t, type: tcp, host: h, port: 1, thresholds: {duration: {warning: 2s, critical: 1s}}}]", 1),
+        (
+            "probes:\n  - name: t\n    type: http\n    url: https://x/\n    thresholds:\n"
+            "      cert_expiry_days: {warning: '< 7', critical: '< 30'}\n",
+            6,
+        ),
+    ):
+        with pytest.raises(ConfigError) as info:
+            parse_config(text, env={})
+        (problem,) = info.value.problems
+        assert "probe 't': thresholds." in problem and "would never show" in problem, problem
+        assert info.value.locations[0] is not None and info.value.locations[0][0] == where, info.value.locations
+    # the right way round, and equal bounds, and mixed directions are fine
+    parse_config(
+        "probes: [{name: t, type: tcp, host: h, port: 1, thresholds: {duration: {warning: 1s, critical: 1s}}}]", env={}
+    )
+    parse_config(
+        "probes: [{name: t, type: http, url: 'https://x/', thresholds: {cert_expiry_days: {warning: '< 30', critical: '< 7'}}}]",
+        env={},
+    )
+
+
+def test_a_default_timeout_past_the_default_interval_is_one_problem_at_the_defaults() -> None:
+    text = (
+        "defaults: {timeout: 60s}\n"
+        "probes:\n"
+        "  - {name: a, type: tcp, host: h, port: 1}\n"
+        "  - {name: b, type: tcp, host: h, port: 1}\n"
+        "  - {name: c, type: tcp, host: h, port: 1, interval: 45s}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={})
+    found = {
+        problem: where[0] if where else None
+        for problem, where in zip(info.value.problems, info.value.locations, strict=True)
+    }
+    assert found == {
+        "defaults: timeout: 60s must be shorter than interval (30s) (the probes that set neither: a, b)": 1,
+        "probe 'c': timeout: 60s must be shorter than interval (45s)": 5,
+    }, found
+
+
+def test_a_misspelt_value_of_a_known_set_gets_a_did_you_mean() -> None:
+    for text, hint in (
+        ("probes: [{name: d, type: dns, server: 127.0.0.1, query_name: x, transport_protocol: tpc}]", "'tcp'"),
+        ("probes: [{name: p, type: postgres, dsn: 'postgresql://x@h/db', sslmode: requre}]", "'require'"),
+        ("probes: [{name: d, type: dns, server: 127.0.0.1, query_name: x, query_type: AAA}]", "'AAAA'"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            parse_config(text, env={})
+        (problem,) = info.value.problems
+        assert f"(did you mean {hint}?)" in problem, problem

@@ -26,7 +26,7 @@ import dns.rcode
 import dns.rdatatype
 from pydantic import Field, field_validator, model_validator
 
-from probe_agent.core.errors import ErrorRule, ErrorTable, ProbeError, Reason
+from probe_agent.core.errors import ErrorRule, ErrorTable, ProbeError, Reason, did_you_mean
 from probe_agent.core.results import Observation, ValueSpec
 from probe_agent.probes.base import Probe, ProbeConfig
 from probe_agent.schema.fields import Regex
@@ -64,7 +64,10 @@ class DnsConfig(ProbeConfig):
         try:
             return dns.rdatatype.to_text(dns.rdatatype.from_text(value.upper()))
         except dns.exception.DNSException:
-            raise ValueError(f"unknown record type {value!r} (A, AAAA, MX, TXT, SOA, SRV, CNAME, NS, PTR...)") from None
+            known = tuple(t.name for t in dns.rdatatype.RdataType)
+            raise ValueError(
+                f"unknown record type {value!r}{did_you_mean(value.upper(), known)} (A, AAAA, MX, TXT, SOA, SRV, CNAME, NS, PTR...)"
+            ) from None
 
     @field_validator("valid_rcodes")
     @classmethod
