@@ -1,3 +1,3 @@
 """probe-agent: synthetic probes and health checks, exported to Prometheus."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
