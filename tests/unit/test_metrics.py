@@ -114,6 +114,10 @@ async def test_scrape_gzips_when_asked() -> None:
     packed = await exposition.scrape(list(store.probes.values()), metrics.registry, compress=True)
     assert len(packed) == 1 and gzip.decompress(packed[0]) == plain
     assert b"probe_agent_build_info" in plain and b'probe_success{probe="port",type="tcp"} 1.0' in plain
+    # a counter's or histogram's _created series is one more series each, of no use to a rule
+    metrics.scrapes.inc()
+    again = b"".join(await exposition.scrape(list(store.probes.values()), metrics.registry, compress=False))
+    assert b"_created" not in again and b"probe_agent_scrapes_total 1.0" in again
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
