@@ -15,7 +15,7 @@ from probe_agent import __version__
 
 # A counter's or histogram's `_created` series (when it was made) is one more series for each,
 # which no rule or dashboard of the agent's reads: prometheus-client's are off, process-wide.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
