@@ -54,3 +54,24 @@ def test_dead_letter_queues_say_so_on_probe_info() -> None:
     store.probes = store.plan_config(config)
     info = {name: render_probe(state, {})["probe_info"].decode() for name, state in store.probes.items()}
     assert 'dlq="true"' in info["dlq"] and 'dlq="false"' in info["work"] and "dlq" not in info["web"]
+
+
+RUNBOOKS = "https://docs.example/probe-agent/alerts"  # where docs/alerts.md is served; see its top
+
+
+def test_every_alert_links_its_runbook_section() -> None:
+    """An alert that pages at 3 a.m. says where to start: runbook_url, one section of
+    docs/alerts.md each, which exists."""
+    import re
+
+    import yaml
+
+    rules = yaml.safe_load((HERE.parents[1] / "deploy" / "alerts.yml").read_text())
+    page = (HERE.parents[1] / "docs" / "alerts.md").read_text()
+    anchors = {
+        re.sub(r"[^a-z0-9-]", "", h.strip().lower().replace(" ", "-")) for h in re.findall(r"^## (.+)$", page, re.M)
+    }
+    for rule in (r for g in rules["groups"] for r in g["rules"]):
+        name = rule["alert"]
+        assert rule["annotations"].get("runbook_url") == f"{RUNBOOKS}#{name.lower()}", name
+        assert name.lower() in anchors, f"docs/alerts.md has no section '## {name}'"
