@@ -18,6 +18,7 @@ from probe_agent.core.errors import Reason
 from probe_agent.core.results import Status
 from tests.conftest import ProbeOnce
 from tests.helpers.netfaults import HostileServer, free_port
+from tests.helpers.webapp import served
 
 BROKER = ("127.0.0.1", 5672)
 MANAGEMENT = "http://127.0.0.1:15672"
@@ -125,13 +126,8 @@ async def fake_management() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_get("/api/queues/{vhost}/{queue}", queues)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", seen
-    await runner.cleanup()
+    async with served(app) as port:
+        yield f"http://127.0.0.1:{port}", seen
 
 
 async def test_management_api_failures_are_named(

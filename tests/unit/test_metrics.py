@@ -194,26 +194,20 @@ async def test_a_default_http_probe_stays_within_its_series_budget() -> None:
 
     from probe_agent.probes.clients.httpclient import close_shared_session
     from probe_agent.runtime.runner import build_handles, run_probe
+    from tests.helpers.webapp import served
 
     async def answer(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     app = web.Application()
     app.router.add_get("/", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with served(app) as port:
         config = parse_config(f"probes: [{{name: web, type: http, url: 'http://127.0.0.1:{port}/'}}]", env={})
         store = StateStore()
         store.probes = store.plan_config(config)
         (handle,) = build_handles(config)
         result = await run_probe(handle)
         await close_shared_session()
-    finally:
-        await runner.cleanup()
     assert result.success, result
     store.record(result)
     found = samples(store, ProbeExposition())
