@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("probe_agent")
 
 DEFAULT_LISTEN = "0.0.0.0:9110"
+LOG_LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("table", "json", "nagios", "junit", "prometheus")  # of check, with a file or without
 PERFDATA_HELP = "nagios: which values become perfdata: default (the duration, the type's main values, those with thresholds), all, or NAME,NAME"
 
@@ -363,13 +364,18 @@ def build_parser(plugin: bool = False) -> argparse.ArgumentParser:
         p.add_argument("--allow-empty", action="store_true", help="accept a probes file with no probes")
 
     def with_logging(p: argparse.ArgumentParser, default_format: str) -> None:
-        p.add_argument("--log-format", choices=("json", "text"), default=default_format)
-        p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+        # --log.format and --log.level: the spellings of Prometheus and its exporters
+        p.add_argument(
+            "--log-format", "--log.format", dest="log_format", choices=("json", "text"), default=default_format
+        )
+        p.add_argument("--log-level", "--log.level", dest="log_level", default="info", choices=LOG_LEVELS)
 
     run = commands.add_parser("run", help="run the daemon: probes on their intervals, /metrics and /health")
     with_config(run)
     run.add_argument(
         "--listen",
+        "--web.listen-address",  # blackbox_exporter's spelling
+        dest="listen",
         type=parse_listen,
         default=parse_listen(DEFAULT_LISTEN),
         help=f"HOST:PORT (default {DEFAULT_LISTEN})",
@@ -465,7 +471,7 @@ def build_parser(plugin: bool = False) -> argparse.ArgumentParser:
         help="nagios: a plugin's status line with perfdata; junit: XML for CI; prometheus: for node_exporter's textfile collector",
     )
     check.add_argument("--perfdata", default="default", metavar="WHICH", help=PERFDATA_HELP)
-    check.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
+    check.add_argument("--log-level", "--log.level", dest="log_level", default="error", choices=LOG_LEVELS)
     check.set_defaults(func=cmd_check)
     check.plugin = True
 
@@ -478,7 +484,7 @@ def build_parser(plugin: bool = False) -> argparse.ArgumentParser:
     wait.add_argument("--tag", action="append", metavar="TAG", help="only probes with this tag (repeatable)")
     wait.add_argument("--timeout", type=parse_seconds, default=120.0, help="give up after this long (default 2m)")
     wait.add_argument("--pause", type=parse_seconds, default=1.0, help="between two runs of a probe (default 1s)")
-    wait.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
+    wait.add_argument("--log-level", "--log.level", dest="log_level", default="error", choices=LOG_LEVELS)
     wait.set_defaults(func=cmd_wait)
     wait.plugin = True
 
@@ -560,7 +566,7 @@ def adhoc_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="a trace of the run: requests, answers, TLS, errors"
     )
-    parser.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-level", "--log.level", dest="log_level", default="error", choices=LOG_LEVELS)
     parser.plugin = True
     return parser
 
@@ -568,7 +574,7 @@ def adhoc_parser() -> argparse.ArgumentParser:
 # Options of `check` (with a file, and TYPE TARGET) that take a value: the word after one is
 # its value, not TYPE or TARGET.
 _VALUED = frozenset(
-    {"-c", "--config", "--max-config-bytes", "--probe", "--tag", "--format", "--perfdata", "--log-level"}
+    {"-c", "--config", "--max-config-bytes", "--probe", "--tag", "--format", "--perfdata", "--log-level", "--log.level"}
     | {"-w", "--warning", "--critical", "-t", "--timeout", "--expect-status", "--set"}
 )
 
