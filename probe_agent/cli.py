@@ -281,6 +281,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             "run: -c - is not possible: the daemon reloads its file (use validate or check with -c -)", file=sys.stderr
         )
         return 1
+    from probe_agent.config.loader import resolve_config_path
+    from probe_agent.runtime.watch import snapshot
+
+    # before the file is read: a change made while the agent starts is then a change to the watch
+    watch_baseline = snapshot(resolve_config_path(args.config), lambda: ())
     loaded = load_or_report(args, daemon=True)
     if loaded is None:
         return 1
@@ -324,6 +329,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             allow_empty=args.allow_empty,
             web_options=options,
             watch_interval=args.watch_config if args.watch_config is not None else 0.0,
+            watch_baseline=watch_baseline,
             shard=shard,
             history_file=history_file,
             history_save_every=args.history_save_interval,

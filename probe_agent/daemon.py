@@ -18,7 +18,7 @@ from probe_agent.core.logs import setup_logging
 from probe_agent.core.redact import Redactor
 from probe_agent.outputs.problems import print_problems
 from probe_agent.runtime.agent import Agent
-from probe_agent.runtime.watch import watching
+from probe_agent.runtime.watch import Snapshot, watching
 from probe_agent.web.connlimits import raise_fd_limit
 from probe_agent.web.server import WebOptions, start_server
 
@@ -39,6 +39,7 @@ async def serve(
     allow_empty: bool = False,
     web_options: WebOptions | None = None,
     watch_interval: float = 0.0,
+    watch_baseline: Snapshot | None = None,
     shard: Shard | None = None,
     history_file: Path | None = None,
     history_save_every: float = 60.0,
@@ -95,7 +96,7 @@ async def serve(
             "history_file": str(history_file) if history_file else None,
         },
     )
-    async with watching(path, agent.reload, watch_interval, agent.discovery_files):
+    async with watching(path, agent.reload, watch_interval, agent.discovery_files, watch_baseline):
         await stop.wait()
     log.info("stopping: draining probe runs in flight", extra={"grace_seconds": grace})
     await agent.stop()

@@ -78,15 +78,23 @@ def _no_files() -> Sequence[str]:
 
 
 async def watch(
-    path: Path, reload: Reload, interval: float = 2.0, extra: Callable[[], Sequence[str]] = _no_files
+    path: Path,
+    reload: Reload,
+    interval: float = 2.0,
+    extra: Callable[[], Sequence[str]] = _no_files,
+    loaded: Snapshot | None = None,
 ) -> None:
     """Run until cancelled; calls `reload` once per settled change of the file, or of one of the
-    files it draws on (`extra`: the file_sd files its target groups match now)."""
+    files it draws on (`extra`: the file_sd files its target groups match now). `loaded`: the
+    snapshot taken before the running config was read; without it the first look is the
+    baseline, and a change made between the read and that look would never be loaded."""
 
     def take() -> Snapshot:
         return snapshot(path, extra)
 
-    loaded = await asyncio.to_thread(take)  # stat off the loop: the files may be on NFS
+    now = await asyncio.to_thread(take)  # stat off the loop: the files may be on NFS
+    # files named since (target groups' files) are as the first look finds them
+    loaded = now if loaded is None else {name: loaded.get(name, sig) for name, sig in now.items()}
     while True:
         await asyncio.sleep(interval)
         seen = await asyncio.to_thread(take)
@@ -112,7 +120,11 @@ async def watch(
             if not await _holds_still(take, seen, SHRINK_LOOKS * interval, interval):
                 continue  # it was still being written after all
             problems = await reload()
-        loaded = await asyncio.to_thread(take)  # the reload may draw on other files now
+        # What the reload read is at least as new as `seen` (the files held still as `seen` before
+        # it read them): a write while it read differs from `seen`, and is loaded next time. The
+        # files the new config names for the first time are as they are now.
+        after = await asyncio.to_thread(take)
+        loaded = {name: seen.get(name, sig) for name, sig in after.items()}
         if problems:
             log.error("probes file changed but does not load; keeping the running probes", extra={"problems": problems})
         else:
@@ -121,10 +133,16 @@ async def watch(
 
 @contextlib.asynccontextmanager
 async def watching(
-    path: Path | None, reload: Reload, interval: float, extra: Callable[[], Sequence[str]] = _no_files
+    path: Path | None,
+    reload: Reload,
+    interval: float,
+    extra: Callable[[], Sequence[str]] = _no_files,
+    loaded: Snapshot | None = None,
 ) -> AsyncIterator[None]:
-    """Watch while the block runs (interval 0 or no file: not at all)."""
-    task = asyncio.create_task(watch(path, reload, interval, extra)) if path is not None and interval > 0 else None
+    """Watch while the block runs (interval 0 or no file: not at all); `loaded` as watch() takes it."""
+    task = (
+        asyncio.create_task(watch(path, reload, interval, extra, loaded)) if path is not None and interval > 0 else None
+    )
     try:
         yield
     finally:
