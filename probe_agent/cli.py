@@ -372,7 +372,11 @@ def build_parser(plugin: bool = False) -> argparse.ArgumentParser:
     def with_logging(p: argparse.ArgumentParser, default_format: str) -> None:
         # --log.format and --log.level: the spellings of Prometheus and its exporters
         p.add_argument(
-            "--log-format", "--log.format", dest="log_format", choices=("json", "text"), default=default_format
+            "--log-format",
+            "--log.format",
+            dest="log_format",
+            choices=("json", "text", "logfmt"),
+            default=default_format,
         )
         p.add_argument("--log-level", "--log.level", dest="log_level", default="info", choices=LOG_LEVELS)
 

@@ -1,4 +1,4 @@
-"""Logging set-up: JSON lines for the daemon, plain text for `check`; every line redacted."""
+"""Logging set-up: JSON lines for the daemon (or logfmt), plain text for `check`; every line redacted."""
 
 from __future__ import annotations
 
@@ -99,9 +99,30 @@ class TextFormatter(logging.Formatter):
         return line + (f"\n{record.exc_text}" if record.exc_text else "")
 
 
+class LogfmtFormatter(logging.Formatter):
+    """`ts=... level=... logger=... msg="..." key=value ...`, one line a record: the logfmt of
+    Prometheus and its exporters (`--log.format logfmt`), values quoted and escaped as the text
+    lines' are, so a target's text stays one value of one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        pairs = [
+            ("ts", _timestamp(record)),
+            ("level", record.levelname.lower()),
+            ("logger", record.name),
+            ("msg", record.getMessage()),
+            *((k, v) for k, v in record.__dict__.items() if k not in _STANDARD and v is not None and v != ""),
+        ]
+        if record.exc_text:
+            pairs.append(("exception", record.exc_text))
+        return " ".join(f"{key}={logfmt_value(value)}" for key, value in pairs)
+
+
+FORMATTERS = {"json": JsonFormatter, "text": TextFormatter, "logfmt": LogfmtFormatter}
+
+
 def setup_logging(fmt: str, level: str, redactor: Redactor) -> RedactingFilter:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(FORMATTERS.get(fmt, TextFormatter)())
     redacting = RedactingFilter(redactor)
     handler.addFilter(redacting)
     root = logging.getLogger()

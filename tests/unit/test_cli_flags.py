@@ -17,3 +17,7 @@ def test_prometheus_style_spellings_are_the_same_options() -> None:
     checked = build_parser().parse_args(["check", "--log.level", "info"])
     assert checked.log_level == "info"
     assert not is_adhoc(["--log.level", "info", "-c", "probes.yaml"])  # its value is no TYPE
+
+
+def test_run_takes_logfmt_as_prometheus_spells_it() -> None:
+    assert build_parser().parse_args(["run", "--log.format", "logfmt"]).log_format == "logfmt"
