@@ -223,7 +223,7 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
     from probe_agent.core.errors import ConfigError
     from probe_agent.core.logs import setup_logging
     from probe_agent.core.redact import Redactor
-    from probe_agent.outputs.problems import config_unknown, print_problems
+    from probe_agent.outputs.problems import print_problems
     from probe_agent.runtime.runner import build_handles
 
     try:
@@ -231,8 +231,7 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
         probes = select(config, args.probe or [], args.tag or [])
         handles = build_handles(config, probes)
     except ConfigError as exc:
-        print_problems(exc.problems, resolve_config_path(args.config), exc.locations)
-        config_unknown(exc.problems, resolve_config_path(args.config))
+        print_problems(exc.problems, resolve_config_path(args.config), exc.locations, plugin=True)
         return None
     setup_logging("text", args.log_level, Redactor(config.secrets))
     return config, probes, handles
@@ -612,7 +611,7 @@ def cmd_check_adhoc(argv: Sequence[str]) -> int:
     from probe_agent.core.logs import setup_logging
     from probe_agent.core.redact import Redactor
     from probe_agent.core.results import Status
-    from probe_agent.outputs.problems import config_unknown, print_problems
+    from probe_agent.outputs.problems import print_problems
     from probe_agent.runtime.runner import build_handles
 
     args = adhoc_parser().parse_args(argv)
@@ -625,8 +624,7 @@ def cmd_check_adhoc(argv: Sequence[str]) -> int:
         )
         handles = build_handles(config)
     except ConfigError as exc:
-        print_problems(exc.problems, "command line", exc.locations)
-        config_unknown(exc.problems, "command line")
+        print_problems(exc.problems, "command line", exc.locations, plugin=True)
         return int(Status.UNKNOWN)
     setup_logging("text", args.log_level, Redactor(config.secrets))
     results = run_async(run_once(config, handles, trace=args.verbose))

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from probe_agent.config.discovery import SourceKey, SourceState, discovered_probes, discovery_base
 from probe_agent.core.defaults import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES
-from probe_agent.core.errors import ConfigError, did_you_mean
+from probe_agent.core.errors import ConfigError, did_you_mean, first_names
 from probe_agent.core.loopmonitor import DEFAULT_LAG_TOLERANCE
 from probe_agent.core.redact import Redactor, collect_secrets
 from probe_agent.core.yamlload import decode, load_yaml, locate, positions, read_config_bytes
@@ -141,9 +141,8 @@ def _located_problems(
 ) -> list[tuple[str, tuple[str | int, ...]]]:
     """Each error as text, with the path of its field in the input (for line:column)."""
     problems = []
-    inputs = [err.get("input") for err in exc.errors(include_url=False)]
-    for err, given in zip(exc.errors(include_url=False, include_input=False), inputs, strict=True):
-        msg = err["msg"].removeprefix("Value error, ")
+    for err in exc.errors(include_url=False):
+        msg, given = err["msg"].removeprefix("Value error, "), err.get("input")
         if err["type"] in ("literal_error", "enum") and isinstance(given, str):
             # one of a known set, misspelt: Input should be 'disable', 'prefer', 'require'...
             msg += did_you_mean(given, tuple(re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))))
@@ -376,14 +375,10 @@ def _parse_probes(
     if timed_by_defaults:
         # the defaults' mistake, said once where it is written, not on every probe's line
         problems.add(
-            f"defaults: {_timing_problem(defaults)} (the probes that set neither: {_names(timed_by_defaults)})",
+            f"defaults: {_timing_problem(defaults)} (the probes that set neither: {first_names(timed_by_defaults, 10)})",
             ("defaults", "timeout"),
         )
     return probes, index_of, env_secrets
-
-
-def _names(names: list[str], shown: int = 10) -> str:
-    return ", ".join(names) if len(names) <= shown else ", ".join(names[:shown]) + f" and {len(names) - shown} more"
 
 
 def _parse_probe(

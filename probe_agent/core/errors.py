@@ -161,3 +161,10 @@ def did_you_mean(name: str, known: set[str] | tuple[str, ...]) -> str:
 
     close = difflib.get_close_matches(name, sorted(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def first_names(names: list[str], shown: int = 20) -> str:
+    """'a, b, c' or 'a, b, ... and 980 more': names in a problem or a log line, bounded."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown]) + f", ... and {len(names) - shown} more"

@@ -280,10 +280,9 @@ class ProbeExposition:
         # cache and swapped in at the end, every scrape of probes that all ran held two caches
         # at its peak (27 MB more at 10,000 probes, kept by the allocator as RSS).
         rendered, pieces = self._rendered, self._pieces
-        misses = work = count = 0
+        misses = work = 0
         for state in states:
             name, key = state.config.name, (state.serial << 40) + state.version
-            count += 1
             probe_pieces = pieces.get(name)
             if probe_pieces is None or rendered.get(name) != key:
                 probe_pieces = pieces[name] = compact(render_probe(state, self._families))
@@ -296,7 +295,7 @@ class ProbeExposition:
                 yield
             for family, text in zip(*probe_pieces, strict=True):
                 by_family.setdefault(family, []).append(text)
-        if len(pieces) > count:  # probes gone from the config leave the cache with it
+        if len(pieces) > len(states):  # probes gone from the config leave the cache with it
             kept = {state.config.name for state in states}
             for name in [name for name in pieces if name not in kept]:
                 del pieces[name], rendered[name]

@@ -11,8 +11,14 @@ from probe_agent.core.redact import Redactor
 
 
 def print_problems(
-    problems: Sequence[str], source: Path | str, locations: Sequence[tuple[int, int] | None] = ()
+    problems: Sequence[str],
+    source: Path | str,
+    locations: Sequence[tuple[int, int] | None] = (),
+    *,
+    plugin: bool = False,
 ) -> None:
+    """Every problem on stderr; with `plugin` (check, wait) also the Nagios plugin's one line on
+    stdout: the first problem, and how many more."""
     # A problem may quote what was written (an invalid URL with a password in it): the
     # redactor's patterns mask the secret forms even where no config could be loaded.
     redact = Redactor().redact
@@ -22,20 +28,25 @@ def print_problems(
     for problem, where in zip(problems, [*locations, *[None] * len(problems)], strict=False):
         at = f"{name}:{where[0]}:{where[1]}: " if where else ""
         print(f"  - {at}{redact(problem)}", file=sys.stderr)
+    if plugin:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        plugin_unknown(f"{source}: {problems[0] if problems else 'invalid'}{more}")
+
+
+# What Nagios shows as the service's output: the plugin's name starts its status line
+# (probe_agent.outputs.reports writes the line of a check that ran). A plugin's line is short:
+# a problem may quote a long value, so it is cut.
+PLUGIN = "PROBE-AGENT"
+MAX_PLUGIN_LINE = 400
 
 
 def plugin_unknown(text: str) -> None:
-    """The one line a Nagios plugin prints on stdout for its own problem (exit 3, UNKNOWN):
-    what Nagios shows as the service's output. '|' would start perfdata: it may not appear."""
+    """The one line a Nagios plugin prints on stdout for its own problem (exit 3, UNKNOWN).
+    '|' would start perfdata: it may not appear."""
     line = " ".join(Redactor().redact(text).split()).replace("|", "/")
-    print(f"PROBE-AGENT UNKNOWN - {line}")
-
-
-def config_unknown(problems: Sequence[str], source: Path | str) -> None:
-    """plugin_unknown for a file's problems: the first, and how many more (stderr lists them)."""
-    source = "standard input" if str(source) == "-" else source
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    plugin_unknown(f"{source}: {problems[0] if problems else 'invalid'}{more}")
+    if len(line) > MAX_PLUGIN_LINE:
+        line = line[: MAX_PLUGIN_LINE - 1] + "…"
+    print(f"{PLUGIN} UNKNOWN - {line}")
 
 
 def stdout_gone() -> None:

@@ -17,6 +17,7 @@ from probe_agent.config.loader import AgentConfig
 from probe_agent.core.errors import Reason
 from probe_agent.core.results import Result, Status
 from probe_agent.core.units import duration_text, unit_of, value_text
+from probe_agent.outputs.problems import PLUGIN
 from probe_agent.probes import REGISTRY
 from probe_agent.probes.base import ProbeConfig
 from probe_agent.schema.fields import Limit, Threshold
@@ -111,7 +112,7 @@ def render_nagios(
         summary = "no probes"
     # '|' separates perfdata: it may not appear in the text
     out.write(
-        f"PROBE-AGENT {overall.name} - {summary.replace('|', '/')} | {' '.join(perfdata(results, configs, which))}\n"
+        f"{PLUGIN} {overall.name} - {summary.replace('|', '/')} | {' '.join(perfdata(results, configs, which))}\n"
     )
     for r in sorted(results, key=lambda r: (-r.status, r.probe)):
         out.write(

@@ -32,7 +32,7 @@ from probe_agent.config.kubernetes import source_names
 from probe_agent.config.loader import AgentConfig, load_config, no_cyclic_gc
 from probe_agent.config.shard import Shard
 from probe_agent.core.defaults import MAX_CONFIG_BYTES
-from probe_agent.core.errors import AGENT_STARVED, ConfigError, Reason
+from probe_agent.core.errors import AGENT_STARVED, ConfigError, Reason, first_names
 from probe_agent.core.logs import RedactingFilter
 from probe_agent.core.loopmonitor import LoopMonitor
 from probe_agent.core.redact import Redactor
@@ -75,13 +75,6 @@ async def _building() -> AsyncIterator[None]:
     # new config is in place, then freeze it (it lives until the next reload) out of them.
     with no_cyclic_gc():
         yield
-
-
-def _first(names: list[str], shown: int = 20) -> str:
-    """'a, b, c' or 'a, b, ... and 980 more': names in a log line, bounded."""
-    if len(names) <= shown:
-        return ", ".join(names)
-    return ", ".join(names[:shown]) + f", ... and {len(names) - shown} more"
 
 
 async def _in_thread(work: Callable[[], T], deadline: float) -> tuple[T, None] | tuple[None, threading.Thread]:
@@ -320,9 +313,9 @@ class Agent:
                     "added": len(added),
                     "changed": len(changed),
                     "removed": len(removed),
-                    "added_probes": _first(added),
-                    "changed_probes": _first(changed),
-                    "removed_probes": _first(removed),
+                    "added_probes": first_names(added),
+                    "changed_probes": first_names(changed),
+                    "removed_probes": first_names(removed),
                 },
             )
             return []

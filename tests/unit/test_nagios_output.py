@@ -80,3 +80,12 @@ def test_an_adhoc_probe_is_named_after_its_target_without_its_credentials() -> N
     assert name("redis", "cache.internal:6379") == "cache.internal:6379"
     assert name("tcp", "[::1]:25") == "tcp_::1:25"
     assert name("tcp", "smtp:25", "name=mail") == "mail"  # --set name= still wins
+
+
+def test_the_plugins_own_line_is_short_whatever_a_problem_quotes(capsys: object) -> None:
+    from probe_agent.outputs.problems import MAX_PLUGIN_LINE, print_problems
+
+    print_problems([f"probe 'p': url: invalid URL {'x' * 100_000!r}"], "probes.yaml", plugin=True)
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert out.startswith("PROBE-AGENT UNKNOWN - probes.yaml: probe 'p': url: invalid URL")
+    assert out.count("\n") == 1 and len(out) <= len("PROBE-AGENT UNKNOWN - ") + MAX_PLUGIN_LINE + 1
