@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,7 +41,8 @@ class Defaults(BaseModel):
     timeout: Timeout = 10.0
     failure_threshold: int = Field(1, ge=1)
     success_threshold: int = Field(1, ge=1)
-    buckets: Buckets = ()  # probe_run_duration_seconds bounds; empty: DEFAULT_BUCKETS
+    buckets: Buckets = ()  # probe_run_duration_seconds bounds; empty: only the declared limits
+    metrics: Literal["default", "full"] | None = None  # as a probe's `metrics` (probe_agent.probes.base)
 
 
 class AgentConfig(BaseModel):
@@ -246,7 +247,10 @@ def parse_config(
             field_path = problem_text.split(":", 1)[0].split(".")
             problems.add(f"probe {probe.name!r}: {problem_text}", (*origins[index_of[probe.name]], *field_path))
     slo_limits = _slo_problems_and_limits(agent.slos, probes, problems)
-    probes = [with_limit_buckets(probe, tuple(slo_limits.get(probe.name, ()))) for probe in probes]
+    counted = {name for slo in agent.slos for name in slo_members(slo, probes)}
+    probes = [
+        with_limit_buckets(probe, tuple(slo_limits.get(probe.name, ())), probe.name in counted) for probe in probes
+    ]
     all_names = tuple(e["name"] for e in raw_probes if isinstance(e, dict) and isinstance(e.get("name"), str))
     problems.items.extend(
         _maintenance_problems(
@@ -537,13 +541,17 @@ def _timing_problem(merged: Mapping[str, Any]) -> str:
     return ""
 
 
-def with_limit_buckets(probe: ProbeConfig, limits: tuple[float, ...] = ()) -> ProbeConfig:
-    """The probe with its final histogram bounds: its own (or the defaults), plus every duration
-    limit it declares and `limits` (SLO thresholds), so `le="0.3"` exists when 300 ms matters."""
-    # By default, bounds stop at the timeout, which is one: a run lasts no longer, so a bound
-    # above it is +Inf again, and the last one below it must not make every slow run look as fast.
-    own = probe.buckets or (*(b for b in DEFAULT_BUCKETS if b < probe.timeout), probe.timeout)
-    bounds = set(own) | set(limits) | set(probe.duration_limits())
+def with_limit_buckets(probe: ProbeConfig, limits: tuple[float, ...] = (), counted: bool = False) -> ProbeConfig:
+    """The probe with its final histogram bounds: its own, plus every duration limit it declares
+    and `limits` (SLO thresholds), so `le="0.3"` exists when 300 ms matters. Without bounds of its
+    own, a probe within the series budget has only those (each bound is a series per probe); one
+    with `metrics: full` has the defaults below its timeout and the timeout (a run lasts no longer,
+    so a bound above it is +Inf again, and the last one below it must not make every slow run look
+    as fast). `counted`: an SLO counts its runs, so unless it says otherwise it is `full`."""
+    if counted and probe.metrics is None:
+        probe = probe.model_copy(update={"metrics": "full"})
+    defaults = (*(b for b in DEFAULT_BUCKETS if b < probe.timeout), probe.timeout) if probe.metrics == "full" else ()
+    bounds = set(probe.buckets or defaults) | set(limits) | set(probe.duration_limits())
     duration = probe.thresholds.get("duration")
     if duration is not None:
         bounds |= {

@@ -125,14 +125,20 @@ def label_set(state: ProbeState) -> LabelSet:
 
 
 @functools.lru_cache(maxsize=64)
-def _sorted_reasons(reasons: tuple[Reason, ...]) -> tuple[str, ...]:
-    return tuple(sorted(r.value for r in reasons))
+def _sorted_reasons(reasons: tuple[Reason, ...], full: bool) -> tuple[str, ...]:
+    # `internal` is the agent's own failure, not one the type finds in a target: within the series
+    # budget it comes with its first (docs/metrics.md, "Series per probe")
+    return tuple(sorted(r.value for r in reasons if full or r is not Reason.INTERNAL))
 
 
-def reason_names(reasons: tuple[Reason, ...], seen: Mapping[str, int]) -> tuple[str, ...]:
-    """The type's failure reasons, and any other that happened all the same (a skipped run's)."""
-    names = _sorted_reasons(reasons)
+def reason_names(reasons: tuple[Reason, ...], seen: Mapping[str, int], full: bool = True) -> tuple[str, ...]:
+    """The type's failure reasons (`full`: `internal` too), and any other that happened all the
+    same (a skipped run's)."""
+    names = _sorted_reasons(reasons, full)
     return names if all(r in names for r in seen) else tuple(sorted({*names, *seen}))
+
+
+_STATUSES = tuple(Status)
 
 
 def add_phase_histogram(
@@ -191,11 +197,16 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
         before, after = with_label(labels, "target")
         add("probe_info", f"probe_info{before}{_escape(state.target)}{after} 1.0\n")
     by_status = dict(state.results_by_status)
+    full = cfg.metrics == "full"
     before, after = with_label(labels, "status")
+    # with `metrics: full` every status is there from the start, at 0; within the series budget
+    # each comes with its first result (a healthy probe has one)
     add(
         "probe_results_total",
         "".join(
-            f"probe_results_total{before}{status.label}{after} {_num(by_status.get(status, 0))}\n" for status in Status
+            f"probe_results_total{before}{status.label}{after} {_num(by_status.get(status, 0))}\n"
+            for status in _STATUSES
+            if full or status in by_status
         )
         + (
             f"probe_results_total{before}maintenance{after} {state.maintenance_runs}.0\n"
@@ -215,7 +226,7 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
         "probe_failures_total",
         "".join(
             f"probe_failures_total{before}{reason}{after} {_num(failures.get(reason, 0))}\n"
-            for reason in reason_names(probe_cls.failure_reasons, failures)
+            for reason in reason_names(probe_cls.failure_reasons, failures, full)
         ),
     )
     last = state.last

@@ -42,7 +42,7 @@ import abc
 import re
 import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -69,9 +69,15 @@ class ProbeConfig(BaseModel):
     tags: list[str] = []  # for `check --tag`
     thresholds: dict[str, Threshold] = {}  # 'duration' or a value name -> warning/critical
     every_shard: bool = False  # with run --shard: run on every replica (a node-local check), not on one
-    # Bounds of probe_run_duration_seconds; empty: defaults.buckets or DEFAULT_BUCKETS. The loader
+    # Bounds of probe_run_duration_seconds; empty: defaults.buckets, else none (`metrics: full`: the
+    # defaults, DEFAULT_BUCKETS below the timeout and the timeout). The loader
     # adds this probe's duration limits (thresholds, SLOs), so ratios at them are exact.
     buckets: Buckets = ()
+    # Which series it exports: unset or "default", within the series budget (no bucket bound but
+    # those it declares, a status or `internal` once it has one); "full", every status and reason
+    # born at zero and the default bounds below its timeout (docs/metrics.md). Unset on a probe an
+    # SLO counts: the loader makes it "full", so the SLO's first run is in its ratio.
+    metrics: Literal["default", "full"] | None = None
     failure_threshold: int = Field(1, ge=1)  # consecutive failures before it counts as failing
     success_threshold: int = Field(1, ge=1)  # consecutive successes before it counts as healthy again
     remediation: Remediation | None = None  # hooks run when it becomes failing (probe_agent.schema.remediation)

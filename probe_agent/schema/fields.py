@@ -108,10 +108,11 @@ def _check_http_url(url: str) -> str:
     return url
 
 
-# The run-duration histogram's default bounds: eight, roughly 2-2.5x apart, because each is a
-# series per probe in the user's Prometheus (50,000 probes: 400,000 series). Exact ratios do not
-# depend on them: every duration limit a probe declares (its thresholds, the latency of its SLOs)
-# is added to its own bounds, and so is its timeout, above which defaults are dropped
+# The run-duration histogram's default bounds with `metrics: full` (within the series budget a
+# probe has only the bounds it declares): eight, roughly 2-2.5x apart, because each is a series per
+# probe in the user's Prometheus (50,000 probes: 400,000 series). Exact ratios do not depend on
+# them: every duration limit a probe declares (its thresholds, the latency of its SLOs) is added to
+# its own bounds, and so is its timeout, above which defaults are dropped
 # (probe_agent.config.loader). docs/metrics.md gives the fourteen before 0.2.
 DEFAULT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 MAX_BUCKETS = 40  # each is a series per probe

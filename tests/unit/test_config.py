@@ -106,13 +106,19 @@ def test_buckets_defaults_per_probe_and_limits() -> None:
     assert a.buckets == (0.05, 1.0)
     assert b.buckets == (0.1, 0.15, 0.7, 2.0)  # its own, deduplicated and sorted, plus its limits
     assert parse_duration("700ms") == 0.7 and repr(parse_duration("1.1s")) == "1.1"  # le="0.7", not 0.7000000000000001
-    # the defaults stop at the probe's timeout, which is a bound (10 s unless said)
-    plain, quick = parse_config(
-        "probes: [{name: d, type: tcp, host: h, port: 1}, {name: q, type: tcp, host: h, port: 1, timeout: 700ms}]",
+    # within the series budget a probe has only the bounds it declares; with `metrics: full` the
+    # defaults, which stop at the probe's timeout, a bound (10 s unless said)
+    bare, plain, quick = parse_config(
+        "probes: [{name: n, type: tcp, host: h, port: 1}, {name: d, type: tcp, host: h, port: 1, metrics: full},"
+        " {name: q, type: tcp, host: h, port: 1, timeout: 700ms, metrics: full}]",
         env={},
     ).probes
+    assert bare.buckets == ()
     assert plain.buckets == (*DEFAULT_BUCKETS, 10.0)
     assert quick.buckets == (0.01, 0.05, 0.1, 0.25, 0.5, 0.7)
+    with pytest.raises(ConfigError) as info:
+        parse_config("probes: [{name: m, type: tcp, host: h, port: 1, metrics: ful}]", env={})
+    assert "metrics" in info.value.problems[0] and "did you mean 'full'" in info.value.problems[0]
     with pytest.raises(ConfigError) as info:
         parse_config(
             "probes: [{name: e, type: tcp, host: h, port: 1, buckets: ["

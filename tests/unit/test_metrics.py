@@ -15,7 +15,9 @@ from probe_agent.outputs.exposition import ProbeExposition
 from probe_agent.runtime.metrics import AgentMetrics
 from probe_agent.runtime.state import StateStore
 
+# `defaults: {metrics: full}`: every status, reason and default bound (the budget's tests are below)
 CONFIG = parse_config(
+    "defaults: {metrics: full}\n"
     "probes: [{name: web, type: http, url: 'http://u:pw-secret@127.0.0.1:1/', labels: {team: core}}, "
     "{name: port, type: tcp, host: 127.0.0.1, port: 1}]",
     env={},
@@ -185,11 +187,9 @@ def test_a_target_group_that_is_gone_leaves_no_series() -> None:
     assert value("probe_agent_discovery_targets", {"group": "api"}) == 5.0
 
 
-async def test_a_default_http_probe_stays_within_its_series_budget() -> None:
-    """Each series is a cost in the user's Prometheus, 50,000 times over: a default HTTP probe,
-    run once against a real server, exports blackbox_exporter's 17, the agent's 4 of state, its
-    type's 6 failure reasons and the 4 statuses born at zero, and a histogram of 9 bounds (the
-    eight defaults below its 10 s timeout and the timeout) with +Inf, sum and count: 43 (49 before)."""
+async def _series_of_one_http_run(extra: str = "", slos: str = "") -> list[str]:
+    """The series names of probe `web` (type http, `extra` its own settings) after one run against
+    a real server."""
     from aiohttp import web
 
     from probe_agent.probes.clients.httpclient import close_shared_session
@@ -202,7 +202,9 @@ async def test_a_default_http_probe_stays_within_its_series_budget() -> None:
     app = web.Application()
     app.router.add_get("/", answer)
     async with served(app) as port:
-        config = parse_config(f"probes: [{{name: web, type: http, url: 'http://127.0.0.1:{port}/'}}]", env={})
+        config = parse_config(
+            f"probes: [{{name: web, type: http, url: 'http://127.0.0.1:{port}/'{extra}}}]\n{slos}", env={}
+        )
         store = StateStore()
         store.probes = store.plan_config(config)
         (handle,) = build_handles(config)
@@ -210,11 +212,46 @@ async def test_a_default_http_probe_stays_within_its_series_budget() -> None:
         await close_shared_session()
     assert result.success, result
     store.record(result)
-    found = samples(store, ProbeExposition())
-    names = [name for name, labels in found if ("probe", "web") in labels]
-    assert len(names) == 43, " ".join(f"{k}={v}" for k, v in sorted(collections.Counter(names).items()))
+    return [name for name, labels in samples(store, ProbeExposition()) if ("probe", "web") in labels]
+
+
+def _counted(names: list[str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(collections.Counter(names).items()))
+
+
+async def test_a_default_http_probe_stays_within_its_series_budget() -> None:
+    """Each series is a cost in the user's Prometheus, 50,000 times over: a default HTTP probe,
+    run once against a real server, exports blackbox_exporter's 17, the agent's 4 of state, the 5
+    failure reasons its type can produce, born at zero (`internal`, the agent's own, comes with its
+    first), the status it had (each status comes with its first result), and the run histogram's
+    +Inf, sum and count (no bound is declared): 30 (43 before, 49 before 0.2)."""
+    names = await _series_of_one_http_run()
+    assert len(names) <= 30, _counted(names)
+    assert names.count("probe_run_duration_seconds_bucket") == 1  # +Inf: no limit declared
+    assert names.count("probe_failures_total") == 5  # no `auth`: an HTTP 401 is an unexpected status
+    assert names.count("probe_results_total") == 1
+    for name in ("probe_success", "probe_duration_seconds", "probe_http_status_code", "probe_ip_addr_hash"):
+        assert name in names  # blackbox_exporter's stay
+
+
+async def test_metrics_full_brings_the_whole_set_back() -> None:
+    """`metrics: full`: the default bounds below the timeout and the timeout, every status and
+    every reason born at zero: 43 for a default HTTP probe (as before the budget)."""
+    names = await _series_of_one_http_run(", metrics: full")
+    assert len(names) == 43, _counted(names)
     assert names.count("probe_run_duration_seconds_bucket") == 10
-    assert names.count("probe_failures_total") == 6  # no `auth`: an HTTP 401 is an unexpected status
+    assert names.count("probe_failures_total") == 6
+    assert names.count("probe_results_total") == 4
+
+
+async def test_a_probe_an_slo_counts_has_its_statuses_born_at_zero() -> None:
+    """An SLO's ratio reads probe_results_total: a status series born at 1 would hide its first
+    run from rate(), so a probe an SLO names exports the full set unless it says otherwise."""
+    slo = "slos: [{name: web-slo, probes: [web], availability: 99.9}]"
+    names = await _series_of_one_http_run(slos=slo)
+    assert names.count("probe_results_total") == 4, _counted(names)
+    mine = await _series_of_one_http_run(", metrics: default", slos=slo)
+    assert mine.count("probe_results_total") == 1, _counted(mine)
 
 
 async def test_a_scrape_of_probes_that_all_ran_never_holds_two_caches() -> None:
@@ -253,3 +290,22 @@ async def test_a_scrape_of_probes_that_all_ran_never_holds_two_caches() -> None:
         tracemalloc.stop()
     assert exposition.rendered_last_scrape == count
     assert peak < 0.5 * cache, (peak, cache)  # one family of text at a time, and its gzip
+
+
+def test_within_the_budget_a_status_and_internal_come_with_their_first() -> None:
+    """Within the series budget a status series and the `internal` reason (the agent's own
+    failure) are born with their first result: absent before, there with its count after."""
+    config = parse_config("probes: [{name: port, type: tcp, host: 127.0.0.1, port: 1}]", env={})
+    store = StateStore()
+    store.probes = store.plan_config(config)
+    port = {"probe": "port", "type": "tcp"}
+    store.record(Result("port", "tcp", Status.OK, None, "", 0.001, 1.0, {}, {}, {}))
+    found = samples(store, ProbeExposition())
+    assert get(found, "probe_results_total", {**port, "status": "ok"}) == 1
+    assert get(found, "probe_results_total", {**port, "status": "unknown"}) is None
+    assert get(found, "probe_failures_total", {**port, "reason": "connect"}) == 0  # the type's own: born at 0
+    assert get(found, "probe_failures_total", {**port, "reason": "internal"}) is None
+    store.record(Result("port", "tcp", Status.UNKNOWN, Reason.INTERNAL, "bug", 0.001, 2.0, {}, {}, {}))
+    found = samples(store, ProbeExposition())
+    assert get(found, "probe_results_total", {**port, "status": "unknown"}) == 1
+    assert get(found, "probe_failures_total", {**port, "reason": "internal"}) == 1
