@@ -464,7 +464,7 @@ def build_parser(plugin: bool = False) -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="run probes once, print, exit 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN",
-        epilog="Without a file: probe-agent check TYPE TARGET [-w DURATION] [-c DURATION] [--set FIELD=VALUE] "
+        epilog="Without a file: probe-agent check TYPE TARGET [-w RANGE] [-c RANGE] [--set FIELD=VALUE] "
         "(probe-agent check http --help for its options).",
     )
     with_config(check)
@@ -559,8 +559,9 @@ def adhoc_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("type", help="a probe type")
     parser.add_argument("target", help="URL, DSN or HOST:PORT, as the type takes it")
-    parser.add_argument("-w", "--warning", metavar="DURATION", help="WARNING when the run takes longer")
-    parser.add_argument("-c", "--critical", metavar="DURATION", help="CRITICAL when the run takes longer")
+    ranges = "a duration (250ms: longer than that) or a Nagios range of durations (10:20, 1s:, ~:1s, @0:100ms)"
+    parser.add_argument("-w", "--warning", metavar="RANGE", help=f"WARNING when the run's duration breaches {ranges}")
+    parser.add_argument("-c", "--critical", metavar="RANGE", help=f"CRITICAL when the run's duration breaches {ranges}")
     parser.add_argument(
         "-t", "--timeout", default="10s", metavar="DURATION", help="hard deadline of the run (default 10s)"
     )

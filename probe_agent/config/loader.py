@@ -554,9 +554,7 @@ def with_limit_buckets(probe: ProbeConfig, limits: tuple[float, ...] = (), count
     bounds = set(probe.buckets or defaults) | set(limits) | set(probe.duration_limits())
     duration = probe.thresholds.get("duration")
     if duration is not None:
-        bounds |= {
-            limit.bound for limit in (duration.warning, duration.critical) if limit is not None and limit.bound > 0
-        }
+        bounds |= {end for limit in (duration.warning, duration.critical) if limit is not None for end in limit.ends()}
     final = tuple(sorted(bounds))
     return probe if final == probe.buckets else probe.model_copy(update={"buckets": final})
 

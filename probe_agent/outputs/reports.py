@@ -44,11 +44,9 @@ def _perf_number(value: float) -> str:
 
 
 def _nagios_range(limit: Limit | None) -> str:
-    """A limit as a Nagios threshold range: '> 1' alerts above 1 ('1'), '< 7' below 7 ('7:')."""
-    if limit is None:
-        return ""
-    bound = _perf_number(limit.bound)
-    return f"{bound}:" if limit.op in ("<", "<=") else bound
+    """A limit as a Nagios threshold range: '> 1' alerts above 1 ('1'), '< 7' below 7 ('7:'), a
+    range as written ('@0:10')."""
+    return "" if limit is None else limit.nagios(_perf_number)
 
 
 def _perf_label(text: str) -> str:

@@ -10,6 +10,7 @@ could list in advance.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -178,7 +179,7 @@ async def run_probe(
         for level, limit in ((Status.CRITICAL, threshold.critical), (Status.WARNING, threshold.warning)):
             if limit is not None and limit.breached_by(value):
                 breaches.append(
-                    f"{key} {value_text(key, value)} {limit.op} {value_text(key, limit.bound)} ({level.label})"
+                    f"{key} {value_text(key, value)} {limit.describe(functools.partial(value_text, key))} ({level.label})"
                 )
                 if failure is None and level > status:
                     status = level

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -165,14 +165,37 @@ Regex = Annotated[str, AfterValidator(_check_regex)]  # a regular expression, co
 HttpUrl = Annotated[str, AfterValidator(_check_http_url)]  # kept as the user wrote it (no normalising)
 
 _LIMIT = re.compile(r"^\s*(>=|<=|>|<)?\s*(.+?)\s*$")
+# The monitoring-plugins guidelines' range, [@][start:][end]: `~` is minus infinity, no end is
+# plus infinity, no start is 0; alert outside it, or inside it with `@`.
+_RANGE = re.compile(r"^\s*(@)?\s*(?:([^:@]*?)\s*:)?\s*([^:@]*?)\s*$")
+_LIMIT_HELP = (
+    "expected a number, a comparison such as '> 100', '< 7' or '> 500ms', or a Nagios range such as '10:20' or '@10:20'"
+)
+RANGE_OPS = ("outside", "inside")
+
+
+def _limit_number(text: str, data: Any) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        try:
+            return parse_duration(text, allow_zero=True)
+        except ValueError:
+            raise ValueError(f"invalid threshold {data!r}: {_LIMIT_HELP}") from None
+
+
+def _range_text(value: float) -> str:
+    return f"{value:g}"
 
 
 class Limit(BaseModel):
-    """One threshold bound: breached when `value OP bound`. A bare number means '>'."""
+    """One threshold bound: breached when `value OP bound`. A bare number means '>'. A Nagios
+    range (a ':' or a leading '@') is op `outside` or `inside`, from `low` to `bound`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     op: str
     bound: float
+    low: float | None = None  # a range's start
 
     @model_validator(mode="before")
     @classmethod
@@ -180,25 +203,33 @@ class Limit(BaseModel):
         if isinstance(data, Mapping):
             return data
         if isinstance(data, bool):
-            raise ValueError("expected a number or a comparison such as '> 100' or '< 7'")
+            raise ValueError(_LIMIT_HELP)
         if isinstance(data, (int, float)):
             return {"op": ">", "bound": float(data)}
-        match = _LIMIT.match(str(data))
+        text = str(data)
+        if ":" in text or text.lstrip().startswith("@"):
+            return cls._parse_range(text, data)
+        match = _LIMIT.match(text)
         if not match:
             raise ValueError(f"invalid threshold {data!r}")
-        op, text = match.group(1) or ">", match.group(2)
-        try:
-            bound = float(text)
-        except ValueError:
-            try:
-                bound = parse_duration(text, allow_zero=True)
-            except ValueError:
-                raise ValueError(
-                    f"invalid threshold {data!r}: expected a number or a comparison such as '> 100', '< 7' or '> 500ms'"
-                ) from None
-        return {"op": op, "bound": bound}
+        return {"op": match.group(1) or ">", "bound": _limit_number(match.group(2), data)}
+
+    @staticmethod
+    def _parse_range(text: str, data: Any) -> dict[str, Any]:
+        match = _RANGE.match(text)
+        if not match or not (match.group(2) or match.group(3)):
+            raise ValueError(f"invalid threshold {data!r}: {_LIMIT_HELP}")
+        inside, start, end = bool(match.group(1)), match.group(2), match.group(3)
+        low = -math.inf if start == "~" else _limit_number(start, data) if start else 0.0
+        high = _limit_number(end, data) if end else math.inf
+        if low > high:
+            raise ValueError(f"invalid threshold {data!r}: start {_range_text(low)} is above end {_range_text(high)}")
+        return {"op": "inside" if inside else "outside", "bound": high, "low": low}
 
     def breached_by(self, value: float) -> bool:
+        if self.op in RANGE_OPS:
+            within = (self.low if self.low is not None else 0.0) <= value <= self.bound
+            return within if self.op == "inside" else not within
         return {
             ">": value > self.bound,
             ">=": value >= self.bound,
@@ -206,8 +237,29 @@ class Limit(BaseModel):
             "<=": value <= self.bound,
         }[self.op]
 
+    def ends(self) -> tuple[float, ...]:
+        """Its finite, positive ends (bounds for a duration histogram)."""
+        return tuple(v for v in (self.low, self.bound) if v is not None and 0 < v < math.inf)
+
+    def nagios(self, number: Callable[[float], str] = _range_text) -> str:
+        """The Nagios range that alerts where this does: '> 1' is '1', '< 7' is '7:' (an '='
+        has no range of its own: the guidelines' ends belong to the range); a range with its
+        start always written ('0:10', not '10', which a probes file reads as '> 10')."""
+        if self.op not in RANGE_OPS:
+            return f"{number(self.bound)}:" if self.op in ("<", "<=") else number(self.bound)
+        low = self.low if self.low is not None else 0.0
+        start = "~" if low == -math.inf else number(low)
+        end = "" if self.bound == math.inf else number(self.bound)
+        return f"{'@' if self.op == 'inside' else ''}{start}:{end}"
+
+    def describe(self, text: Callable[[float], str]) -> str:
+        """'> 250 ms', or 'outside 10:20' with the ends as `text` writes them."""
+        if self.op in RANGE_OPS:
+            return f"{self.op} {self.nagios()}"
+        return f"{self.op} {text(self.bound)}"
+
     def __str__(self) -> str:
-        return f"{self.op} {self.bound:g}"
+        return self.nagios() if self.op in RANGE_OPS else f"{self.op} {self.bound:g}"
 
 
 class Threshold(BaseModel):
@@ -222,6 +274,8 @@ class Threshold(BaseModel):
         warning, critical = self.warning, self.critical
         if warning is None or critical is None or (warning.op[0] == ">") != (critical.op[0] == ">"):
             return self
+        if warning.op in RANGE_OPS or critical.op in RANGE_OPS:
+            return self  # a warning band inside a critical one is what ranges are for
         inverted = warning.bound > critical.bound if warning.op[0] == ">" else warning.bound < critical.bound
         if inverted:
             raise ValueError(

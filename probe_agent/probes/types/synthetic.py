@@ -128,12 +128,13 @@ class SyntheticConfig(ProbeConfig):
 
     def duration_limits(self) -> tuple[float, ...]:
         return tuple(
-            limit.bound
+            end
             for step in (*self.steps, *self.cleanup)
             for threshold in (step.thresholds.get("duration"),)
             if threshold is not None
             for limit in (threshold.warning, threshold.critical)
-            if limit is not None and limit.bound > 0
+            if limit is not None
+            for end in limit.ends()
         )
 
     def phase_names(self) -> tuple[str, ...]:
@@ -345,12 +346,12 @@ class FlowRun:
             raise self.fail(
                 step,
                 Reason.ASSERTION,
-                f"took {duration_text(seconds)}, limit {limit.op} {duration_text(limit.bound)} (critical)",
+                f"took {duration_text(seconds)}, limit {limit.describe(duration_text)} (critical)",
             )
         if limits.warning is not None and limits.warning.breached_by(seconds):
             limit = limits.warning
             self.obs.warnings.append(
-                f"step {step.name!r}: took {duration_text(seconds)}, limit {limit.op} {duration_text(limit.bound)}"
+                f"step {step.name!r}: took {duration_text(seconds)}, limit {limit.describe(duration_text)}"
             )
 
 
