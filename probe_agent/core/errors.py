@@ -148,6 +148,10 @@ def classify_exception(exc: BaseException) -> ProbeError:
         return ProbeError(Reason.CONNECT, "connection reset by peer")
     if isinstance(exc, (asyncio.IncompleteReadError, EOFError, BrokenPipeError)):
         return ProbeError(Reason.PROTOCOL, "connection closed by peer")
+    if isinstance(exc, PermissionError) and exc.filename is not None:
+        # a file the client reads on the agent's machine (a key, ~/.postgresql/): the agent's user
+        # cannot, which no target can cause
+        return ProbeError(Reason.INTERNAL, f"cannot read {exc.filename}: {exc.strerror}")
     if isinstance(exc, OSError):
         if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
             return ProbeError(Reason.CONNECT, "host unreachable")

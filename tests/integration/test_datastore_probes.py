@@ -187,3 +187,49 @@ probes:
         assert name in health and "authentication failed" in outputs["check table"]
     assert outputs["check json"].count('"status": "ok"') == 3
     assert_no_secret(outputs, secrets)
+
+
+def test_postgres_under_an_unreadable_home_names_the_file(
+    probe_once: ProbeOnce, private_postgres: Any, tmp_path: Any
+) -> None:
+    """A service user (nagios, a DynamicUser) whose $HOME it cannot read: the PostgreSQL client
+    looks for client certificates in ~/.postgresql/ and fails on the stat. The run says which
+    file and what to do, as the agent's own problem, not 'connect: Permission denied'."""
+    import asyncio
+    import json
+    import os
+
+    home = tmp_path / "home"
+    (home / ".postgresql").mkdir(parents=True)
+    home.chmod(0o700)
+    definition = {"type": "postgres", "host": "127.0.0.1", "port": private_postgres.port, "user": "postgres"}
+    definition["password"] = private_postgres.password
+
+    async def once() -> Result:
+        return await probe_once(definition)
+
+    # warm up here, so the child imports nothing after it has given up root's files
+    assert asyncio.run(once()).status is Status.OK
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.environ["HOME"] = str(home)
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)  # nobody: root reads any file, so the test drops to a user that cannot
+            else:
+                home.chmod(0)
+            result = asyncio.run(once())
+            os.write(writer, json.dumps([result.status.name, result.reason, result.message]).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as answer:
+        reported = answer.read()
+    os.waitpid(child, 0)
+    home.chmod(0o700)
+    status, reason, message = json.loads(reported)
+    assert status == "UNKNOWN" and reason == "internal", reported  # the agent cannot tell
+    assert f"cannot read {home}/.postgresql/postgresql.key: Permission denied" in message, message
+    assert "HOME" in message and "sslmode" in message, message  # what to do about it

@@ -66,6 +66,9 @@ async def test_timeout_is_enforced_by_the_runner() -> None:
         (ConnectionResetError(), Reason.CONNECT, Status.CRITICAL),
         (asyncio.IncompleteReadError(b"", 4), Reason.PROTOCOL, Status.CRITICAL),
         (KeyError("bug"), Reason.INTERNAL, Status.UNKNOWN),
+        # a file on the agent's machine its user cannot read: the agent's problem, not the target's
+        (PermissionError(13, "Permission denied", "/etc/probe-agent/client.key"), Reason.INTERNAL, Status.UNKNOWN),
+        (PermissionError(13, "Permission denied"), Reason.CONNECT, Status.CRITICAL),  # a socket's
     ],
 )
 async def test_exceptions_become_reasons(error: BaseException, reason: Reason, status: Status) -> None:

@@ -89,6 +89,15 @@ ERRORS = ErrorTable(
     ErrorRule(asyncpg.PostgresConnectionError, Reason.CONNECT, "connection lost (SQLSTATE {exc.sqlstate}): {exc}"),
     ErrorRule(asyncpg.PostgresError, Reason.PROTOCOL, "query failed (SQLSTATE {exc.sqlstate}): {exc}"),
     ErrorRule(asyncpg.InterfaceError, Reason.PROTOCOL, "client error: {exc}"),
+    # asyncpg, like libpq, looks for client certificates in ~/.postgresql/ unless sslmode is
+    # disable; unlike libpq it fails when it cannot even look (a service user's unreadable HOME)
+    ErrorRule(
+        PermissionError,
+        Reason.INTERNAL,
+        "cannot read {exc.filename}: {exc.strerror} (the PostgreSQL client looks for client certificates"
+        " in $HOME/.postgresql/; give the agent's user a HOME it can read, or set sslmode: disable)",
+        when=lambda exc: ".postgresql" in str(getattr(exc, "filename", "")),
+    ),
 )
 
 
