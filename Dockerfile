@@ -5,7 +5,7 @@ WORKDIR /app
 # constraints.txt pins every package to the version the tests ran with (scripts/lock.sh).
 COPY pyproject.toml README.md constraints.txt ./
 RUN mkdir probe_agent && touch probe_agent/__init__.py \
-    && pip install --no-cache-dir -c constraints.txt ".[kubernetes]" && pip uninstall -y probe-agent
+    && pip install --no-cache-dir -c constraints.txt ".[all]" && pip uninstall -y probe-agent
 COPY probe_agent ./probe_agent
 RUN pip install --no-cache-dir --no-deps -c constraints.txt . && useradd --system --uid 10001 --gid 0 probe \
     && install -d -o 10001 -g 0 /var/lib/probe-agent   # the status page's history over restarts

@@ -139,6 +139,12 @@ def cmd_types(args: argparse.Namespace) -> int:
     if unknown:
         print(f"types: unknown probe type {unknown[0]!r} (known: {', '.join(REGISTRY)})", file=sys.stderr)
         return 1
+    if not args.type:  # all of them: the ones installed, and what the others need
+        for name in list(wanted):
+            missing = REGISTRY.unavailable(name)
+            if missing is not None:
+                print(f"{name}: not installed (needs {missing.library}: {missing.remedy})", file=sys.stderr)
+                wanted.remove(name)
     try:
         types = describe_all({name: REGISTRY[name] for name in wanted}, REGISTRY.origin)
     except (ImportError, TypeError) as exc:  # an installed type that does not load: say which

@@ -100,6 +100,7 @@ def adhoc_config(
     import yaml
 
     from probe_agent.probes import REGISTRY
+    from probe_agent.probes.registry import ProbeTypeUnavailable
     from probe_agent.schema.fields import parse_duration
 
     if probe_type not in REGISTRY:
@@ -109,6 +110,8 @@ def adhoc_config(
         )
     try:
         probe: dict[str, Any] = REGISTRY[probe_type].config_model.from_target(target)
+    except ProbeTypeUnavailable as exc:
+        raise ConfigError([str(exc)]) from None
     except ValueError as exc:
         raise ConfigError([f"{probe_type} {target}: {exc}"]) from None
     for item in sets:

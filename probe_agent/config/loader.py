@@ -26,6 +26,7 @@ from probe_agent.core.redact import Redactor, collect_secrets
 from probe_agent.core.yamlload import decode, load_yaml, locate, positions, read_config_bytes
 from probe_agent.probes import REGISTRY
 from probe_agent.probes.base import ProbeConfig
+from probe_agent.probes.registry import ProbeTypeUnavailable
 from probe_agent.schema.discovery import TargetGroup
 from probe_agent.schema.fields import DEFAULT_BUCKETS, Buckets, Duration, Interval, Timeout, parse_duration
 from probe_agent.schema.maintenance import MaintenanceWindow
@@ -416,7 +417,11 @@ def _parse_probe(
             (*origin, "type"),
         )
         return None
-    model = REGISTRY[probe_type].config_model
+    try:
+        model = REGISTRY[probe_type].config_model
+    except ProbeTypeUnavailable as exc:
+        problems.add(f"{label}: type: {exc}", (*origin, "type"))
+        return None
     env_problems: list[str] = []
     own_secrets: set[str] = set()
     expanded = _expand(entry, env, "", env_problems, own_secrets)

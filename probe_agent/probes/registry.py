@@ -50,6 +50,41 @@ BUILTIN: dict[str, str] = {
 }
 
 
+# The built-in types whose client library is not in the core install, and the extra that brings
+# it (pyproject.toml's optional-dependencies): a sidecar that runs http probes does not carry
+# grpcio, asyncpg and the neo4j driver. `pip install 'probe-agent[all]'` brings every one.
+EXTRAS: dict[str, str] = {
+    "amqp": "amqp",
+    "grpc": "grpc",
+    "mysql": "mysql",
+    "nats": "nats",
+    "nats_jetstream": "nats",
+    "neo4j": "neo4j",
+    "postgres": "postgres",
+    "redis": "redis",
+}
+
+
+class ProbeTypeUnavailable(ImportError):
+    """A built-in type whose extra is not installed: which library is missing and how to get it."""
+
+    def __init__(self, type_name: str, library: str, extra: str):
+        self.type_name, self.library, self.extra = type_name, library, extra
+        self.remedy = f"pip install 'probe-agent[{extra}]'"
+        super().__init__(f"probe type {type_name!r} needs {library}, which is not installed: {self.remedy}")
+
+
+def _import_builtin(name: str) -> Any:
+    try:
+        return importlib.import_module(BUILTIN[name])
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        # only a library the extra brings; a module of probe-agent's own missing is a bug, said as one
+        if name not in EXTRAS or not missing or missing == "probe_agent":
+            raise
+        raise ProbeTypeUnavailable(name, missing, EXTRAS[name]) from None
+
+
 def _declared() -> dict[str, EntryPoint]:
     """Out-of-tree types, by name; a name taken by a built-in or declared twice is refused (logged)."""
     found: dict[str, EntryPoint] = {}
@@ -91,7 +126,7 @@ class _Registry(Mapping[str, type[Probe[Any]]]):
         cls = self._loaded.get(name)
         if cls is None:
             if name in BUILTIN:
-                cls = _as_probe_class(name, importlib.import_module(BUILTIN[name]), BUILTIN[name])
+                cls = _as_probe_class(name, _import_builtin(name), BUILTIN[name])
             elif name in self._external:
                 point = self._external[name]
                 cls = _as_probe_class(name, point.load(), f"entry point {point.value}")
@@ -108,6 +143,14 @@ class _Registry(Mapping[str, type[Probe[Any]]]):
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def unavailable(self, name: str) -> ProbeTypeUnavailable | None:
+        """Why a known type cannot be loaded here (its extra is not installed), or None."""
+        try:
+            self[name]
+        except ProbeTypeUnavailable as exc:
+            return exc
+        return None
 
     def builtin(self, name: str) -> bool:
         return name in BUILTIN
