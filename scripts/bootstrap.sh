@@ -28,6 +28,7 @@ if [ "$want_test" = 1 ]; then
   need prometheus-blackbox-exporter prometheus-blackbox-exporter  # the compatibility test runs the real one
   need kubectl kubernetes-client     # its kustomize renders deploy/kubernetes for the manifest test
   need chromium chromium            # the status page's browser test (Playwright drives it)
+  need systemd-analyze systemd      # deploy/systemd: the unit is checked by systemd-analyze verify and security
   command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || apt_packages+=(rabbitmq-server)
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
@@ -45,8 +46,8 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-extras=""
-[ "$want_test" = 1 ] && extras="[test,kubernetes]"  # the kubernetes extra: its discovery is tested too
+extras="[all]"  # every probe type's client library (the checkout is for trying them all)
+[ "$want_test" = 1 ] && extras="[all,test]"
 stamp=".venv/.installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   log "installing probe-agent${extras} into .venv"
