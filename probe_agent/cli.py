@@ -235,6 +235,9 @@ def load_selected(args: argparse.Namespace) -> tuple[AgentConfig, list[ProbeConf
     try:
         _path, config = load_args_config(args, Selection(tuple(args.probe or ()), tuple(args.tag or ())))
         probes = select(config, args.probe or [], args.tag or [])
+        cap = getattr(args, "probe_timeout", None)  # check -t: a cap on every probe's timeout
+        if cap is not None:
+            probes = [p.model_copy(update={"timeout": min(p.timeout, cap)}) for p in probes]
         handles = build_handles(config, probes)
     except ConfigError as exc:
         print_problems(exc.problems, resolve_config_path(args.config), exc.locations, plugin=True)
@@ -486,6 +489,14 @@ def build_parser(plugin: bool = False) -> argparse.ArgumentParser:
         help="nagios: a plugin's status line with perfdata; junit: XML for CI; prometheus: for node_exporter's textfile collector",
     )
     check.add_argument("--perfdata", default="default", metavar="WHICH", help=PERFDATA_HELP)
+    check.add_argument(
+        "-t",
+        "--timeout",
+        dest="probe_timeout",
+        type=parse_seconds,
+        metavar="DURATION",
+        help="a plugin's deadline: no probe runs longer, whatever its own timeout (a duration or seconds)",
+    )
     check.add_argument("--log-level", "--log.level", dest="log_level", default="error", choices=LOG_LEVELS)
     check.set_defaults(func=cmd_check)
     check.plugin = True

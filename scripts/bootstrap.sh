@@ -29,6 +29,10 @@ if [ "$want_test" = 1 ]; then
   need kubectl kubernetes-client     # its kustomize renders deploy/kubernetes for the manifest test
   need chromium chromium            # the status page's browser test (Playwright drives it)
   need systemd-analyze systemd      # deploy/systemd: the unit is checked by systemd-analyze verify and security
+  # deploy/nagios: the shipped commands run in a real Nagios 4 core, beside check_http
+  [ -x /usr/sbin/nagios4 ] || apt_packages+=(nagios4-core)
+  [ -x /usr/lib/nagios/plugins/check_http ] || apt_packages+=(monitoring-plugins-basic)
+  [ -x /usr/sbin/icinga2 ] || apt_packages+=(icinga2-bin)   # and deploy/icinga2's CheckCommand in Icinga 2
   command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || apt_packages+=(rabbitmq-server)
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)

@@ -18,19 +18,20 @@ def print_problems(
     plugin: bool = False,
 ) -> None:
     """Every problem on stderr; with `plugin` (check, wait) also the Nagios plugin's one line on
-    stdout: the first problem, and how many more."""
+    stdout: the first problem, and how many more. That line comes first: Icinga 2 reads a
+    plugin's stdout and stderr as one stream, and its status line is the first line of it."""
     # A problem may quote what was written (an invalid URL with a password in it): the
     # redactor's patterns mask the secret forms even where no config could be loaded.
     redact = Redactor().redact
     source = "standard input" if str(source) == "-" else source
+    if plugin:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        plugin_unknown(f"{source}: {problems[0] if problems else 'invalid'}{more}")
     print(f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:", file=sys.stderr)
     name = "<stdin>" if source == "standard input" else source
     for problem, where in zip(problems, [*locations, *[None] * len(problems)], strict=False):
         at = f"{name}:{where[0]}:{where[1]}: " if where else ""
         print(f"  - {at}{redact(problem)}", file=sys.stderr)
-    if plugin:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        plugin_unknown(f"{source}: {problems[0] if problems else 'invalid'}{more}")
 
 
 # What Nagios shows as the service's output: the plugin's name starts its status line
@@ -46,7 +47,7 @@ def plugin_unknown(text: str) -> None:
     line = " ".join(Redactor().redact(text).split()).replace("|", "/")
     if len(line) > MAX_PLUGIN_LINE:
         line = line[: MAX_PLUGIN_LINE - 1] + "…"
-    print(f"{PLUGIN} UNKNOWN - {line}")
+    print(f"{PLUGIN} UNKNOWN - {line}", flush=True)  # before anything on stderr (print_problems)
 
 
 def stdout_gone() -> None:

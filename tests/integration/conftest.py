@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,3 +89,25 @@ def blackhole() -> Iterator[BlackHole]:
     hole = BlackHole()
     yield hole
     hole.close()
+
+
+@pytest.fixture(scope="session")
+def core_install() -> Iterator[Path]:
+    """`pip install probe-agent` (the core, no extra) from this checkout as a wheel into a fresh
+    venv that any user can run: the system's Python, a world-readable folder outside any home
+    (the install docs/install.md describes). Yields the venv's bin folder."""
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    folder = Path(tempfile.mkdtemp(prefix="probe-agent-core-"))
+    folder.chmod(0o755)
+    venv = folder / "venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
+    installed = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "-c", "constraints.txt", "."],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    yield venv / "bin"
+    shutil.rmtree(folder, ignore_errors=True)

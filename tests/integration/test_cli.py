@@ -7,8 +7,10 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -443,3 +445,24 @@ def test_a_closed_pipe_is_a_quiet_exit(config: Path) -> None:
         os.close(write_end)
     assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr, run.stderr
     assert run.returncode == 2  # still the check's state: db-port is CRITICAL
+
+
+def test_a_plugins_timeout_caps_a_files_probes(tmp_path: Path, blackhole: Any) -> None:
+    """-t with a probes file, as every monitoring plugin takes it (Icinga's CheckCommand passes
+    it): no probe of the file runs longer, whatever its own timeout."""
+    probes = tmp_path / "probes.yaml"
+    probes.write_text(f"""
+probes:
+  - {{name: hung, type: http, url: "http://127.0.0.1:{blackhole.port}/", interval: 1m, timeout: 20s}}
+  - {{name: hung-tcp, type: tcp, host: 127.0.0.1, port: {blackhole.port}, expect: x, interval: 1m, timeout: 20s}}
+""")
+    started = time.monotonic()
+    done = check("-c", str(probes), "--format", "nagios", "-t", "500ms")
+    assert time.monotonic() - started < 5, done
+    assert done.returncode == 2 and done.stdout.startswith("PROBE-AGENT CRITICAL - 2 of 2 critical"), done
+    lines = done.stdout.splitlines()[1:]  # a line per probe after the status line
+    assert sum("no answer within 0.5s" in line for line in lines) == 2, done.stdout
+    # more than a probe's own timeout changes nothing: -t is a cap, not a new timeout
+    probes.write_text(probes.read_text().replace("timeout: 20s", "timeout: 300ms"))
+    done = check("-c", str(probes), "--format", "nagios", "--timeout", "5")
+    assert sum("no answer within 0.3s" in line for line in done.stdout.splitlines()[1:]) == 2, done.stdout
