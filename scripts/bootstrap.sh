@@ -33,6 +33,7 @@ if [ "$want_test" = 1 ]; then
   [ -x /usr/sbin/nagios4 ] || apt_packages+=(nagios4-core)
   [ -x /usr/lib/nagios/plugins/check_http ] || apt_packages+=(monitoring-plugins-basic)
   [ -x /usr/sbin/icinga2 ] || apt_packages+=(icinga2-bin)   # and deploy/icinga2's CheckCommand in Icinga 2
+  need pipx pipx                    # docs/install.md's install for one user, tested as one
   command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || apt_packages+=(rabbitmq-server)
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_packages+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)

@@ -6,9 +6,16 @@ pulled in."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import need_shared
 
 ROOT = Path(__file__).parents[2]
 NOT_IN_THE_CORE = ("asyncpg", "aiomysql", "redis", "nats-py", "neo4j", "aiormq", "grpcio", "kubernetes_asyncio")
@@ -58,3 +65,52 @@ def test_a_user_without_privileges_runs_it(core_install: Path) -> None:
     ran = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd="/")
     assert ran.returncode == 2 and ran.stdout.startswith("PROBE-AGENT CRITICAL"), ran
     assert "Traceback" not in ran.stderr and "Permission denied" not in ran.stdout + ran.stderr, ran
+
+
+def test_pipx_installs_the_wheel_for_a_user_without_privileges(tmp_path: Path) -> None:
+    """The install docs/install.md gives a user of their own: pipx, from the wheel, with an
+    extra; a user that is not root runs the result against a real Redis."""
+    if shutil.which("pipx") is None:
+        pytest.skip("pipx not installed (scripts/bootstrap.sh --test installs it)")
+    port = need_shared("redis")
+    folder = Path(tempfile.mkdtemp(prefix="probe-agent-pipx-"))
+    try:
+        folder.chmod(0o755)
+        built = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), str(ROOT)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert built.returncode == 0, built.stderr[-2000:]
+        wheel = next(folder.glob("probe_agent-*.whl"))
+        shutil.copy(ROOT / "constraints.txt", folder)
+        home = folder / "home"
+        home.mkdir()
+        user = [] if os.geteuid() != 0 else [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "nobody", "--"]
+        if user:
+            shutil.chown(home, "nobody")
+        env = {k: v for k, v in os.environ.items() if k.startswith("PIP_")}  # the machine's package index
+        env |= {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+        user += ["/usr/bin/env", *(f"{k}={v}" for k, v in env.items())]  # runuser sets its own HOME
+        installed = subprocess.run(
+            [*user, "pipx", "install", f"--pip-args=-c {folder / 'constraints.txt'}", f"{wheel}[redis]"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+            cwd=folder,
+        )
+        assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+        program = home / ".local" / "bin" / "probe-agent"
+        checked = subprocess.run(
+            [*user, str(program), "check", "--format", "nagios", "redis", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=folder,
+        )
+        assert checked.returncode == 0 and checked.stdout.startswith("PROBE-AGENT OK"), checked
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
