@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -246,14 +248,16 @@ async def test_a_reload_that_changes_every_probe_adds_no_run_no_unknown_and_one_
         caplog.clear()
         runs.clear()
         statuses.clear()
+        started = time.monotonic()
         with caplog.at_level(logging.INFO, logger="probe_agent"):
             assert await agent.reload() == []
             pending = agent.metrics.registry.get_sample_value("probe_agent_pending_probes")
             await asyncio.sleep(4.0)
+        window = time.monotonic() - started  # the reload's own time too: on a loaded machine, 4.2 s
         assert pending == 0, "changed probes of the same targets read as pending after the reload"
         # 4 s of 50 probes every 2 s are 100 runs, a few more where a tick lands on the window's
         # edge; an early run of each rebuilt probe made it ~150
-        assert sum(runs.values()) <= 105, (
+        assert sum(runs.values()) <= math.ceil(50 * window / 2) + 5, (
             f"{sum(runs.values())} runs in 4 s of 50 probes every 2 s: {runs.most_common(3)}"
         )
         assert set(statuses) == {"ok"}, Counter(statuses)
