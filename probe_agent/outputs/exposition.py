@@ -165,6 +165,12 @@ def add_phase_histogram(
     add(metric, "".join(lines))
 
 
+def tags_label(tags: list[str]) -> str:
+    """A probe's tags as one label value, ",a,b," (Consul's `__meta_consul_tags` form): an SLO's
+    rules match `tags=~".*,shop,.*"`, so a probe tagged later is counted without new rules."""
+    return "," + ",".join(sorted(set(tags))) + ","
+
+
 def info_labels(keys: tuple[str, ...], state: ProbeState) -> dict[str, str]:
     """The type's info details of the last run, as probe_info labels; a user label of the same
     name wins (a series cannot carry one label twice)."""
@@ -187,6 +193,8 @@ def render_probe(state: ProbeState, families: dict[str, tuple[str, str]]) -> Pie
     probe_cls = REGISTRY[cfg.type]
     info = {**probe_cls.config_info(cfg), **info_labels(probe_cls.info_details, state)}
     info = {k: v for k, v in info.items() if k not in cfg.labels}
+    if cfg.tags:
+        info["tags"] = tags_label(cfg.tags)
     if info:
         # what the target says it is (a server version) changes rarely: one more label set then
         info_text = make_label_set({"probe": cfg.name, "type": cfg.type, **cfg.labels, "target": state.target, **info})[

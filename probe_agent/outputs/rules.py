@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import yaml
+
 from probe_agent.schema.slo import BurnWindow, Slo, slo_members
 
 
@@ -28,8 +30,40 @@ def _le(seconds: float) -> str:
     return repr(float(seconds))
 
 
+def _alternatives(words: list[str]) -> str:
+    # a regex of literal words, in a PromQL string (whose backslashes are doubled)
+    return "|".join(re.escape(w).replace("\\", "\\\\") for w in words)
+
+
 def _selector(members: list[str]) -> str:
-    return "probe=~" + '"' + "|".join(re.escape(m).replace("\\", "\\\\") for m in members) + '"'
+    return f'probe=~"{_alternatives(members)}"'
+
+
+def _tagged(tags: list[str]) -> str:
+    # probe_info's tags label is ",a,b," (probe_agent.outputs.exposition.tags_label)
+    return f'probe_info{{tags=~".*,({_alternatives(tags)}),.*"}}'
+
+
+def _members(slo: Slo, names: list[str], metric: str, *matchers: str, rate: bool = True) -> str:
+    """`metric` (its rate over $window, with `rate`) for the SLO's probes: those it names, by
+    name, or those with one of its tags, joined on probe_info in Prometheus. So a probe tagged
+    after the rules were written is counted; `or` keeps a probe that is both once."""
+
+    def vector(by_name: tuple[str, ...]) -> str:
+        selected = metric + _matchers(*by_name, *matchers)
+        return f"rate({selected}[$window])" if rate else selected
+
+    parts = [vector((_selector(names),))] if names else []
+    if slo.tags:
+        parts.append(f"({vector(())} and on (probe) {_tagged(slo.tags)})")
+    return " or ".join(parts)
+
+
+_BAD = 'status=~"critical|unknown"'  # the runs an availability SLO counts against it
+
+
+def _matchers(*matchers: str) -> str:
+    return "{" + ",".join(matchers) + "}" if matchers else ""
 
 
 def _windows(slo: Slo) -> list[str]:
@@ -44,26 +78,33 @@ def _seconds(window: str) -> int:
 
 def _burn_expr(record: str, slo_name: str, budget: float, windows: tuple[BurnWindow, ...]) -> str:
     terms = [
-        f'({record}{w.long}{{slo="{slo_name}"}} > ({w.burn:g} * {budget:g})'
-        f' and {record}{w.short}{{slo="{slo_name}"}} > ({w.burn:g} * {budget:g}))'
+        f'(\n  {record}{w.long}{{slo="{slo_name}"}} > ({w.burn:g} * {budget:g})\n'
+        f'and\n  {record}{w.short}{{slo="{slo_name}"}} > ({w.burn:g} * {budget:g})\n)'
         for w in windows
     ]
-    return "\n  or\n".join(terms)
+    return "\nor\n".join(terms)
+
+
+def _resolves_within(windows: tuple[BurnWindow, ...]) -> str:
+    """How long a burn alert can stay firing once the errors stop: each pair needs its short
+    window to fall below the threshold, which it has at the latest when the window holds no
+    error; so the longest short window bounds it (the long ones only keep it from paging)."""
+    return max((w.short for w in windows), key=_seconds)
 
 
 def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
     """Prometheus rule groups (recording and alerting) for these SLOs."""
     groups = []
     for slo in slos:
-        members = slo_members(slo, probes)
-        selector = _selector(members)
+        # by name: the probes it names; by tag: joined on probe_info in Prometheus (_members)
+        names = [name for name in slo_members(slo, probes) if name in slo.probes]
         base_labels = {"slo": slo.name, **slo.labels}
         records: list[dict[str, Any]] = []
         alerts: list[dict[str, Any]] = []
         annotations = {"runbook_url": slo.runbook_url} if slo.runbook_url else {}
         # maintenance runs are counted as status="maintenance" (probe_agent.schema.maintenance)
         # ticks the agent could not start (status="skipped") are its condition: never in an SLO
-        total_filter = ',status!~"maintenance|skipped"' if slo.maintenance == "exclude" else ',status!="skipped"'
+        total_filter = 'status!~"maintenance|skipped"' if slo.maintenance == "exclude" else 'status!="skipped"'
         if slo.availability is not None:
             _add_sli(
                 slo,
@@ -74,14 +115,16 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
                 objective=("slo:availability:objective", slo.availability),
                 ratio=(
                     "slo:probe_errors:ratio_rate",
-                    f'sum(rate(probe_results_total{{{selector},status=~"critical|unknown"}}[$window]))'
-                    f" / sum(rate(probe_results_total{{{selector}{total_filter}}}[$window]))",
+                    _ratio(
+                        _members(slo, names, "probe_results_total", _BAD),
+                        _members(slo, names, "probe_results_total", total_filter),
+                    ),
                 ),
                 names=(slo.alert_names.error_fast, slo.alert_names.error_slow),
                 what=f"error rate of {slo.name} burns its {slo.availability:g}% budget",
             )
         if slo.latency is not None:
-            le = _le(slo.latency.threshold)
+            at_le = f'le="{_le(slo.latency.threshold)}"'
             _add_sli(
                 slo,
                 records,
@@ -91,8 +134,11 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
                 objective=("slo:latency:objective", slo.latency.target),
                 ratio=(
                     "slo:probe_slow_runs:ratio_rate",
-                    f'1 - sum(rate(probe_run_duration_seconds_bucket{{{selector},le="{le}"}}[$window]))'
-                    f" / sum(rate(probe_run_duration_seconds_count{{{selector}}}[$window]))",
+                    "1 - "
+                    + _ratio(
+                        _members(slo, names, "probe_run_duration_seconds_bucket", at_le),
+                        _members(slo, names, "probe_run_duration_seconds_count"),
+                    ),
                 ),
                 names=(slo.alert_names.latency_fast, slo.alert_names.latency_slow),
                 what=f"runs of {slo.name} slower than {slo.latency.threshold * 1000:g} ms burn its {slo.latency.target:g}% budget",
@@ -100,7 +146,9 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
         alerts.append(
             {
                 "alert": slo.alert_names.degraded,
-                "expr": f"max(probe_success{{{selector}}} unless on (probe) probe_maintenance) == 0",
+                "expr": "max(\n  ("
+                + _members(slo, names, "probe_success", rate=False)
+                + ")\n  unless on (probe) probe_maintenance\n) == 0",
                 "for": slo.degraded_for,
                 "labels": {**base_labels, "severity": slo.page_severity},
                 "annotations": {"summary": f"every probe of {slo.name} is failing", **annotations},
@@ -108,6 +156,10 @@ def rule_groups(slos: list[Slo], probes: list[Any]) -> list[dict[str, Any]]:
         )
         groups.append({"name": f"slo:{slo.name}", "rules": records + alerts})
     return groups
+
+
+def _ratio(bad: str, total: str) -> str:
+    return f"sum(\n  {bad}\n)\n/\nsum(\n  {total}\n)"
 
 
 def _add_sli(
@@ -146,7 +198,26 @@ def _add_sli(
                 "labels": {**labels, "severity": severity},
                 "annotations": {
                     "summary": f"{what} {pace} ({' or '.join(f'{w.burn:g}x' for w in windows)})",
+                    "description": f"Fires while both windows of a pair burn above the rate; stays firing up to"
+                    f" {_resolves_within(windows)} after the errors stop, until the short windows"
+                    f" ({', '.join(w.short for w in windows)}) no longer hold them.",
+                    "resolves_within": _resolves_within(windows),
                     **annotations,
                 },
             }
         )
+
+
+class _RulesDumper(yaml.SafeDumper):
+    """YAML for people to review: a multi-line expression as a literal block, as written."""
+
+
+def _block_strings(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_RulesDumper.add_representer(str, _block_strings)
+
+
+def dump_rules(document: dict[str, Any]) -> str:
+    return yaml.dump(document, Dumper=_RulesDumper, sort_keys=False, width=120, allow_unicode=True)

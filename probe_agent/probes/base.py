@@ -66,7 +66,7 @@ class ProbeConfig(BaseModel):
     timeout: Timeout = 10.0  # hard deadline for one run; shorter than interval, at most 1h
     critical: bool = False  # a failure makes /health answer 503
     labels: dict[str, str] = {}  # extra Prometheus labels on this probe's series
-    tags: list[str] = []  # for `check --tag`
+    tags: list[str] = []  # for `check --tag`, and SLOs by tag (probe_info's `tags` label)
     thresholds: dict[str, Threshold] = {}  # 'duration' or a value name -> warning/critical
     every_shard: bool = False  # with run --shard: run on every replica (a node-local check), not on one
     # Bounds of probe_run_duration_seconds; empty: defaults.buckets, else none (`metrics: full`: the
@@ -116,6 +116,15 @@ class ProbeConfig(BaseModel):
             if isinstance(path, str) and path:
                 check_named_file(path, field_name, missing_ok=True)  # missing: a problem of the build
         return self
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_words(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not tag.strip() or "," in tag:
+                # probe_info carries them as one label, ",a,b,", which SLO rules match on
+                raise ValueError(f"{tag!r} is not a tag: one word, no comma (write tags: [a, b])")
+        return tags
 
     @field_validator("labels")
     @classmethod

@@ -14,7 +14,10 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
 
 # Labels the agent sets itself; a user label may not shadow them.
-RESERVED_LABELS = frozenset({"probe", "type", "status", "reason", "phase", "step", "target", "le", "instance", "job"})
+# "tags": probe_info's, which SLO rules join on (probe_agent.outputs.rules)
+RESERVED_LABELS = frozenset(
+    {"probe", "type", "status", "reason", "phase", "step", "target", "tags", "le", "instance", "job"}
+)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|s|m|h|d)")
 _PLAIN_SECONDS = re.compile(r"\d+(?:\.\d+)?")  # "5" as a command-line argument or a quoted YAML value

@@ -309,3 +309,32 @@ def test_within_the_budget_a_status_and_internal_come_with_their_first() -> None
     found = samples(store, ProbeExposition())
     assert get(found, "probe_results_total", {**port, "status": "unknown"}) == 1
     assert get(found, "probe_failures_total", {**port, "reason": "internal"}) == 1
+
+
+def test_probe_info_carries_the_tags_slo_rules_join_on() -> None:
+    store = StateStore()
+    tagged = parse_config(
+        "probes: [{name: web, type: tcp, host: 127.0.0.1, port: 1, tags: [shop, edge, shop]},"
+        " {name: plain, type: tcp, host: 127.0.0.1, port: 2}]",
+        env={},
+    )
+    store.probes = store.plan_config(tagged)
+    found = samples(store, ProbeExposition())
+    web = {"probe": "web", "type": "tcp", "target": "127.0.0.1:1"}
+    assert get(found, "probe_info", {**web, "tags": ",edge,shop,"}) == 1  # sorted, once each, commas round
+    assert get(found, "probe_info", {"probe": "plain", "type": "tcp", "target": "127.0.0.1:2"}) == 1  # no tags label
+
+
+@pytest.mark.parametrize(
+    ("probe", "problem"),
+    [
+        ("tags: ['shop,edge']", "tags: 'shop,edge' is not a tag: one word, no comma"),
+        ("labels: {tags: x}", "label 'tags' is reserved by probe-agent"),
+    ],
+)
+def test_a_tag_with_a_comma_or_a_tags_label_is_refused(probe: str, problem: str) -> None:
+    from probe_agent.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"probes: [{{name: web, type: tcp, host: 127.0.0.1, port: 1, {probe}}}]", env={})
+    assert any(problem in p for p in caught.value.problems), caught.value.problems

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import typing
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,15 @@ def count(probe: str, per_15s: str) -> dict[str, str]:
     return {
         "series": f'probe_run_duration_seconds_count{{probe="{probe}",type="tcp",instance="a:9110",job="probe-agent"}}',
         "values": per_15s,
+    }
+
+
+def info(probe: str, tags: str | None = ",shop,") -> dict[str, str]:
+    """probe_info as the agent exports it: its tags as one label, ',a,b,' (Consul's form)."""
+    tagged = f',tags="{tags}"' if tags else ""
+    return {
+        "series": f'probe_info{{probe="{probe}",type="tcp",target="127.0.0.1:1"{tagged},instance="a:9110",job="probe-agent"}}',
+        "values": "1x240",
     }
 
 
@@ -228,7 +238,8 @@ def test_generated_rules_fire_as_the_workbook_says(tmp_path: Path, promtool: str
                         "alertname": "HighErrorRateFastBurn",
                         "exp_alerts": [fired("HighErrorRateFastBurn", "page")],
                     },
-                    {"eval_time": "55m", "alertname": "HighErrorRateFastBurn", "exp_alerts": []},
+                    # resolved within its resolves_within (30m) of the last error (20m), and a sample
+                    {"eval_time": "50m15s", "alertname": "HighErrorRateFastBurn", "exp_alerts": []},
                 ],
             },
             {  # healthy and fast: nothing fires
@@ -253,6 +264,8 @@ def test_generated_rules_fire_as_the_workbook_says(tmp_path: Path, promtool: str
             },
         ],
     }
+    for case in typing.cast(list[dict[str, list[dict[str, str]]]], tests["tests"]):
+        case["input_series"] += [info("checkout-flow"), info("cart.api")]
     test_file = tmp_path / "slo_test.yml"
     test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
     run = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
@@ -287,6 +300,7 @@ def test_maintenance_runs_are_left_out_or_counted_good(tmp_path: Path, promtool:
                     series("checkout-flow", "critical", "0+1x240"),
                     series("checkout-flow", "maintenance", "0+10x240"),
                     series("checkout-flow", "skipped", "0+10x240"),
+                    info("checkout-flow"),
                     {
                         "series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}',
                         "values": "0x240",
@@ -311,3 +325,60 @@ def test_maintenance_runs_are_left_out_or_counted_good(tmp_path: Path, promtool:
     test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
     run = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_an_slo_by_tag_counts_a_probe_tagged_after_the_rules_were_written(tmp_path: Path, promtool: str) -> None:
+    """Membership by tag is joined on probe_info's tags in Prometheus, not frozen into a list of
+    names: a probe tagged `shop` later (another agent's, or after a change nobody regenerated
+    the rules for) is counted; an untagged one is not."""
+    rules = write_rules(tmp_path)
+    healthy = "0+1x240"
+    tests = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "15s",
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": [
+                    series("checkout-flow", "ok", healthy),
+                    series("checkout-flow", "critical", "0x240"),
+                    series("cart.api", "ok", healthy),
+                    series("cart.api", "critical", "0x240"),
+                    series("late", "ok", "0x240"),
+                    series("late", "critical", healthy),  # fails every run
+                    series("other", "critical", healthy),  # fails too, but is not the SLO's
+                    info("checkout-flow"),
+                    info("cart.api"),
+                    info("late", ",payments,shop,"),
+                    info("other", None),
+                ],
+                "promql_expr_test": [
+                    {  # a third of the SLO's runs fail: late's, not other's
+                        "expr": 'round(slo:probe_errors:ratio_rate5m{slo="checkout"}, 0.0001)',
+                        "eval_time": "10m",
+                        "exp_samples": [{"labels": '{slo="checkout"}', "value": 0.3333}],
+                    }
+                ],
+            }
+        ],
+    }
+    test_file = tmp_path / "late_test.yml"
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    run = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_rules_are_readable_and_say_how_long_a_page_lasts(tmp_path: Path, promtool: str) -> None:
+    """Multi-line expressions as YAML blocks, not escaped one-line strings; each burn-rate alert
+    says how long it stays firing once the errors stop (its longest short window), and the
+    workbook's test below holds the page to it."""
+    text = write_rules(tmp_path).read_text()
+    assert "\\n" not in text and '\\"' not in text, "an escaped expression"
+    assert "expr: |" in text
+    groups = yaml.safe_load(text)["groups"]
+    alerts = {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
+    ratio = next(r for g in groups for r in g["rules"] if r.get("record") == "slo:probe_errors:ratio_rate5m")
+    assert ratio["expr"].count("\n") >= 2, ratio["expr"]  # numerator / denominator on lines of their own
+    assert alerts["HighErrorRateFastBurn"]["annotations"]["resolves_within"] == "30m"
+    assert alerts["HighErrorRateSlowBurn"]["annotations"]["resolves_within"] == "2h"
+    assert "30m after the errors stop" in alerts["HighErrorRateFastBurn"]["annotations"]["description"]
