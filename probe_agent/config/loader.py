@@ -32,6 +32,7 @@ from probe_agent.schema.fields import DEFAULT_BUCKETS, Buckets, Duration, Interv
 from probe_agent.schema.maintenance import MaintenanceWindow
 from probe_agent.schema.probe_endpoint import ProbeEndpoint
 from probe_agent.schema.slo import Slo, slo_members
+from probe_agent.schema.statuspage import StatusPageSettings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -59,6 +60,7 @@ class AgentConfig(BaseModel):
     # probes made from discovered targets (probe_agent.schema.discovery), and the files they came from
     target_groups: list[TargetGroup] = []
     probe_endpoint: ProbeEndpoint | None = None  # GET /probe, as blackbox_exporter's (off without it)
+    status_page: StatusPageSettings = StatusPageSettings()  # its title, environment, grouping
     discovery_files: tuple[str, ...] = ()
     discovered_group: dict[str, str] = {}  # discovered probe -> its target group
     # what each source of each group gave (the daemon hands them to the next load)

@@ -19,6 +19,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from probe_agent.core.health import Health, Verdict
+from probe_agent.outputs.badges import warning
 from probe_agent.runtime.history import Incident
 from probe_agent.runtime.state import ProbeState, Tally
 
@@ -52,6 +53,8 @@ ul.probes{list-style:none;padding:0;margin:0}li.probe{border-bottom:1px solid va
 .warning .health{background:var(--warn)}.uptime{color:var(--muted);margin-left:auto;font-variant-numeric:tabular-nums}
 .msg{margin:4px 0 0;color:var(--muted);overflow-wrap:anywhere}.bar{display:flex;gap:1px;height:14px;margin-top:6px}
 .bar i{flex:1;border-radius:1px;background:var(--line)}.bar i.u{background:var(--ok)}.bar i.p{background:var(--warn)}.bar i.d{background:var(--bad)}
+header{display:flex;flex-wrap:wrap;align-items:center;gap:6px 12px}.environment{font-size:.85em;font-weight:700;padding:2px 9px;border-radius:10px;border:1px solid var(--line)}
+.details{color:var(--muted);font-size:.9em;margin:2px 0;overflow-wrap:anywhere}.count{color:var(--muted);font-weight:400}
 ol.incidents{padding-left:18px}ol.incidents li{margin:4px 0;overflow-wrap:anywhere}time{color:var(--muted);font-variant-numeric:tabular-nums}
 footer{color:var(--muted);font-size:.85em}footer a{color:inherit}
 """
@@ -102,8 +105,24 @@ def _percent(share: float | None, known_for: float) -> str:
     return f"{text}% up over {_span(known_for)}"  # over what is known: not "24 h" after 8 minutes
 
 
-def _warning(state: ProbeState, health: Health) -> bool:
-    return health is Health.OK and state.last is not None and state.last.status.label == "warning"
+def _duration(seconds: float) -> str:
+    """How long an incident lasted: 42 s, 17 min, 3 h 5 min."""
+    if seconds < 60:
+        return f"{max(seconds, 0):.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours} h {rest // 60} min" if rest >= 60 else f"{hours} h"
+
+
+def _latency(seconds: float) -> str:
+    if seconds >= 10:
+        return f"{seconds:.1f} s"
+    milliseconds = seconds * 1000
+    return f"{milliseconds:.1f} ms" if milliseconds < 10 else f"{milliseconds:.0f} ms"
+
+
+_warning = warning  # the badges' rule: one for both
 
 
 def _rank(state: ProbeState) -> int:
@@ -134,6 +153,9 @@ def _probe(state: ProbeState, brief: bool, bars: bool) -> str:
         f'<span class="uptime">{_percent(state.history.uptime(), state.history.known_for())}</span></div>',
     ]
     if not brief:
+        # what it is and how fast it answered: the target as every output shows it (redacted)
+        details = [state.config.type, state.target, *([_latency(last.duration)] if last is not None else [])]
+        parts.append(f'<p class="details">{escape(" · ".join(details))}</p>')
         message = last.message if last is not None else "no run has finished yet"
         if state.maintenance is not None:
             message = (
@@ -147,11 +169,38 @@ def _probe(state: ProbeState, brief: bool, bars: bool) -> str:
     return "".join(parts)
 
 
-def _incident(name: str, incident: Incident, brief: bool) -> str:
-    text = f"{escape(name)}: {escape(incident.old)} → <b>{escape(incident.new)}</b>"
+def _episodes(incidents: list[Incident]) -> list[tuple[Incident, Incident | None]]:
+    """A probe's changes as episodes: each change with the one that ended it (None: it lasts).
+    A recovery to ok is the end of the trouble before it, shown with it, not on its own."""
+    found = []
+    for k, incident in enumerate(incidents):
+        if incident.new == Health.OK and k and incidents[k - 1].new != Health.OK:
+            continue
+        found.append((incident, incidents[k + 1] if k + 1 < len(incidents) else None))
+    return found
+
+
+def _incident(name: str, episode: tuple[Incident, Incident | None], brief: bool, now: float) -> str:
+    incident, ended = episode
+    if ended is not None and incident.new != Health.OK:  # over: from when to when, and for how long
+        text = (
+            f"{escape(name)}: <b>{escape(incident.new)}</b> from {_when(incident.at)} to {_when(ended.at)},"
+            f" for {_duration(ended.at - incident.at)}"
+        )
+        if ended.new != Health.OK:
+            text += f", then {escape(ended.new)}"
+    else:
+        text = f"{_when(incident.at)} {escape(name)}: {escape(incident.old)} → <b>{escape(incident.new)}</b>"
+        if incident.new != Health.OK:
+            text += f", for {_duration(now - incident.at)} so far"
     if not brief and incident.message:
         text += f" — {escape(incident.message)}"
-    return f"<li>{_when(incident.at)} {text}</li>"
+    return f"<li>{text}</li>"
+
+
+def _group_heading(name: str, counts: dict[str, int]) -> str:
+    summary = ", ".join(f"{n} {label}" for label, n in counts.items() if n)
+    return f'<h2>{escape(name)} <span class="count">· {summary}</span></h2>'
 
 
 def _banners(agent: Agent) -> str:
@@ -178,21 +227,52 @@ async def render(agent: Agent, *, brief: bool, partial: bool) -> bytes:
     keyed.sort()
     states = [all_states[i] for _, _, i in keyed]
     bars = len(states) <= BARS_UP_TO
+    settings = agent.config.status_page
+    by_tag = settings.group_by == "tag"
+    # a section per tag, in the order the tags first appear in the file; untagged last
+    group_order: dict[str | None, int] = {}
+    if by_tag:
+        for state in all_states:
+            group_order.setdefault(state.config.tags[0] if state.config.tags else None, len(group_order))
+        group_order[None] = len(group_order) + 1  # "Other" last
+    grouped: dict[str | None, list[str]] = {}
+    group_counts: dict[str | None, dict[str, int]] = {}
     tally, items, warnings = Tally(), [], 0
-    incidents: list[tuple[float, int, str, Incident]] = []  # a heap of the newest
+    episodes: list[tuple[float, int, int, str, tuple[Incident, Incident | None]]] = []  # a heap of the newest
     for i, state in enumerate(states, 1):
-        warnings += _warning(state, tally.add(state))
-        items.append(_probe(state, brief, bars))
-        for incident in list(state.history.incidents):
-            entry = (incident.at, i, state.config.name, incident)
-            if len(incidents) < SHOWN_INCIDENTS:
-                heapq.heappush(incidents, entry)
-            elif entry > incidents[0]:
-                heapq.heapreplace(incidents, entry)
+        health = tally.add(state)
+        warned = _warning(state, health)
+        warnings += warned
+        html = _probe(state, brief, bars)
+        if by_tag:
+            group = state.config.tags[0] if state.config.tags else None
+            grouped.setdefault(group, []).append(html)
+            counts = group_counts.setdefault(group, {"failing": 0, "stale": 0, "warning": 0})
+            label = "warning" if warned else health.value
+            counts[label] = counts.get(label, 0) + 1
+        else:
+            items.append(html)
+        for k, episode in enumerate(_episodes(list(state.history.incidents))):
+            entry = (episode[0].at, i, k, state.config.name, episode)
+            if len(episodes) < SHOWN_INCIDENTS:
+                heapq.heappush(episodes, entry)
+            elif entry[:3] > episodes[0][:3]:
+                heapq.heapreplace(episodes, entry)
         if i % BATCH == 0:
             await asyncio.sleep(0)
+    if by_tag:
+        sections = sorted(grouped, key=lambda g: group_order[g])
+        items = [
+            f'<section class="group" data-group="{escape(g or "")}">'
+            + _group_heading(g or "Other", group_counts[g])
+            + '<ul class="probes">'
+            + "".join(grouped[g])
+            + "</ul></section>"
+            for g in sections
+        ]
     overall = tally.overall()[0] if agent.started else Verdict.PENDING
-    newest = sorted(incidents, reverse=True)
+    newest = sorted(episodes, key=lambda e: e[:3], reverse=True)
+    now = dt.datetime.now(dt.UTC).timestamp()
     refresh = max(1.0, min(10.0, min((s.config.interval for s in states), default=5.0)))
 
     def build() -> bytes:
@@ -208,26 +288,28 @@ async def render(agent: Agent, *, brief: bool, partial: bool) -> bytes:
         main = [
             f'<p class="verdict {overall}" id="verdict">{VERDICT.get(overall, overall)}</p>',
             _banners(agent),
-            f"<p>{len(states)} probes: {summary or 'none'}. Updated {_when(dt.datetime.now(dt.UTC).timestamp())}</p>",
-            '<ul class="probes">',
-            *items,
-            "</ul>",
+            f"<p>{len(states)} probes: {summary or 'none'}. Updated {_when(now)}</p>",
+            *(items if by_tag else ['<ul class="probes">', *items, "</ul>"]),
             "<h2>Recent incidents</h2>",
         ]
         main.append(
-            '<ol class="incidents">' + "".join(_incident(name, inc, brief) for _, _, name, inc in newest) + "</ol>"
+            '<ol class="incidents">'
+            + "".join(_incident(name, episode, brief, now) for _, _, _, name, episode in newest)
+            + "</ol>"
             if newest
             else "<p>None in memory (the agent keeps the last 20 changes of each probe).</p>"
         )
         fragment = "".join(main)
         if partial:
             return fragment.encode()
+        page_name = f"{settings.title} ({settings.environment})" if settings.environment else settings.title
+        environment = f'<span class="environment">{escape(settings.environment)}</span>' if settings.environment else ""
         return "".join(
             [
                 '<!doctype html><html lang="en"><head><meta charset="utf-8">',
                 '<meta name="viewport" content="width=device-width,initial-scale=1">',
-                f"<title>Status — probe-agent</title><style>{STYLE}</style></head><body>",
-                "<header><h1>Status</h1></header>",
+                f"<title>{escape(page_name)} — probe-agent</title><style>{STYLE}</style></head><body>",
+                f"<header><h1>{escape(settings.title)}</h1>{environment}</header>",
                 f'<main id="status" data-refresh="{refresh:g}" aria-live="polite">{fragment}</main>',
                 '<footer><p id="stale" hidden>Cannot reach the agent; showing the last answer.</p>',
                 '<p><a href="metrics">/metrics</a> · <a href="health">/health</a> · <a href="-/maintenance">/-/maintenance</a>',

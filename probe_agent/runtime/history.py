@@ -54,14 +54,19 @@ class ProbeHistory:
             self.total[index] += 1
             self.ok[index] += success
 
-    def uptime(self, now: float | None = None) -> float | None:
-        """The share of counted runs that succeeded over the last 24 hours; None without runs."""
+    def counts(self, now: float | None = None) -> tuple[int, int]:
+        """Counted runs that succeeded, and all counted runs, over the last 24 hours."""
         oldest = int((time.time() if now is None else now) // BUCKET_SECONDS) - BUCKETS + 1
         ok = total = 0
         for slot_id, slot_ok, slot_total in zip(self.slot_ids, self.ok, self.total, strict=True):
             if slot_id >= oldest:
                 ok += slot_ok
                 total += slot_total
+        return ok, total
+
+    def uptime(self, now: float | None = None) -> float | None:
+        """The share of counted runs that succeeded over the last 24 hours; None without runs."""
+        ok, total = self.counts(now)
         return ok / total if total else None
 
     def known_for(self, now: float | None = None) -> float:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,3 +175,98 @@ probes:
             box = verdict.bounding_box()
             assert box is not None and box["y"] + box["height"] <= height, box  # above the fold
             shot(page, f"status-unreachable-{height}")
+
+
+def svg_texts(body: bytes) -> list[str]:
+    """The words an SVG badge shows (it must parse as XML: a name with markup is escaped)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(body)
+    return [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+def test_a_wall_screen_page_and_badges(tmp_path: Path, browser: Browser) -> None:
+    with demo_shop() as shop:
+        config = tmp_path / "probes.yaml"
+        config.write_text(f"""
+defaults: {{interval: 1s, timeout: 800ms}}
+status_page: {{title: "Shop <b>platform</b>", environment: production, group_by: tag}}
+probes:
+  - {{name: shop-readiness, type: http, url: "http://probe:{TOKEN}@{shop.removeprefix("http://")}/health/readiness",
+      tags: [shop]}}
+  - {{name: shop-port, type: tcp, host: 127.0.0.1, port: {shop.rsplit(":", 1)[1]}, tags: [shop]}}
+  - {{name: psp, type: tcp, host: 127.0.0.1, port: {free_port()}, tags: ["pay<x>"]}}
+  - {{name: loose, type: tcp, host: 127.0.0.1, port: {shop.rsplit(":", 1)[1]}}}
+""")
+        agent = AgentProcess(config).start()
+        try:
+            agent.wait_for(lambda: all(p["status"] for p in agent.health()[1]["probes"]), what="first results")
+            http_json("POST", f"{shop}/admin/faults", json.dumps({"endpoint": "readiness", "mode": "error"}).encode())
+            agent.wait_for(
+                lambda: any(
+                    p["status"] == "critical" for p in agent.health()[1]["probes"] if p["name"] == "shop-readiness"
+                ),
+                what="the fault seen",
+            )
+            http_json("DELETE", f"{shop}/admin/faults")
+            agent.wait_for(
+                lambda: any(p["status"] == "ok" for p in agent.health()[1]["probes"] if p["name"] == "shop-readiness"),
+                what="the recovery seen",
+            )
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            errors: list[str] = []
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.goto(agent.url + "/status")
+            # the title and the environment, as text (the markup in the title is not run)
+            assert page.title() == "Shop <b>platform</b> (production) — probe-agent"
+            assert page.locator("header h1").inner_text() == "Shop <b>platform</b>"
+            assert page.locator("header .environment").inner_text() == "production"
+            # groups by tag, in their order in the file; the untagged last
+            groups = page.locator("section.group h2").all_inner_texts()
+            assert [g.split(" ")[0] for g in groups] == ["shop", "pay<x>", "Other"], groups
+            assert "1 failing" in groups[1], groups
+            shop_group = page.locator('section.group[data-group="shop"]').inner_text()
+            assert "shop-readiness" in shop_group and "shop-port" in shop_group and "loose" not in shop_group
+            # each probe's type, target (redacted) and last latency
+            details = page.locator('li.probe[data-probe="shop-readiness"] .details').inner_text()
+            assert details.startswith("http · http://probe:***@127.0.0.1:") and re.search(r"· [\d.]+ ms$", details), (
+                details
+            )
+            assert TOKEN not in page.content()
+            # the incident with its duration: failing from ... to ..., for N s
+            incident = page.locator("ol.incidents li").filter(has_text="shop-readiness").first.inner_text()
+            assert re.search(r"shop-readiness: failing from .* to .*, for \d+ s", incident), incident
+            shot(page, "status-wall")
+            assert errors == []
+            # badges: SVG any README or wiki can embed, one per probe and per tag
+            for path, words in (
+                ("/badge/probe/shop-port/status.svg", ["shop-port", "ok"]),
+                ("/badge/probe/psp/status.svg", ["psp", "failing"]),
+                ("/badge/tag/shop/status.svg", ["shop", "ok"]),
+                ("/badge/tag/pay%3Cx%3E/status.svg", ["pay<x>", "failing"]),  # escaped in the SVG
+            ):
+                with urllib.request.urlopen(agent.url + path, timeout=5) as answer:
+                    assert answer.headers["Content-Type"].startswith("image/svg+xml")
+                    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+                    assert answer.headers["Cache-Control"] == "no-cache"
+                    texts = svg_texts(answer.read())
+                assert texts[:1] == [words[0]] and texts[-1] == words[1], (path, texts)
+            with urllib.request.urlopen(agent.url + "/badge/probe/shop-port/uptime.svg", timeout=5) as answer:
+                texts = svg_texts(answer.read())
+            assert texts[0] == "shop-port" and re.fullmatch(r"[\d.]+%", texts[-1]), texts
+            with pytest.raises(urllib.error.HTTPError) as missing:
+                urllib.request.urlopen(agent.url + "/badge/probe/nothing-here/status.svg", timeout=5)
+            assert missing.value.code == 404 and svg_texts(missing.value.read())[-1] == "not found"
+            # as a README embeds them: images another page loads, drawn by the browser
+            badge = browser.new_page(viewport={"width": 420, "height": 60})
+            badge.set_content(
+                f'<img id="s" src="{agent.url}/badge/tag/shop/status.svg"> '
+                f'<img id="u" src="{agent.url}/badge/probe/shop-port/uptime.svg"> '
+                f'<img id="f" src="{agent.url}/badge/probe/psp/status.svg">'
+            )
+            for image in ("s", "u", "f"):
+                badge.locator(f"#{image}").wait_for()
+                assert badge.locator(f"#{image}").evaluate("i => i.complete && i.naturalWidth") > 40
+            shot(badge, "badges")
+        finally:
+            agent.stop()
