@@ -31,6 +31,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.helpers.agent import stop_leftovers
+
+    stop_leftovers()  # agents a failing test did not stop: never outlive the session
     if os.environ.get("CI") == "true" and _skipped and exitstatus == 0:
         session.exitstatus = 1
 

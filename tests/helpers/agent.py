@@ -19,6 +19,24 @@ from typing import Any
 from tests.helpers.netfaults import free_port
 
 
+# Every agent started, so the session can stop the ones a failing test left behind: a leftover
+# agent keeps probing (and using CPU) after pytest exits, and a later run's timings pay for it.
+STARTED: list[AgentProcess] = []
+
+
+def stop_leftovers() -> list[str]:
+    """Kill the agents still running (at the end of the session); their config paths."""
+    left = []
+    for agent in STARTED:
+        if agent.proc is not None and agent.proc.poll() is None:
+            left.append(str(agent.config))
+            agent.proc.kill()
+            agent.proc.wait(10)
+            agent._log.close()
+    STARTED.clear()
+    return left
+
+
 class AgentProcess:
     def __init__(
         self,
@@ -69,6 +87,7 @@ class AgentProcess:
             env=self.env,
             preexec_fn=self._limit_open_files if self.open_files else None,
         )
+        STARTED.append(self)
         if wait_ready:
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
