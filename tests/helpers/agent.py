@@ -18,7 +18,6 @@ from typing import Any
 
 from tests.helpers.netfaults import free_port
 
-
 # Every agent started, so the session can stop the ones a failing test left behind: a leftover
 # agent keeps probing (and using CPU) after pytest exits, and a later run's timings pay for it.
 STARTED: list[AgentProcess] = []
