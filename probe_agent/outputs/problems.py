@@ -41,13 +41,19 @@ PLUGIN = "PROBE-AGENT"
 MAX_PLUGIN_LINE = 400
 
 
+def plugin_ascii(text: str) -> str:
+    """The agent's own non-ASCII in a plugin's output, as the monitoring-plugins write it: NRPE,
+    NSCA and perfdata parsers may read bytes as Latin-1 or drop them. A target's text stays."""
+    return text.replace("µs", "us").replace("…", "...").replace("→", "->")
+
+
 def plugin_unknown(text: str) -> None:
     """The one line a Nagios plugin prints on stdout for its own problem (exit 3, UNKNOWN).
     '|' would start perfdata: it may not appear."""
     line = " ".join(Redactor().redact(text).split()).replace("|", "/")
     if len(line) > MAX_PLUGIN_LINE:
-        line = line[: MAX_PLUGIN_LINE - 1] + "…"
-    print(f"{PLUGIN} UNKNOWN - {line}", flush=True)  # before anything on stderr (print_problems)
+        line = line[: MAX_PLUGIN_LINE - 3] + "..."
+    print(f"{PLUGIN} UNKNOWN - {plugin_ascii(line)}", flush=True)  # before anything on stderr (print_problems)
 
 
 def stdout_gone() -> None:

@@ -17,7 +17,7 @@ from probe_agent.config.loader import AgentConfig
 from probe_agent.core.errors import Reason
 from probe_agent.core.results import Result, Status
 from probe_agent.core.units import duration_text, unit_of, value_text
-from probe_agent.outputs.problems import PLUGIN
+from probe_agent.outputs.problems import PLUGIN, plugin_ascii
 from probe_agent.probes import REGISTRY
 from probe_agent.probes.base import ProbeConfig
 from probe_agent.schema.fields import Limit, Threshold
@@ -110,14 +110,13 @@ def render_nagios(
         summary = "no probes"
     # '|' separates perfdata: it may not appear in the text
     out.write(
-        f"{PLUGIN} {overall.name} - {summary.replace('|', '/')} | {' '.join(perfdata(results, configs, which))}\n"
+        plugin_ascii(
+            f"{PLUGIN} {overall.name} - {summary.replace('|', '/')} | {' '.join(perfdata(results, configs, which))}\n"
+        )
     )
     for r in sorted(results, key=lambda r: (-r.status, r.probe)):
-        out.write(
-            f"{r.status.name} {r.probe} ({r.type}, {r.duration * 1000:.0f} ms){': ' + _why(r) if _why(r) else ''}\n".replace(
-                "|", "/"
-            )
-        )
+        line = f"{r.status.name} {r.probe} ({r.type}, {r.duration * 1000:.0f} ms){': ' + _why(r) if _why(r) else ''}"
+        out.write(plugin_ascii(line.replace("|", "/")) + "\n")
 
 
 # --- JUnit XML -------------------------------------------------------------------

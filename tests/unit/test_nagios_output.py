@@ -89,3 +89,16 @@ def test_the_plugins_own_line_is_short_whatever_a_problem_quotes(capsys: object)
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert out.startswith("PROBE-AGENT UNKNOWN - probes.yaml: probe 'p': url: invalid URL")
     assert out.count("\n") == 1 and len(out) <= len("PROBE-AGENT UNKNOWN - ") + MAX_PLUGIN_LINE + 1
+
+
+def test_what_the_agent_writes_for_a_plugin_is_ascii(capsys: object) -> None:
+    """Its own words and units in ASCII, as the monitoring-plugins write them: µs and … reach
+    NRPE, NSCA and PNP4Nagios-style parsers that take bytes for Latin-1 or drop them."""
+    from probe_agent.outputs.problems import print_problems
+
+    slow = Result("port", "tcp", Status.WARNING, None, "duration 400 µs > 300 µs (warning)", 0.0004, 1.0, {}, {}, {})
+    text = nagios([web(0.0004)]) + nagios([slow])
+    assert "ok in 400 us" in text and "duration 400 us > 300 us" in text, text
+    print_problems([f"probe 'p': url: invalid URL {'x' * 1000!r}"], "probes.yaml", plugin=True)
+    text += capsys.readouterr().out  # type: ignore[attr-defined]
+    assert text.isascii(), [c for c in text if not c.isascii()]
