@@ -102,6 +102,13 @@ def count(probe: str, per_15s: str) -> dict[str, str]:
     }
 
 
+def success(probe: str, values: str) -> dict[str, str]:
+    return {
+        "series": f'probe_success{{probe="{probe}",type="tcp",instance="a:9110",job="probe-agent"}}',
+        "values": values,
+    }
+
+
 def info(probe: str, tags: str | None = ",shop,") -> dict[str, str]:
     """probe_info as the agent exports it: its tags as one label, ',a,b,' (Consul's form)."""
     tagged = f',tags="{tags}"' if tags else ""
@@ -109,6 +116,15 @@ def info(probe: str, tags: str | None = ",shop,") -> dict[str, str]:
         "series": f'probe_info{{probe="{probe}",type="tcp",target="127.0.0.1:1"{tagged},instance="a:9110",job="probe-agent"}}',
         "values": "1x240",
     }
+
+
+def promtool_test(promtool: str, rules: Path, cases: list[dict[str, typing.Any]]) -> None:
+    """Feed the generated rules these cases (`promtool test rules`, 15 s evaluations)."""
+    tests = {"rule_files": [str(rules)], "evaluation_interval": "15s", "tests": cases}
+    test_file = rules.with_name("slo_test.yml")
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    run = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 ANNOTATIONS: dict[str, dict[str, str]] = {}  # alert name -> its annotations, read from the generated rules
@@ -121,155 +137,128 @@ def fired(name: str, severity: str) -> dict[str, object]:
     }
 
 
+def both_healthy() -> list[dict[str, str]]:
+    """Both probes of the SLO pass every run (one run per 15 s sample)."""
+    return [
+        series("checkout-flow", "ok", "0+1x240"),
+        series("checkout-flow", "critical", "0x240"),
+        series("cart.api", "ok", "0+1x240"),
+        series("cart.api", "critical", "0x240"),
+    ]
+
+
+def fires(at: str, name: str, severity: str) -> dict[str, object]:
+    return {"eval_time": at, "alertname": name, "exp_alerts": [fired(name, severity)]}
+
+
+def quiet(at: str, name: str) -> dict[str, object]:
+    return {"eval_time": at, "alertname": name, "exp_alerts": []}
+
+
 def test_generated_rules_fire_as_the_workbook_says(tmp_path: Path, promtool: str) -> None:
     rules = write_rules(tmp_path)
     for group in yaml.safe_load(rules.read_text())["groups"]:
         ANNOTATIONS.update({r["alert"]: r["annotations"] for r in group["rules"] if "alert" in r})
     # interval 15s: every probe runs once per 15 s sample; counters as the agent exports them
     healthy = "0+1x240"
-    tests = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "15s",
-        "tests": [
-            {  # both probes fail from the start: an error ratio of 1 is a 1000x burn of 99.9%
-                "interval": "15s",
-                "input_series": [
-                    series("checkout-flow", "ok", "0x240"),
-                    series("checkout-flow", "critical", healthy),
-                    series("cart.api", "ok", "0x240"),
-                    series("cart.api", "critical", healthy),
-                    buckets("checkout-flow", "0.3", healthy),
-                    count("checkout-flow", healthy),
-                    {
-                        "series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}',
-                        "values": "0x240",
-                    },
-                    {
-                        "series": 'probe_success{probe="cart.api",type="tcp",instance="a:9110",job="probe-agent"}',
-                        "values": "0x240",
-                    },
-                ],
-                "alert_rule_test": [
-                    {
-                        "eval_time": "5m",
-                        "alertname": "HighErrorRateFastBurn",
-                        "exp_alerts": [fired("HighErrorRateFastBurn", "page")],
-                    },
-                    {"eval_time": "5m", "alertname": "HighLatencyFastBurn", "exp_alerts": []},
-                    {
-                        "eval_time": "5m",
-                        "alertname": "ServiceDegraded",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {"slo": "checkout", "team": "storefront", "severity": "page"},
-                                "exp_annotations": {
-                                    "summary": "every probe of checkout is failing",
-                                    "runbook_url": "https://runbooks.example/slo",
-                                },
-                            }
-                        ],
-                    },
-                    # the slow burn needs its 2 h short window above 3.6x: it is, at once
-                    {
-                        "eval_time": "30m",
-                        "alertname": "HighErrorRateSlowBurn",
-                        "exp_alerts": [fired("HighErrorRateSlowBurn", "ticket")],
-                    },
-                ],
-            },
-            {  # one probe of two fails: 50% errors is still a fast burn; the SLO is not down
-                "interval": "15s",
-                "input_series": [
-                    series("checkout-flow", "ok", healthy),
-                    series("checkout-flow", "critical", "0x240"),
-                    series("cart.api", "ok", "0x240"),
-                    series("cart.api", "critical", healthy),
-                    {
-                        "series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}',
-                        "values": "1x240",
-                    },
-                    {
-                        "series": 'probe_success{probe="cart.api",type="tcp",instance="a:9110",job="probe-agent"}',
-                        "values": "0x240",
-                    },
-                ],
-                "alert_rule_test": [
-                    {
-                        "eval_time": "10m",
-                        "alertname": "HighErrorRateFastBurn",
-                        "exp_alerts": [fired("HighErrorRateFastBurn", "page")],
-                    },
-                    {"eval_time": "10m", "alertname": "ServiceDegraded", "exp_alerts": []},
-                ],
-            },
-            {  # all runs succeed, a third of them slower than 300 ms: the latency budget (1%) burns
-                "interval": "15s",
-                "input_series": [
-                    series("checkout-flow", "ok", healthy),
-                    series("checkout-flow", "critical", "0x240"),
-                    series("cart.api", "ok", healthy),
-                    series("cart.api", "critical", "0x240"),
-                    buckets("checkout-flow", "0.3", "0+2x240"),
-                    count("checkout-flow", "0+3x240"),
-                ],
-                "alert_rule_test": [
-                    {
-                        "eval_time": "10m",
-                        "alertname": "HighLatencyFastBurn",
-                        "exp_alerts": [fired("HighLatencyFastBurn", "page")],
-                    },
-                    {"eval_time": "10m", "alertname": "HighErrorRateFastBurn", "exp_alerts": []},
-                ],
-            },
-            {  # 20 minutes of failures, then recovery: the long windows still remember them, the
-                # short ones no longer see any: the page stops (the workbook's AND of both windows)
-                "interval": "15s",
-                "input_series": [
-                    series("checkout-flow", "ok", "0x80 0+1x160"),
-                    series("checkout-flow", "critical", "0+1x80 80x160"),
-                    series("cart.api", "ok", "0x80 0+1x160"),
-                    series("cart.api", "critical", "0+1x80 80x160"),
-                    buckets("checkout-flow", "0.3", healthy),
-                    count("checkout-flow", healthy),
-                ],
-                "alert_rule_test": [
-                    {
-                        "eval_time": "10m",
-                        "alertname": "HighErrorRateFastBurn",
-                        "exp_alerts": [fired("HighErrorRateFastBurn", "page")],
-                    },
-                    # resolved within its resolves_within (30m) of the last error (20m), and a sample
-                    {"eval_time": "50m15s", "alertname": "HighErrorRateFastBurn", "exp_alerts": []},
-                ],
-            },
-            {  # healthy and fast: nothing fires
-                "interval": "15s",
-                "input_series": [
-                    series("checkout-flow", "ok", healthy),
-                    series("checkout-flow", "critical", "0x240"),
-                    series("cart.api", "ok", healthy),
-                    series("cart.api", "critical", "0x240"),
-                    buckets("checkout-flow", "0.3", healthy),
-                    count("checkout-flow", healthy),
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "30m", "alertname": name, "exp_alerts": []}
-                    for name in (
-                        "HighErrorRateFastBurn",
-                        "HighErrorRateSlowBurn",
-                        "HighLatencyFastBurn",
-                        "HighLatencySlowBurn",
-                    )
-                ],
-            },
-        ],
-    }
-    for case in typing.cast(list[dict[str, list[dict[str, str]]]], tests["tests"]):
+    cases: list[dict[str, typing.Any]] = [
+        {  # both probes fail from the start: an error ratio of 1 is a 1000x burn of 99.9%
+            "interval": "15s",
+            "input_series": [
+                series("checkout-flow", "ok", "0x240"),
+                series("checkout-flow", "critical", healthy),
+                series("cart.api", "ok", "0x240"),
+                series("cart.api", "critical", healthy),
+                buckets("checkout-flow", "0.3", healthy),
+                count("checkout-flow", healthy),
+                success("checkout-flow", "0x240"),
+                success("cart.api", "0x240"),
+            ],
+            "alert_rule_test": [
+                fires("5m", "HighErrorRateFastBurn", "page"),
+                quiet("5m", "HighLatencyFastBurn"),
+                {
+                    "eval_time": "5m",
+                    "alertname": "ServiceDegraded",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {"slo": "checkout", "team": "storefront", "severity": "page"},
+                            "exp_annotations": {
+                                "summary": "every probe of checkout is failing",
+                                "runbook_url": "https://runbooks.example/slo",
+                            },
+                        }
+                    ],
+                },
+                # the slow burn needs its 2 h short window above 3.6x: it is, at once
+                fires("30m", "HighErrorRateSlowBurn", "ticket"),
+            ],
+        },
+        {  # one probe of two fails: 50% errors is still a fast burn; the SLO is not down
+            "interval": "15s",
+            "input_series": [
+                series("checkout-flow", "ok", healthy),
+                series("checkout-flow", "critical", "0x240"),
+                series("cart.api", "ok", "0x240"),
+                series("cart.api", "critical", healthy),
+                success("checkout-flow", "1x240"),
+                success("cart.api", "0x240"),
+            ],
+            "alert_rule_test": [
+                fires("10m", "HighErrorRateFastBurn", "page"),
+                quiet("10m", "ServiceDegraded"),
+            ],
+        },
+        {  # all runs succeed, a third of them slower than 300 ms: the latency budget (1%) burns
+            "interval": "15s",
+            "input_series": [
+                *both_healthy(),
+                buckets("checkout-flow", "0.3", "0+2x240"),
+                count("checkout-flow", "0+3x240"),
+            ],
+            "alert_rule_test": [
+                fires("10m", "HighLatencyFastBurn", "page"),
+                quiet("10m", "HighErrorRateFastBurn"),
+            ],
+        },
+        {  # 20 minutes of failures, then recovery: the long windows still remember them, the
+            # short ones no longer see any: the page stops (the workbook's AND of both windows)
+            "interval": "15s",
+            "input_series": [
+                series("checkout-flow", "ok", "0x80 0+1x160"),
+                series("checkout-flow", "critical", "0+1x80 80x160"),
+                series("cart.api", "ok", "0x80 0+1x160"),
+                series("cart.api", "critical", "0+1x80 80x160"),
+                buckets("checkout-flow", "0.3", healthy),
+                count("checkout-flow", healthy),
+            ],
+            "alert_rule_test": [
+                fires("10m", "HighErrorRateFastBurn", "page"),
+                # resolved within its resolves_within (30m) of the last error (20m), and a sample
+                quiet("50m15s", "HighErrorRateFastBurn"),
+            ],
+        },
+        {  # healthy and fast: nothing fires
+            "interval": "15s",
+            "input_series": [
+                *both_healthy(),
+                buckets("checkout-flow", "0.3", healthy),
+                count("checkout-flow", healthy),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "30m", "alertname": name, "exp_alerts": []}
+                for name in (
+                    "HighErrorRateFastBurn",
+                    "HighErrorRateSlowBurn",
+                    "HighLatencyFastBurn",
+                    "HighLatencySlowBurn",
+                )
+            ],
+        },
+    ]
+    for case in cases:
         case["input_series"] += [info("checkout-flow"), info("cart.api")]
-    test_file = tmp_path / "slo_test.yml"
-    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
-    run = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
+    promtool_test(promtool, rules, cases)
 
 
 def test_rules_without_slos_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -289,42 +278,32 @@ def test_maintenance_runs_are_left_out_or_counted_good(tmp_path: Path, promtool:
         "    labels: {team: storefront}\n", f"    labels: {{team: storefront}}\n    maintenance: {mode}\n"
     )
     rules = write_rules(tmp_path, config)
-    tests = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "15s",
-        "tests": [
-            {
-                "interval": "15s",
-                "input_series": [
-                    series("checkout-flow", "ok", "0+9x240"),
-                    series("checkout-flow", "critical", "0+1x240"),
-                    series("checkout-flow", "maintenance", "0+10x240"),
-                    series("checkout-flow", "skipped", "0+10x240"),
-                    info("checkout-flow"),
-                    {
-                        "series": 'probe_success{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent"}',
-                        "values": "0x240",
-                    },
-                    {
-                        "series": 'probe_maintenance{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent",window="w"}',
-                        "values": "1x240",
-                    },
-                ],
-                "promql_expr_test": [
-                    {
-                        "expr": 'round(slo:probe_errors:ratio_rate5m{slo="checkout"}, 0.0001)',
-                        "eval_time": "10m",
-                        "exp_samples": [{"labels": '{slo="checkout"}', "value": float(ratio)}],
-                    }
-                ],
-                "alert_rule_test": [{"eval_time": "10m", "alertname": "ServiceDegraded", "exp_alerts": []}],
-            }
-        ],
-    }
-    test_file = tmp_path / "slo_test.yml"
-    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
-    run = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
+    cases: list[dict[str, typing.Any]] = [
+        {
+            "interval": "15s",
+            "input_series": [
+                series("checkout-flow", "ok", "0+9x240"),
+                series("checkout-flow", "critical", "0+1x240"),
+                series("checkout-flow", "maintenance", "0+10x240"),
+                series("checkout-flow", "skipped", "0+10x240"),
+                info("checkout-flow"),
+                success("checkout-flow", "0x240"),
+                {
+                    "series": 'probe_maintenance{probe="checkout-flow",type="tcp",instance="a:9110",job="probe-agent",window="w"}',
+                    "values": "1x240",
+                },
+            ],
+            "promql_expr_test": [
+                {
+                    "expr": 'round(slo:probe_errors:ratio_rate5m{slo="checkout"}, 0.0001)',
+                    "eval_time": "10m",
+                    "exp_samples": [{"labels": '{slo="checkout"}', "value": float(ratio)}],
+                }
+            ],
+            "alert_rule_test": [quiet("10m", "ServiceDegraded")],
+        }
+    ]
+    promtool_test(promtool, rules, cases)
 
 
 def test_an_slo_by_tag_counts_a_probe_tagged_after_the_rules_were_written(tmp_path: Path, promtool: str) -> None:
@@ -333,39 +312,29 @@ def test_an_slo_by_tag_counts_a_probe_tagged_after_the_rules_were_written(tmp_pa
     the rules for) is counted; an untagged one is not."""
     rules = write_rules(tmp_path)
     healthy = "0+1x240"
-    tests = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "15s",
-        "tests": [
-            {
-                "interval": "15s",
-                "input_series": [
-                    series("checkout-flow", "ok", healthy),
-                    series("checkout-flow", "critical", "0x240"),
-                    series("cart.api", "ok", healthy),
-                    series("cart.api", "critical", "0x240"),
-                    series("late", "ok", "0x240"),
-                    series("late", "critical", healthy),  # fails every run
-                    series("other", "critical", healthy),  # fails too, but is not the SLO's
-                    info("checkout-flow"),
-                    info("cart.api"),
-                    info("late", ",payments,shop,"),
-                    info("other", None),
-                ],
-                "promql_expr_test": [
-                    {  # a third of the SLO's runs fail: late's, not other's
-                        "expr": 'round(slo:probe_errors:ratio_rate5m{slo="checkout"}, 0.0001)',
-                        "eval_time": "10m",
-                        "exp_samples": [{"labels": '{slo="checkout"}', "value": 0.3333}],
-                    }
-                ],
-            }
-        ],
-    }
-    test_file = tmp_path / "late_test.yml"
-    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
-    run = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
+    cases: list[dict[str, typing.Any]] = [
+        {
+            "interval": "15s",
+            "input_series": [
+                *both_healthy(),
+                series("late", "ok", "0x240"),
+                series("late", "critical", healthy),  # fails every run
+                series("other", "critical", healthy),  # fails too, but is not the SLO's
+                info("checkout-flow"),
+                info("cart.api"),
+                info("late", ",payments,shop,"),
+                info("other", None),
+            ],
+            "promql_expr_test": [
+                {  # a third of the SLO's runs fail: late's, not other's
+                    "expr": 'round(slo:probe_errors:ratio_rate5m{slo="checkout"}, 0.0001)',
+                    "eval_time": "10m",
+                    "exp_samples": [{"labels": '{slo="checkout"}', "value": 0.3333}],
+                }
+            ],
+        }
+    ]
+    promtool_test(promtool, rules, cases)
 
 
 def test_rules_are_readable_and_say_how_long_a_page_lasts(tmp_path: Path, promtool: str) -> None:
