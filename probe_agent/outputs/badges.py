@@ -68,11 +68,20 @@ def shown_status(state: ProbeState) -> str:
     return "warning" if warning(state, health) else health.value
 
 
-def worst(values: list[str]) -> str:
-    return min(values, key=WORST_FIRST.index) if values else "not found"
-
-
-def uptime_value(ok: int, total: int) -> str:
+def badge_value(states: list[ProbeState], kind: str) -> tuple[str, str] | None:
+    """What a badge of these probes says, and its colour: the worst status, or the uptime of
+    all their counted runs of the last day; None without probes."""
+    if not states:
+        return None
+    if kind == "status":
+        worst = min((shown_status(s) for s in states), key=WORST_FIRST.index)
+        return worst, COLOURS[worst]
+    ok = total = 0
+    for state in states:
+        counted = state.history.counts()
+        ok, total = ok + counted[0], total + counted[1]
     if not total:
-        return "no runs"
-    return f"{ok / total * 100:.2f}".rstrip("0").rstrip(".") + "%"
+        return "no runs", COLOURS["pending"]
+    share = ok / total
+    colour = COLOURS["ok" if share >= 0.999 else "warning" if share >= 0.99 else "failing"]
+    return f"{share * 100:.2f}".rstrip("0").rstrip(".") + "%", colour

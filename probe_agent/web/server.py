@@ -221,42 +221,29 @@ async def index(_request: web.Request) -> web.Response:
     raise web.HTTPFound("status")
 
 
-async def badge(request: web.Request) -> web.Response:
-    """An SVG badge of one probe's, or one tag's probes', status or uptime (worst of them, and
+async def badge_svg(request: web.Request) -> web.Response:
+    """An SVG badge of one probe's, or one tag's probes', status or uptime (the worst of them, and
     their runs together)."""
-    from probe_agent.outputs.badges import COLOURS, badge, shown_status, uptime_value, worst
+    from probe_agent.outputs.badges import COLOURS, badge, badge_value
 
     agent = request.app[AGENT_KEY]
     scope, name, kind = (request.match_info[k] for k in ("scope", "name", "kind"))
-    if scope == "probe":
-        found = agent.store.probes.get(name)
-        states = [found] if found is not None else []
-    else:
-        states = [s for s in agent.store.probes.values() if name in s.config.tags]
     headers = {
         "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
         "Cache-Control": "no-cache",  # a README's image must follow the probe
         "X-Content-Type-Options": "nosniff",
     }
-    if not states:  # the name from the URL is not echoed: nothing of a stranger's text is drawn
+    if scope == "probe":
+        found = agent.store.probes.get(name)
+        shown = badge_value([found], kind) if found is not None else None
+    else:
+        # a tag may hold 50,000 probes, each with a day of slots: counted in a thread, as /status joins
+        states = list(agent.store.probes.values())
+        shown = await asyncio.to_thread(lambda: badge_value([s for s in states if name in s.config.tags], kind))
+    if shown is None:  # the name from the URL is not echoed: nothing of a stranger's text is drawn
         body = badge("probe-agent", "not found", COLOURS["not found"])
         return web.Response(body=body, status=404, content_type="image/svg+xml", headers=headers)
-    if kind == "status":
-        value = worst([shown_status(s) for s in states])
-        colour = COLOURS[value]
-    else:
-        counted = [s.history.counts() for s in states]
-        ok, total = sum(c[0] for c in counted), sum(c[1] for c in counted)
-        value = uptime_value(ok, total)
-        colour = COLOURS[
-            "ok"
-            if total and ok / total >= 0.999
-            else "warning"
-            if total and ok / total >= 0.99
-            else "failing"
-            if total
-            else "pending"
-        ]
+    value, colour = shown
     return web.Response(body=badge(name, value, colour), content_type="image/svg+xml", headers=headers)
 
 
@@ -377,7 +364,7 @@ def make_app(agent: Agent, options: WebOptions | None = None) -> web.Application
     app[OPTIONS_KEY] = options or WebOptions()
     app.router.add_get("/", index)
     app.router.add_get("/status", status_page)
-    app.router.add_get("/badge/{scope:probe|tag}/{name}/{kind:status|uptime}.svg", badge)
+    app.router.add_get("/badge/{scope:probe|tag}/{name}/{kind:status|uptime}.svg", badge_svg)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
     app.router.add_get("/health/live", live)
