@@ -122,12 +122,18 @@ def _latency(seconds: float) -> str:
     return f"{milliseconds:.1f} ms" if milliseconds < 10 else f"{milliseconds:.0f} ms"
 
 
-_warning = warning  # the badges' rule: one for both
+# the order a count of probes is told in: the troubles first
+SUMMARY_ORDER = ("failing", "stale", "warning", "pending", "maintenance", "ok")
+
+
+def _summary(counts: dict[str, int]) -> str:
+    """'1 failing, 3 ok': probes by what they show (a warning as a warning, not as ok)."""
+    return ", ".join(f"{counts[label]} {label}" for label in SUMMARY_ORDER if counts.get(label))
 
 
 def _rank(state: ProbeState) -> int:
     health = state.reported_health()
-    return WARNING_RANK if _warning(state, health) else ORDER[health]
+    return WARNING_RANK if warning(state, health) else ORDER[health]
 
 
 def _bar(state: ProbeState) -> str:
@@ -145,7 +151,7 @@ def _probe(state: ProbeState, brief: bool, bars: bool) -> str:
     last = state.last
     label = health.value.upper()
     css = health.value
-    if _warning(state, health):
+    if warning(state, health):
         label, css = "WARNING", "ok warning"
     parts = [
         f'<li class="probe {css}" data-probe="{escape(state.config.name)}"><div class="row">',
@@ -199,8 +205,7 @@ def _incident(name: str, episode: tuple[Incident, Incident | None], brief: bool,
 
 
 def _group_heading(name: str, counts: dict[str, int]) -> str:
-    summary = ", ".join(f"{n} {label}" for label, n in counts.items() if n)
-    return f'<h2>{escape(name)} <span class="count">· {summary}</span></h2>'
+    return f'<h2>{escape(name)} <span class="count">· {_summary(counts)}</span></h2>'
 
 
 def _banners(agent: Agent) -> str:
@@ -237,19 +242,19 @@ async def render(agent: Agent, *, brief: bool, partial: bool) -> bytes:
         group_order[None] = len(group_order) + 1  # "Other" last
     grouped: dict[str | None, list[str]] = {}
     group_counts: dict[str | None, dict[str, int]] = {}
-    tally, items, warnings = Tally(), [], 0
+    tally, items = Tally(), []
+    counts: dict[str, int] = {}  # probes by what they show, for the summary
     episodes: list[tuple[float, int, int, str, tuple[Incident, Incident | None]]] = []  # a heap of the newest
     for i, state in enumerate(states, 1):
         health = tally.add(state)
-        warned = _warning(state, health)
-        warnings += warned
+        label = "warning" if warning(state, health) else health.value
+        counts[label] = counts.get(label, 0) + 1
         html = _probe(state, brief, bars)
         if by_tag:
             group = state.config.tags[0] if state.config.tags else None
             grouped.setdefault(group, []).append(html)
-            counts = group_counts.setdefault(group, {"failing": 0, "stale": 0, "warning": 0})
-            label = "warning" if warned else health.value
-            counts[label] = counts.get(label, 0) + 1
+            in_group = group_counts.setdefault(group, {})
+            in_group[label] = in_group.get(label, 0) + 1
         else:
             items.append(html)
         for k, episode in enumerate(_episodes(list(state.history.incidents))):
@@ -276,15 +281,7 @@ async def render(agent: Agent, *, brief: bool, partial: bool) -> bytes:
     refresh = max(1.0, min(10.0, min((s.config.interval for s in states), default=5.0)))
 
     def build() -> bytes:
-        counts = {h.value: len(names) for h, names in tally.by_health.items() if names}
-        if warnings:  # counted as what they are, not as ok
-            counts["ok"] -= warnings
-            counts = {
-                **{k: v for k, v in counts.items() if k != "ok"},
-                "warning": warnings,
-                **({"ok": counts["ok"]} if counts["ok"] else {}),
-            }
-        summary = ", ".join(f"{n} {name}" for name, n in counts.items())
+        summary = _summary(counts)
         main = [
             f'<p class="verdict {overall}" id="verdict">{VERDICT.get(overall, overall)}</p>',
             _banners(agent),
