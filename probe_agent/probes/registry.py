@@ -121,12 +121,21 @@ class _Registry(Mapping[str, type[Probe[Any]]]):
         self.names = tuple(sorted([*BUILTIN, *self._external]))
         # /metrics looks a type up for every probe on every scrape: import once, then a dict hit.
         self._loaded: dict[str, type[Probe[Any]]] = {}
+        # a type whose extra is missing, said once: a file of 10,000 such probes is not 10,000 imports
+        self._unavailable: dict[str, ProbeTypeUnavailable] = {}
 
     def __getitem__(self, name: str) -> type[Probe[Any]]:
         cls = self._loaded.get(name)
         if cls is None:
+            if name in self._unavailable:
+                raise self._unavailable[name]
             if name in BUILTIN:
-                cls = _as_probe_class(name, _import_builtin(name), BUILTIN[name])
+                try:
+                    module = _import_builtin(name)
+                except ProbeTypeUnavailable as exc:
+                    self._unavailable[name] = exc
+                    raise
+                cls = _as_probe_class(name, module, BUILTIN[name])
             elif name in self._external:
                 point = self._external[name]
                 cls = _as_probe_class(name, point.load(), f"entry point {point.value}")

@@ -128,3 +128,26 @@ def test_a_type_whose_own_module_is_broken_is_not_taken_for_a_missing_extra() ->
     # a bug in probe-agent (a module of its own missing) must not read as "install an extra"
     done = without("probe_agent.probes.clients.datastore", "types", "postgres")
     assert done.returncode == 1 and "pip install" not in done.stderr + done.stdout, done
+
+
+def test_a_missing_extra_is_looked_for_once(tmp_path: Path) -> None:
+    """A file of many probes of a type without its extra: one import attempt, not one a probe."""
+    probes = "probes:\n" + "".join(f"  - {{name: db{i}, type: postgres, host: 127.0.0.1}}\n" for i in range(200))
+    (tmp_path / "probes.yaml").write_text(probes)
+    program = textwrap.dedent(f"""
+        import builtins, sys
+        sys.modules["asyncpg"] = None
+        tried = []
+        real = builtins.__import__
+        def counting(name, *args, **kwargs):
+            if name == "asyncpg":
+                tried.append(name)
+            return real(name, *args, **kwargs)
+        builtins.__import__ = counting
+        from probe_agent.cli import main
+        main(["validate", "--config", {str(tmp_path / "probes.yaml")!r}])
+        print("tries", len(tried))
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert "tries 1\n" in done.stdout, done.stdout + done.stderr[-2000:]
+    assert done.stderr.count("needs asyncpg") == 200  # each probe still told where it is
