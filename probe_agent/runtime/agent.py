@@ -218,12 +218,16 @@ class Agent:
     async def _apply(self, plan: _Plan) -> None:
         scheduler = self._scheduler
         assert scheduler is not None
-        for name in plan.stop:
+        # In batches: each removal cancels the probe's run and starts its closing, and the loop
+        # runs what they set going on its next turn. 10,000 at once held it 1.3 s.
+        for i, name in enumerate(plan.stop, 1):
             old = scheduler.remove(name)
             if old is not None:
                 task = asyncio.create_task(old.aclose(), name=f"close:{name}")
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
+            if i % BATCH == 0:
+                await asyncio.sleep(0)
         scheduler.compact()
         self.config = plan.config
         self.maintenance.replace_scheduled(plan.config.maintenance)

@@ -40,9 +40,13 @@ class ProbeHandle:
     redactor: Redactor
     # bytes a run may receive (probe_agent.core.budget); a pooled connection counts against it for good
     budget: ReadBudget = field(init=False)
+    # the host:port its runs load, for per-target fairness: parsed once, where the handle is built
+    # (off the loop), not by the scheduler for each of 10,000 probes a reload adds
+    target: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.budget = ReadBudget(self.config.received_bytes_limit())
+        self.target = self.config.target_key()
 
     @classmethod
     def build(cls, config: ProbeConfig, redactor: Redactor) -> ProbeHandle:

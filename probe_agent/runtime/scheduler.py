@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from probe_agent.core.errors import Reason
 from probe_agent.core.loopmonitor import DEFAULT_LAG_TOLERANCE, LoopMonitor
 from probe_agent.core.results import Result, Status
+from probe_agent.core.slots import Slots
 from probe_agent.runtime.metrics import AgentMetrics
 from probe_agent.runtime.runner import ProbeHandle, drop_tracebacks, not_run, run_probe
 
@@ -143,7 +144,7 @@ class Scheduler:
         self._shed_count = metrics.skipped_runs.labels("overload")  # once, not a label lookup per shed tick
         self._on_result = on_result
         self._origin = time.monotonic()
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._slots = Slots(max_concurrency)
         self._max_concurrency = max_concurrency
         self._waiting = 0  # runs waiting for a pool slot
         self._target_waiting: dict[str, int] = {}  # target -> runs waiting for one of its slots
@@ -151,9 +152,9 @@ class Scheduler:
         self._run_seconds = 0.01  # mean wall time of runs that did not time out
         self._target_timed_out: dict[str, float] = {}  # target -> when a run against it last timed out
         # Suspects get a pool of their own, a quarter of the size: enough to notice a recovery.
-        self._suspect_slots = asyncio.Semaphore(max(1, max_concurrency // 4))
+        self._suspect_slots = Slots(max(1, max_concurrency // 4))
         self._per_target = per_target
-        self._target_slots: dict[str, asyncio.Semaphore] = {}
+        self._target_slots: dict[str, Slots] = {}
         self._target_users: dict[str, int] = {}
         self._monitor = monitor
         self._lag_tolerance = lag_tolerance
@@ -175,10 +176,10 @@ class Scheduler:
         had never stopped: a reload adds no run."""
         if handle.name in self._probes:
             raise ValueError(f"probe {handle.name!r} is already scheduled")
-        target = handle.config.target_key()
+        target = handle.target
         self._target_users[target] = self._target_users.get(target, 0) + 1
         if target not in self._target_slots:
-            self._target_slots[target] = asyncio.Semaphore(self._per_target)
+            self._target_slots[target] = Slots(self._per_target)
         interval = handle.config.interval
         fraction = stable_fraction(handle.name)
         entry = _Scheduled(handle, target, self._origin + fraction * interval)
@@ -480,8 +481,8 @@ class Scheduler:
             target_slot.release()
 
 
-async def _acquire(semaphore: asyncio.Semaphore, deadline: float, cause: str) -> None:
-    """Take the semaphore, or raise _Skip(cause) if it is not free by the deadline (monotonic)."""
+async def _acquire(semaphore: Slots, deadline: float, cause: str) -> None:
+    """Take a slot, or raise _Skip(cause) if it is not free by the deadline (monotonic)."""
     if not semaphore.locked():
         await semaphore.acquire()  # free: no timer needed (the common case)
         return
