@@ -192,22 +192,36 @@ async def test_a_reload_replacing_10000_waiting_runs_does_not_hold_the_loop(
     hung.listen(64)  # never accepted: connections are made, nothing is ever answered
     port = hung.getsockname()[1]
     path = tmp_path / "probes.yaml"
-    path.write_text(many_probes(N, port=port).replace("timeout: 2s", "timeout: 60s"))
+    queued = many_probes(N, port=port).replace("timeout: 2s", "timeout: 60s")
+    path.write_text(queued)
     agent = Agent(parse_config(path.read_text(), env={}), path, grace=0.5)
     await agent.start()
     monitor = LoopMonitor(tick=0.005)
     monitor.start()
     try:
-        await asyncio.sleep(STARTUP_SPREAD + 0.5)  # every first run has been started and waits
-        scheduler = agent._scheduler
-        assert scheduler is not None and len(scheduler._running) == N
-        path.write_text(big_config_text)  # every probe changed: another target
-        await asyncio.sleep(0.05)
-        started = time.monotonic()
-        assert await agent.reload() == []
-        await asyncio.sleep(1.0)  # the cancelled runs end after the reload returns
-        stall = monitor.lag_during(started)
-        assert stall < STALL_LIMIT, f"the loop stalled {stall * 1000:.0f} ms replacing {N} waiting runs"
+        # Work done inline stalls every try by as much (1.3 s before the fix); the reload's build
+        # thread takes the GIL from the loop for 25-40 ms now and then, and a neighbour more (111
+        # ms once in a CI run beside the suite's leftovers): the best of three, as the reload above
+        stalls = []
+        for attempt in range(3):
+            if attempt:  # back to probes that all queue for the hung target
+                path.write_text(queued)
+                await asyncio.sleep(0.05)
+                assert await agent.reload() == []
+            await asyncio.sleep(STARTUP_SPREAD + 0.5)  # every first run has been started and waits
+            scheduler = agent._scheduler
+            assert scheduler is not None and len(scheduler._running) == N
+            path.write_text(big_config_text)  # every probe changed: another target
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            assert await agent.reload() == []
+            await asyncio.sleep(1.0)  # the cancelled runs end after the reload returns
+            stalls.append(monitor.lag_during(started))
+            if stalls[-1] < STALL_LIMIT:
+                break
+        assert min(stalls) < STALL_LIMIT, (
+            f"the loop stalled {[round(s * 1000) for s in stalls]} ms in reloads replacing {N} waiting runs"
+        )
     finally:
         monitor.stop()
         await agent.stop()
