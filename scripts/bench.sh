@@ -6,5 +6,6 @@ scripts/bootstrap.sh --bench
 .venv/bin/python bench/scale.py "$@"
 .venv/bin/python bench/accuracy.py
 .venv/bin/python bench/http_probe.py
+.venv/bin/python bench/http_engines.py
 .venv/bin/python bench/postgres_probe.py
 .venv/bin/python bench/reload_memory.py

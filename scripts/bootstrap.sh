@@ -3,7 +3,7 @@
 #   scripts/bootstrap.sh          Python venv with probe-agent (enough for `probe-agent demo`)
 #   scripts/bootstrap.sh --test   also the test dependencies and the real servers the tests use,
 #                                 and start the shared ones (PostgreSQL, MariaDB, Redis, NATS, RabbitMQ)
-#   scripts/bootstrap.sh --bench  --test, and nginx-light (the benchmarks' fast local target)
+#   scripts/bootstrap.sh --bench  --test, nginx-light (the benchmarks' fast local target) and the bench extra
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +53,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="[all]"  # every probe type's client library (the checkout is for trying them all)
 [ "$want_test" = 1 ] && extras="[all,test]"
+[ "$want_bench" = 1 ] && extras="[all,test,bench]"  # the HTTP engines bench's candidates
 stamp=".venv/.installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   log "installing probe-agent${extras} into .venv"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/venv"
-"$tmp/venv/bin/pip" install -q --disable-pip-version-check ".[all,test]"
+"$tmp/venv/bin/pip" install -q --disable-pip-version-check ".[all,test,bench]"
 {
   echo "# Exact versions of every package probe-agent and its tests install, from scripts/lock.sh."
   echo "# Used as pip constraints by the Dockerfile, scripts/bootstrap.sh and so CI; do not edit by hand."
