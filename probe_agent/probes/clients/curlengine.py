@@ -1,0 +1,333 @@
+"""One HTTP exchange through libcurl's multi interface, driven by the running event loop.
+
+The HTTP engine issue 24 chose (docs/benchmarks.md, "Which HTTP engine"): libcurl through pycurl
+cost 0.61-0.70x aiohttp's CPU for the same fresh-connection requests. libcurl never blocks here:
+the multi handle says which sockets to watch and when to call it back (M_SOCKETFUNCTION,
+M_TIMERFUNCTION); the loop's readers, writers and one timer call socket_action(), and libcurl
+reads and writes without waiting. Its name lookups run in libcurl's own resolver thread.
+
+One exchange is one request on a fresh connection, redirects not followed: a caller that follows
+them asks again, so each hop's phases are its own and add up as blackbox_exporter's do.
+
+Bounded like every reader of a target. libcurl opens its own sockets, so the loop's byte budget
+(probe_agent.core.budget) does not see them: every header and body byte libcurl hands over is
+counted against the run's budget here, and the byte past it aborts the transfer (libcurl's
+write-callback abort); the body is kept up to `max_body` bytes only; libcurl itself caps a header
+line and the whole header block. A cancelled exchange (the run's deadline) takes its handle out
+of the multi at once, which closes its socket: nothing is left open or pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import pycurl
+
+from probe_agent.core.budget import ReadBudget
+
+
+class CurlFailure(Exception):
+    """libcurl ended the exchange with an error: its code (pycurl.E_*) and its message."""
+
+    def __init__(self, code: int, message: str, over: str | None = None):
+        super().__init__(message)
+        self.code = code
+        # set when the agent cut the transfer itself: "body" (max_body) or "budget" (max_received_bytes)
+        self.over = over
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What to ask, and what to trust."""
+
+    url: str
+    method: str = "GET"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | None = None
+    max_body: int = 1 << 20
+    verify: bool = True
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    # the certificate chain the server sent, in PEM (libcurl's CERTINFO): costs a little per run
+    certificates: bool = False
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    http_version: float  # 1.0, 1.1, 2.0
+    status_line: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    address: str  # the address connected to
+    # blackbox_exporter's phases of this one exchange, seconds
+    phases: dict[str, float]
+    certificates: list[str]  # PEM, the server's first
+
+
+# libcurl's CURL_HTTP_VERSION_* as the number probe_http_version reports
+_VERSIONS = {1: 1.0, 2: 1.1, 3: 2.0, 30: 3.0}
+
+
+def _ca_bundle() -> tuple[str | None, str | None]:
+    # pycurl's manylinux wheel carries its own OpenSSL, whose compiled-in CA path is not this
+    # system's: trust what Python's ssl module trusts here (SSL_CERT_FILE and SSL_CERT_DIR included).
+    paths = ssl.get_default_verify_paths()
+    return paths.cafile, paths.capath
+
+
+class _Transfer:
+    """One easy handle's exchange in flight: its callbacks count and keep what arrives."""
+
+    __slots__ = ("body", "budget", "easy", "future", "header_lines", "kept", "max_body", "over")
+
+    def __init__(self, easy: Any, future: asyncio.Future[None], budget: ReadBudget | None, max_body: int):
+        self.easy = easy
+        self.future = future
+        self.budget = budget
+        self.max_body = max_body
+        self.body: list[bytes] = []
+        self.kept = 0
+        self.header_lines: list[bytes] = []
+        self.over: str | None = None
+
+    def _count(self, count: int) -> bool:
+        budget = self.budget
+        if budget is None:
+            return True
+        budget.last_byte = time.perf_counter()
+        if budget.take(count):
+            return True
+        self.over = "budget"
+        return False
+
+    def on_header(self, line: bytes) -> int | None:
+        if not self._count(len(line)):
+            return -1  # anything but len(line) aborts the transfer
+        self.header_lines.append(line)
+        return None
+
+    def on_body(self, chunk: bytes) -> int | None:
+        if not self._count(len(chunk)):
+            return -1
+        if self.kept + len(chunk) > self.max_body:
+            self.over = "body"
+            return -1
+        self.kept += len(chunk)
+        self.body.append(chunk)
+        return None
+
+
+class CurlEngine:
+    """The multi handle of one event loop and the exchanges it drives."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._multi = pycurl.CurlMulti()
+        self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._watch)
+        self._multi.setopt(pycurl.M_TIMERFUNCTION, self._set_timer)
+        self._timer: asyncio.TimerHandle | None = None
+        self._transfers: dict[Any, _Transfer] = {}
+        self._watched: set[int] = set()
+        self._cafile, self._capath = _ca_bundle()
+
+    # --- what libcurl asks of the loop ------------------------------------------------
+
+    def _watch(self, what: int, fd: int, _multi: Any, _socket_data: Any) -> None:
+        loop = self._loop
+        if what == pycurl.POLL_REMOVE:
+            if fd in self._watched:
+                self._watched.discard(fd)
+                loop.remove_reader(fd)
+                loop.remove_writer(fd)
+            return
+        self._watched.add(fd)
+        if what in (pycurl.POLL_IN, pycurl.POLL_INOUT):
+            loop.add_reader(fd, self._act, fd, pycurl.CSELECT_IN)
+        else:
+            loop.remove_reader(fd)
+        if what in (pycurl.POLL_OUT, pycurl.POLL_INOUT):
+            loop.add_writer(fd, self._act, fd, pycurl.CSELECT_OUT)
+        else:
+            loop.remove_writer(fd)
+
+    def _set_timer(self, ms: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if ms >= 0:
+            self._timer = self._loop.call_later(ms / 1000, self._act, pycurl.SOCKET_TIMEOUT, 0)
+
+    def _act(self, fd: int, events: int) -> None:
+        multi = self._multi
+        while True:
+            code, _running = multi.socket_action(fd, events)
+            if code != pycurl.E_CALL_MULTI_PERFORM:
+                break
+        while True:
+            queued, done, failed = multi.info_read()
+            for easy in done:
+                self._settle(easy, None, "")
+            for easy, code, message in failed:
+                self._settle(easy, code, message)
+            if not queued:
+                break
+
+    def _settle(self, easy: Any, code: int | None, message: str) -> None:
+        transfer = self._transfers.pop(easy, None)
+        self._multi.remove_handle(easy)
+        if transfer is None or transfer.future.done():
+            return
+        if code is None:
+            transfer.future.set_result(None)
+        else:
+            transfer.future.set_exception(CurlFailure(code, message, transfer.over))
+
+    # --- one exchange -------------------------------------------------------------------
+
+    def _easy(self, exchange: Exchange, transfer_of: Any) -> Any:
+        easy = pycurl.Curl()
+        easy.setopt(pycurl.URL, exchange.url)
+        easy.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)  # never file://, gopher://...
+        easy.setopt(pycurl.NOSIGNAL, 1)
+        easy.setopt(pycurl.FORBID_REUSE, 1)  # a fresh connection: connect and TLS measured every run
+        easy.setopt(pycurl.FRESH_CONNECT, 1)
+        easy.setopt(pycurl.FOLLOWLOCATION, 0)
+        easy.setopt(pycurl.ACCEPT_ENCODING, "")  # what this libcurl can decode; the body is kept decoded
+        method = exchange.method.upper()
+        if method == "HEAD":
+            easy.setopt(pycurl.NOBODY, 1)
+        elif method != "GET":
+            easy.setopt(pycurl.CUSTOMREQUEST, method)
+        if exchange.body is not None:
+            easy.setopt(pycurl.POSTFIELDS, exchange.body)
+            if method == "GET":
+                easy.setopt(pycurl.CUSTOMREQUEST, "GET")  # POSTFIELDS alone would make it a POST
+        easy.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in exchange.headers])
+        if exchange.verify:
+            easy.setopt(pycurl.SSL_VERIFYPEER, 1)
+            easy.setopt(pycurl.SSL_VERIFYHOST, 2)
+            if exchange.ca_file:
+                easy.setopt(pycurl.CAINFO, exchange.ca_file)
+            else:
+                if self._cafile:
+                    easy.setopt(pycurl.CAINFO, self._cafile)
+                if self._capath:
+                    easy.setopt(pycurl.CAPATH, self._capath)
+        else:
+            easy.setopt(pycurl.SSL_VERIFYPEER, 0)
+            easy.setopt(pycurl.SSL_VERIFYHOST, 0)
+        if exchange.cert_file:
+            easy.setopt(pycurl.SSLCERT, exchange.cert_file)
+            if exchange.key_file:
+                easy.setopt(pycurl.SSLKEY, exchange.key_file)
+        if exchange.certificates:
+            easy.setopt(pycurl.OPT_CERTINFO, 1)
+        easy.setopt(pycurl.HEADERFUNCTION, transfer_of.on_header)
+        easy.setopt(pycurl.WRITEFUNCTION, transfer_of.on_body)
+        return easy
+
+    async def exchange(self, exchange: Exchange, budget: ReadBudget | None = None) -> Answer:
+        """Ask once. Raises CurlFailure for what libcurl could not do; cancelling it (the run's
+        deadline) ends the transfer and closes its connection at once."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        transfer = _Transfer(None, future, budget, exchange.max_body)
+        easy = transfer.easy = self._easy(exchange, transfer)
+        self._transfers[easy] = transfer
+        self._multi.add_handle(easy)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if self._transfers.pop(easy, None) is not None:
+                self._multi.remove_handle(easy)  # closes its socket (libcurl says POLL_REMOVE first)
+            easy.close()
+            raise
+        except CurlFailure:
+            easy.close()
+            raise
+        try:
+            return _answer(easy, transfer, exchange.certificates)
+        finally:
+            easy.close()
+
+    def close(self) -> None:
+        for easy in list(self._transfers):
+            transfer = self._transfers.pop(easy)
+            self._multi.remove_handle(easy)
+            easy.close()
+            if not transfer.future.done():
+                transfer.future.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._multi.close()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._transfers)
+
+
+def _answer(easy: Any, transfer: _Transfer, certificates: bool) -> Answer:
+    lines = [line.decode("iso-8859-1").rstrip("\r\n") for line in transfer.header_lines]
+    # the last status line and the headers after it (a 100 Continue comes before)
+    starts = [i for i, line in enumerate(lines) if line.startswith("HTTP/")]
+    head = lines[starts[-1] :] if starts else lines
+    headers = []
+    for line in head[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.append((name.strip(), value.strip()))
+    dns = easy.getinfo(pycurl.NAMELOOKUP_TIME)
+    connect = easy.getinfo(pycurl.CONNECT_TIME)
+    tls = easy.getinfo(pycurl.APPCONNECT_TIME)
+    sent = easy.getinfo(pycurl.PRETRANSFER_TIME)
+    first_byte = easy.getinfo(pycurl.STARTTRANSFER_TIME)
+    total = easy.getinfo(pycurl.TOTAL_TIME)
+    phases = {
+        "resolve": dns,
+        "connect": max(connect - dns, 0.0),
+        "tls": max(tls - connect, 0.0) if tls else 0.0,
+        "processing": max(first_byte - sent, 0.0),
+        "transfer": max(total - first_byte, 0.0),
+    }
+    chain = []
+    if certificates:
+        for cert in easy.getinfo(pycurl.INFO_CERTINFO) or []:
+            for key, value in cert:
+                if key == "Cert":
+                    chain.append(value)
+    return Answer(
+        status=easy.getinfo(pycurl.RESPONSE_CODE),
+        http_version=_VERSIONS.get(easy.getinfo(pycurl.INFO_HTTP_VERSION), 0.0),
+        status_line=head[0] if head else "",
+        headers=headers,
+        body=b"".join(transfer.body),
+        address=easy.getinfo(pycurl.PRIMARY_IP) or "",
+        phases=phases,
+        certificates=chain,
+    )
+
+
+# One engine per event loop (the agent has one; tests make many).
+_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CurlEngine] = weakref.WeakKeyDictionary()
+
+
+def engine() -> CurlEngine:
+    loop = asyncio.get_running_loop()
+    found = _engines.get(loop)
+    if found is None:
+        found = _engines[loop] = CurlEngine()
+    return found
+
+
+def close_engine() -> None:
+    """Close the running loop's engine, if it has one."""
+    found = _engines.pop(asyncio.get_running_loop(), None)
+    if found is not None:
+        found.close()
