@@ -79,6 +79,7 @@ async def test_an_answer_with_its_status_headers_body_address_and_phases(curl: C
     assert answer.body == b"POST p1 hi"
     assert ("X-Seen", "yes") in answer.headers
     assert answer.address == "127.0.0.1"
+    assert answer.tls_version is None and answer.cipher is None
     assert list(answer.phases) == ["resolve", "connect", "tls", "processing", "transfer"]
     assert answer.phases["tls"] == 0.0 and answer.phases["connect"] > 0
     assert 0 < sum(answer.phases.values()) <= wall
@@ -195,6 +196,14 @@ async def test_tls_verified_against_a_ca_file_with_the_chain(curl: CurlEngine, h
     assert refused.value.code == pycurl.E_PEER_FAILED_VERIFICATION
     answer = await curl.exchange(Exchange(f"https://localhost:{port}/echo", ca_file=str(ca), certificates=True))
     assert answer.status == 200 and answer.phases["tls"] > 0
+    # the session as Python's ssl names it, asked of the same server
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=ssl.create_default_context(cafile=ca), server_hostname="localhost"
+    )
+    session = writer.get_extra_info("ssl_object")
+    expected = (session.version(), session.cipher()[0])
+    writer.close()
+    assert (answer.tls_version, answer.cipher) == expected
     assert len(answer.certificates) == 1 and "BEGIN CERTIFICATE" in answer.certificates[0]
     unverified = await curl.exchange(Exchange(f"https://localhost:{port}/echo", verify=False))
     assert unverified.status == 200

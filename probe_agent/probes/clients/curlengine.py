@@ -66,6 +66,8 @@ class Answer:
     headers: list[tuple[str, str]]
     body: bytes
     address: str  # the address connected to
+    tls_version: str | None  # "TLSv1.3", as Python's ssl says it; None without TLS
+    cipher: str | None
     # blackbox_exporter's phases of this one exchange, seconds
     phases: dict[str, float]
     certificates: list[str]  # PEM, the server's first
@@ -85,7 +87,18 @@ def _ca_bundle() -> tuple[str | None, str | None]:
 class _Transfer:
     """One easy handle's exchange in flight: its callbacks count and keep what arrives."""
 
-    __slots__ = ("body", "budget", "easy", "future", "header_lines", "kept", "max_body", "over")
+    __slots__ = (
+        "body",
+        "budget",
+        "cipher",
+        "easy",
+        "future",
+        "header_lines",
+        "kept",
+        "max_body",
+        "over",
+        "tls_version",
+    )
 
     def __init__(self, easy: Any, future: asyncio.Future[None], budget: ReadBudget | None, max_body: int):
         self.easy = easy
@@ -96,6 +109,17 @@ class _Transfer:
         self.kept = 0
         self.header_lines: list[bytes] = []
         self.over: str | None = None
+        self.tls_version: str | None = None
+        self.cipher: str | None = None
+
+    def on_debug(self, kind: int, text: bytes) -> None:
+        # libcurl reports the session it negotiated only as its own text ("SSL connection using
+        # TLSv1.3 / TLS_AES_256_GCM_SHA384 / x25519 / ..."): its informational lines, never the
+        # target's bytes (those are other kinds, not looked at)
+        if kind == pycurl.INFOTYPE_TEXT and text.startswith(b"SSL connection using "):
+            words = text[len(b"SSL connection using ") :].decode("ascii", "replace").split(" / ")
+            self.tls_version = words[0].strip()[:20] or None
+            self.cipher = words[1].strip()[:60] if len(words) > 1 else None
 
     def _count(self, count: int) -> bool:
         budget = self.budget
@@ -229,6 +253,9 @@ class CurlEngine:
                 easy.setopt(pycurl.SSLKEY, exchange.key_file)
         if exchange.certificates:
             easy.setopt(pycurl.OPT_CERTINFO, 1)
+        if exchange.url[:8].lower() == "https://":
+            easy.setopt(pycurl.VERBOSE, 1)  # for the negotiated TLS version (on_debug); only over TLS
+            easy.setopt(pycurl.DEBUGFUNCTION, transfer_of.on_debug)
         easy.setopt(pycurl.HEADERFUNCTION, transfer_of.on_header)
         easy.setopt(pycurl.WRITEFUNCTION, transfer_of.on_body)
         return easy
@@ -309,6 +336,8 @@ def _answer(easy: Any, transfer: _Transfer, certificates: bool) -> Answer:
         headers=headers,
         body=b"".join(transfer.body),
         address=easy.getinfo(pycurl.PRIMARY_IP) or "",
+        tls_version=transfer.tls_version,
+        cipher=transfer.cipher,
         phases=phases,
         certificates=chain,
     )
