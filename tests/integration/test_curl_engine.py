@@ -15,7 +15,17 @@ import pytest
 from aiohttp import web
 
 from probe_agent.core.budget import ReadBudget
-from probe_agent.probes.clients.curlengine import CurlEngine, CurlFailure, Exchange
+from probe_agent.core.errors import ProbeError, Reason
+from probe_agent.probes.clients.curlengine import (
+    MAX_REDIRECTS,
+    CurlEngine,
+    CurlFailure,
+    Exchange,
+    TooManyRedirects,
+    close_engine,
+    fetch,
+    translate_failure,
+)
 from tests.helpers.certs import make_cert
 from tests.helpers.netfaults import BlackHole, HostileServer, SpewServer
 
@@ -230,3 +240,111 @@ async def test_only_http_and_https(curl: CurlEngine, tmp_path: Path) -> None:
     with pytest.raises(CurlFailure) as failure:
         await curl.exchange(Exchange(f"file://{secret}"))
     assert failure.value.code == pycurl.E_UNSUPPORTED_PROTOCOL
+
+
+def redirector(other_port: list[int]) -> web.Application:
+    """/hop/N redirects N times before /echo; /loop forever; /away to another origin; /file to file://."""
+
+    async def hop(request: web.Request) -> web.Response:
+        left = int(request.match_info["n"])
+        raise web.HTTPFound(f"/hop/{left - 1}" if left > 1 else "/echo")
+
+    async def see_other(_request: web.Request) -> web.Response:
+        raise web.HTTPSeeOther("/echo")
+
+    async def temporary(_request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect("/echo")
+
+    async def loop(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("/loop")
+
+    async def away(_request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://127.0.0.1:{other_port[0]}/auth")
+
+    async def near(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("/auth")
+
+    async def auth(request: web.Request) -> web.Response:
+        return web.Response(text=request.headers.get("Authorization", "none"))
+
+    async def to_file(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("file:///etc/passwd")
+
+    app = shop()
+    app.router.add_get("/hop/{n}", hop)
+    app.router.add_post("/see-other", see_other)
+    app.router.add_post("/temporary", temporary)
+    app.router.add_get("/loop", loop)
+    app.router.add_get("/away", away)
+    app.router.add_get("/near", near)
+    app.router.add_get("/auth", auth)
+    app.router.add_get("/file", to_file)
+    return app
+
+
+@pytest.fixture
+async def redirects() -> AsyncIterator[int]:
+    other: list[int] = []
+    first, port = await serve(redirector(other))
+    second, other_port = await serve(redirector(other))
+    other.append(other_port)
+    yield port
+    close_engine()
+    await first.cleanup()
+    await second.cleanup()
+
+
+async def test_redirects_are_followed_hop_by_hop_with_phases_summed(redirects: int) -> None:
+    fetched = await fetch(Exchange(f"http://127.0.0.1:{redirects}/hop/3"))
+    assert fetched.answer.status == 200 and fetched.answer.body == b"GET - "
+    assert [h.location for h in fetched.hops] == ["/hop/2", "/hop/1", "/echo"]
+    assert all(h.status_line == "HTTP/1.1 302 Found" for h in fetched.hops)
+    assert fetched.url == f"http://127.0.0.1:{redirects}/echo"
+    # four connections, each connect counted
+    assert fetched.phases["connect"] > fetched.answer.phases["connect"]
+    unfollowed = await fetch(Exchange(f"http://127.0.0.1:{redirects}/hop/3"), follow=False)
+    assert unfollowed.answer.status == 302 and unfollowed.hops == []
+
+
+async def test_see_other_asks_again_with_get_and_307_keeps_the_method(redirects: int) -> None:
+    other = await fetch(Exchange(f"http://127.0.0.1:{redirects}/see-other", method="POST", body=b"order"))
+    assert other.answer.body == b"GET - "
+    kept = await fetch(Exchange(f"http://127.0.0.1:{redirects}/temporary", method="POST", body=b"order"))
+    assert kept.answer.body == b"POST - order"
+
+
+async def test_credentials_stay_with_their_origin(redirects: int) -> None:
+    header = [("Authorization", "Bearer s3cret")]
+    near = await fetch(Exchange(f"http://127.0.0.1:{redirects}/near", headers=header))
+    assert near.answer.body == b"Bearer s3cret"
+    away = await fetch(Exchange(f"http://127.0.0.1:{redirects}/away", headers=header))
+    assert away.answer.body == b"none"
+    in_url = await fetch(Exchange(f"http://user:pw@127.0.0.1:{redirects}/away"))
+    assert in_url.answer.body == b"none"
+    in_url_near = await fetch(Exchange(f"http://user:pw@127.0.0.1:{redirects}/near"))
+    assert in_url_near.answer.body.startswith(b"Basic ")
+
+
+async def test_a_redirect_loop_and_a_redirect_off_http_fail(redirects: int) -> None:
+    with pytest.raises(TooManyRedirects) as looped:
+        await fetch(Exchange(f"http://127.0.0.1:{redirects}/loop"))
+    assert len(looped.value.hops) == MAX_REDIRECTS + 1
+    failure = translate_failure(looped.value)
+    assert failure is not None and failure.reason is Reason.PROTOCOL and "too many redirects" in failure.message
+    with pytest.raises(ProbeError, match="not http or https"):
+        await fetch(Exchange(f"http://127.0.0.1:{redirects}/file"))
+
+
+async def test_failures_translate_to_reasons(curl: CurlEngine, https: tuple[int, Path]) -> None:
+    hole = BlackHole()
+    port = hole.port
+    hole.close()
+    cases = [
+        (Exchange(f"http://127.0.0.1:{port}/"), Reason.CONNECT, "cannot connect"),
+        (Exchange(f"https://localhost:{https[0]}/"), Reason.TLS, "certificate verify failed"),
+    ]
+    for exchange, reason, words in cases:
+        with pytest.raises(CurlFailure) as failed:
+            await curl.exchange(exchange)
+        translated = translate_failure(failed.value)
+        assert translated is not None and translated.reason is reason and words in translated.message

@@ -23,12 +23,14 @@ import asyncio
 import ssl
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import pycurl
 
 from probe_agent.core.budget import ReadBudget
+from probe_agent.core.errors import ProbeError, Reason
 
 
 class CurlFailure(Exception):
@@ -360,3 +362,95 @@ def close_engine() -> None:
     found = _engines.pop(asyncio.get_running_loop(), None)
     if found is not None:
         found.close()
+
+
+# --- redirects: one exchange per hop ---------------------------------------------------------
+
+MAX_REDIRECTS = 10  # aiohttp's default, which the http probe had
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+@dataclass(slots=True)
+class Hop:
+    """A redirect answered on the way: what it said and where it sent the request."""
+
+    url: str
+    status_line: str
+    location: str
+
+
+@dataclass(slots=True)
+class Fetched:
+    answer: Answer  # the last one
+    url: str  # where it came from
+    hops: list[Hop]
+    phases: dict[str, float]  # summed over every hop, as blackbox_exporter's
+
+
+class TooManyRedirects(Exception):
+    def __init__(self, hops: list[Hop]):
+        super().__init__(f"too many redirects (over {len(hops) - 1})")
+        self.hops = hops
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower() + f":{parts.port or ''}"
+
+
+async def fetch(
+    exchange: Exchange, budget: ReadBudget | None = None, follow: bool = True, phases: dict[str, float] | None = None
+) -> Fetched:
+    """Ask, and follow redirects hop by hop. Credentials (an Authorization or Cookie header; a
+    URL's user:password, which a Location naming another origin does not carry) go only to the
+    origin they were written for;
+    303, and 301/302 after a POST, ask again with GET and no body, as browsers (and aiohttp) do.
+    `phases`, when given, is filled as hops end, so a failure keeps what was measured."""
+    summed = {} if phases is None else phases
+    hops: list[Hop] = []
+    first_origin = _origin(exchange.url)
+    current = exchange
+    while True:
+        answer = await engine().exchange(current, budget)
+        for phase, seconds in answer.phases.items():
+            summed[phase] = summed.get(phase, 0.0) + seconds
+        location = next((v for k, v in answer.headers if k.lower() == "location"), None)
+        if not follow or answer.status not in REDIRECTS or location is None:
+            return Fetched(answer, current.url, hops, summed)
+        hops.append(Hop(current.url, answer.status_line, location))
+        if len(hops) > MAX_REDIRECTS:
+            raise TooManyRedirects(hops)
+        target = urljoin(current.url, location)
+        if urlsplit(target).scheme.lower() not in ("http", "https"):
+            raise ProbeError(Reason.PROTOCOL, f"redirect to a URL that is not http or https: {target[:200]}")
+        method, body = current.method, current.body
+        if (answer.status == 303 and method != "HEAD") or (answer.status in (301, 302) and method == "POST"):
+            method, body = "GET", None
+        headers = current.headers
+        if _origin(target) != first_origin:
+            headers = [(k, v) for k, v in headers if k.lower() not in ("authorization", "cookie")]
+        current = replace(current, url=target, method=method, body=body, headers=headers)
+
+
+def translate_failure(exc: BaseException) -> ProbeError | None:
+    """What libcurl could not do, as a Reason and the words the http probe has always used."""
+    if isinstance(exc, TooManyRedirects):
+        return ProbeError(Reason.PROTOCOL, str(exc))
+    if not isinstance(exc, CurlFailure):
+        return None
+    code, said = exc.code, str(exc)
+    if exc.over == "body":
+        return ProbeError(Reason.PROTOCOL, "response body exceeds max_body_bytes")
+    if code == pycurl.E_COULDNT_RESOLVE_HOST:
+        return ProbeError(Reason.CONNECT, f"cannot resolve host: {said}")
+    if code == pycurl.E_COULDNT_CONNECT:
+        return ProbeError(Reason.CONNECT, f"cannot connect: {said}")
+    if code == pycurl.E_PEER_FAILED_VERIFICATION:
+        return ProbeError(Reason.TLS, f"certificate verify failed: {said}")
+    if code in (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_SSL_CERTPROBLEM, pycurl.E_SSL_CIPHER):
+        return ProbeError(Reason.TLS, f"TLS handshake failed: {said}")
+    if code == pycurl.E_GOT_NOTHING:
+        return ProbeError(Reason.PROTOCOL, "server closed the connection without a complete response")
+    if code in (pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR, pycurl.E_PARTIAL_FILE):
+        return ProbeError(Reason.PROTOCOL, f"response body was cut off or malformed: {said}")
+    return ProbeError(Reason.PROTOCOL, f"invalid HTTP response: {said}")
