@@ -174,42 +174,16 @@ def histogram_quantile(q: float, before: dict[str, float], after: dict[str, floa
     return float("nan")
 
 
-BARE_LOOP = r"""
-import asyncio, sys, time, aiohttp, uvloop
-url, count, interval, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-async def main():
-    # The least a prober can do: fixed-rate requests on a fresh connection each, nothing recorded.
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0))
-    start = time.monotonic() + 1.0
-    end = start + seconds
-    done = 0
-    async def one(i):
-        nonlocal done
-        tick = start + (i / count) * interval
-        while tick < end:
-            await asyncio.sleep(max(tick - time.monotonic(), 0))
-            async with session.get(f"{url}/p/{i}") as r:
-                await r.read()
-            done += 1
-            tick += interval
-    await asyncio.sleep(max(start - time.monotonic(), 0))
-    cpu0 = time.process_time()
-    await asyncio.gather(*(one(i) for i in range(count)))
-    cpu = time.process_time() - cpu0
-    await session.close()
-    print(f"{cpu} {done}")
-uvloop.run(main())
-"""
-
-
 def bare_loop_cpu_ms(url: str, count: int, interval: float, seconds: float) -> float:
-    """CPU ms per request of a bare aiohttp + uvloop fixed-rate loop over the same targets."""
+    """CPU ms per request of a bare aiohttp + uvloop fixed-rate loop over the same targets
+    (bench/engines.py's `aiohttp`: a fresh connection per request, nothing recorded)."""
     out = subprocess.run(
-        [sys.executable, "-c", BARE_LOOP, url, str(count), str(interval), str(seconds)],
+        [sys.executable, "-m", "bench.engines", "aiohttp", url, str(count), str(interval), str(seconds)],
         capture_output=True,
         text=True,
         timeout=seconds + 120,
         check=True,
+        cwd=ROOT,
     )
-    cpu, done = out.stdout.split()
+    cpu, done, _failed = out.stdout.split()
     return float(cpu) * 1000 / max(int(done), 1)

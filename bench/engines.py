@@ -9,7 +9,7 @@ request (as the agent does: connect is measured every run), reads the whole body
 status; none records anything. They are what a prober could cost, not probers:
 - `aiohttp`: a ClientSession with force_close, as the agent's http probe uses it
 - `curl`: libcurl's multi interface through pycurl, driven by the event loop's readers, writers
-  and one timer (libcurl says which sockets to watch and when to call it back)
+  and one timer: the agent's own engine (probe_agent/probes/clients/curlengine.py)
 - `raw`: an asyncio.Protocol per connection and httptools' parser (llhttp): the floor of what
   Python on this loop can do per request
 """
@@ -20,7 +20,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import cast
 from urllib.parse import urlsplit
 
 import uvloop
@@ -41,85 +41,19 @@ async def aiohttp_engine() -> tuple[Get, Callable[[], Awaitable[None]]]:
     return get, session.close
 
 
-class CurlDriver:
-    """libcurl's multi handle on an asyncio loop: libcurl names the sockets to watch
-    (M_SOCKETFUNCTION) and when it wants a call whatever happens (M_TIMERFUNCTION)."""
-
-    def __init__(self) -> None:
-        import pycurl
-
-        self.pycurl = pycurl
-        self.loop = asyncio.get_running_loop()
-        self.multi = pycurl.CurlMulti()
-        self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._watch)
-        self.multi.setopt(pycurl.M_TIMERFUNCTION, self._set_timer)
-        self.timer: asyncio.TimerHandle | None = None
-        self.waiting: dict[Any, asyncio.Future[int]] = {}
-        self.idle: list[Any] = []  # pycurl.Curl handles, reset and reused
-
-    def _watch(self, what: int, fd: int, _multi: object, _data: object) -> None:
-        pycurl, loop = self.pycurl, self.loop
-        if what in (pycurl.POLL_IN, pycurl.POLL_INOUT):
-            loop.add_reader(fd, self._act, fd, pycurl.CSELECT_IN)
-        else:
-            loop.remove_reader(fd)
-        if what in (pycurl.POLL_OUT, pycurl.POLL_INOUT):
-            loop.add_writer(fd, self._act, fd, pycurl.CSELECT_OUT)
-        else:
-            loop.remove_writer(fd)
-
-    def _set_timer(self, ms: int) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if ms >= 0:
-            self.timer = self.loop.call_later(ms / 1000, self._act, self.pycurl.SOCKET_TIMEOUT, 0)
-
-    def _act(self, fd: int, events: int) -> None:
-        while True:
-            status, _running = self.multi.socket_action(fd, events)
-            if status != self.pycurl.E_CALL_MULTI_PERFORM:
-                break
-        while True:
-            queued, done, failed = self.multi.info_read()
-            for easy in done:
-                self._finish(easy, None)
-            for easy, _code, message in failed:
-                self._finish(easy, message)
-            if not queued:
-                break
-
-    def _finish(self, easy: Any, error: str | None) -> None:
-        self.multi.remove_handle(easy)
-        future = self.waiting.pop(easy)
-        if error is None:
-            future.set_result(easy.getinfo(self.pycurl.RESPONSE_CODE))
-        else:
-            future.set_exception(OSError(error))
-        self.idle.append(easy)
-
-    async def get(self, url: str) -> int:
-        pycurl = self.pycurl
-        easy = self.idle.pop() if self.idle else pycurl.Curl()
-        body: list[bytes] = []
-        easy.setopt(pycurl.URL, url)
-        easy.setopt(pycurl.WRITEFUNCTION, body.append)
-        easy.setopt(pycurl.FORBID_REUSE, 1)
-        easy.setopt(pycurl.FRESH_CONNECT, 1)
-        future = self.loop.create_future()
-        self.waiting[easy] = future
-        self.multi.add_handle(easy)
-        status: int = await future
-        return status
-
-
 async def curl_engine() -> tuple[Get, Callable[[], Awaitable[None]]]:
-    driver = CurlDriver()
+    # the agent's own engine, so the row is what the http probe will pay for libcurl
+    from probe_agent.probes.clients.curlengine import CurlEngine, Exchange
+
+    engine = CurlEngine()
+
+    async def get(url: str) -> int:
+        return (await engine.exchange(Exchange(url))).status
 
     async def close() -> None:
-        driver.multi.close()
+        engine.close()
 
-    return driver.get, close
+    return get, close
 
 
 class _OneRequest(asyncio.Protocol):
