@@ -45,7 +45,10 @@ def test_a_restart_keeps_the_incidents_and_uptime(tmp_path: Path) -> None:
     assert history.exists()
     again = AgentProcess(config(tmp_path), args=args).start()
     try:
-        shown = page(again)  # before any run of the new process could have made it again
+        # /health/live answers before the probes are loaded (the page then has none: the test
+        # below holds that state to its own promise); read the page once they are
+        again.wait_for(lambda: any(e.get("msg") == "agent started" for e in again.log_entries()), what="start")
+        shown = page(again)  # before a run of the new process could have made the incident again
         assert "broken-db: pending → <b>failing</b>" in shown, shown[-1500:]
         assert "no counted runs" not in shown
         assert any(e.get("msg") == "history restored" and e.get("probes") == 2 for e in again.log_entries())
