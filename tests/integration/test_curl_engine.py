@@ -348,3 +348,18 @@ async def test_failures_translate_to_reasons(curl: CurlEngine, https: tuple[int,
             await curl.exchange(exchange)
         translated = translate_failure(failed.value)
         assert translated is not None and translated.reason is reason and words in translated.message
+
+
+async def test_an_exchange_without_a_callers_deadline_still_ends(curl: CurlEngine) -> None:
+    hole = BlackHole()
+    try:
+        started = time.monotonic()
+        with pytest.raises(CurlFailure) as failure:
+            await curl.exchange(Exchange(f"http://127.0.0.1:{hole.port}/", timeout=0.3))
+        assert time.monotonic() - started < 5
+    finally:
+        hole.close()
+    assert failure.value.code == pycurl.E_OPERATION_TIMEDOUT
+    translated = translate_failure(failure.value)
+    assert translated is not None and translated.reason is Reason.TIMEOUT
+    assert curl.in_flight == 0

@@ -58,6 +58,9 @@ class Exchange:
     key_file: str | None = None
     # the certificate chain the server sent, in PEM (libcurl's CERTINFO): costs a little per run
     certificates: bool = False
+    # libcurl's own deadline for the whole exchange: a probe run's is shorter and cancels it
+    # first; this one holds for a caller that sets none (a black hole must not wait forever)
+    timeout: float = 60.0
 
 
 @dataclass(slots=True)
@@ -225,6 +228,7 @@ class CurlEngine:
         easy.setopt(pycurl.FORBID_REUSE, 1)  # a fresh connection: connect and TLS measured every run
         easy.setopt(pycurl.FRESH_CONNECT, 1)
         easy.setopt(pycurl.FOLLOWLOCATION, 0)
+        easy.setopt(pycurl.TIMEOUT_MS, max(int(exchange.timeout * 1000), 1))
         easy.setopt(pycurl.ACCEPT_ENCODING, "")  # what this libcurl can decode; the body is kept decoded
         method = exchange.method.upper()
         if method == "HEAD":
@@ -441,6 +445,8 @@ def translate_failure(exc: BaseException) -> ProbeError | None:
     code, said = exc.code, str(exc)
     if exc.over == "body":
         return ProbeError(Reason.PROTOCOL, "response body exceeds max_body_bytes")
+    if code == pycurl.E_OPERATION_TIMEDOUT:
+        return ProbeError(Reason.TIMEOUT, f"no answer in time: {said}")
     if code == pycurl.E_COULDNT_RESOLVE_HOST:
         return ProbeError(Reason.CONNECT, f"cannot resolve host: {said}")
     if code == pycurl.E_COULDNT_CONNECT:
