@@ -126,7 +126,7 @@ async def test_many_exchanges_at_once(curl: CurlEngine, http_port: int) -> None:
 
 
 async def test_a_server_that_never_stops_sending_is_cut_at_the_budget(curl: CurlEngine) -> None:
-    spew = SpewServer(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n")
+    spew = SpewServer(b"HTTP/1.1 200 OK\r\n\r\n")  # a body that lasts until the connection closes
     budget = ReadBudget(1 << 20)
     budget.start(None)
     try:
@@ -141,9 +141,29 @@ async def test_a_server_that_never_stops_sending_is_cut_at_the_budget(curl: Curl
 
 
 async def test_a_body_over_max_body_is_cut_and_not_kept(curl: CurlEngine, http_port: int) -> None:
-    with pytest.raises(CurlFailure) as failure:
-        await curl.exchange(Exchange(f"http://127.0.0.1:{http_port}/big", max_body=1000))
+    spew = SpewServer(b"HTTP/1.1 200 OK\r\n\r\n")
+    try:
+        with pytest.raises(CurlFailure) as failure:
+            await curl.exchange(Exchange(f"http://127.0.0.1:{spew.port}/", max_body=1000))
+    finally:
+        spew.close()
     assert failure.value.over == "body"
+    translated = translate_failure(failure.value, 1000)
+    assert translated is not None and translated.message == "response body exceeds max_body_bytes 1000"
+
+
+async def test_a_body_announced_over_max_body_fails_before_it_is_read(curl: CurlEngine, http_port: int) -> None:
+    budget = ReadBudget(1 << 20)
+    budget.start(None)
+    with pytest.raises(CurlFailure) as failure:
+        await curl.exchange(Exchange(f"http://127.0.0.1:{http_port}/big", max_body=1000), budget)
+    assert (failure.value.over, failure.value.declared) == ("declared", 100_000)
+    assert budget.used < 1000  # the headers only
+    translated = translate_failure(failure.value, 1000)
+    assert translated is not None
+    assert translated.message == "response body of 100000 bytes exceeds max_body_bytes 1000"
+    head = await curl.exchange(Exchange(f"http://127.0.0.1:{http_port}/big", method="HEAD", max_body=1000))
+    assert head.status == 200 and head.body == b""  # HEAD: the length announces nothing to read
 
 
 async def test_headers_without_end_are_cut(curl: CurlEngine) -> None:
@@ -217,6 +237,15 @@ async def test_tls_verified_against_a_ca_file_with_the_chain(curl: CurlEngine, h
     assert len(answer.certificates) == 1 and "BEGIN CERTIFICATE" in answer.certificates[0]
     unverified = await curl.exchange(Exchange(f"https://localhost:{port}/echo", verify=False))
     assert unverified.status == 200
+
+
+async def test_every_exchange_makes_a_full_handshake(curl: CurlEngine, https: tuple[int, Path]) -> None:
+    # a resumed TLS session shows no certificate (no expiry, no chain) and times a cheaper
+    # handshake than a new client sees: the probe measures what a fresh client meets, each run
+    port, ca = https
+    for _ in range(3):
+        answer = await curl.exchange(Exchange(f"https://localhost:{port}/echo", ca_file=str(ca), certificates=True))
+        assert len(answer.certificates) == 1 and answer.tls_version
 
 
 async def test_the_system_trust_is_pythons_not_the_wheels(

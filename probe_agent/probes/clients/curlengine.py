@@ -4,7 +4,9 @@ The HTTP engine issue 24 chose (docs/benchmarks.md, "Which HTTP engine"): libcur
 cost 0.61-0.70x aiohttp's CPU for the same fresh-connection requests. libcurl never blocks here:
 the multi handle says which sockets to watch and when to call it back (M_SOCKETFUNCTION,
 M_TIMERFUNCTION); the loop's readers, writers and one timer call socket_action(), and libcurl
-reads and writes without waiting. Its name lookups run in libcurl's own resolver thread.
+reads and writes without waiting. `fetch` resolves names itself, in the loop's resolver threads
+(loop.getaddrinfo), and hands libcurl the address: the lookup is timed as the resolve phase and
+its address known even when connecting fails.
 
 One exchange is one request on a fresh connection, redirects not followed: a caller that follows
 them asks again, so each hop's phases are its own and add up as blackbox_exporter's do.
@@ -20,6 +22,9 @@ of the multi at once, which closes its socket: nothing is left open or pending.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import os
+import socket
 import ssl
 import time
 import weakref
@@ -29,6 +34,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pycurl
 
+from probe_agent import USER_AGENT
 from probe_agent.core.budget import ReadBudget
 from probe_agent.core.errors import ProbeError, Reason
 
@@ -36,11 +42,15 @@ from probe_agent.core.errors import ProbeError, Reason
 class CurlFailure(Exception):
     """libcurl ended the exchange with an error: its code (pycurl.E_*) and its message."""
 
-    def __init__(self, code: int, message: str, over: str | None = None):
+    def __init__(self, code: int, message: str, over: str | None = None, os_errno: int = 0, url: str = ""):
         super().__init__(message)
         self.code = code
-        # set when the agent cut the transfer itself: "body" (max_body) or "budget" (max_received_bytes)
+        # set when the agent cut the transfer itself: "body" (max_body), "declared" (a
+        # Content-Length over max_body, in `declared`) or "budget" (max_received_bytes)
         self.over = over
+        self.declared = 0
+        self.os_errno = os_errno  # the socket's errno behind a connect, send or receive error
+        self.url = url
 
 
 @dataclass(slots=True)
@@ -61,6 +71,9 @@ class Exchange:
     # libcurl's own deadline for the whole exchange: a probe run's is shorter and cancels it
     # first; this one holds for a caller that sets none (a black hole must not wait forever)
     timeout: float = 60.0
+    # the address to connect to, already resolved by the caller (fetch resolves through the
+    # loop, so the name's lookup is timed and its address known even when connecting fails)
+    address: str | None = None
 
 
 @dataclass(slots=True)
@@ -93,23 +106,29 @@ class _Transfer:
     """One easy handle's exchange in flight: its callbacks count and keep what arrives."""
 
     __slots__ = (
+        "block",
         "body",
         "budget",
         "cipher",
+        "declared",
         "easy",
         "future",
         "header_lines",
         "kept",
         "max_body",
+        "nobody",
         "over",
         "tls_version",
     )
 
-    def __init__(self, easy: Any, future: asyncio.Future[None], budget: ReadBudget | None, max_body: int):
+    def __init__(self, easy: Any, future: asyncio.Future[None], budget: ReadBudget | None, max_body: int, nobody: bool):
         self.easy = easy
         self.future = future
         self.budget = budget
         self.max_body = max_body
+        self.nobody = nobody  # HEAD: a Content-Length announces a body that never comes
+        self.block = 0  # where the header block being received starts in header_lines
+        self.declared = 0
         self.body: list[bytes] = []
         self.kept = 0
         self.header_lines: list[bytes] = []
@@ -139,8 +158,30 @@ class _Transfer:
     def on_header(self, line: bytes) -> int | None:
         if not self._count(len(line)):
             return -1  # anything but len(line) aborts the transfer
-        self.header_lines.append(line)
+        lines = self.header_lines
+        if line.startswith(b"HTTP/"):
+            self.block = len(lines)
+        lines.append(line)
+        if line in (b"\r\n", b"\n") and not self.nobody and self._declared_too_long():
+            return -1
         return None
+
+    def _declared_too_long(self) -> bool:
+        # a body announced larger than max_body fails before any of it is read
+        block = self.header_lines[self.block :]
+        if not block or block[0][9:10] == b"1":  # HTTP/1.1 100 Continue: the real answer follows
+            return False
+        for line in block[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                try:
+                    declared = int(value.strip())
+                except ValueError:
+                    return False  # libcurl says what is wrong with it
+                if declared > self.max_body:
+                    self.over, self.declared = "declared", declared
+                    return True
+        return False
 
     def on_body(self, chunk: bytes) -> int | None:
         if not self._count(len(chunk)):
@@ -227,9 +268,18 @@ class CurlEngine:
         easy.setopt(pycurl.NOSIGNAL, 1)
         easy.setopt(pycurl.FORBID_REUSE, 1)  # a fresh connection: connect and TLS measured every run
         easy.setopt(pycurl.FRESH_CONNECT, 1)
+        # no TLS session resumption either: a resumed session shows no certificate and times a
+        # cheaper handshake than a new client meets (Go's client, blackbox_exporter's, resumes none)
+        easy.setopt(pycurl.SSL_SESSIONID_CACHE, 0)
         easy.setopt(pycurl.FOLLOWLOCATION, 0)
         easy.setopt(pycurl.TIMEOUT_MS, max(int(exchange.timeout * 1000), 1))
         easy.setopt(pycurl.ACCEPT_ENCODING, "")  # what this libcurl can decode; the body is kept decoded
+        easy.setopt(pycurl.USERAGENT, USER_AGENT)  # a User-Agent in the headers replaces it
+        if exchange.address is not None:
+            parts = urlsplit(exchange.url)
+            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+            shown = f"[{exchange.address}]" if ":" in exchange.address else exchange.address
+            easy.setopt(pycurl.RESOLVE, [f"{parts.hostname}:{port}:{shown}"])
         method = exchange.method.upper()
         if method == "HEAD":
             easy.setopt(pycurl.NOBODY, 1)
@@ -239,7 +289,10 @@ class CurlEngine:
             easy.setopt(pycurl.POSTFIELDS, exchange.body)
             if method == "GET":
                 easy.setopt(pycurl.CUSTOMREQUEST, "GET")  # POSTFIELDS alone would make it a POST
-        easy.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in exchange.headers])
+        headers = [f"{k}: {v}" for k, v in exchange.headers]
+        if exchange.body is not None:
+            headers.append("Expect:")  # no 100-continue wait before a larger body: servers differ on it
+        easy.setopt(pycurl.HTTPHEADER, headers)
         if exchange.verify:
             easy.setopt(pycurl.SSL_VERIFYPEER, 1)
             easy.setopt(pycurl.SSL_VERIFYHOST, 2)
@@ -270,7 +323,7 @@ class CurlEngine:
         """Ask once. Raises CurlFailure for what libcurl could not do; cancelling it (the run's
         deadline) ends the transfer and closes its connection at once."""
         future: asyncio.Future[None] = self._loop.create_future()
-        transfer = _Transfer(None, future, budget, exchange.max_body)
+        transfer = _Transfer(None, future, budget, exchange.max_body, exchange.method.upper() == "HEAD")
         easy = transfer.easy = self._easy(exchange, transfer)
         self._transfers[easy] = transfer
         self._multi.add_handle(easy)
@@ -281,7 +334,10 @@ class CurlEngine:
                 self._multi.remove_handle(easy)  # closes its socket (libcurl says POLL_REMOVE first)
             easy.close()
             raise
-        except CurlFailure:
+        except CurlFailure as failure:
+            failure.url = exchange.url
+            failure.declared = transfer.declared
+            failure.os_errno = easy.getinfo(pycurl.OS_ERRNO)
             easy.close()
             raise
         try:
@@ -384,6 +440,19 @@ class Hop:
 
 
 @dataclass(slots=True)
+class Progress:
+    """What a fetch has learnt so far, kept when it fails: the phases summed over every hop (as
+    blackbox_exporter's), the last address a name resolved to, the redirects answered."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    address: str | None = None
+    hops: list[Hop] = field(default_factory=list)
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds
+
+
+@dataclass(slots=True)
 class Fetched:
     answer: Answer  # the last one
     url: str  # where it came from
@@ -397,33 +466,72 @@ class TooManyRedirects(Exception):
         self.hops = hops
 
 
+class CannotResolve(Exception):
+    def __init__(self, host: str):
+        super().__init__(f"cannot resolve host {host[:300]}")
+
+
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), (parts.hostname or "").lower() + f":{parts.port or ''}"
 
 
+def _literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def resolve(url: str, progress: Progress) -> str | None:
+    """The address a URL's host name resolves to (the first, as the system orders them), looked
+    up in the loop's resolver threads and timed as the resolve phase; None for an IP literal."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if _literal(host):
+        progress.address = host
+        return None
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    started = time.perf_counter()
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise CannotResolve(host) from None
+    finally:
+        progress.add("resolve", time.perf_counter() - started)
+    if not found:
+        raise CannotResolve(host)
+    address = str(found[0][4][0])
+    progress.address = address
+    return address
+
+
 async def fetch(
-    exchange: Exchange, budget: ReadBudget | None = None, follow: bool = True, phases: dict[str, float] | None = None
+    exchange: Exchange, budget: ReadBudget | None = None, follow: bool = True, progress: Progress | None = None
 ) -> Fetched:
-    """Ask, and follow redirects hop by hop. Credentials (an Authorization or Cookie header; a
-    URL's user:password, which a Location naming another origin does not carry) go only to the
-    origin they were written for;
-    303, and 301/302 after a POST, ask again with GET and no body, as browsers (and aiohttp) do.
-    `phases`, when given, is filled as hops end, so a failure keeps what was measured."""
-    summed = {} if phases is None else phases
-    hops: list[Hop] = []
+    """Resolve, ask, and follow redirects hop by hop. Credentials (an Authorization or Cookie
+    header; a URL's user:password, which a Location naming another origin does not carry) go only
+    to the origin they were written for; 303, and 301/302 after a POST, ask again with GET and no
+    body, as browsers (and aiohttp) do. `progress`, when given, is filled as the fetch goes, so a
+    failure keeps what was measured."""
+    seen = Progress() if progress is None else progress
     first_origin = _origin(exchange.url)
     current = exchange
     while True:
+        if current.address is None and (address := await resolve(current.url, seen)) is not None:
+            current = replace(current, address=address)
         answer = await engine().exchange(current, budget)
         for phase, seconds in answer.phases.items():
-            summed[phase] = summed.get(phase, 0.0) + seconds
+            seen.add(phase, seconds)
+        if answer.address:
+            seen.address = answer.address
         location = next((v for k, v in answer.headers if k.lower() == "location"), None)
         if not follow or answer.status not in REDIRECTS or location is None:
-            return Fetched(answer, current.url, hops, summed)
-        hops.append(Hop(current.url, answer.status_line, location))
-        if len(hops) > MAX_REDIRECTS:
-            raise TooManyRedirects(hops)
+            return Fetched(answer, current.url, seen.hops, seen.phases)
+        seen.hops.append(Hop(current.url, answer.status_line, location))
+        if len(seen.hops) > MAX_REDIRECTS:
+            raise TooManyRedirects(seen.hops)
         target = urljoin(current.url, location)
         if urlsplit(target).scheme.lower() not in ("http", "https"):
             raise ProbeError(Reason.PROTOCOL, f"redirect to a URL that is not http or https: {target[:200]}")
@@ -433,30 +541,47 @@ async def fetch(
         headers = current.headers
         if _origin(target) != first_origin:
             headers = [(k, v) for k, v in headers if k.lower() not in ("authorization", "cookie")]
-        current = replace(current, url=target, method=method, body=body, headers=headers)
+        current = replace(current, url=target, method=method, body=body, headers=headers, address=None)
 
 
-def translate_failure(exc: BaseException) -> ProbeError | None:
-    """What libcurl could not do, as a Reason and the words the http probe has always used."""
-    if isinstance(exc, TooManyRedirects):
-        return ProbeError(Reason.PROTOCOL, str(exc))
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        port = 0
+    host = parts.hostname or "?"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def translate_failure(exc: BaseException, max_body: int | None = None) -> ProbeError | None:
+    """What libcurl (or the name lookup) could not do, as a Reason and the words the http probe
+    has always used. `max_body`: the limit a body went over, to name it."""
+    if isinstance(exc, (TooManyRedirects, CannotResolve)):
+        return ProbeError(Reason.PROTOCOL if isinstance(exc, TooManyRedirects) else Reason.CONNECT, str(exc))
     if not isinstance(exc, CurlFailure):
         return None
-    code, said = exc.code, str(exc)
+    code, said, errno = exc.code, str(exc), exc.os_errno
+    limit = f" {max_body}" if max_body is not None else ""
+    if exc.over == "declared":
+        return ProbeError(Reason.PROTOCOL, f"response body of {exc.declared} bytes exceeds max_body_bytes{limit}")
     if exc.over == "body":
-        return ProbeError(Reason.PROTOCOL, "response body exceeds max_body_bytes")
+        return ProbeError(Reason.PROTOCOL, f"response body exceeds max_body_bytes{limit}")
     if code == pycurl.E_OPERATION_TIMEDOUT:
         return ProbeError(Reason.TIMEOUT, f"no answer in time: {said}")
     if code == pycurl.E_COULDNT_RESOLVE_HOST:
         return ProbeError(Reason.CONNECT, f"cannot resolve host: {said}")
     if code == pycurl.E_COULDNT_CONNECT:
-        return ProbeError(Reason.CONNECT, f"cannot connect: {said}")
+        detail = os.strerror(errno).lower() if errno else said
+        return ProbeError(Reason.CONNECT, f"cannot connect to {_host_port(exc.url)}: {detail}")
     if code == pycurl.E_PEER_FAILED_VERIFICATION:
-        return ProbeError(Reason.TLS, f"certificate verify failed: {said}")
+        return ProbeError(Reason.TLS, "certificate verify failed: " + said.removeprefix("SSL certificate problem: "))
     if code in (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_SSL_CERTPROBLEM, pycurl.E_SSL_CIPHER):
         return ProbeError(Reason.TLS, f"TLS handshake failed: {said}")
     if code == pycurl.E_GOT_NOTHING:
         return ProbeError(Reason.PROTOCOL, "server closed the connection without a complete response")
+    if code in (pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR) and errno:
+        return ProbeError(Reason.CONNECT, os.strerror(errno).lower())  # reset by peer, broken pipe
     if code in (pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR, pycurl.E_PARTIAL_FILE):
         return ProbeError(Reason.PROTOCOL, f"response body was cut off or malformed: {said}")
     return ProbeError(Reason.PROTOCOL, f"invalid HTTP response: {said}")

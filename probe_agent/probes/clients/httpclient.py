@@ -19,12 +19,11 @@ import aiohttp
 from aiohttp.abc import ResolveResult
 from pydantic import AfterValidator, BeforeValidator
 
-from probe_agent import __version__
+from probe_agent import USER_AGENT
 from probe_agent.core import jsonpath
 from probe_agent.core.errors import ProbeError, Reason
 from probe_agent.probes.clients.tls import HANDSHAKE_CLOCK, HandshakeClock, TimedSSLObject, client_context
 
-USER_AGENT = f"probe-agent/{__version__}"
 _STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})(?:-(\d{3}))?$")
 
 

@@ -4,46 +4,51 @@ Success: a response arrives within the timeout, its status is in
 `expect_status` (default 200-399, as Kubernetes), the body (read up to
 `max_body_bytes`) matches `body_contains` / `body_regex`, and every
 `expect_json` path equals its value. Each run opens a fresh connection, so
-DNS, connect and TLS are measured the way `curl` sees them.
+DNS, connect and TLS are measured the way `curl` sees them: the request goes
+through libcurl (probe_agent.probes.clients.curlengine), driven by the loop.
 """
 
 from __future__ import annotations
 
-import time
+import ssl
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import aiohttp
+import pycurl
 from pydantic import Field, model_validator
 
-from probe_agent.core.budget import DEFAULT_RECEIVED_BYTES
+from probe_agent.core.budget import DEFAULT_RECEIVED_BYTES, READ_BUDGET
 from probe_agent.core.errors import ProbeError, Reason
 from probe_agent.core.results import Observation, ValueSpec
 from probe_agent.probes.base import Probe, ProbeConfig
+from probe_agent.probes.clients.curlengine import (
+    CannotResolve,
+    CurlFailure,
+    Exchange,
+    Fetched,
+    Progress,
+    TooManyRedirects,
+    close_engine,
+    fetch,
+    translate_failure,
+)
 from probe_agent.probes.clients.httpclient import (
     BodyMismatch,
     HttpMethod,
     JsonExpectations,
-    RequestTimings,
     StatusRanges,
     check_body,
-    close_shared_session,
     format_status_ranges,
-    http_client_context,
-    read_capped,
-    shared_session,
-    translate_client_error,
 )
 from probe_agent.probes.clients.netinfo import (
     ADDRESS_VALUES,
     TLS_VALUES,
     describe_certificate,
-    literal_address,
     record_address,
     record_tls,
     unverified_certificate,
 )
-from probe_agent.probes.clients.tls import HANDSHAKE_CLOCK, HandshakeClock
+from probe_agent.probes.clients.tls import HandshakeClock, client_context
 from probe_agent.schema.fields import MAX_BYTE_SIZE, Headers, HttpUrl, Regex
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
@@ -72,7 +77,7 @@ class HttpConfig(ProbeConfig):
 
     @model_validator(mode="after")
     def _one_authorization(self) -> HttpConfig:
-        # aiohttp refuses to send both, so every run would fail: say so at load
+        # two credentials for one request: which one the server sees is not obvious, say so at load
         parts = urlsplit(self.url)
         if (parts.username or parts.password) and any(k.lower() == "authorization" for k in self.headers):
             raise ValueError("url has credentials (user:password@) and headers has Authorization: keep one of them")
@@ -100,7 +105,7 @@ class HttpProbe(Probe[HttpConfig]):
 """
     # a 401 or 403 is an unexpected status (assertion): HTTP has no login of the probe's own
     failure_reasons = (Reason.TIMEOUT, Reason.CONNECT, Reason.TLS, Reason.PROTOCOL, Reason.ASSERTION, Reason.INTERNAL)
-    translate = staticmethod(translate_client_error)
+    translate = staticmethod(translate_failure)
     phase_metric = "probe_http_duration_seconds"
     shown_values = ("status_code", "body_bytes", "cert_expiry_days")
     # blackbox_exporter's names, types and meanings; the first eight are there after every run,
@@ -123,21 +128,30 @@ class HttpProbe(Probe[HttpConfig]):
 
     def __init__(self, config: HttpConfig):
         super().__init__(config)
-        self._tls = None
-        if urlsplit(config.url).scheme == "https" or config.follow_redirects:
-            # Shared with every probe of the same TLS setting (a redirect may lead to https).
-            self._tls = http_client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file)
-        self._literal_address = literal_address(urlsplit(config.url).hostname or "")  # aiohttp does not resolve it
+        self._files_checked = None
+        if config.ca_file or config.cert_file or config.key_file:
+            # libcurl reads these at each handshake: check them at load (TlsFileError names the
+            # field), through the shared context of this setting, kept so it stays shared
+            self._files_checked = client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file)
+        self._exchange = Exchange(
+            config.url,
+            method=config.method,
+            headers=list(config.headers.items()),
+            body=config.body.encode() if config.body is not None else None,
+            max_body=config.max_body_bytes,
+            verify=config.tls_verify,
+            ca_file=config.ca_file,
+            cert_file=config.cert_file,
+            key_file=config.key_file,
+            certificates=True,  # the certificate's expiry is a value of every https run
+        )
 
     @classmethod
     async def aclose_shared(cls) -> None:
-        await close_shared_session()
+        close_engine()
 
     async def run(self, obs: Observation) -> None:
         cfg = self.config
-        clock = HandshakeClock()
-        HANDSHAKE_CLOCK.set(clock)  # this run's connections copy it; the next run sets its own
-        timings = RequestTimings(clock)
         values = obs.values
         for name in (
             "status_code",
@@ -152,58 +166,47 @@ class HttpProbe(Probe[HttpConfig]):
         obs.note(f"> {cfg.method} {cfg.url}")
         for key, value in cfg.headers.items():
             obs.note(f"> {key}: {value}")
+        progress = Progress()
         try:
-            async with shared_session().request(
-                cfg.method,
-                cfg.url,
-                ssl=self._tls if self._tls is not None else False,
-                headers=cfg.headers,
-                data=cfg.body,
-                allow_redirects=cfg.follow_redirects,
-                trace_request_ctx=timings,
-            ) as response:
-                headers_at = time.perf_counter()
-                values["status_code"] = response.status
-                values["redirects"] = len(response.history)
-                values["http_version"] = (
-                    response.version.major + response.version.minor / 10 if response.version else 0.0
-                )
-                length = response.content_length
-                values["content_length"] = float(length) if length is not None else -1.0
-                values["ssl"] = 1.0 if response.url.scheme == "https" else 0.0
-                record_tls(clock, obs)
-                if len(response.history):
-                    obs.details["final_url"] = str(response.url)
-                if obs.trace is not None:
-                    trace_response(obs, response, clock)
-                body = await read_capped(response, cfg.max_body_bytes)
-                if obs.trace is not None:
-                    shown = body[:TRACE_BODY_BYTES].decode("utf-8", errors="replace")
-                    obs.note(
-                        f"< body ({len(body)} bytes{', first ' + str(TRACE_BODY_BYTES) if len(body) > TRACE_BODY_BYTES else ''}):"
-                    )
-                    obs.trace.extend(f"<   {line}" for line in shown.splitlines()[:60])
-                values["body_bytes"] = len(body)
-                timings.add("transfer", time.perf_counter() - headers_at)
-        except aiohttp.ClientConnectorCertificateError as exc:
-            if obs.trace is not None:  # what was the certificate it refused?
-                der = await unverified_certificate(exc.host, exc.port or 443)
-                obs.note(
-                    "tls: refused certificate " + describe_certificate(der) if der else "tls: no certificate to show"
-                )
-            raise
+            fetched = await fetch(self._exchange, READ_BUDGET.get(), cfg.follow_redirects, progress)
+        except (CurlFailure, TooManyRedirects, CannotResolve) as exc:
+            values["redirects"] = len(progress.hops)
+            if obs.trace is not None and isinstance(exc, CurlFailure) and exc.code in REFUSED_CERTIFICATE:
+                await trace_refused_certificate(obs, exc.url)
+            failure = translate_failure(exc, cfg.max_body_bytes)
+            raise failure if failure is not None else exc from None
         finally:
             # all five, 0 for those that did not happen, as blackbox_exporter has them
             for phase in PHASES:
-                obs.add_phase(phase, timings.phases.get(phase, 0.0))
-            values["dns_lookup_seconds"] = timings.phases.get("resolve", 0.0)
+                obs.add_phase(phase, progress.phases.get(phase, 0.0))
+            values["dns_lookup_seconds"] = progress.phases.get("resolve", 0.0)
             # as blackbox_exporter: known once the name resolved, whatever happened next
-            record_address(clock.address or self._literal_address, obs)
+            record_address(progress.address, obs)
+        answer = fetched.answer
+        values["status_code"] = answer.status
+        values["redirects"] = len(fetched.hops)
+        values["http_version"] = answer.http_version
+        length = next((v for k, v in answer.headers if k.lower() == "content-length"), None)
+        values["content_length"] = float(length) if length is not None and length.isdigit() else -1.0
+        values["ssl"] = 1.0 if fetched.url[:8].lower() == "https://" else 0.0
+        clock = handshake_of(fetched)
+        record_tls(clock, obs)
+        if fetched.hops:
+            obs.details["final_url"] = fetched.url
+        body = answer.body
+        if obs.trace is not None:
+            trace_response(obs, fetched, clock)
+            shown = body[:TRACE_BODY_BYTES].decode("utf-8", errors="replace")
+            obs.note(
+                f"< body ({len(body)} bytes{', first ' + str(TRACE_BODY_BYTES) if len(body) > TRACE_BODY_BYTES else ''}):"
+            )
+            obs.trace.extend(f"<   {line}" for line in shown.splitlines()[:60])
+        values["body_bytes"] = len(body)
 
-        if not any(lo <= response.status <= hi for lo, hi in cfg.expect_status):
+        if not any(lo <= answer.status <= hi for lo, hi in cfg.expect_status):
             raise ProbeError(
                 Reason.ASSERTION,
-                f"status {response.status}, expected {format_status_ranges(cfg.expect_status)}",
+                f"status {answer.status}, expected {format_status_ranges(cfg.expect_status)}",
             )
         try:
             check_body(body, cfg.body_contains, cfg.body_regex, cfg.expect_json)
@@ -213,19 +216,43 @@ class HttpProbe(Probe[HttpConfig]):
 
 
 TRACE_BODY_BYTES = 4096
+# libcurl's verdicts on a server's certificate, after which a trace shows what it was
+REFUSED_CERTIFICATE = (pycurl.E_PEER_FAILED_VERIFICATION,)
 
 
-def trace_response(obs: Observation, response: aiohttp.ClientResponse, clock: HandshakeClock) -> None:
+def handshake_of(fetched: Fetched) -> HandshakeClock:
+    """The last hop's TLS session in the form the TLS values are recorded from."""
+    clock = HandshakeClock()
+    answer = fetched.answer
+    if answer.certificates:
+        try:
+            clock.peer_cert = ssl.PEM_cert_to_DER_cert(answer.certificates[0])
+        except ValueError:
+            clock.peer_cert = None
+        clock.version = answer.tls_version
+        clock.cipher = answer.cipher
+    return clock
+
+
+async def trace_refused_certificate(obs: Observation, url: str) -> None:
+    """What was the certificate it refused? Fetched again, unverified, for the trace."""
+    parts = urlsplit(url)
+    der = await unverified_certificate(parts.hostname or "", parts.port or 443)
+    obs.note("tls: refused certificate " + describe_certificate(der) if der else "tls: no certificate to show")
+
+
+def trace_response(obs: Observation, fetched: Fetched, clock: HandshakeClock) -> None:
     """Redirects, the TLS session and the response's status line and headers, for a trace."""
-    for hop in response.history:
-        obs.note(f"< {hop.status} {hop.reason} from {hop.url}: redirect to {hop.headers.get('Location', '?')}")
+    for hop in fetched.hops:
+        said = hop.status_line.partition(" ")[2] or hop.status_line
+        obs.note(f"< {said} from {hop.url}: redirect to {hop.location}")
     if clock.version:
         obs.note(f"tls: {clock.version}, cipher {clock.cipher or '?'}")
         if clock.peer_cert:
             obs.note("tls: certificate " + describe_certificate(clock.peer_cert))
-    version = f"HTTP/{response.version.major}.{response.version.minor}" if response.version else "HTTP"
-    obs.note(f"< {version} {response.status} {response.reason or ''}".rstrip())
-    for key, value in response.headers.items():
+    answer = fetched.answer
+    obs.note(f"< {answer.status_line}".rstrip())
+    for key, value in answer.headers:
         obs.note(f"< {key}: {value}")
 
 
