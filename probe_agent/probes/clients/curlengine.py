@@ -74,6 +74,8 @@ class Exchange:
     # the address to connect to, already resolved by the caller (fetch resolves through the
     # loop, so the name's lookup is timed and its address known even when connecting fails)
     address: str | None = None
+    # the URL's host is that address itself (an IP literal): nothing to resolve or to pin
+    literal: bool = False
 
 
 @dataclass(slots=True)
@@ -90,6 +92,9 @@ class Answer:
     phases: dict[str, float]
     certificates: list[str]  # PEM, the server's first
 
+
+_READS = (pycurl.POLL_IN, pycurl.POLL_INOUT)
+_WRITES = (pycurl.POLL_OUT, pycurl.POLL_INOUT)
 
 # libcurl's CURL_HTTP_VERSION_* as the number probe_http_version reports
 _VERSIONS = {1: 1.0, 2: 1.1, 3: 2.0, 30: 3.0}
@@ -204,28 +209,30 @@ class CurlEngine:
         self._multi.setopt(pycurl.M_TIMERFUNCTION, self._set_timer)
         self._timer: asyncio.TimerHandle | None = None
         self._transfers: dict[Any, _Transfer] = {}
-        self._watched: set[int] = set()
+        self._watched: dict[int, int] = {}  # fd -> what libcurl last said it waits for
         self._cafile, self._capath = _ca_bundle()
 
     # --- what libcurl asks of the loop ------------------------------------------------
 
     def _watch(self, what: int, fd: int, _multi: Any, _socket_data: Any) -> None:
+        # libcurl says what each socket waits for; only a change costs the loop a call
         loop = self._loop
-        if what == pycurl.POLL_REMOVE:
-            if fd in self._watched:
-                self._watched.discard(fd)
-                loop.remove_reader(fd)
-                loop.remove_writer(fd)
+        before = self._watched.get(fd, pycurl.POLL_REMOVE)
+        if what == before:
             return
-        self._watched.add(fd)
-        if what in (pycurl.POLL_IN, pycurl.POLL_INOUT):
-            loop.add_reader(fd, self._act, fd, pycurl.CSELECT_IN)
-        else:
+        reading, writing = what in _READS, what in _WRITES
+        if before in _READS and not reading:
             loop.remove_reader(fd)
-        if what in (pycurl.POLL_OUT, pycurl.POLL_INOUT):
-            loop.add_writer(fd, self._act, fd, pycurl.CSELECT_OUT)
-        else:
+        if before in _WRITES and not writing:
             loop.remove_writer(fd)
+        if reading and before not in _READS:
+            loop.add_reader(fd, self._act, fd, pycurl.CSELECT_IN)
+        if writing and before not in _WRITES:
+            loop.add_writer(fd, self._act, fd, pycurl.CSELECT_OUT)
+        if what == pycurl.POLL_REMOVE:
+            del self._watched[fd]
+        else:
+            self._watched[fd] = what
 
     def _set_timer(self, ms: int) -> None:
         if self._timer is not None:
@@ -275,7 +282,7 @@ class CurlEngine:
         easy.setopt(pycurl.TIMEOUT_MS, max(int(exchange.timeout * 1000), 1))
         easy.setopt(pycurl.ACCEPT_ENCODING, "")  # what this libcurl can decode; the body is kept decoded
         easy.setopt(pycurl.USERAGENT, USER_AGENT)  # a User-Agent in the headers replaces it
-        if exchange.address is not None:
+        if exchange.address is not None and not exchange.literal:
             parts = urlsplit(exchange.url)
             port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
             shown = f"[{exchange.address}]" if ":" in exchange.address else exchange.address
@@ -516,11 +523,13 @@ async def fetch(
     body, as browsers (and aiohttp) do. `progress`, when given, is filled as the fetch goes, so a
     failure keeps what was measured."""
     seen = Progress() if progress is None else progress
-    first_origin = _origin(exchange.url)
     current = exchange
     while True:
-        if current.address is None and (address := await resolve(current.url, seen)) is not None:
-            current = replace(current, address=address)
+        if current.address is None:
+            if (address := await resolve(current.url, seen)) is not None:
+                current = replace(current, address=address)
+        else:
+            seen.address = current.address
         answer = await engine().exchange(current, budget)
         for phase, seconds in answer.phases.items():
             seen.add(phase, seconds)
@@ -539,9 +548,9 @@ async def fetch(
         if (answer.status == 303 and method != "HEAD") or (answer.status in (301, 302) and method == "POST"):
             method, body = "GET", None
         headers = current.headers
-        if _origin(target) != first_origin:
+        if _origin(target) != _origin(exchange.url):
             headers = [(k, v) for k, v in headers if k.lower() not in ("authorization", "cookie")]
-        current = replace(current, url=target, method=method, body=body, headers=headers, address=None)
+        current = replace(current, url=target, method=method, body=body, headers=headers, address=None, literal=False)
 
 
 def _host_port(url: str) -> str:

@@ -3,6 +3,7 @@ version and certificate, and the address it reached. Shared by the http and tcp 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import ssl
 import time
@@ -94,9 +95,13 @@ def record_address(address: str | None, obs: Observation) -> None:
     """probe_ip_protocol and probe_ip_addr_hash of the address reached (None: not known)."""
     if address is None:
         return
+    obs.values["ip_protocol"], obs.values["ip_addr_hash"] = _address_values(address)
+
+
+@functools.lru_cache(maxsize=1024)  # every run of a probe reaches the same few addresses
+def _address_values(address: str) -> tuple[float, float]:
     packed = ipaddress.ip_address(address.split("%")[0]).packed
-    obs.values["ip_protocol"] = 6.0 if len(packed) == 16 else 4.0
-    obs.values["ip_addr_hash"] = float(fnv32a(packed))
+    return 6.0 if len(packed) == 16 else 4.0, float(fnv32a(packed))
 
 
 def literal_address(host: str) -> str | None:

@@ -44,6 +44,7 @@ from probe_agent.probes.clients.netinfo import (
     ADDRESS_VALUES,
     TLS_VALUES,
     describe_certificate,
+    literal_address,
     record_address,
     record_tls,
     unverified_certificate,
@@ -145,6 +146,8 @@ class HttpProbe(Probe[HttpConfig]):
             key_file=config.key_file,
             certificates=True,  # the certificate's expiry is a value of every https run
         )
+        if (address := literal_address(urlsplit(config.url).hostname or "")) is not None:
+            self._exchange.address, self._exchange.literal = address, True  # nothing to resolve
 
     @classmethod
     async def aclose_shared(cls) -> None:
