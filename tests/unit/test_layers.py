@@ -116,3 +116,25 @@ def test_the_command_line_loads_only_what_a_command_uses() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert "usage: probe-agent" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "loaded:", out.stdout.strip().splitlines()[-1]
+
+
+def test_an_http_check_loads_no_aiohttp(tmp_path: Path) -> None:
+    # the http probe runs on libcurl: a `check` of one loads neither aiohttp nor its server
+    # (issue 24: aiohttp's import was 80 ms of a check's 240, and 10 MB)
+    import subprocess
+    import sys
+
+    probes = tmp_path / "probes.yaml"
+    probes.write_text("probes:\n- {name: web, type: http, url: 'http://127.0.0.1:9/', timeout: 1s}\n")
+    probe = (
+        "import sys\n"
+        "from probe_agent import cli\n"
+        "try:\n"
+        f"    cli.main(['check', '-c', {str(probes)!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('loaded:', *(m for m in ('aiohttp', 'pycurl') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert "web" in out.stdout  # it did run the probe
+    assert out.stdout.strip().splitlines()[-1] == "loaded: pycurl", out.stdout

@@ -192,7 +192,7 @@ async def _series_of_one_http_run(extra: str = "", slos: str = "") -> list[str]:
     a real server."""
     from aiohttp import web
 
-    from probe_agent.probes.clients.httpclient import close_shared_session
+    from probe_agent.probes.types.http import HttpProbe
     from probe_agent.runtime.runner import build_handles, run_probe
     from tests.helpers.webapp import served
 
@@ -209,7 +209,7 @@ async def _series_of_one_http_run(extra: str = "", slos: str = "") -> list[str]:
         store.probes = store.plan_config(config)
         (handle,) = build_handles(config)
         result = await run_probe(handle)
-        await close_shared_session()
+        await HttpProbe.aclose_shared()
     assert result.success, result
     store.record(result)
     return [name for name, labels in samples(store, ProbeExposition()) if ("probe", "web") in labels]

@@ -18,7 +18,8 @@ from probe_agent.core.files import check_named_file
 from probe_agent.core.results import Observation
 from probe_agent.probes.base import ProbeConfig
 from probe_agent.probes.clients.datastore import ConnectionSlot
-from probe_agent.probes.clients.httpclient import parse_json, read_capped, translate_client_error
+from probe_agent.probes.clients.httpchecks import parse_json
+from probe_agent.probes.clients.httpclient import read_capped, translate_client_error
 from probe_agent.probes.clients.tls import client_context
 
 

@@ -27,13 +27,8 @@ from probe_agent.core.errors import ErrorRule, ErrorTable, ProbeError, Reason
 from probe_agent.core.results import Observation, ValueSpec
 from probe_agent.probes.base import Probe, host_port
 from probe_agent.probes.clients.datastore import ConnectionSlot, DatastoreConfig
-from probe_agent.probes.clients.httpclient import (
-    http_client_context,
-    make_session,
-    parse_json,
-    read_capped,
-    translate_client_error,
-)
+from probe_agent.probes.clients.httpchecks import parse_json
+from probe_agent.probes.clients.httpclient import http_client_context, make_session, read_capped, translate_client_error
 from probe_agent.probes.clients.tls import client_context
 from probe_agent.schema.fields import HttpUrl
 

@@ -32,7 +32,7 @@ from probe_agent.probes.clients.curlengine import (
     fetch,
     translate_failure,
 )
-from probe_agent.probes.clients.httpclient import (
+from probe_agent.probes.clients.httpchecks import (
     BodyMismatch,
     HttpMethod,
     JsonExpectations,

@@ -32,18 +32,15 @@ from probe_agent.core.redact import Redactor, is_sensitive_name
 from probe_agent.core.results import Observation, ValueSpec
 from probe_agent.core.units import duration_text
 from probe_agent.probes.base import Probe, ProbeConfig
-from probe_agent.probes.clients.httpclient import (
+from probe_agent.probes.clients.httpchecks import (
     HttpMethod,
     JsonExpectations,
     StatusRanges,
     check_body,
     format_status_ranges,
-    http_client_context,
-    make_session,
     parse_json,
-    read_capped,
-    translate_client_error,
 )
+from probe_agent.probes.clients.httpclient import http_client_context, make_session, read_capped, translate_client_error
 from probe_agent.schema.fields import MAX_BYTE_SIZE, Duration, Headers, HttpUrl, Regex, Threshold
 
 TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
