@@ -293,6 +293,85 @@ def test_tls_phase_and_expiry_under_uvloop(tmp_path: Path) -> None:
     assert result.phases["tls"] > 0 and 19.9 < result.values["cert_expiry_days"] <= 20
 
 
+@pytest.mark.parametrize("field", ["ca_file", "cert_file"])
+async def test_a_tls_file_swapped_for_a_fifo_after_load_does_not_hold_the_loop(
+    serve_app: ServeApp, tmp_path: Path, field: str
+) -> None:
+    """The files a probe names are read at load, bounded and never from a FIFO; a run must not
+    open them again on the loop (a FIFO there would hold every probe until someone writes to it)."""
+    import os
+    import threading
+
+    from probe_agent.config.loader import parse_config
+    from probe_agent.probes.types.http import HttpProbe
+    from probe_agent.runtime.runner import build_handles, run_probe
+
+    client = make_cert(tmp_path, "client")
+    context, ca = server_tls(tmp_path, client_ca=client.cert)
+    url = await serve_app(shop_like_app(), context)
+    named = {"ca_file": tmp_path / "ca-copy.pem", "cert_file": tmp_path / "client-copy.pem"}
+    named["ca_file"].write_bytes(ca.read_bytes())
+    named["cert_file"].write_bytes(client.cert.read_bytes())
+    probe = {"name": "web", "type": "http", "url": url + "/ready", "timeout": "2s", "key_file": str(client.key)}
+    probe |= {name: str(path) for name, path in named.items()}
+    (handle,) = build_handles(parse_config(yaml.safe_dump({"probes": [probe]}), env={}))
+    swapped = named[field]
+    data = swapped.read_bytes()
+    swapped.unlink()
+    os.mkfifo(swapped)
+
+    def unblock() -> None:  # if the run opens the FIFO, feed it after 3 s so the test ends
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline + 5:
+            try:
+                fd = os.open(swapped, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: nobody reading yet
+                time.sleep(0.05)
+                continue
+            time.sleep(max(deadline - time.monotonic(), 0))
+            os.write(fd, data)
+            os.close(fd)
+            return
+
+    feeder = threading.Thread(target=unblock, daemon=True)
+    feeder.start()
+    try:
+        started = time.monotonic()
+        result = await run_probe(handle)
+        elapsed = time.monotonic() - started
+    finally:
+        await HttpProbe.aclose_shared()
+    assert elapsed < 1.5, f"the run took {elapsed:.1f}s: it opened the FIFO"
+    assert result.status is Status.OK, result.message
+
+
+async def test_a_ca_file_replaced_in_place_counts_from_the_next_build(serve_app: ServeApp, tmp_path: Path) -> None:
+    """A renewed or revoked CA in the same file takes effect at the next reload (libcurl keeps a
+    CA store built from a path for 24 hours, so the probe must not hand it the path)."""
+    import os
+
+    from probe_agent.config.loader import parse_config
+    from probe_agent.probes.types.http import HttpProbe
+    from probe_agent.runtime.runner import build_handles, run_probe
+
+    context, ca = server_tls(tmp_path)
+    other = make_cert(tmp_path, "other")
+    url = await serve_app(shop_like_app(), context)
+    trusted = tmp_path / "trusted.pem"
+    trusted.write_bytes(ca.read_bytes())
+    text = yaml.safe_dump({"probes": [{"name": "web", "type": "http", "url": url + "/ready", "ca_file": str(trusted)}]})
+    try:
+        (first,) = build_handles(parse_config(text, env={}))
+        assert (await run_probe(first)).status is Status.OK
+        trusted.write_bytes(other.cert.read_bytes())  # the server's CA is no longer trusted
+        os.utime(trusted, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+        (rebuilt,) = build_handles(parse_config(text, env={}))
+        result = await run_probe(rebuilt)
+    finally:
+        await HttpProbe.aclose_shared()
+    assert result.reason is Reason.TLS, result.message
+
+
 async def test_probes_share_one_tls_context_per_setting(tmp_path: Path) -> None:
     """A TLS context costs ~30 ms of CPU and ~0.85 MB. libcurl verifies with its own, so a probe
     builds one only to check its named files at load, once for every probe of that setting."""

@@ -66,6 +66,11 @@ class Exchange:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+    # the same as bytes read at load (tls.named_file_bytes): libcurl is then never sent to a file
+    # on the loop, where a FIFO or a slow disk would hold every probe; a blob wins over its path
+    ca_blob: bytes | None = None
+    cert_blob: bytes | None = None
+    key_blob: bytes | None = None  # None with a cert_blob: the key is in the certificate's file
     # the certificate chain the server sent, in PEM (libcurl's CERTINFO): costs a little per run
     certificates: bool = False
     # libcurl's own deadline for the whole exchange: a probe run's is shorter and cancels it
@@ -303,7 +308,9 @@ class CurlEngine:
         if exchange.verify:
             easy.setopt(pycurl.SSL_VERIFYPEER, 1)
             easy.setopt(pycurl.SSL_VERIFYHOST, 2)
-            if exchange.ca_file:
+            if exchange.ca_blob is not None:
+                easy.setopt(pycurl.CAINFO_BLOB, exchange.ca_blob)
+            elif exchange.ca_file:
                 easy.setopt(pycurl.CAINFO, exchange.ca_file)
             else:
                 if self._cafile:
@@ -313,7 +320,10 @@ class CurlEngine:
         else:
             easy.setopt(pycurl.SSL_VERIFYPEER, 0)
             easy.setopt(pycurl.SSL_VERIFYHOST, 0)
-        if exchange.cert_file:
+        if exchange.cert_blob is not None:
+            easy.setopt(pycurl.SSLCERT_BLOB, exchange.cert_blob)
+            easy.setopt(pycurl.SSLKEY_BLOB, exchange.cert_blob if exchange.key_blob is None else exchange.key_blob)
+        elif exchange.cert_file:
             easy.setopt(pycurl.SSLCERT, exchange.cert_file)
             if exchange.key_file:
                 easy.setopt(pycurl.SSLKEY, exchange.key_file)

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 
-from probe_agent.core.files import NamedFileError, check_named_file
+from probe_agent.core.files import NamedFileError, check_named_file, read_named_file
 
 
 class HandshakeClock:
@@ -88,6 +88,29 @@ def _file_key(path: str | None) -> tuple[str, int, int] | None:
     except OSError:
         return (path, -1, -1)
     return (path, st.st_mtime_ns, st.st_size)
+
+
+_file_bytes: dict[tuple[str, int, int] | None, bytes] = {}
+
+
+def named_file_bytes(path: str, field: str) -> bytes:
+    """The bytes of a CA, certificate or key file the config names, for a client that is handed
+    them rather than a path (libcurl's *_BLOB options): read at load, bounded and never from a
+    FIFO (core.files), once per version of the file (path, mtime, size) and shared by every probe
+    naming it, so a run never opens the file on the loop. TlsFileError names the field."""
+    key = _file_key(path)
+    with _contexts_lock:
+        found = _file_bytes.get(key)
+    if found is None:
+        try:
+            found = read_named_file(path, field)
+        except NamedFileError as exc:
+            raise TlsFileError(str(exc)) from None
+        with _contexts_lock:
+            if len(_file_bytes) >= 256:  # old versions of rotated files: the probes keep theirs
+                _file_bytes.clear()
+            _file_bytes[key] = found
+    return found
 
 
 def client_context(

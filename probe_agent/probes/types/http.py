@@ -49,7 +49,7 @@ from probe_agent.probes.clients.netinfo import (
     record_tls,
     unverified_certificate,
 )
-from probe_agent.probes.clients.tls import HandshakeClock, client_context
+from probe_agent.probes.clients.tls import HandshakeClock, client_context, named_file_bytes
 from probe_agent.schema.fields import MAX_BYTE_SIZE, Headers, HttpUrl, Regex
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
@@ -131,8 +131,8 @@ class HttpProbe(Probe[HttpConfig]):
         super().__init__(config)
         self._files_checked = None
         if config.ca_file or config.cert_file or config.key_file:
-            # libcurl reads these at each handshake: check them at load (TlsFileError names the
-            # field), through the shared context of this setting, kept so it stays shared
+            # parse them at load (TlsFileError names the field and what is wrong), through the
+            # shared context of this setting, kept so it stays shared; libcurl gets their bytes
             self._files_checked = client_context(config.tls_verify, config.ca_file, config.cert_file, config.key_file)
         self._exchange = Exchange(
             config.url,
@@ -141,9 +141,9 @@ class HttpProbe(Probe[HttpConfig]):
             body=config.body.encode() if config.body is not None else None,
             max_body=config.max_body_bytes,
             verify=config.tls_verify,
-            ca_file=config.ca_file,
-            cert_file=config.cert_file,
-            key_file=config.key_file,
+            ca_blob=named_file_bytes(config.ca_file, "ca_file") if config.ca_file else None,
+            cert_blob=named_file_bytes(config.cert_file, "cert_file") if config.cert_file else None,
+            key_blob=named_file_bytes(config.key_file, "key_file") if config.key_file else None,
             certificates=True,  # the certificate's expiry is a value of every https run
         )
         if (address := literal_address(urlsplit(config.url).hostname or "")) is not None:
