@@ -22,7 +22,6 @@ of the multi at once, which closes its socket: nothing is left open or pending.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import socket
 import ssl
@@ -37,6 +36,7 @@ import pycurl
 from probe_agent import USER_AGENT
 from probe_agent.core.budget import ReadBudget
 from probe_agent.core.errors import ProbeError, Reason
+from probe_agent.probes.clients.netinfo import literal_address
 
 
 class CurlFailure(Exception):
@@ -493,20 +493,12 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), (parts.hostname or "").lower() + f":{parts.port or ''}"
 
 
-def _literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 async def resolve(url: str, progress: Progress) -> str | None:
     """The address a URL's host name resolves to (the first, as the system orders them), looked
     up in the loop's resolver threads and timed as the resolve phase; None for an IP literal."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if _literal(host):
+    if literal_address(host) is not None:
         progress.address = host
         return None
     port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
