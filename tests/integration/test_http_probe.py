@@ -187,6 +187,30 @@ async def test_unresolvable_host(probe_once: ProbeOnce, monkeypatch: pytest.Monk
     assert (result.reason, result.message) == (Reason.CONNECT, "cannot resolve host shop.invalid")
 
 
+async def test_a_name_with_several_addresses_tries_the_next_when_one_refuses(
+    probe_once: ProbeOnce, serve_app: ServeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dual-stack name whose first address has nothing listening (localhost's ::1 beside a
+    # server bound to 127.0.0.1): the probe connects as curl and browsers do, to the next one.
+    url = await serve_app(shop_like_app())
+    port = int(url.rsplit(":", 1)[1])
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+
+    async def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if host == "shop.test":
+            stream = (socket.AF_INET, socket.SOCK_STREAM, 6, "")
+            return [(*stream, ("127.0.0.3", port)), (*stream, ("127.0.0.1", port))]
+        return await real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    result = await probe_once({"type": "http", "url": f"http://shop.test:{port}/ready"})
+    assert result.status is Status.OK, result.message
+    from probe_agent.probes.clients.netinfo import fnv32a
+
+    assert result.values["ip_addr_hash"] == fnv32a(bytes([127, 0, 0, 1]))  # the one it reached
+
+
 def server_tls(tmp_path: Path, expired: bool = False, client_ca: Path | None = None) -> tuple[ssl.SSLContext, Path]:
     cert = make_cert(tmp_path, "server", days_valid=20, expired=expired)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

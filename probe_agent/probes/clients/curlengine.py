@@ -5,8 +5,8 @@ cost 0.61-0.70x aiohttp's CPU for the same fresh-connection requests. libcurl ne
 the multi handle says which sockets to watch and when to call it back (M_SOCKETFUNCTION,
 M_TIMERFUNCTION); the loop's readers, writers and one timer call socket_action(), and libcurl
 reads and writes without waiting. `fetch` resolves names itself, in the loop's resolver threads
-(loop.getaddrinfo), and hands libcurl the address: the lookup is timed as the resolve phase and
-its address known even when connecting fails.
+(loop.getaddrinfo), and hands libcurl the addresses, which it tries in turn as it would its own:
+the lookup is timed as the resolve phase and its address known even when connecting fails.
 
 One exchange is one request on a fresh connection, redirects not followed: a caller that follows
 them asks again, so each hop's phases are its own and add up as blackbox_exporter's do.
@@ -76,9 +76,10 @@ class Exchange:
     # libcurl's own deadline for the whole exchange: a probe run's is shorter and cancels it
     # first; this one holds for a caller that sets none (a black hole must not wait forever)
     timeout: float = 60.0
-    # the address to connect to, already resolved by the caller (fetch resolves through the
-    # loop, so the name's lookup is timed and its address known even when connecting fails)
-    address: str | None = None
+    # the addresses to connect to, in the order to try them, already resolved by the caller
+    # (fetch resolves through the loop, so the lookup is timed and an address known even when
+    # connecting fails); empty: libcurl resolves the name itself
+    addresses: tuple[str, ...] = ()
     # the URL's host is that address itself (an IP literal): nothing to resolve or to pin
     literal: bool = False
 
@@ -287,10 +288,10 @@ class CurlEngine:
         easy.setopt(pycurl.TIMEOUT_MS, max(int(exchange.timeout * 1000), 1))
         easy.setopt(pycurl.ACCEPT_ENCODING, "")  # what this libcurl can decode; the body is kept decoded
         easy.setopt(pycurl.USERAGENT, USER_AGENT)  # a User-Agent in the headers replaces it
-        if exchange.address is not None and not exchange.literal:
+        if exchange.addresses and not exchange.literal:
             parts = urlsplit(exchange.url)
             port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-            shown = f"[{exchange.address}]" if ":" in exchange.address else exchange.address
+            shown = ",".join(f"[{a}]" if ":" in a else a for a in exchange.addresses)
             easy.setopt(pycurl.RESOLVE, [f"{parts.hostname}:{port}:{shown}"])
         method = exchange.method.upper()
         if method == "HEAD":
@@ -493,14 +494,18 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), (parts.hostname or "").lower() + f":{parts.port or ''}"
 
 
-async def resolve(url: str, progress: Progress) -> str | None:
-    """The address a URL's host name resolves to (the first, as the system orders them), looked
-    up in the loop's resolver threads and timed as the resolve phase; None for an IP literal."""
+MAX_ADDRESSES = 8  # of one name, tried in turn; a DNS answer of a thousand records is not
+
+
+async def resolve(url: str, progress: Progress) -> tuple[str, ...]:
+    """The addresses a URL's host name resolves to, in the system's order (the first is the
+    one `progress` names until a connection says otherwise), looked up in the loop's resolver
+    threads and timed as the resolve phase; empty for an IP literal."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if literal_address(host) is not None:
         progress.address = host
-        return None
+        return ()
     port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     started = time.perf_counter()
     try:
@@ -511,9 +516,9 @@ async def resolve(url: str, progress: Progress) -> str | None:
         progress.add("resolve", time.perf_counter() - started)
     if not found:
         raise CannotResolve(host)
-    address = str(found[0][4][0])
-    progress.address = address
-    return address
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found))[:MAX_ADDRESSES]
+    progress.address = addresses[0]
+    return addresses
 
 
 async def fetch(
@@ -527,11 +532,11 @@ async def fetch(
     seen = Progress() if progress is None else progress
     current = exchange
     while True:
-        if current.address is None:
-            if (address := await resolve(current.url, seen)) is not None:
-                current = replace(current, address=address)
+        if not current.addresses:
+            if addresses := await resolve(current.url, seen):
+                current = replace(current, addresses=addresses)
         else:
-            seen.address = current.address
+            seen.address = current.addresses[0]
         answer = await engine().exchange(current, budget)
         for phase, seconds in answer.phases.items():
             seen.add(phase, seconds)
@@ -552,7 +557,7 @@ async def fetch(
         headers = current.headers
         if _origin(target) != _origin(exchange.url):
             headers = [(k, v) for k, v in headers if k.lower() not in ("authorization", "cookie")]
-        current = replace(current, url=target, method=method, body=body, headers=headers, address=None, literal=False)
+        current = replace(current, url=target, method=method, body=body, headers=headers, addresses=(), literal=False)
 
 
 def _host_port(url: str) -> str:

@@ -147,7 +147,7 @@ class HttpProbe(Probe[HttpConfig]):
             certificates=True,  # the certificate's expiry is a value of every https run
         )
         if (address := literal_address(urlsplit(config.url).hostname or "")) is not None:
-            self._exchange.address, self._exchange.literal = address, True  # nothing to resolve
+            self._exchange.addresses, self._exchange.literal = (address,), True  # nothing to resolve
 
     @classmethod
     async def aclose_shared(cls) -> None:
