@@ -211,6 +211,18 @@ async def test_a_name_with_several_addresses_tries_the_next_when_one_refuses(
     assert result.values["ip_addr_hash"] == fnv32a(bytes([127, 0, 0, 1]))  # the one it reached
 
 
+async def test_proxy_variables_in_the_agents_environment_are_not_followed(
+    probe_once: ProbeOnce, serve_app: ServeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A probe measures the path to its target: an http_proxy left in a pod's or a shell's
+    # environment must not send it elsewhere (libcurl honours these by default; aiohttp did not)
+    url = await serve_app(shop_like_app())
+    for name in ("http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{free_port()}")
+    result = await probe_once({"type": "http", "url": url + "/ready"})
+    assert result.status is Status.OK, result.message
+
+
 def server_tls(tmp_path: Path, expired: bool = False, client_ca: Path | None = None) -> tuple[ssl.SSLContext, Path]:
     cert = make_cert(tmp_path, "server", days_valid=20, expired=expired)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

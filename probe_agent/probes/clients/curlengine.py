@@ -279,6 +279,7 @@ class CurlEngine:
         easy.setopt(pycurl.URL, exchange.url)
         easy.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)  # never file://, gopher://...
         easy.setopt(pycurl.NOSIGNAL, 1)
+        easy.setopt(pycurl.PROXY, "")  # never the environment's http_proxy: a probe measures its own path
         easy.setopt(pycurl.FORBID_REUSE, 1)  # a fresh connection: connect and TLS measured every run
         easy.setopt(pycurl.FRESH_CONNECT, 1)
         # no TLS session resumption either: a resumed session shows no certificate and times a
