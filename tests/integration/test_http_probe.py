@@ -223,6 +223,24 @@ async def test_proxy_variables_in_the_agents_environment_are_not_followed(
     assert result.status is Status.OK, result.message
 
 
+async def test_a_compressed_body_is_limited_by_its_decoded_size(probe_once: ProbeOnce, serve_app: ServeApp) -> None:
+    # 64 MiB of zeros gzip to 64 kB: the limit is on what the body becomes, as it is decoded
+    import gzip
+
+    bomb = gzip.compress(bytes(64 << 20), compresslevel=9)
+
+    async def serve_bomb(_r: web.Request) -> web.Response:
+        return web.Response(body=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
+
+    app = web.Application()
+    app.router.add_get("/", serve_bomb)
+    url = await serve_app(app)
+    started = time.monotonic()
+    result = await probe_once({"type": "http", "url": url + "/", "timeout": "5s"})
+    assert (result.reason, result.message) == (Reason.PROTOCOL, "response body exceeds max_body_bytes 1048576")
+    assert time.monotonic() - started < 2
+
+
 def server_tls(tmp_path: Path, expired: bool = False, client_ca: Path | None = None) -> tuple[ssl.SSLContext, Path]:
     cert = make_cert(tmp_path, "server", days_valid=20, expired=expired)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
