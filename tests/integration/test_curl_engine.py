@@ -392,3 +392,11 @@ async def test_an_exchange_without_a_callers_deadline_still_ends(curl: CurlEngin
     translated = translate_failure(failure.value)
     assert translated is not None and translated.reason is Reason.TIMEOUT
     assert curl.in_flight == 0
+
+
+async def test_a_header_with_an_empty_value_is_sent_empty(curl: CurlEngine, http_port: int) -> None:
+    # libcurl reads "Name:" as "drop this header": a configured empty value must still be sent
+    answer = await curl.exchange(Exchange(f"http://127.0.0.1:{http_port}/echo", headers=[("X-Probe", "")]))
+    assert answer.body == b"GET  "
+    answer = await curl.exchange(Exchange(f"http://127.0.0.1:{http_port}/echo", headers=[("X-Probe", "  a b ")]))
+    assert answer.body == b"GET a b "

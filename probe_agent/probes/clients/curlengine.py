@@ -303,7 +303,8 @@ class CurlEngine:
             easy.setopt(pycurl.POSTFIELDS, exchange.body)
             if method == "GET":
                 easy.setopt(pycurl.CUSTOMREQUEST, "GET")  # POSTFIELDS alone would make it a POST
-        headers = [f"{k}: {v}" for k, v in exchange.headers]
+        # "Name;" is libcurl's way to send a header empty ("Name:" would drop it)
+        headers = [f"{k}: {v}" if v.strip() else f"{k};" for k, v in exchange.headers]
         if exchange.body is not None:
             headers.append("Expect:")  # no 100-continue wait before a larger body: servers differ on it
         easy.setopt(pycurl.HTTPHEADER, headers)
