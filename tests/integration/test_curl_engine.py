@@ -400,3 +400,20 @@ async def test_a_header_with_an_empty_value_is_sent_empty(curl: CurlEngine, http
     assert answer.body == b"GET  "
     answer = await curl.exchange(Exchange(f"http://127.0.0.1:{http_port}/echo", headers=[("X-Probe", "  a b ")]))
     assert answer.body == b"GET a b "
+
+
+async def test_a_post_without_a_body_says_its_length_is_zero(curl: CurlEngine) -> None:
+    # nginx and others answer 411 Length Required to a POST that gives no length
+    async def length(request: web.Request) -> web.Response:
+        assert "Content-Type" not in request.headers  # none was configured, none is made up
+        return web.Response(text=request.headers.get("Content-Length", "none"))
+
+    app = web.Application()
+    app.router.add_route("*", "/", length)
+    runner, port = await serve(app)
+    try:
+        said = {m: (await curl.exchange(Exchange(f"http://127.0.0.1:{port}/", method=m))).body for m in ("POST", "PUT")}
+        got = (await curl.exchange(Exchange(f"http://127.0.0.1:{port}/"))).body
+    finally:
+        await runner.cleanup()
+    assert said == {"POST": b"0", "PUT": b"0"} and got == b"none"

@@ -299,14 +299,19 @@ class CurlEngine:
             easy.setopt(pycurl.NOBODY, 1)
         elif method != "GET":
             easy.setopt(pycurl.CUSTOMREQUEST, method)
-        if exchange.body is not None:
-            easy.setopt(pycurl.POSTFIELDS, exchange.body)
+        body = exchange.body
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""  # "Content-Length: 0": nginx and others answer 411 to a POST of no length
+        if body is not None:
+            easy.setopt(pycurl.POSTFIELDS, body)
             if method == "GET":
                 easy.setopt(pycurl.CUSTOMREQUEST, "GET")  # POSTFIELDS alone would make it a POST
         # "Name;" is libcurl's way to send a header empty ("Name:" would drop it)
         headers = [f"{k}: {v}" if v.strip() else f"{k};" for k, v in exchange.headers]
-        if exchange.body is not None:
+        if body is not None:
             headers.append("Expect:")  # no 100-continue wait before a larger body: servers differ on it
+            if not any(k.lower() == "content-type" for k, _ in exchange.headers):
+                headers.append("Content-Type:")  # not libcurl's made-up form type: the config says, or none
         easy.setopt(pycurl.HTTPHEADER, headers)
         if exchange.verify:
             easy.setopt(pycurl.SSL_VERIFYPEER, 1)
