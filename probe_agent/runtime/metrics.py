@@ -9,7 +9,7 @@ import contextlib
 import platform
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import GC_COLLECTOR, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from probe_agent import __version__
 
@@ -26,6 +26,9 @@ class AgentMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
+        # python_gc_*: the cyclic collector's work (the daemon tunes it: probe_agent.daemon), as
+        # Python exporters have it (client_golang has go_gc_*)
+        r.register(GC_COLLECTOR)
         build = Gauge("probe_agent_build_info", "Build information; always 1.", ["version", "python"], registry=r)
         self.shard_info = Gauge(
             "probe_agent_shard_info",
