@@ -69,6 +69,15 @@ RUN_TIME_WEIGHT = 0.02
 # interval to get through them. At a whole interval, the estimate (a mean) let a fifth of the ticks
 # that got a task wait the interval out and give up anyway, each with its task, timer and result.
 SHED_SHARE = 0.5
+# Past saturation one decision to shed may cover several ticks of the probe (each one counted as
+# shed): as many as the agent sheds for each tick it runs, over the last STRIDE_WINDOW seconds, up
+# to MAX_SHED_STRIDE. A shed tick costs its heap work and a result (~9 us in a loaded daemon's
+# cache); at 2.7x saturation 12,000 of them a second took a tenth of the core from the runs.
+# The ticks a stride skips span MAX_STRIDE_SECONDS at most: a probe of a long interval has few
+# ticks to shed, and skipping several would leave its target unwatched for long.
+MAX_SHED_STRIDE = 4
+MAX_STRIDE_SECONDS = 5.0
+STRIDE_WINDOW = 1.0
 
 
 SHED_TARGET = (
@@ -144,6 +153,10 @@ class Scheduler:
         self._waiting = 0  # runs waiting for a pool slot
         self._target_waiting: dict[str, int] = {}  # target -> runs waiting for one of its slots
         self.last_shed = -math.inf  # monotonic time of the last tick shed for overload
+        self._shed_stride = 1  # ticks one decision to shed covers (see MAX_SHED_STRIDE)
+        self._stride_since = -math.inf
+        self._window_shed = 0  # ticks shed and runs started since _stride_since
+        self._window_started = 0
         self._run_seconds = 0.01  # mean wall time of runs that did not time out
         self._target_timed_out: dict[str, float] = {}  # target -> when a run against it last timed out
         # Suspects get a pool of their own, a quarter of the size: enough to notice a recovery.
@@ -276,12 +289,12 @@ class Scheduler:
             else:
                 shed = None
             if shed is not None:
-                self._shed(entry, shed, clock)
-                shed_ticks += 1
+                shed_ticks += self._shed(entry, shed, clock)
                 # the entry is still the heap's top with its next tick: one sift down, not a pop and a push
                 heapq.heapreplace(heap, (entry.due, entry.sequence, entry))
                 continue
             heapq.heappop(heap)
+            self._window_started += 1
             started[entry.target] = started.get(entry.target, 0) + 1
             if not entry.suspect:
                 pool_wait += run_seconds / self._max_concurrency
@@ -293,6 +306,9 @@ class Scheduler:
         if shed_ticks:
             self.last_shed = clock
             self._shed_count.inc(shed_ticks)
+            self._window_shed += shed_ticks
+        if clock - self._stride_since >= STRIDE_WINDOW:
+            self._update_stride(clock)
         if heap:
             self._arm(heap[0][0])
 
@@ -374,14 +390,22 @@ class Scheduler:
         if not entry.removed:
             self._push(entry, entry.grid + next_tick * handle.config.interval)
 
-    def _shed(self, entry: _Scheduled, slots: str, now: float) -> None:
+    def _update_stride(self, clock: float) -> None:
+        # ticks shed per run started: how many of a probe's ticks are shed for each it runs
+        shed, started = self._window_shed, self._window_started
+        stride = math.ceil(shed / started) if started else (MAX_SHED_STRIDE if shed else 1)
+        self._shed_stride = max(1, min(MAX_SHED_STRIDE, stride))
+        self._stride_since, self._window_shed, self._window_started = clock, 0, 0
+
+    def _shed(self, entry: _Scheduled, slots: str, now: float) -> int:
         """Skip a due tick without starting it: more runs already wait for the `slots` it needs
         (`target`, `concurrency`) than can run before its next tick. Moves the entry on to its next
         tick (its due time and sequence); the caller puts it back in the heap.
 
         Past saturation most ticks are shed, so this is the agent's cost per tick there: the same
-        probe's shed ticks share one result until it runs again (only the count moves); the caller
-        counts them."""
+        probe's shed ticks share one result until it runs again (only the count moves), and one
+        decision covers as many of its ticks as the agent sheds for each it runs (the stride).
+        Returns the ticks shed; the caller counts them."""
         cached = entry.shed
         if cached is not None and cached[0] == slots and not (slots == "target" and self._hanging(entry)):
             result = cached[1]
@@ -398,9 +422,22 @@ class Scheduler:
         if due <= now:  # more than a tick behind (a stalled loop): the next one after now
             tick = entry.tick_after(now)
             due = entry.grid + tick * interval
+        ticks = 1
+        # a hanging target's ticks (CRITICAL, its fault) are shed one by one
+        extra = min(self._shed_stride - 1, int(MAX_STRIDE_SECONDS // interval)) if result.skipped else 0
+        if extra:
+            tick += extra
+            due += extra * interval
+            ticks += extra
+            try:
+                for _ in range(extra):
+                    self._on_result(result)
+            except Exception:
+                log.exception("recording the result of probe %s failed", entry.handle.name)
         entry.tick, entry.due = tick, due
         self._sequence += 1
         entry.sequence = self._sequence
+        return ticks
 
     def _hanging(self, entry: _Scheduled) -> bool:
         """Runs against this probe's target timed out lately: the target holds its slots."""
@@ -495,7 +532,6 @@ async def _acquire(semaphore: Slots, deadline: float, cause: str) -> None:
         await semaphore.acquire()  # free: no timer needed (the common case)
         return
     try:
-        async with asyncio.timeout_at(asyncio.get_running_loop().time() + deadline - time.monotonic()):
-            await semaphore.acquire()
+        await semaphore.acquire(asyncio.get_running_loop().time() + deadline - time.monotonic())
     except TimeoutError:
         raise _Skip(cause) from None

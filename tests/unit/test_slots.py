@@ -108,3 +108,38 @@ async def test_waiters_leave_in_any_order_at_the_same_cost() -> None:
     in_order = min([await cancel_all(20_000, shuffled=False) for _ in range(2)])
     shuffled = min([await cancel_all(20_000, shuffled=True) for _ in range(2)])
     assert shuffled < 3 * in_order, f"shuffled {shuffled * 1000:.0f} ms, in order {in_order * 1000:.0f} ms"
+
+
+async def test_a_waiter_with_a_deadline_leaves_at_it_and_loses_no_slot() -> None:
+    slots = Slots(1)
+    await slots.acquire()
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await slots.acquire(loop.time() + 0.05)
+    assert 0.04 <= time.monotonic() - started < 0.5
+    assert slots.waiting == 0
+    # a deadline that never comes due: served in turn, and its timer is gone with it
+    late = asyncio.create_task(slots.acquire(loop.time() + 60))
+    await asyncio.sleep(0)
+    slots.release()
+    await late
+    assert slots.locked()
+    slots.release()
+    assert not slots.locked()
+
+
+async def test_a_waiter_handed_a_slot_as_its_deadline_passes_keeps_it() -> None:
+    # release() hands the slot over and the timer fires before the waiter wakes: the slot is the
+    # waiter's (taken, not lost, not given twice)
+    slots = Slots(1)
+    await slots.acquire()
+    loop = asyncio.get_running_loop()
+    waiter = asyncio.create_task(slots.acquire(loop.time() + 0.01))
+    await asyncio.sleep(0)
+    slots.release()
+    time.sleep(0.02)  # the timer is due before the waiter runs again
+    await waiter
+    assert slots.locked() and slots.waiting == 0
+    slots.release()
+    assert not slots.locked()
