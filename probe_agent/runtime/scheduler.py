@@ -54,6 +54,7 @@ from probe_agent.core.results import Result, Status
 from probe_agent.core.slots import Slots
 from probe_agent.runtime.metrics import AgentMetrics
 from probe_agent.runtime.runner import ProbeHandle, drop_tracebacks, not_run, run_probe
+from probe_agent.runtime.state import stale_after
 
 log = logging.getLogger("probe_agent.runtime.scheduler")
 
@@ -73,10 +74,9 @@ SHED_SHARE = 0.5
 # shed): as many as the agent sheds for each tick it runs, over the last STRIDE_WINDOW seconds, up
 # to MAX_SHED_STRIDE. A shed tick costs its heap work and a result (~9 us in a loaded daemon's
 # cache); at 2.7x saturation 12,000 of them a second took a tenth of the core from the runs.
-# The ticks a stride skips span MAX_STRIDE_SECONDS at most: a probe of a long interval has few
-# ticks to shed, and skipping several would leave its target unwatched for long.
+# A stride never reaches past the moment the probe's result would turn stale (its next chance
+# comes before it, with time for a run), nor covers a probe that has not run yet.
 MAX_SHED_STRIDE = 4
-MAX_STRIDE_SECONDS = 5.0
 STRIDE_WINDOW = 1.0
 
 
@@ -103,6 +103,7 @@ class _Scheduled:
     due: float = 0.0  # monotonic time of the next run (or of the current run's tick)
     suspect: bool = False  # the last run timed out
     removed: bool = False
+    finished: float = -math.inf  # monotonic time its last run (not a skipped tick) ended
     task: asyncio.Task[None] | None = field(default=None, repr=False)  # the run in flight, if any
     sequence: int = 0  # breaks ties between equal due times in the heap
     # (cause, result) of the last tick shed since the last run: the next shed ticks say the same
@@ -371,6 +372,7 @@ class Scheduler:
             self._metrics.skipped_runs.labels(skip.cause).inc()
             result = self._skipped(entry, skip.cause, asked_at, time.monotonic() - asked)
         if not result.skipped:
+            entry.finished = time.monotonic()
             entry.suspect = result.reason is Reason.TIMEOUT
             if not entry.suspect and not result.message.startswith("not run"):
                 self._run_seconds += RUN_TIME_WEIGHT * (result.duration - self._run_seconds)
@@ -424,7 +426,11 @@ class Scheduler:
             due = entry.grid + tick * interval
         ticks = 1
         # a hanging target's ticks (CRITICAL, its fault) are shed one by one
-        extra = min(self._shed_stride - 1, int(MAX_STRIDE_SECONDS // interval)) if result.skipped else 0
+        extra = 0
+        if self._shed_stride > 1 and result.skipped:
+            config = entry.handle.config
+            room = (entry.finished + stale_after(config) - config.timeout - due) // interval
+            extra = int(min(self._shed_stride - 1, room)) if room >= 1 else 0
         if extra:
             tick += extra
             due += extra * interval

@@ -401,6 +401,8 @@ def test_every_shed_tick_is_counted_once() -> None:
         ticks_at_10s: dict[str, int] = {}
         for step in range(1, 45):  # every half tick, from 10 s on: after every first run's moment
             time.monotonic = lambda step=step: start + 10 + step * 0.5  # type: ignore[misc]
+            for entry in scheduler._probes.values():
+                entry.finished = time.monotonic() - 0.5  # as if each had just run: strides may reach on
             scheduler._dispatch()
             if step == 1:
                 ticks_at_10s = {name: entry.tick for name, entry in scheduler._probes.items()}
@@ -418,3 +420,30 @@ def test_every_shed_tick_is_counted_once() -> None:
     # nothing runs, so from the first second on one decision covers MAX_SHED_STRIDE ticks: the
     # heap work and the checks are paid once for them (the results are still one each)
     assert decisions < len(results) / 2, (decisions, len(results))
+
+
+def test_a_shed_stride_never_lets_a_result_turn_stale() -> None:
+    # A probe that last ran 4 s ago (1 s interval, 500 ms timeout: stale 6.5 s after its run)
+    # may be shed for more ticks at once, but its next chance comes in time for a run to end
+    # before its result would turn stale: overload shedding must not make healthy probes stale.
+    hs = handles([f"p{i}" for i in range(50)], "1s", "500ms", work=0.0)
+    scheduler = Scheduler(AgentMetrics(), lambda result: None, 64, per_target=32)
+    scheduler._arm = lambda due: None  # type: ignore[method-assign]
+    for h in hs:
+        scheduler.add(h)
+    scheduler._waiting = 10**6
+    real, start = time.monotonic, time.monotonic()
+    try:
+        time.monotonic = lambda: start + 10
+        scheduler._dispatch()  # a second of nothing but shedding: the stride is at its most
+        scheduler._shed_stride = MAX_SHED_STRIDE
+        for entry in scheduler._probes.values():
+            entry.finished = start + 7  # ran 4 s before the next dispatch
+        time.monotonic = lambda: start + 11
+        scheduler._dispatch()
+    finally:
+        time.monotonic = real
+    entries = list(scheduler._probes.values())
+    assert all(entry.due + 0.5 <= entry.finished + 6.5 for entry in entries), [
+        (entry.due - start, entry.finished - start) for entry in entries[:5]
+    ]
