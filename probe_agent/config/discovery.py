@@ -14,12 +14,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from probe_agent import __version__
 from probe_agent.config.kubernetes import list_targets, source_names
+from probe_agent.config.sources import SourceKey, SourceState, Target
 from probe_agent.core.errors import ConfigError
 from probe_agent.core.files import NamedFileError, read_named_file
 from probe_agent.core.yamlload import load_yaml
@@ -114,28 +114,6 @@ def _parse_targets(data: bytes, path: str) -> list[tuple[str, dict[str, str]]]:
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-Target = tuple[str, dict[str, str]]  # (address, labels) as a source lists it
-SourceKey = tuple[str, str]  # (group name, file path or URL)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceState:
-    """What one source of a group (a file_sd file, an http_sd URL) gave at the last load.
-
-    The daemon hands each load the states of the one before: a source that fails then keeps its
-    last good targets (`error` says why they are not new), as Prometheus keeps a failing
-    source's last list; one that never answered has none (`answered_at` None: its targets are
-    pending). Without them (`check`, `validate`) a failing source is a problem of the file."""
-
-    targets: tuple[Target, ...] = ()
-    digest: str | None = None  # of the last good answer (http_sd: a refresh compares to it)
-    answered_at: float | None = None  # wall-clock time of the last good answer
-    error: str | None = None  # why the last try failed; None: it answered
-
-    def failed(self, error: str) -> SourceState:
-        return SourceState(self.targets, self.digest, self.answered_at, error)
 
 
 Reader = Callable[[], tuple[list[Target], bytes]]  # a source's targets, and what its digest is of

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from probe_agent.config.discovery import SourceKey, SourceState, discovered_probes, discovery_base
+from probe_agent.config.sources import SourceKey, SourceState
 from probe_agent.core.defaults import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES
 from probe_agent.core.errors import ConfigError, did_you_mean, first_names
 from probe_agent.core.loopmonitor import DEFAULT_LAG_TOLERANCE
@@ -229,6 +229,9 @@ def parse_config(
         raise ConfigError([*problems.items, "probes: expected a list of probes"])
     origins: list[tuple[str | int, ...]] = [("probes", index) for index in range(len(raw_probes))]
     if agent.target_groups:
+        # the readers (files, http_sd, DNS, Kubernetes) load only for a file that has groups
+        from probe_agent.config.discovery import discovered_probes, discovery_base
+
         base = discovery_base(source)
         discovered, group_indexes, files, sources = discovered_probes(
             agent.target_groups, base, problems.items, discovery, answers

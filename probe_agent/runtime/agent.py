@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from probe_agent.config.discovery import SourceKey, SourceState, digest, discovery_base, sd_files, sources_of
+from probe_agent.config.discovery import digest, discovery_base, sd_files, sources_of
 from probe_agent.config.kubernetes import source_names
 from probe_agent.config.loader import AgentConfig, load_config, no_cyclic_gc
 from probe_agent.config.shard import Shard
+from probe_agent.config.sources import SourceKey, SourceState
 from probe_agent.core.defaults import MAX_CONFIG_BYTES
 from probe_agent.core.errors import AGENT_STARVED, ConfigError, Reason, first_names
 from probe_agent.core.logs import RedactingFilter

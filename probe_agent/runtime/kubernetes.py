@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from probe_agent.config.discovery import SourceKey, SourceState, digest_of
+from probe_agent.config.discovery import digest_of
 from probe_agent.config.kubernetes import (
     api_client,
     endpointslice_targets,
@@ -29,6 +29,7 @@ from probe_agent.config.kubernetes import (
     probe_targets,
     targets_of,
 )
+from probe_agent.config.sources import SourceKey, SourceState
 from probe_agent.schema.discovery import KubernetesSdConfig
 
 log = logging.getLogger("probe_agent.runtime.kubernetes")

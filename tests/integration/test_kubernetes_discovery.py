@@ -332,7 +332,7 @@ async def test_a_watch_whose_client_could_not_be_made_recovers_and_says_so(tmp_p
     # file is there, lists, and its error is gone.
     import asyncio
 
-    from probe_agent.config.discovery import SourceState
+    from probe_agent.config.sources import SourceState
     from probe_agent.runtime.kubernetes import ServiceWatch
     from probe_agent.schema.discovery import KubernetesSdConfig
 

@@ -134,7 +134,12 @@ def test_an_http_check_loads_no_aiohttp(tmp_path: Path) -> None:
         "except SystemExit:\n"
         "    pass\n"
         "print('loaded:', *(m for m in ('aiohttp', 'pycurl') if m in sys.modules))\n"
+        "readers = ('probe_agent.config.discovery', 'probe_agent.config.kubernetes', 'urllib.request')\n"
+        "print('readers:', *(m for m in readers if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert "web" in out.stdout  # it did run the probe
-    assert out.stdout.strip().splitlines()[-1] == "loaded: pycurl", out.stdout
+    loaded, readers = out.stdout.strip().splitlines()[-2:]
+    assert loaded == "loaded: pycurl", out.stdout
+    # nor, for a file without target_groups, the sources' readers (urllib.request among them: 9 ms)
+    assert readers == "readers:", out.stdout
