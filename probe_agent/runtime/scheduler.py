@@ -77,6 +77,7 @@ SHED_SHARE = 0.5
 # A stride never reaches past the moment the probe's result would turn stale (its next chance
 # comes before it, with time for a run), nor covers a probe that has not run yet.
 MAX_SHED_STRIDE = 4
+FIRST_RUN_RETRY = 1.0  # seconds at most before a first run put off by a backlog is tried again
 STRIDE_WINDOW = 1.0
 
 
@@ -104,6 +105,7 @@ class _Scheduled:
     suspect: bool = False  # the last run timed out
     removed: bool = False
     finished: float = -math.inf  # monotonic time its last run (not a skipped tick) ended
+    pending: bool = True  # no result yet (a probe a reload rebuilt keeps the one it had)
     task: asyncio.Task[None] | None = field(default=None, repr=False)  # the run in flight, if any
     sequence: int = 0  # breaks ties between equal due times in the heap
     # (cause, result) of the last tick shed since the last run: the next shed ticks say the same
@@ -114,6 +116,14 @@ class _Scheduled:
         # (uvloop's have millisecond resolution), and a quick run must not then serve its
         # tick twice.
         return max(self.tick + 1, math.floor((now - self.grid) / self.handle.config.interval) + 1)
+
+
+def _tick_before_a_whole_interval(entry: _Scheduled, first: float) -> int:
+    """The tick a first run at `first` stands for: the next is the first grid tick a whole
+    interval after it (less 1%, for timers' resolution). Standing for the tick just before it
+    instead ran a 10-minute probe twice within seconds when its grid offset lay just after it."""
+    interval = entry.handle.config.interval
+    return math.ceil((first + 0.99 * interval - entry.grid) / interval) - 1
 
 
 class _Skip(Exception):
@@ -196,12 +206,10 @@ class Scheduler:
         fraction = stable_fraction(handle.name)
         entry = _Scheduled(handle, target, self._origin + fraction * interval)
         first = time.monotonic() + fraction * min(interval, STARTUP_SPREAD)
-        # The first run comes early, within the start-up spread; the next is the first grid tick a
-        # whole interval after it (less 1%, for timers' resolution). Standing for the tick just
-        # before it instead ran a 10-minute probe twice within seconds when its grid offset lay
-        # just after the first run.
-        entry.tick = math.ceil((first + 0.99 * interval - entry.grid) / interval) - 1
+        # the first run comes early, within the start-up spread
+        entry.tick = _tick_before_a_whole_interval(entry, first)
         if resume:
+            entry.pending = False
             entry.tick = math.floor((time.monotonic() - entry.grid) / interval)
             first = entry.grid + (entry.tick + 1) * interval
         self._probes[handle.name] = entry
@@ -289,6 +297,20 @@ class Scheduler:
                 shed = "concurrency"
             else:
                 shed = None
+            if shed is not None and entry.pending and not (shed == "target" and self._hanging(entry)):
+                # Never run: nothing to say yet, and its next tick may be an interval away (at start,
+                # 50,000 probes left 105 first runs pending for 110 s). Its first run is tried again
+                # when the runs ahead would have got through, or in FIRST_RUN_RETRY if sooner (the
+                # estimate is of a mean run time, high while the agent starts), with no result; a
+                # probe that stays pending shows the overload in /health and the pending count.
+                backlog = target_waiting * run_seconds / self._per_target if shed == "target" else pool_wait
+                due = clock + min(max(backlog, 0.05), FIRST_RUN_RETRY, interval)
+                entry.tick = _tick_before_a_whole_interval(entry, due)
+                self._sequence += 1
+                entry.due, entry.sequence = due, self._sequence
+                heapq.heapreplace(heap, (due, entry.sequence, entry))
+                self.last_shed = clock
+                continue
             if shed is not None:
                 shed_ticks += self._shed(entry, shed, clock)
                 # the entry is still the heap's top with its next tick: one sift down, not a pop and a push
@@ -373,6 +395,7 @@ class Scheduler:
             result = self._skipped(entry, skip.cause, asked_at, time.monotonic() - asked)
         if not result.skipped:
             entry.finished = time.monotonic()
+            entry.pending = False
             entry.suspect = result.reason is Reason.TIMEOUT
             if not entry.suspect and not result.message.startswith("not run"):
                 self._run_seconds += RUN_TIME_WEIGHT * (result.duration - self._run_seconds)

@@ -331,6 +331,7 @@ async def test_ticks_due_at_once_count_the_runs_started_just_before_them() -> No
     due = time.monotonic() - 0.01
     for index, (_, sequence, entry) in enumerate(scheduler._heap):
         entry.due = due  # all equal: still a heap
+        entry.pending = False  # each has run before (a first run is put off, not shed)
         scheduler._heap[index] = (due, sequence, entry)
     scheduler._dispatch()
     started = len(scheduler._running)
@@ -403,6 +404,7 @@ def test_every_shed_tick_is_counted_once() -> None:
             time.monotonic = lambda step=step: start + 10 + step * 0.5  # type: ignore[misc]
             for entry in scheduler._probes.values():
                 entry.finished = time.monotonic() - 0.5  # as if each had just run: strides may reach on
+                entry.pending = False
             scheduler._dispatch()
             if step == 1:
                 ticks_at_10s = {name: entry.tick for name, entry in scheduler._probes.items()}
@@ -439,6 +441,7 @@ def test_a_shed_stride_never_lets_a_result_turn_stale() -> None:
         scheduler._shed_stride = MAX_SHED_STRIDE
         for entry in scheduler._probes.values():
             entry.finished = start + 7  # ran 4 s before the next dispatch
+            entry.pending = False
         time.monotonic = lambda: start + 11
         scheduler._dispatch()
     finally:
@@ -447,3 +450,29 @@ def test_a_shed_stride_never_lets_a_result_turn_stale() -> None:
     assert all(entry.due + 0.5 <= entry.finished + 6.5 for entry in entries), [
         (entry.due - start, entry.finished - start) for entry in entries[:5]
     ]
+
+
+def test_a_first_run_that_meets_a_backlog_is_put_off_not_skipped_to_the_next_tick() -> None:
+    # 50,000 probes of a 50 s interval start at once: the agent shed 105 first runs, and each
+    # waited for a grid tick about an interval after its first moment: pending for up to 110 s
+    # (bench/scale.py). A probe that has never run has nothing to say yet: its first run is
+    # tried again soon (FIRST_RUN_RETRY), with no skipped result.
+    hs = handles([f"p{i}" for i in range(50)], "50s", "5s", work=0.0)
+    results: list[Result] = []
+    scheduler = Scheduler(AgentMetrics(), results.append, 64, per_target=32)
+    scheduler._arm = lambda due: None  # type: ignore[method-assign]
+    for h in hs:
+        scheduler.add(h)
+    scheduler._run_seconds = 0.01
+    scheduler._waiting = 30 * 64 * 100  # 30 s of runs wait for the pool: past the 25 s a tick may wait
+    real, start = time.monotonic, time.monotonic()
+    try:
+        time.monotonic = lambda: start + 6  # every first run (within 5 s) is due
+        scheduler._dispatch()
+    finally:
+        time.monotonic = real
+    assert results == []
+    dues = sorted(entry.due - start for entry in scheduler._probes.values())
+    assert dues[0] >= 6 + 0.99 and dues[-1] <= 6 + 1.01, dues
+    # and the run after it still comes a whole interval after it
+    assert all(entry.grid + (entry.tick + 1) * 50 >= entry.due + 0.99 * 50 for entry in scheduler._probes.values())
