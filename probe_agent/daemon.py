@@ -11,6 +11,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from probe_agent import LAUNCHED
 from probe_agent.config.loader import AgentConfig
 from probe_agent.config.shard import Shard
 from probe_agent.core.defaults import MAX_CONFIG_BYTES
@@ -70,6 +71,7 @@ async def serve(
         shard=shard,
         history_file=history_file,
         history_save_every=history_save_every,
+        launched=LAUNCHED,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -20,6 +20,7 @@ import collections
 import contextlib
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -129,7 +130,10 @@ class Agent:
         shard: Shard | None = None,
         history_file: Path | None = None,
         history_save_every: float = 60.0,
+        launched: float = -math.inf,
     ):
+        """`launched`: when the process started (monotonic; the daemon's), for its first runs."""
+        self.launched = launched
         self.shard = shard
         self.history_file = history_file  # the status page's history over restarts (probe_agent.runtime.historyfile)
         self.history_save_every = history_save_every
@@ -179,6 +183,7 @@ class Agent:
             per_target=self.config.max_concurrency_per_target,
             monitor=self.monitor,
             lag_tolerance=self.config.loop_lag_tolerance,
+            launched=self.launched,
         )
         async with self._reload_lock, _building():  # a reload asked for while starting waits for the start
             # Every probe shows as pending at once, with the history of the last process (read first:

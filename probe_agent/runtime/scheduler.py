@@ -5,7 +5,8 @@ where the offset is a stable fraction of the interval taken from the probe's
 name, so a thousand probes do not fire at once and a restart keeps the same
 phase. A run that ends late skips the ticks it missed (never queues them),
 so one probe never runs twice at once. The first run of a probe comes within
-STARTUP_SPREAD seconds of it being added, so /health is not pending for a
+STARTUP_SPREAD seconds of it being added (the probes of the start: within
+STARTUP_WINDOW of launch), so /health is not pending for a
 whole interval.
 
 Probes come and go one by one (`add`, `remove`): a reload touches only the
@@ -59,6 +60,12 @@ from probe_agent.runtime.state import stale_after
 log = logging.getLogger("probe_agent.runtime.scheduler")
 
 STARTUP_SPREAD = 5.0
+# The probes of the start (added within this long of the process's launch) begin their first runs
+# by then: the agent spends a second or more of the 5 s reading, validating and building 10,000
+# probes, and the spread over the rest has every probe's result within 5 s of launch (it took
+# 6.5-7 s with the whole spread after the build). Never less than MIN_SPREAD.
+STARTUP_WINDOW = 4.0
+MIN_SPREAD = 1.0
 DEFAULT_PER_TARGET = 32
 # A run that waited for a slot longer than this share of its interval is counted as delayed.
 DELAYED_SHARE = 0.1
@@ -154,7 +161,10 @@ class Scheduler:
         per_target: int = DEFAULT_PER_TARGET,
         monitor: LoopMonitor | None = None,
         lag_tolerance: float = DEFAULT_LAG_TOLERANCE,
+        launched: float = -math.inf,
     ):
+        """`launched`: the process's launch (monotonic), for the first runs of the start."""
+        self._launched = launched
         self._metrics = metrics
         self._shed_count = metrics.skipped_runs.labels("overload")  # once, not a label lookup per shed tick
         self._on_result = on_result
@@ -205,7 +215,11 @@ class Scheduler:
         interval = handle.config.interval
         fraction = stable_fraction(handle.name)
         entry = _Scheduled(handle, target, self._origin + fraction * interval)
-        first = time.monotonic() + fraction * min(interval, STARTUP_SPREAD)
+        now = time.monotonic()
+        spread = STARTUP_SPREAD
+        if now < self._launched + STARTUP_WINDOW:
+            spread = max(MIN_SPREAD, self._launched + STARTUP_WINDOW - now)
+        first = now + fraction * min(interval, spread)
         # the first run comes early, within the start-up spread
         entry.tick = _tick_before_a_whole_interval(entry, first)
         if resume:

@@ -476,3 +476,21 @@ def test_a_first_run_that_meets_a_backlog_is_put_off_not_skipped_to_the_next_tic
     assert dues[0] >= 6 + 0.99 and dues[-1] <= 6 + 1.01, dues
     # and the run after it still comes a whole interval after it
     assert all(entry.grid + (entry.tick + 1) * 50 >= entry.due + 0.99 * 50 for entry in scheduler._probes.values())
+
+
+def test_the_first_runs_of_the_start_begin_within_the_window_after_launch() -> None:
+    # A daemon spends a second or more building 10,000 probes before they are scheduled; spread
+    # over a whole 5 s after that, the last first result came 6.5-7 s after launch. The probes
+    # of the start begin their first runs by 4 s after launch; a reload later spreads over 5 s.
+    hs = handles([f"p{i}" for i in range(400)], "60s", "5s", work=0.0)
+    now = time.monotonic()
+    at_start = Scheduler(AgentMetrics(), lambda result: None, 64, launched=now - 2.0)
+    at_start._arm = lambda due: None  # type: ignore[method-assign]
+    later = Scheduler(AgentMetrics(), lambda result: None, 64, launched=now - 100)
+    later._arm = lambda due: None  # type: ignore[method-assign]
+    for h in hs:
+        at_start.add(h)
+        later.add(h)
+    firsts = [entry.due - now for entry in at_start._probes.values()]
+    assert max(firsts) <= 2.0 + 0.05 and max(firsts) > 1.5, max(firsts)
+    assert max(entry.due - now for entry in later._probes.values()) > 4.5
