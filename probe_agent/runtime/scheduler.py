@@ -320,15 +320,11 @@ class Scheduler:
                 backlog = target_waiting * run_seconds / self._per_target if shed == "target" else pool_wait
                 due = clock + min(max(backlog, 0.05), FIRST_RUN_RETRY, interval)
                 entry.tick = _tick_before_a_whole_interval(entry, due)
-                self._sequence += 1
-                entry.due, entry.sequence = due, self._sequence
-                heapq.heapreplace(heap, (due, entry.sequence, entry))
+                self._requeue_top(entry, due)
                 self.last_shed = clock
                 continue
             if shed is not None:
                 shed_ticks += self._shed(entry, shed, clock)
-                # the entry is still the heap's top with its next tick: one sift down, not a pop and a push
-                heapq.heapreplace(heap, (entry.due, entry.sequence, entry))
                 continue
             heapq.heappop(heap)
             self._window_started += 1
@@ -429,6 +425,12 @@ class Scheduler:
         if not entry.removed:
             self._push(entry, entry.grid + next_tick * handle.config.interval)
 
+    def _requeue_top(self, entry: _Scheduled, due: float) -> None:
+        # the entry is still the heap's top, due later now: one sift down, not a pop and a push
+        self._sequence += 1
+        entry.due, entry.sequence = due, self._sequence
+        heapq.heapreplace(self._heap, (due, self._sequence, entry))
+
     def _update_stride(self, clock: float) -> None:
         # ticks shed per run started: how many of a probe's ticks are shed for each it runs
         shed, started = self._window_shed, self._window_started
@@ -438,8 +440,8 @@ class Scheduler:
 
     def _shed(self, entry: _Scheduled, slots: str, now: float) -> int:
         """Skip a due tick without starting it: more runs already wait for the `slots` it needs
-        (`target`, `concurrency`) than can run before its next tick. Moves the entry on to its next
-        tick (its due time and sequence); the caller puts it back in the heap.
+        (`target`, `concurrency`) than can run before its next tick. Moves the entry, the heap's
+        top, on to its next tick.
 
         Past saturation most ticks are shed, so this is the agent's cost per tick there: the same
         probe's shed ticks share one result until it runs again (only the count moves), and one
@@ -451,36 +453,27 @@ class Scheduler:
         else:
             result = self._skipped(entry, slots, time.time(), 0.0, shed=True)
             entry.shed = (slots, result) if result.skipped else None
-        try:
-            self._on_result(result)
-        except Exception:  # a bug in reporting must not stop this probe's schedule
-            log.exception("recording the result of probe %s failed", entry.handle.name)
-        interval = entry.handle.config.interval
+        config = entry.handle.config
+        interval = config.interval
         tick = entry.tick + 1
         due = entry.grid + tick * interval
         if due <= now:  # more than a tick behind (a stalled loop): the next one after now
             tick = entry.tick_after(now)
             due = entry.grid + tick * interval
-        ticks = 1
-        # a hanging target's ticks (CRITICAL, its fault) are shed one by one
+        # more ticks of the stride, while the next chance still comes before the result turns
+        # stale; a hanging target's ticks (CRITICAL, its fault) are shed one by one
         extra = 0
         if self._shed_stride > 1 and result.skipped:
-            config = entry.handle.config
             room = (entry.finished + stale_after(config) - config.timeout - due) // interval
             extra = int(min(self._shed_stride - 1, room)) if room >= 1 else 0
-        if extra:
-            tick += extra
-            due += extra * interval
-            ticks += extra
-            try:
-                for _ in range(extra):
-                    self._on_result(result)
-            except Exception:
-                log.exception("recording the result of probe %s failed", entry.handle.name)
-        entry.tick, entry.due = tick, due
-        self._sequence += 1
-        entry.sequence = self._sequence
-        return ticks
+        try:
+            for _ in range(1 + extra):
+                self._on_result(result)
+        except Exception:  # a bug in reporting must not stop this probe's schedule
+            log.exception("recording the result of probe %s failed", entry.handle.name)
+        entry.tick = tick + extra
+        self._requeue_top(entry, due + extra * interval)
+        return 1 + extra
 
     def _hanging(self, entry: _Scheduled) -> bool:
         """Runs against this probe's target timed out lately: the target holds its slots."""
@@ -571,10 +564,7 @@ class Scheduler:
 
 async def _acquire(semaphore: Slots, deadline: float, cause: str) -> None:
     """Take a slot, or raise _Skip(cause) if it is not free by the deadline (monotonic)."""
-    if not semaphore.locked():
-        await semaphore.acquire()  # free: no timer needed (the common case)
-        return
-    try:
+    try:  # a free slot is taken at once, with no timer (the common case)
         await semaphore.acquire(asyncio.get_running_loop().time() + deadline - time.monotonic())
     except TimeoutError:
         raise _Skip(cause) from None
