@@ -11,7 +11,7 @@ def _launched() -> float:
     try:
         with open("/proc/self/stat", "rb") as stat:
             # the fields after the command name, which is in parentheses and may hold spaces
-            fields = stat.read().rsplit(b")", 1)[1].split()
+            fields = stat.read(4096).rsplit(b")", 1)[1].split()  # a line of the kernel's, well under 1 kB
         started = int(fields[19]) / _os.sysconf("SC_CLK_TCK")  # field 22: starttime
         elapsed = _time.clock_gettime(_time.CLOCK_BOOTTIME) - started
     except (OSError, ValueError, IndexError, AttributeError):
